@@ -1,0 +1,486 @@
+"""The typed Python API behind ``mypkg-migrate``: every command is one function here.
+
+Each function takes the database as a URL string, a SQLAlchemy ``URL``, an ``Engine``
+or a ``Connection`` (``None`` means ``$MYPKG_DATABASE_URL`` or ``sqlite:///mypkg.db``),
+and raises :class:`~mypkg.errors.MigrateError` (or its subclass ``UsageError``) with
+a one-line message when it cannot do what was asked. A failed upgrade leaves the
+database at the last revision that completed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+from . import database, scripts, settings
+from .errors import MigrateError, UsageError
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+    from sqlalchemy.engine import URL, Connection, Engine
+
+Target = Union[str, "URL", "Engine", "Connection", None]
+
+
+@dataclass(frozen=True)
+class AppliedRevision:
+    """One revision run against the database, in one transaction."""
+
+    revision: str
+    message: str
+    direction: Literal["upgrade", "downgrade"]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What an upgrade or downgrade did."""
+
+    database: str  #: the URL, password masked
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    applied: list[AppliedRevision] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    revision: str
+    down_revisions: tuple[str, ...]
+    message: str
+    is_head: bool
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where a database stands against the revisions this package ships."""
+
+    database: str
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    applied: list[RevisionInfo]
+    pending: list[RevisionInfo]
+
+    @property
+    def at_head(self) -> bool:
+        return not self.pending and set(self.current) == set(self.heads)
+
+
+# --- opening the database ----------------------------------------------------
+
+
+@contextlib.contextmanager
+def _connect(target: Target, *, will_write: bool) -> Iterator[tuple[Connection, URL]]:
+    """A connection for a migration, and the URL to name in messages.
+
+    A SQLite file engine handed in by the caller is replaced by one made
+    transactional (see :func:`mypkg.database.create_engine`) on the same file.
+    """
+    from sqlalchemy.engine import Connection, Engine
+
+    if isinstance(target, Connection):
+        yield target, target.engine.url
+        return
+    if isinstance(target, Engine) and database.sqlite_path(target.url) is None:
+        with database.database_errors(target.url), target.connect() as connection:
+            yield connection, target.url
+        return
+    url = target.url if isinstance(target, Engine) else _parse(target)
+    database.check_sqlite_file(url, will_write=will_write)
+    engine = database.create_engine(url, for_migrations=True)
+    try:
+        with database.database_errors(url), engine.connect() as connection:
+            yield connection, url
+    finally:
+        engine.dispose()
+
+
+def _parse(target: str | URL | None) -> URL:
+    if target is None or isinstance(target, str):
+        return settings.parse_url(settings.resolve_url_string(target))
+    return target
+
+
+def _database_exists(target: Target) -> bool:
+    """False for a SQLite file that is not there yet: reading it must not create it."""
+    from sqlalchemy.engine import Connection, Engine
+
+    if isinstance(target, Connection | Engine):
+        return True
+    path = database.sqlite_path(_parse(target))
+    return path is None or path.exists()
+
+
+def _read_current(connection: Connection) -> tuple[str, ...]:
+    """The revisions in ``alembic_version``; reads only, never creates the table."""
+    from alembic.runtime.migration import MigrationContext
+
+    heads = MigrationContext.configure(connection).get_current_heads()
+    # End the read transaction SQLAlchemy began: Alembic must start its own
+    # per-revision transactions, or it treats them as external and commits nothing.
+    connection.commit()
+    return tuple(heads)
+
+
+# --- the revision graph --------------------------------------------------------
+
+
+def _script(revision: str) -> Script | None:
+    from alembic.util import CommandError
+
+    try:
+        return scripts.script_directory().get_revision(revision)
+    except CommandError:
+        return None
+
+
+def _describe(revision: str | None) -> str:
+    if revision is None:
+        return "base (empty)"
+    script = _script(revision)
+    return f"{revision} ({script.doc})" if script is not None else revision
+
+
+def _require_known(current: Sequence[str], url: URL) -> None:
+    from ._version import package_version
+
+    unknown = [rev for rev in current if _script(rev) is None]
+    if unknown:
+        raise MigrateError(
+            f"{settings.mask(url)} is at revision {', '.join(unknown)}, which mypkg "
+            f"{package_version()} does not ship: it was migrated by a newer mypkg; "
+            "install that version (or newer) to migrate or downgrade it"
+        )
+
+
+def _require_revision(revision: str) -> None:
+    """Fail as a usage error on a revision the package does not have.
+
+    Relative (``-1``, ``+2``, ``head-1``) and symbolic (``head``, ``base``, ``heads``)
+    revisions are left to Alembic, which resolves them against the database.
+    """
+    if revision in ("head", "heads", "base") or revision.lstrip("+-").isdigit():
+        return
+    if any(sign in revision for sign in "+-") and revision.split("+")[0].split("-")[0] in (
+        "head",
+        "base",
+    ):
+        return
+    from alembic.util import CommandError
+
+    try:
+        found = scripts.script_directory().get_revisions(revision)
+    except CommandError as exc:
+        raise UsageError(f"unknown revision {revision!r}: {exc}") from None
+    if not found:
+        raise UsageError(f"unknown revision {revision!r}")
+
+
+def _planned(current: Sequence[str], destination: str, direction: str) -> list[Script]:
+    """The revisions Alembic is about to run, in order; used to name a failing one."""
+    directory = scripts.script_directory()
+    try:
+        if direction == "upgrade":
+            steps = directory._upgrade_revs(destination, tuple(current))
+        else:
+            steps = directory._downgrade_revs(destination, tuple(current))
+    except Exception:  # noqa: BLE001 - only for messages; Alembic reports the real error
+        return []
+    return [step.revision for step in steps]
+
+
+# --- running -------------------------------------------------------------------
+
+
+def _run(
+    command_name: Literal["upgrade", "downgrade"],
+    target: Target,
+    revision: str,
+    on_applied: Callable[[AppliedRevision], None] | None,
+) -> MigrationResult:
+    from alembic import command
+    from sqlalchemy import event
+
+    _require_revision(revision)
+    with _connect(target, will_write=True) as (connection, url):
+        before = _read_current(connection)
+        _require_known(before, url)
+        plan = _planned(before, revision, command_name)
+        applied: list[AppliedRevision] = []
+        started = [time.perf_counter()]
+
+        def mark_start(_conn: Any) -> None:
+            started[0] = time.perf_counter()
+
+        def record(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+            # Up or down, up_revision_id names the script that just ran.
+            script = _script(step.up_revision_id)
+            entry = AppliedRevision(
+                revision=step.up_revision_id,
+                message=script.doc if script is not None else "",
+                direction="upgrade" if step.is_upgrade else "downgrade",
+                seconds=time.perf_counter() - started[0],
+            )
+            applied.append(entry)
+            if on_applied is not None:
+                on_applied(entry)
+
+        config = scripts.make_config(connection=connection, on_version_apply=[record])
+        event.listen(connection, "begin", mark_start)
+        try:
+            getattr(command, command_name)(config, revision)
+        except Exception as exc:
+            if connection.in_transaction():
+                connection.rollback()
+            failed = plan[len(applied)] if len(applied) < len(plan) else None
+            raise _failure(exc, failed, connection, url) from exc
+        finally:
+            event.remove(connection, "begin", mark_start)
+        after = _read_current(connection)
+    return MigrationResult(settings.mask(url), before, after, applied)
+
+
+def _failure(exc: Exception, failed: Script | None, connection: Connection, url: URL) -> Exception:
+    from alembic.util import CommandError
+
+    if isinstance(exc, MigrateError):
+        return exc
+    reason = database.first_line(exc)
+    if isinstance(exc, CommandError) and failed is None:
+        return MigrateError(reason)
+    try:
+        now = _describe(_read_current(connection)[0] if _read_current(connection) else None)
+    except Exception:  # noqa: BLE001 - the connection itself may be gone
+        now = "unknown"
+    what = f"revision {failed.revision} ({failed.doc})" if failed is not None else "migration"
+    return MigrateError(
+        f"{what} failed: {type(getattr(exc, 'orig', None) or exc).__name__}: {reason}; "
+        f"{settings.mask(url)} is at {now}"
+    )
+
+
+def upgrade(
+    target: Target = None,
+    revision: str = "head",
+    *,
+    on_applied: Callable[[AppliedRevision], None] | None = None,
+) -> MigrationResult:
+    """Upgrade the database to ``revision`` (default: the newest this package ships).
+
+    Each revision runs and commits in its own transaction; ``on_applied`` is called
+    after each one. Safe to call at application start-up.
+
+    :raises UsageError: unknown revision, bad URL.
+    :raises MigrateError: the database cannot be reached or written, is at a
+        revision this package does not know, or a revision failed (the message names it).
+    """
+    return _run("upgrade", target, revision, on_applied)
+
+
+def downgrade(
+    target: Target = None,
+    revision: str = "-1",
+    *,
+    confirm_base: bool = False,
+    on_applied: Callable[[AppliedRevision], None] | None = None,
+) -> MigrationResult:
+    """Downgrade the database to ``revision`` (``-1``: one step back).
+
+    :param confirm_base: must be True to downgrade to ``base``, which drops every table.
+    :raises UsageError: ``base`` without ``confirm_base``, unknown revision.
+    :raises MigrateError: as :func:`upgrade`.
+    """
+    if revision == "base" and not confirm_base:
+        raise UsageError("downgrading to base drops every table and its data: confirm with --yes")
+    return _run("downgrade", target, revision, on_applied)
+
+
+def current(target: Target = None) -> tuple[str, ...]:
+    """The revision(s) the database is at; empty for a new database. Writes nothing."""
+    if not _database_exists(target):
+        return ()
+    with _connect(target, will_write=False) as (connection, _url):
+        return _read_current(connection)
+
+
+def heads() -> tuple[str, ...]:
+    """The newest revision(s) this package ships."""
+    return tuple(scripts.script_directory().get_heads())
+
+
+def history() -> list[RevisionInfo]:
+    """Every revision this package ships, oldest first."""
+    directory = scripts.script_directory()
+    revisions = list(directory.walk_revisions())
+    revisions.reverse()
+    return [
+        RevisionInfo(
+            revision=rev.revision,
+            down_revisions=tuple(_as_tuple(rev.down_revision)),
+            message=rev.doc,
+            is_head=rev.is_head,
+        )
+        for rev in revisions
+    ]
+
+
+def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def status(target: Target = None) -> Status:
+    """Applied and pending revisions. Writes nothing.
+
+    :raises MigrateError: unreachable, or at a revision this package does not know.
+    """
+    url = _target_url(target)
+    now = current(target)
+    _require_known(now, url)
+    directory = scripts.script_directory()
+    applied_ids = {rev.revision for rev in directory.iterate_revisions(now, "base")} if now else set()
+    everything = history()
+    return Status(
+        database=settings.mask(url),
+        current=now,
+        heads=heads(),
+        applied=[rev for rev in everything if rev.revision in applied_ids],
+        pending=[rev for rev in everything if rev.revision not in applied_ids],
+    )
+
+
+def _target_url(target: Target) -> URL:
+    from sqlalchemy.engine import Connection, Engine
+
+    if isinstance(target, Connection):
+        return target.engine.url
+    if isinstance(target, Engine):
+        return target.url
+    return _parse(target)
+
+
+def wait_for_head(
+    target: Target = None,
+    timeout: float = 60.0,
+    *,
+    poll: float = 0.5,
+    on_wait: Callable[[Status], None] | None = None,
+) -> Status:
+    """Poll until the database is at head, for replicas that wait for a migrator.
+
+    :raises MigrateError: still behind after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        state = status(target)
+        if state.at_head:
+            return state
+        if time.monotonic() >= deadline:
+            raise MigrateError(
+                f"{state.database} is still {len(state.pending)} revision(s) behind head "
+                f"after {timeout:g}s: is a migrator running (mypkg-migrate upgrade)?"
+            )
+        if on_wait is not None and not told:
+            on_wait(state)
+            told = True
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def stamp(target: Target, revision: str) -> MigrationResult:
+    """Record ``revision`` in the database without running any migration."""
+    from alembic import command
+
+    _require_revision(revision)
+    with _connect(target, will_write=True) as (connection, url):
+        before = _read_current(connection)
+        config = scripts.make_config(connection=connection)
+        try:
+            command.stamp(config, revision)
+            if connection.in_transaction():
+                connection.commit()
+        except Exception as exc:
+            raise _failure(exc, None, connection, url) from exc
+        after = _read_current(connection)
+    return MigrationResult(settings.mask(url), before, after)
+
+
+def check(target: Target = None) -> list[str]:
+    """Differences between the models and the database, one readable line each.
+
+    An empty list means the database matches :data:`mypkg.models.metadata`.
+
+    :raises MigrateError: the database is not at head (upgrade first).
+    """
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from .models import metadata
+
+    state = status(target)
+    if not state.at_head:
+        raise MigrateError(
+            f"{state.database} is not at head ({len(state.pending)} revision(s) pending): "
+            "run mypkg-migrate upgrade first"
+        )
+    with _connect(target, will_write=False) as (connection, _url):
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": False}
+        )
+        differences = compare_metadata(context, metadata)
+        connection.rollback()
+    return [_render_difference(diff) for diff in differences]
+
+
+def _render_difference(diff: Any) -> str:
+    if isinstance(diff, list):  # column modifications come grouped
+        return "; ".join(_render_difference(item) for item in diff)
+    kind, *args = diff
+    if kind.startswith("modify_"):
+        _schema, table, column, _info, old, new = args
+        return f"{kind} {table}.{column}: database {old!r}, models {new!r}"
+    names = []
+    for arg in args:
+        name = getattr(arg, "name", None)
+        table = getattr(getattr(arg, "table", None), "name", None)
+        if name is not None:
+            names.append(f"{table}.{name}" if table and table != name else str(name))
+        elif isinstance(arg, str):
+            names.append(arg)
+    return f"{kind} {' '.join(names)}".strip()
+
+
+def offline_sql(
+    direction: Literal["upgrade", "downgrade"],
+    revision_range: str,
+    target: str | URL | None = None,
+) -> str:
+    """The SQL an upgrade or downgrade would run, without a database.
+
+    :param revision_range: ``FROM:TO`` (for ``upgrade``, a bare ``TO`` starts at base).
+    :param target: only its dialect matters; nothing is connected.
+    :raises UsageError: unknown revision, or a downgrade without ``FROM:``.
+    """
+    from alembic import command
+
+    start, sep, end = revision_range.rpartition(":")
+    if direction == "downgrade" and not sep:
+        raise UsageError("downgrade --sql needs a range FROM:TO, e.g. head:base")
+    for revision in (start, end):
+        if revision:
+            _require_revision(revision)
+    from alembic.util import CommandError
+
+    buffer = io.StringIO()
+    config = scripts.make_config(url=_parse(target))
+    config.output_buffer = buffer
+
+    try:
+        getattr(command, direction)(config, revision_range, sql=True)
+    except CommandError as exc:
+        raise MigrateError(database.first_line(exc)) from exc
+    return buffer.getvalue()

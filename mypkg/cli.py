@@ -1,0 +1,358 @@
+"""``mypkg-migrate``: parsing and printing only; the work is in :mod:`mypkg.api`.
+
+Nothing heavy is imported at module level, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import ExitCode, MigrateError
+from .settings import DEFAULT_URL, ENV_VAR
+
+PROG = "mypkg-migrate"
+
+DESCRIPTION = f"""\
+Migrate a database to the schema this mypkg package ships.
+
+The database is --url, else ${ENV_VAR}, else {DEFAULT_URL} (a file in the
+working directory). Passwords in URLs are never printed.
+
+exit codes: 0 success (status: at head), 1 failure (status: revisions pending;
+check: differences), 2 usage error (bad option, malformed URL, unknown revision)."""
+
+EPILOG = f"""\
+examples:
+  {PROG} upgrade                         # the default SQLite file, to head
+  {PROG} --url postgresql://app@db/app upgrade
+  {PROG} status --wait 120               # a replica waiting for the migrator
+  {PROG} downgrade -1
+  {PROG} upgrade --sql base:head > schema.sql
+
+Run '{PROG} COMMAND --help' for a command's options."""
+
+
+def _shared_options() -> argparse.ArgumentParser:
+    """Options accepted before or after the command name.
+
+    SUPPRESS keeps a subcommand's absent option from overwriting the one given
+    before the command; real defaults are applied in :func:`main`.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("global options")
+    group.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help=f"database URL (default: ${ENV_VAR}, else {DEFAULT_URL})",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="machine-readable output (current, status, history, heads)",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log what Alembic does; show tracebacks",
+    )
+    group.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only errors"
+    )
+    return parent
+
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "upgrade": (
+        "upgrade to a revision (default: head)",
+        f"  {PROG} upgrade\n  {PROG} upgrade +1\n  {PROG} upgrade --sql base:head",
+    ),
+    "downgrade": (
+        "downgrade to a revision (-1: one step; base needs --yes)",
+        f"  {PROG} downgrade -1\n  {PROG} downgrade base --yes\n  {PROG} downgrade --sql head:-1",
+    ),
+    "current": ("show the database's revision", f"  {PROG} current\n  {PROG} current --json"),
+    "history": ("list the revisions this package ships", f"  {PROG} history --json"),
+    "heads": ("show the newest revision(s) shipped", f"  {PROG} heads"),
+    "stamp": (
+        "record a revision without running migrations",
+        f"  {PROG} stamp head      # a database created by create_all()",
+    ),
+    "status": (
+        "applied and pending revisions; exit 0 at head, 1 when pending",
+        f"  {PROG} status\n  {PROG} status --wait 60   # poll until at head",
+    ),
+    "check": (
+        "compare the models with the database; exit 1 on differences",
+        f"  {PROG} check",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    shared = _shared_options()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        parents=[shared],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=_VersionAction())
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub: dict[str, argparse.ArgumentParser] = {}
+    for name, (summary, examples) in COMMANDS.items():
+        sub[name] = commands.add_parser(
+            name,
+            parents=[shared],
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}.",
+            epilog=f"examples:\n{examples}\n\nexit codes: 0 success, 1 failure, 2 usage error",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    for name in ("upgrade", "downgrade"):
+        sub[name].add_argument(
+            "revision",
+            nargs="?" if name == "upgrade" else None,
+            default="head" if name == "upgrade" else None,
+            metavar="REV",
+            help="target revision: an id (prefix), head, base, +N, -N; with --sql, FROM:TO",
+        )
+        sub[name].add_argument(
+            "--sql",
+            action="store_true",
+            help="print the SQL for the dialect of --url instead of running it",
+        )
+    sub["downgrade"].add_argument(
+        "--yes", action="store_true", help="confirm a downgrade to base (drops every table)"
+    )
+    sub["stamp"].add_argument("revision", metavar="REV", help="revision to record")
+    sub["status"].add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="poll until the database is at head, fail after SECONDS",
+    )
+    return parser
+
+
+class _VersionAction(str):
+    """Reads the version only when --version is asked for (importlib.metadata is slow)."""
+
+    def __str__(self) -> str:
+        from ._version import package_version
+
+        return f"{PROG} {package_version()}"
+
+    def __mod__(self, _other: Any) -> str:
+        return str(self)
+
+
+# --- printing ----------------------------------------------------------------
+
+
+class Output:
+    def __init__(self, *, as_json: bool, quiet: bool) -> None:
+        self.as_json = as_json
+        self.quiet = quiet
+
+    def line(self, text: str = "") -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+    def data(self, payload: Any, text: Callable[[], None]) -> None:
+        if self.as_json:
+            print(json.dumps(payload, indent=2))
+        else:
+            text()
+
+
+def _short(revisions: Sequence[str]) -> str:
+    return ", ".join(revisions) if revisions else "base (empty database)"
+
+
+def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
+    from . import api
+
+    if args.sql:
+        revision_range = args.revision
+        sys.stdout.write(api.offline_sql(args.command, revision_range, args.url))
+        return ExitCode.OK
+
+    def applied(step: api.AppliedRevision) -> None:
+        arrow = "applied " if step.direction == "upgrade" else "reverted"
+        out.line(f"{arrow} {step.revision}  {step.message}  ({step.seconds * 1000:.0f} ms)")
+
+    if args.command == "upgrade":
+        result = api.upgrade(args.url, args.revision, on_applied=applied)
+    else:
+        result = api.downgrade(args.url, args.revision, confirm_base=args.yes, on_applied=applied)
+    if not result.applied:
+        out.line(f"{result.database}: nothing to do, at {_short(result.after)}")
+    else:
+        out.line(
+            f"{result.database}: {args.command}d from {_short(result.before)} "
+            f"to {_short(result.after)}"
+        )
+    return ExitCode.OK
+
+
+def _revision_dict(rev: Any) -> dict[str, Any]:
+    return {
+        "revision": rev.revision,
+        "down_revisions": list(rev.down_revisions),
+        "message": rev.message,
+        "is_head": rev.is_head,
+    }
+
+
+def _current(args: argparse.Namespace, out: Output) -> ExitCode:
+    from . import api
+
+    state = api.status(args.url)
+
+    def text() -> None:
+        if not state.current:
+            out.line("base (empty database)")
+        for rev in state.current:
+            message = next((r.message for r in state.applied if r.revision == rev), "")
+            head = " (head)" if rev in state.heads else ""
+            out.line(f"{rev}{head}  {message}")
+
+    out.data(
+        {"database": state.database, "current": list(state.current), "at_head": state.at_head},
+        text,
+    )
+    return ExitCode.OK
+
+
+def _status(args: argparse.Namespace, out: Output) -> ExitCode:
+    from . import api
+
+    if args.wait is not None:
+        def waiting(state: api.Status) -> None:
+            print(
+                f"waiting up to {args.wait:g}s for {state.database} to reach head "
+                f"({len(state.pending)} revision(s) pending)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        state = api.wait_for_head(args.url, args.wait, on_wait=None if out.quiet else waiting)
+    else:
+        state = api.status(args.url)
+
+    def text() -> None:
+        out.line(f"database: {state.database}")
+        out.line(f"current:  {_short(state.current)}")
+        out.line(f"head:     {_short(state.heads)}")
+        out.line(f"applied:  {len(state.applied)} revision(s)")
+        out.line(f"pending:  {len(state.pending)} revision(s)")
+        for rev in state.pending:
+            out.line(f"  {rev.revision}  {rev.message}")
+
+    out.data(
+        {
+            "database": state.database,
+            "current": list(state.current),
+            "heads": list(state.heads),
+            "at_head": state.at_head,
+            "applied": [_revision_dict(rev) for rev in state.applied],
+            "pending": [_revision_dict(rev) for rev in state.pending],
+        },
+        text,
+    )
+    return ExitCode.OK if state.at_head else ExitCode.FAILURE
+
+
+def _history(args: argparse.Namespace, out: Output) -> ExitCode:
+    from . import api
+
+    revisions = api.history()
+
+    def text() -> None:
+        for rev in revisions:
+            parent = ", ".join(rev.down_revisions) or "<base>"
+            head = " (head)" if rev.is_head else ""
+            out.line(f"{parent} -> {rev.revision}{head}, {rev.message}")
+
+    out.data([_revision_dict(rev) for rev in revisions], text)
+    return ExitCode.OK
+
+
+def _heads(args: argparse.Namespace, out: Output) -> ExitCode:
+    from . import api
+
+    found = api.heads()
+    out.data(list(found), lambda: [out.line(rev) for rev in found])
+    return ExitCode.OK
+
+
+def _stamp(args: argparse.Namespace, out: Output) -> ExitCode:
+    from . import api
+
+    result = api.stamp(args.url, args.revision)
+    out.line(f"{result.database}: stamped {_short(result.after)} (was {_short(result.before)})")
+    return ExitCode.OK
+
+
+def _check(args: argparse.Namespace, out: Output) -> ExitCode:
+    from . import api
+
+    differences = api.check(args.url)
+    if not differences:
+        out.line("no differences: the database matches the models")
+        return ExitCode.OK
+    print(f"{len(differences)} difference(s) between the models and the database:")
+    for difference in differences:
+        print(f"  {difference}")
+    return ExitCode.FAILURE
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
+    "upgrade": _run_migration,
+    "downgrade": _run_migration,
+    "current": _current,
+    "history": _history,
+    "heads": _heads,
+    "stamp": _stamp,
+    "status": _status,
+    "check": _check,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``mypkg-migrate``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    for name, default in (("url", None), ("json", False), ("verbose", False), ("quiet", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)-5s [%(name)s] %(message)s")
+    out = Output(as_json=args.json, quiet=args.quiet)
+    try:
+        return int(HANDLERS[args.command](args, out))
+    except MigrateError as exc:
+        if args.verbose:
+            logging.getLogger(__name__).exception("failed")
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug or an environment problem: one line still
+        if args.verbose:
+            raise
+        print(f"{PROG}: error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return int(ExitCode.FAILURE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

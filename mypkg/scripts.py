@@ -1,0 +1,56 @@
+"""Where the migration scripts are, in a wheel, an editable install or a source tree.
+
+The scripts are authored once, in ``alembic/`` at the source root. The wheel maps
+that folder to ``mypkg/migrations`` (see pyproject.toml); an editable install or a
+plain checkout imports ``mypkg`` from the source root, where ``alembic/`` sits
+beside it. Both are located through :mod:`importlib.resources`, never through the
+working directory.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+#: The folder name of the scripts inside the installed package.
+BUNDLED = "migrations"
+
+
+@functools.cache
+def script_location() -> str:
+    """The ``script_location`` for Alembic: ``mypkg:migrations`` when installed,
+    else the absolute path of the source tree's ``alembic/`` folder."""
+    package = files("mypkg")
+    if package.joinpath(BUNDLED, "env.py").is_file():
+        # Alembic resolves "package:folder" with importlib.resources itself.
+        return f"mypkg:{BUNDLED}"
+    source = Path(str(package)).parent / "alembic"
+    if (source / "env.py").is_file():
+        return str(source)
+    raise FileNotFoundError(
+        f"mypkg's migration scripts are missing: neither {package}/{BUNDLED} "
+        f"nor {source} holds env.py; reinstall mypkg"
+    )
+
+
+def make_config(**attributes: Any) -> Config:
+    """An Alembic ``Config`` built in code: an installed package has no alembic.ini."""
+    from alembic.config import Config
+
+    config = Config(attributes=dict(attributes))
+    config.set_main_option("script_location", script_location())
+    return config
+
+
+@functools.cache
+def script_directory() -> ScriptDirectory:
+    """The revision graph, loaded once per process (every load imports every script)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(make_config())
