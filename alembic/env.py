@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from logging.config import fileConfig
 
+import sqlalchemy as sa
 from alembic import context
 
 from mypkg import database, settings
@@ -74,17 +75,18 @@ def run_with(connection) -> None:  # noqa: ANN001
 
 
 def run_migrations_online() -> None:
-    # mypkg's API (and pytest-alembic) hand in a connection they own.
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        run_with(connection)
+    # mypkg's API hands in a Connection it owns; pytest-alembic may hand in an Engine.
+    handed_in = config.attributes.get("connection")
+    if isinstance(handed_in, sa.Connection):
+        run_with(handed_in)
         return
-    engine = database.create_engine(database_url(), for_migrations=True)
+    engine = handed_in or database.create_engine(database_url(), for_migrations=True)
     try:
         with engine.connect() as connection:
             run_with(connection)
     finally:
-        engine.dispose()
+        if handed_in is None:
+            engine.dispose()
 
 
 if context.is_offline_mode():

@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[shared],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=_VersionAction())
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sub: dict[str, argparse.ArgumentParser] = {}
     for name, (summary, examples) in COMMANDS.items():
@@ -143,16 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _VersionAction(str):
+class _VersionAction(argparse.Action):
     """Reads the version only when --version is asked for (importlib.metadata is slow)."""
 
-    def __str__(self) -> str:
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any) -> None:
         from ._version import package_version
 
-        return f"{PROG} {package_version()}"
-
-    def __mod__(self, _other: Any) -> str:
-        return str(self)
+        print(f"{PROG} {package_version()}")
+        parser.exit()
 
 
 # --- printing ----------------------------------------------------------------

@@ -43,9 +43,9 @@ def make_config(**attributes: Any) -> Config:
     """An Alembic ``Config`` built in code: an installed package has no alembic.ini."""
     from alembic.config import Config
 
-    config = Config(attributes=dict(attributes))
-    config.set_main_option("script_location", script_location())
-    return config
+    # Passed as config_args (the parser's defaults) rather than set afterwards, so
+    # that copies made with Config(config_file_name, config_args=...) keep it.
+    return Config(attributes=dict(attributes), config_args={"script_location": script_location()})
 
 
 @functools.cache
