@@ -1,0 +1,108 @@
+"""Shared fixtures: real SQLite files, a real PostgreSQL server, the command as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from mypkg import database, scripts
+from tests.pgserver import PostgresServer
+
+REPO = Path(__file__).resolve().parent.parent
+DIALECTS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'app.db'}"
+
+
+@pytest.fixture
+def postgresql_url(pg_server: PostgresServer) -> Iterator[str]:
+    url = pg_server.create_database()
+    try:
+        yield url
+    finally:
+        pg_server.drop_database(url)
+
+
+@pytest.fixture(params=DIALECTS)
+def db_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of each dialect: a new SQLite file, a new PostgreSQL database."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+# pytest-alembic's fixtures, pointed at the shipped scripts and both dialects.
+@pytest.fixture
+def alembic_config():  # noqa: ANN201
+    return scripts.make_config()
+
+
+@pytest.fixture
+def alembic_engine(db_url: str) -> Iterator[Engine]:
+    engine = database.create_engine(db_url, for_migrations=True)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def command_prefix() -> list[str]:
+    """The installed console script next to this interpreter, else ``python -m mypkg``."""
+    script = Path(sys.executable).parent / "mypkg-migrate"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mypkg"]
+
+
+class Cli:
+    """Runs ``mypkg-migrate`` as a subprocess, in a directory, with a clean environment."""
+
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.cwd = cwd
+        self.env = {k: v for k, v in os.environ.items() if k != "MYPKG_DATABASE_URL"}
+        self.env.update(env or {})
+        self.prefix = command_prefix()
+
+    def __call__(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.prefix, *args],
+            cwd=self.cwd,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+@pytest.fixture
+def source_copy(tmp_path: Path) -> Path:
+    """A copy of the package and its scripts, to add test-only revisions to.
+
+    Imported through PYTHONPATH, it finds its scripts in the copied ``alembic/``
+    beside it (the source-tree layout); the shipped scripts are never touched.
+    """
+    root = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO / "mypkg", root / "mypkg", ignore=ignore)
+    shutil.copytree(REPO / "alembic", root / "alembic", ignore=ignore)
+    return root

@@ -1,0 +1,82 @@
+"""The authors' workflow: the plain ``alembic`` command from the source root, as Alembic documents it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mypkg
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def checkout(source_copy: Path) -> Path:
+    shutil.copy(REPO / "alembic.ini", source_copy / "alembic.ini")
+    return source_copy
+
+
+def alembic(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "MYPKG_DATABASE_URL"}
+    environment.update(env)
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", *args],
+        cwd=root, env=environment, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def version(path: Path) -> list[str]:
+    with sqlite3.connect(path) as connection:
+        return [row[0] for row in connection.execute("SELECT version_num FROM alembic_version")]
+
+
+def test_upgrade_head_and_downgrade_minus_one(checkout: Path) -> None:
+    alembic(checkout, "upgrade", "head")
+    assert version(checkout / "mypkg.db") == list(mypkg.heads())
+    alembic(checkout, "downgrade", "-1")
+    assert version(checkout / "mypkg.db") == [mypkg.history()[-2].revision]
+    assert "(head)" not in alembic(checkout, "current").stdout
+
+
+def test_environment_variable_wins_over_alembic_ini(checkout: Path) -> None:
+    alembic(checkout, "upgrade", "head", MYPKG_DATABASE_URL=f"sqlite:///{checkout}/env.db")
+    assert (checkout / "env.db").exists() and not (checkout / "mypkg.db").exists()
+
+
+def test_revision_then_autogenerate_from_a_model_change(checkout: Path) -> None:
+    alembic(checkout, "upgrade", "head")
+    alembic(checkout, "revision", "-m", "empty step")
+    model = checkout / "mypkg" / "models" / "note.py"
+    model.write_text(
+        model.read_text().replace(
+            "    body: Mapped[str] = mapped_column(Text)\n",
+            "    body: Mapped[str] = mapped_column(Text)\n"
+            "    pinned: Mapped[bool | None] = mapped_column()\n",
+        )
+    )
+    alembic(checkout, "upgrade", "head")
+    alembic(checkout, "revision", "--autogenerate", "-m", "add pinned to note")
+    generated = next((checkout / "alembic" / "versions").glob("*_add_pinned_to_note.py")).read_text()
+    # Batch mode is what env.py asks autogenerate to write, so SQLite can run it.
+    assert "batch_alter_table('note'" in generated
+    assert "add_column(sa.Column('pinned', sa.Boolean()" in generated
+    alembic(checkout, "upgrade", "head")
+    with sqlite3.connect(checkout / "mypkg.db") as connection:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(note)")}
+    assert "pinned" in columns
+    alembic(checkout, "downgrade", "-1")
+    with sqlite3.connect(checkout / "mypkg.db") as connection:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(note)")}
+    assert "pinned" not in columns
+
+
+def test_no_init_py_shadows_the_alembic_library() -> None:
+    assert not (REPO / "alembic" / "__init__.py").exists()
+    assert not (REPO / "alembic" / "versions" / "__init__.py").exists()

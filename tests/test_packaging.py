@@ -1,0 +1,86 @@
+"""The scripts ship inside the package and are found in a wheel, an editable install and a source tree."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import mypkg
+from mypkg import scripts
+from tests.conftest import REPO
+from tests.test_api import run_copy
+
+HEAD = mypkg.heads()[0]
+SHIPPED = sorted(p.name for p in (REPO / "alembic" / "versions").glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    (built,) = out.glob("mypkg-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtual environment, outside the repository, with only the wheel and its dependencies."""
+    root = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=300)
+    subprocess.run(
+        [str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    return root
+
+
+def test_wheel_carries_models_env_and_every_revision(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "mypkg/models/__init__.py" in names
+    for name in ("env.py", "script.py.mako", "README"):
+        assert f"mypkg/migrations/{name}" in names
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("mypkg/migrations/versions/")) == SHIPPED
+    # Nothing at the top level that could shadow the alembic library.
+    assert not [n for n in names if n.startswith("alembic/")]
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "mypkg-migrate = mypkg.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_installed_wheel_migrates_from_an_empty_directory(venv: Path, tmp_path: Path) -> None:
+    command = str(venv / "bin" / "mypkg-migrate")
+    env = {k: v for k, v in os.environ.items() if k not in ("MYPKG_DATABASE_URL", "PYTHONPATH")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([command, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    assert "applied" in run("upgrade").stdout
+    assert HEAD in run("current").stdout
+    assert "pending:  0" in run("status").stdout
+    assert f"reverted {HEAD}" in run("downgrade", "-1").stdout
+    assert f"applied  {HEAD}" in run("upgrade").stdout
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "from mypkg import scripts; print(scripts.script_location())"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    # Alembic's own importlib.resources lookup of "package:folder".
+    assert where == "mypkg:migrations"
+
+
+def test_editable_install_uses_the_source_scripts() -> None:
+    assert Path(scripts.script_location()) == REPO / "alembic"
+
+
+def test_plain_source_tree_finds_its_scripts(source_copy: Path) -> None:
+    result = run_copy(source_copy, "history")
+    assert result.returncode == 0, result.stderr
+    assert HEAD in result.stdout
