@@ -1,4 +1,4 @@
-"""The package version, read from the one place it is written (pyproject.toml)."""
+"""The package version, from the one place it is written (``recipe/recipe.yaml``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ def package_version() -> str:
     try:
         return version("mypkg")
     except PackageNotFoundError:  # a bare source tree, never installed
-        import tomllib
+        import re
         from pathlib import Path
 
-        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
-        with pyproject.open("rb") as handle:
-            return str(tomllib.load(handle)["project"]["version"])
+        recipe = Path(__file__).resolve().parent.parent / "recipe" / "recipe.yaml"
+        found = re.search(r'(?m)^  version: "([^"]+)"', recipe.read_text())
+        return found.group(1) if found else "0+unknown"
