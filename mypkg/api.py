@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from . import database, scripts, settings
+from . import database, locking, scripts, settings
 from .errors import MigrateError, UsageError
+from .locking import DEFAULT_LOCK_TIMEOUT
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -96,6 +97,41 @@ def _connect(target: Target, *, will_write: bool) -> Iterator[tuple[Connection, 
             yield connection, url
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _locked(
+    target: Target, lock_timeout: float, on_wait: Callable[[str], None] | None
+) -> Iterator[tuple[Connection, URL]]:
+    """A connection for a command that writes, holding the migration lock.
+
+    Unwinds in reverse: the PostgreSQL lock is released, then the connection is
+    closed, then the SQLite file lock (whose descriptor must outlive the connection).
+    """
+    url = _target_url(target)
+    path = database.sqlite_path(url)
+    with contextlib.ExitStack() as stack:
+        if path is not None:
+            database.check_sqlite_file(url, will_write=True)
+            stack.enter_context(locking.sqlite_lock(path, url, lock_timeout, on_wait))
+        connection, url = stack.enter_context(_connect(target, will_write=True))
+        if url.get_backend_name() == "postgresql":
+            _notice_dead_clients(connection)
+            stack.enter_context(locking.postgresql_lock(connection, url, lock_timeout, on_wait))
+        yield connection, url
+
+
+def _notice_dead_clients(connection: Connection) -> None:
+    """Make the server end this session soon after its client dies (PostgreSQL 14+).
+
+    Without it, a killed migrator's server process runs its statement to the end,
+    holding the revision's locks and the migration lock until then.
+    """
+    from sqlalchemy import text
+
+    if connection.dialect.server_version_info >= (14,):
+        connection.execute(text("SET client_connection_check_interval = '1s'"))
+        connection.commit()
 
 
 def _parse(target: str | URL | None) -> URL:
@@ -195,20 +231,48 @@ def _planned(current: Sequence[str], destination: str, direction: str) -> list[S
 # --- running -------------------------------------------------------------------
 
 
+#: Bounded retry of a revision whose statement waited longer than
+#: ``statement_lock_timeout`` for a table lock (PostgreSQL ``lock_timeout``).
+STATEMENT_LOCK_RETRIES = 3
+
+
+def _is_lock_timeout(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03"  # lock_not_available
+
+
+def _absolute(plan: Sequence[Script], direction: str, revision: str) -> str:
+    """The revision a relative target (``-1``, ``+2``) means now, so a retry after some
+    revisions completed does not go further than asked."""
+    if not plan:
+        return revision
+    last = plan[-1]
+    if direction == "upgrade":
+        return last.revision
+    down = last.down_revision
+    if down is None:
+        return "base"
+    return down if isinstance(down, str) else revision
+
+
 def _run(
     command_name: Literal["upgrade", "downgrade"],
     target: Target,
     revision: str,
     on_applied: Callable[[AppliedRevision], None] | None,
+    lock_timeout: float,
+    statement_lock_timeout: float | None,
+    on_wait: Callable[[str], None] | None,
 ) -> MigrationResult:
     from alembic import command
-    from sqlalchemy import event
+    from sqlalchemy import event, text
 
     _require_revision(revision)
-    with _connect(target, will_write=True) as (connection, url):
+    with _locked(target, lock_timeout, on_wait) as (connection, url):
+        # Read only now, under the lock: the previous holder may have migrated.
         before = _read_current(connection)
         _require_known(before, url)
         plan = _planned(before, revision, command_name)
+        destination = _absolute(plan, command_name, revision)
         applied: list[AppliedRevision] = []
         started = [time.perf_counter()]
 
@@ -228,17 +292,46 @@ def _run(
             if on_applied is not None:
                 on_applied(entry)
 
+        postgresql = url.get_backend_name() == "postgresql"
+        if postgresql and statement_lock_timeout:
+            connection.execute(text(f"SET lock_timeout = '{int(statement_lock_timeout * 1000)}ms'"))
+            connection.commit()
         config = scripts.make_config(connection=connection, on_version_apply=[record])
         event.listen(connection, "begin", mark_start)
+        retries = 0
         try:
-            getattr(command, command_name)(config, revision)
-        except Exception as exc:
-            if connection.in_transaction():
-                connection.rollback()
-            failed = plan[len(applied)] if len(applied) < len(plan) else None
-            raise _failure(exc, failed, connection, url) from exc
+            while True:
+                try:
+                    getattr(command, command_name)(config, destination)
+                    break
+                except Exception as exc:
+                    if connection.in_transaction():
+                        connection.rollback()
+                    failed = plan[len(applied)] if len(applied) < len(plan) else None
+                    if (
+                        postgresql
+                        and statement_lock_timeout
+                        and _is_lock_timeout(exc)
+                        and retries < STATEMENT_LOCK_RETRIES
+                    ):
+                        retries += 1
+                        pause = 0.5 * 2 ** (retries - 1)
+                        if on_wait is not None:
+                            name = failed.revision if failed is not None else "a revision"
+                            on_wait(
+                                f"{name} waited over {statement_lock_timeout:g}s for a table "
+                                f"lock and was rolled back; retry {retries} of "
+                                f"{STATEMENT_LOCK_RETRIES} in {pause:g}s"
+                            )
+                        time.sleep(pause)
+                        continue
+                    raise _failure(exc, failed, connection, url) from exc
         finally:
             event.remove(connection, "begin", mark_start)
+            if postgresql and statement_lock_timeout:
+                with contextlib.suppress(Exception):
+                    connection.execute(text("RESET lock_timeout"))
+                    connection.commit()
         after = _read_current(connection)
     return MigrationResult(settings.mask(url), before, after, applied)
 
@@ -267,17 +360,28 @@ def upgrade(
     revision: str = "head",
     *,
     on_applied: Callable[[AppliedRevision], None] | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    statement_lock_timeout: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> MigrationResult:
     """Upgrade the database to ``revision`` (default: the newest this package ships).
 
     Each revision runs and commits in its own transaction; ``on_applied`` is called
-    after each one. Safe to call at application start-up.
+    after each one. Safe to call at application start-up, from many replicas at once:
+    one migrates while the others wait for the migration lock (up to ``lock_timeout``
+    seconds), then find nothing left to do.
+
+    :param statement_lock_timeout: PostgreSQL: give up a statement that waits longer
+        than this for a table lock (``lock_timeout``), roll its revision back and retry
+        it (:data:`STATEMENT_LOCK_RETRIES` times), so that a migration queued behind a
+        long transaction does not stall the application's queries queued behind it.
+    :param on_wait: called with a message while waiting for a lock or retrying.
 
     :raises UsageError: unknown revision, bad URL.
     :raises MigrateError: the database cannot be reached or written, is at a
         revision this package does not know, or a revision failed (the message names it).
     """
-    return _run("upgrade", target, revision, on_applied)
+    return _run("upgrade", target, revision, on_applied, lock_timeout, statement_lock_timeout, on_wait)
 
 
 def downgrade(
@@ -286,6 +390,9 @@ def downgrade(
     *,
     confirm_base: bool = False,
     on_applied: Callable[[AppliedRevision], None] | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    statement_lock_timeout: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> MigrationResult:
     """Downgrade the database to ``revision`` (``-1``: one step back).
 
@@ -295,7 +402,9 @@ def downgrade(
     """
     if revision == "base" and not confirm_base:
         raise UsageError("downgrading to base drops every table and its data: confirm with --yes")
-    return _run("downgrade", target, revision, on_applied)
+    return _run(
+        "downgrade", target, revision, on_applied, lock_timeout, statement_lock_timeout, on_wait
+    )
 
 
 def current(target: Target = None) -> tuple[str, ...]:
@@ -391,12 +500,18 @@ def wait_for_head(
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
-def stamp(target: Target, revision: str) -> MigrationResult:
+def stamp(
+    target: Target,
+    revision: str,
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    on_wait: Callable[[str], None] | None = None,
+) -> MigrationResult:
     """Record ``revision`` in the database without running any migration."""
     from alembic import command
 
     _require_revision(revision)
-    with _connect(target, will_write=True) as (connection, url):
+    with _locked(target, lock_timeout, on_wait) as (connection, url):
         before = _read_current(connection)
         config = scripts.make_config(connection=connection)
         try:

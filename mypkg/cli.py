@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import ExitCode, MigrateError
+from .locking import DEFAULT_LOCK_TIMEOUT
 from .settings import DEFAULT_URL, ENV_VAR
 
 PROG = "mypkg-migrate"
@@ -72,7 +73,8 @@ def _shared_options() -> argparse.ArgumentParser:
 COMMANDS: dict[str, tuple[str, str]] = {
     "upgrade": (
         "upgrade to a revision (default: head)",
-        f"  {PROG} upgrade\n  {PROG} upgrade +1\n  {PROG} upgrade --sql base:head",
+        f"  {PROG} upgrade\n  {PROG} upgrade +1\n  {PROG} upgrade --sql base:head\n"
+        f"  {PROG} upgrade --lock-timeout 600 --statement-lock-timeout 5   # production",
     ),
     "downgrade": (
         "downgrade to a revision (-1: one step; base needs --yes)",
@@ -130,6 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="print the SQL for the dialect of --url instead of running it",
         )
+    for name in ("upgrade", "downgrade", "stamp"):
+        sub[name].add_argument(
+            "--lock-timeout",
+            type=_seconds,
+            default=DEFAULT_LOCK_TIMEOUT,
+            metavar="SECONDS",
+            help="wait this long for another migrator to finish, then fail (exit 1, "
+            f"nothing changed); default {DEFAULT_LOCK_TIMEOUT:g}",
+        )
+    for name in ("upgrade", "downgrade"):
+        sub[name].add_argument(
+            "--statement-lock-timeout",
+            type=_seconds,
+            metavar="SECONDS",
+            help="PostgreSQL: roll a revision back when one of its statements waits longer "
+            "than this for a table lock, and retry it up to 3 times, so the application's "
+            "queries are not stalled behind it (default: wait indefinitely)",
+        )
     sub["downgrade"].add_argument(
         "--yes", action="store_true", help="confirm a downgrade to base (drops every table)"
     )
@@ -141,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="poll until the database is at head, fail after SECONDS",
     )
     return parser
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
+    return seconds
 
 
 class _VersionAction(argparse.Action):
@@ -168,6 +198,11 @@ class Output:
         if not self.quiet:
             print(text, flush=True)
 
+    def waiting(self, text: str) -> None:
+        """Progress while blocked (lock waits, retries): stderr, so stdout stays clean."""
+        if not self.quiet:
+            print(f"{PROG}: {text}", file=sys.stderr, flush=True)
+
     def data(self, payload: Any, text: Callable[[], None]) -> None:
         if self.as_json:
             print(json.dumps(payload, indent=2))
@@ -191,10 +226,16 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         arrow = "applied " if step.direction == "upgrade" else "reverted"
         out.line(f"{arrow} {step.revision}  {step.message}  ({step.seconds * 1000:.0f} ms)")
 
+    options = {
+        "on_applied": applied,
+        "lock_timeout": args.lock_timeout,
+        "statement_lock_timeout": args.statement_lock_timeout,
+        "on_wait": out.waiting,
+    }
     if args.command == "upgrade":
-        result = api.upgrade(args.url, args.revision, on_applied=applied)
+        result = api.upgrade(args.url, args.revision, **options)
     else:
-        result = api.downgrade(args.url, args.revision, confirm_base=args.yes, on_applied=applied)
+        result = api.downgrade(args.url, args.revision, confirm_base=args.yes, **options)
     if not result.applied:
         out.line(f"{result.database}: nothing to do, at {_short(result.after)}")
     else:
@@ -299,7 +340,7 @@ def _heads(args: argparse.Namespace, out: Output) -> ExitCode:
 def _stamp(args: argparse.Namespace, out: Output) -> ExitCode:
     from . import api
 
-    result = api.stamp(args.url, args.revision)
+    result = api.stamp(args.url, args.revision, lock_timeout=args.lock_timeout, on_wait=out.waiting)
     out.line(f"{result.database}: stamped {_short(result.after)} (was {_short(result.before)})")
     return ExitCode.OK
 
