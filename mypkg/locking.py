@@ -89,7 +89,8 @@ def postgresql_lock(
                 "SELECT l.pid, a.application_name, a.client_addr FROM pg_locks l "
                 "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
                 "WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.classid = (:key >> 32)::oid AND l.objid = (:key & 4294967295)::oid"
+                "AND l.objsubid = 1 AND l.classid = ((:key >> 32) & 4294967295)::oid "
+                "AND l.objid = (:key & 4294967295)::oid"
             ),
             {"key": ADVISORY_LOCK_KEY},
         ).first()
