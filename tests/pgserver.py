@@ -80,7 +80,20 @@ class PostgresServer:
     def drop_database(self, url: str) -> None:
         import psycopg
 
-        name = url.split("/")[-1].split("?")[0]
+        name = database_name(url)
         with psycopg.connect(host=str(self.socket_dir), user=self.user, dbname="postgres",
                              autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_name(url: str) -> str:
+    return url.split("?")[0].rsplit("/", 1)[-1]
+
+
+def client(server: PostgresServer, program: str, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one of the server's own client tools (psql, pg_dump) against ``url``'s database."""
+    return subprocess.run(
+        [str(server.bindir / program), "-h", str(server.socket_dir), "-U", server.user,
+         "-d", database_name(url), *args],
+        capture_output=True, text=True, timeout=120,
+    )

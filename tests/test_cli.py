@@ -286,3 +286,49 @@ class TestBadInput:
 
     def test_relative_downgrade_past_base(self, cli: Cli) -> None:
         _assert_one_line_error(cli("downgrade", "-1"), 1)
+
+
+class TestOnBothDatabases:
+    """The command's whole life cycle, and its refusals, on SQLite and PostgreSQL."""
+
+    def test_upgrade_status_downgrade_stamp_check(self, cli: Cli, db_url: str) -> None:
+        up = cli("--url", db_url, "upgrade")
+        assert up.returncode == 0, up.stderr
+        assert [line.split()[1] for line in up.stdout.splitlines() if line.startswith("applied")] == REVISIONS
+        assert cli("--url", db_url, "status").returncode == 0
+        assert cli("--url", db_url, "check").returncode == 0
+        down = cli("--url", db_url, "downgrade", "-1")
+        assert down.returncode == 0 and f"reverted {HEAD}" in down.stdout
+        behind = cli("--url", db_url, "status", "--json")
+        assert behind.returncode == 1
+        assert [r["revision"] for r in json.loads(behind.stdout)["pending"]] == [HEAD]
+        assert cli("--url", db_url, "upgrade").returncode == 0
+        base = cli("--url", db_url, "downgrade", "base", "--yes")
+        assert base.returncode == 0 and base.stdout.count("reverted") == len(REVISIONS)
+        assert mypkg.current(db_url) == ()
+        # stamp's documented use: a database built by create_all() from the models.
+        from mypkg import database
+        from mypkg.models import metadata
+
+        engine = database.create_engine(db_url)
+        metadata.create_all(engine)
+        engine.dispose()
+        assert cli("--url", db_url, "stamp", "head").returncode == 0
+        assert json.loads(cli("--url", db_url, "current", "--json").stdout)["current"] == [HEAD]
+        assert cli("--url", db_url, "check").returncode == 0
+
+    def test_unknown_and_newer_revisions_change_nothing(self, cli: Cli, db_url: str) -> None:
+        cli("--url", db_url, "upgrade", REVISIONS[0])
+        _assert_one_line_error(cli("--url", db_url, "upgrade", "deadbeef"), 2, "unknown revision")
+        assert mypkg.current(db_url) == (REVISIONS[0],)
+        mypkg.stamp(db_url, REVISIONS[0])
+        import sqlalchemy as sa
+
+        from mypkg import database
+
+        engine = database.create_engine(db_url)
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dfeed1234'"))
+        engine.dispose()
+        _assert_one_line_error(cli("--url", db_url, "upgrade"), 1, "f00dfeed1234", "newer mypkg")
+        assert mypkg.current(db_url) == ("f00dfeed1234",)
