@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from mypkg import database, settings
+from mypkg.ledger import RUNNER_TABLES
 from mypkg.models import metadata as target_metadata
 
 config = context.config
@@ -17,8 +18,15 @@ config = context.config
 if config.config_file_name is not None and not config.attributes.get("connection"):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
+
+def include_name(name, type_, parent_names) -> bool:  # noqa: ANN001
+    """Leave the runner's own tables (version table, ledger) out of every comparison."""
+    return not (type_ == "table" and name in RUNNER_TABLES)
+
+
 # What every run shares, online and offline.
 MIGRATION_OPTIONS = {
+    "include_name": include_name,
     "target_metadata": target_metadata,
     # One transaction per revision: a failure keeps every revision before it.
     "transaction_per_migration": True,

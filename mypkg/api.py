@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from . import database, locking, scripts, settings
+from . import database, ledger, locking, scripts, settings
 from .errors import MigrateError, UsageError
 from .locking import DEFAULT_LOCK_TIMEOUT
 
@@ -45,6 +45,16 @@ class MigrationResult:
     before: tuple[str, ...]
     after: tuple[str, ...]
     applied: list[AppliedRevision] = field(default_factory=list)
+    backup: str | None = None  #: the SQLite backup file written first, if asked for
+
+
+@dataclass(frozen=True)
+class ChecksumProblem:
+    """An applied revision whose shipped script no longer matches what ran."""
+
+    revision: str
+    kind: Literal["mismatch", "missing script", "unknown revision"]
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,13 @@ def _read_current(connection: Connection) -> tuple[str, ...]:
     return tuple(heads)
 
 
+def _current_in_transaction(connection: Connection) -> tuple[str, ...]:
+    """The version table as this transaction sees it (no commit, unlike _read_current)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
 # --- the revision graph --------------------------------------------------------
 
 
@@ -262,22 +279,35 @@ def _run(
     lock_timeout: float,
     statement_lock_timeout: float | None,
     on_wait: Callable[[str], None] | None,
+    ignore_checksums: bool = False,
+    backup: bool = False,
 ) -> MigrationResult:
     from alembic import command
     from sqlalchemy import event, text
 
+    from .manifest import load as load_manifest
+
     _require_revision(revision)
+    url = _target_url(target)
+    if backup and database.sqlite_path(url) is None:
+        raise UsageError("--backup copies a SQLite file; back PostgreSQL up with pg_dump")
     with _locked(target, lock_timeout, on_wait) as (connection, url):
         # Read only now, under the lock: the previous holder may have migrated.
         before = _read_current(connection)
         _require_known(before, url)
+        if command_name == "upgrade" and not ignore_checksums:
+            _refuse_on_checksum_problems(connection, before, url)
         plan = _planned(before, revision, command_name)
         destination = _absolute(plan, command_name, revision)
+        # The backup comes before anything is written, the ledger table included.
+        backup_path = _backup_sqlite(url, before) if backup and plan else None
+        ledger.ensure(connection)
+        shipped = load_manifest().by_id
         applied: list[AppliedRevision] = []
-        started = [time.perf_counter()]
+        started = [time.perf_counter(), ledger.now()]
 
         def mark_start(_conn: Any) -> None:
-            started[0] = time.perf_counter()
+            started[:] = [time.perf_counter(), ledger.now()]
 
         def record(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
             # Up or down, up_revision_id names the script that just ran.
@@ -287,6 +317,15 @@ def _run(
                 message=script.doc if script is not None else "",
                 direction="upgrade" if step.is_upgrade else "downgrade",
                 seconds=time.perf_counter() - started[0],
+            )
+            # Still inside the revision's transaction: the row commits with it.
+            ledger.write(
+                connection,
+                revision=entry.revision,
+                direction=entry.direction,
+                checksum=getattr(shipped.get(entry.revision), "sha256", None),
+                started_at=started[1],
+                outcome="applied" if step.is_upgrade else "reverted",
             )
             applied.append(entry)
             if on_applied is not None:
@@ -325,6 +364,7 @@ def _run(
                             )
                         time.sleep(pause)
                         continue
+                    _record_failure(connection, failed, command_name, started[1], exc, shipped)
                     raise _failure(exc, failed, connection, url) from exc
         finally:
             event.remove(connection, "begin", mark_start)
@@ -333,7 +373,113 @@ def _run(
                     connection.execute(text("RESET lock_timeout"))
                     connection.commit()
         after = _read_current(connection)
-    return MigrationResult(settings.mask(url), before, after, applied)
+    return MigrationResult(settings.mask(url), before, after, applied, backup_path)
+
+
+def _record_failure(
+    connection: Connection,
+    failed: Script | None,
+    direction: str,
+    started_at: Any,
+    exc: Exception,
+    shipped: dict[str, Any],
+) -> None:
+    """A failed revision rolled back with its own ledger row: record it apart."""
+    if failed is None:
+        return
+    with contextlib.suppress(Exception):  # the connection itself may be what failed
+        if connection.in_transaction():
+            connection.rollback()
+        ledger.write(
+            connection,
+            revision=failed.revision,
+            direction=direction,
+            checksum=getattr(shipped.get(failed.revision), "sha256", None),
+            started_at=started_at,
+            outcome="failed",
+            detail=f"{type(getattr(exc, 'orig', None) or exc).__name__}: {database.first_line(exc)}",
+        )
+        connection.commit()
+
+
+def _backup_sqlite(url: URL, current: Sequence[str]) -> str | None:
+    """Copy the SQLite file with SQLite's online backup API before anything changes."""
+    import sqlite3
+
+    path = database.sqlite_path(url)
+    if path is None or not path.exists() or path.stat().st_size == 0:
+        return None
+    stamp = ledger.now().strftime("%Y%m%dT%H%M%S.%fZ")
+    destination = path.with_name(f"{path.name}.{stamp}.{'-'.join(current) or 'base'}.bak")
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    target = sqlite3.connect(destination)
+    try:
+        with target:
+            source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    return str(destination)
+
+
+def _checksum_problems(connection: Connection, current: Sequence[str]) -> list[ChecksumProblem]:
+    from .manifest import load as load_manifest
+
+    shipped = load_manifest()
+    recorded = ledger.recorded_checksums(connection)
+    problems = [
+        ChecksumProblem(rev, "unknown revision", "the database is at it; this package does not ship it")
+        for rev in current
+        if rev not in shipped
+    ]
+    for rev in shipped.ancestors(tuple(current)):
+        checksum = recorded.get(rev)
+        if checksum is not None and checksum != shipped.by_id[rev].sha256:
+            problems.append(
+                ChecksumProblem(
+                    rev,
+                    "mismatch",
+                    f"{shipped.by_id[rev].filename} changed since it was applied "
+                    f"(recorded sha256 {checksum[:12]}…, shipped {shipped.by_id[rev].sha256[:12]}…)",
+                )
+            )
+    applied_now = set(shipped.ancestors(tuple(current)))
+    for rev in recorded:
+        if rev not in shipped and rev not in current and rev not in applied_now:
+            problems.append(
+                ChecksumProblem(rev, "missing script", "recorded as applied; no longer shipped")
+            )
+    return problems
+
+
+def _refuse_on_checksum_problems(connection: Connection, current: Sequence[str], url: URL) -> None:
+    problems = [p for p in _checksum_problems(connection, current) if p.kind != "unknown revision"]
+    if problems:
+        first = problems[0]
+        raise MigrateError(
+            f"{settings.mask(url)}: {len(problems)} applied revision(s) differ from the scripts "
+            f"shipped, e.g. {first.revision}: {first.detail}; run mypkg-migrate verify, "
+            "or upgrade with --ignore-checksums"
+        )
+
+
+def verify(target: Target = None) -> list[ChecksumProblem]:
+    """Compare every applied revision's recorded checksum with the shipped script.
+
+    Revisions applied before the ledger existed have nothing recorded and pass.
+    An empty list means everything matches.
+    """
+    with _connect(target, will_write=False) as (connection, _url):
+        current = _read_current(connection)
+        return _checksum_problems(connection, current)
+
+
+def applied_history(target: Target = None) -> list[ledger.LedgerRow]:
+    """The ledger: every revision applied, reverted, stamped or failed, oldest first."""
+    if not _database_exists(target):
+        return []
+    with _connect(target, will_write=False) as (connection, _url):
+        return ledger.rows(connection)
 
 
 def _failure(exc: Exception, failed: Script | None, connection: Connection, url: URL) -> Exception:
@@ -363,6 +509,8 @@ def upgrade(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     statement_lock_timeout: float | None = None,
     on_wait: Callable[[str], None] | None = None,
+    ignore_checksums: bool = False,
+    backup: bool = False,
 ) -> MigrationResult:
     """Upgrade the database to ``revision`` (default: the newest this package ships).
 
@@ -376,12 +524,18 @@ def upgrade(
         it (:data:`STATEMENT_LOCK_RETRIES` times), so that a migration queued behind a
         long transaction does not stall the application's queries queued behind it.
     :param on_wait: called with a message while waiting for a lock or retrying.
+    :param ignore_checksums: upgrade even if an applied revision's script changed
+        since it ran (see :func:`verify`); otherwise that is refused.
+    :param backup: SQLite: first copy the file next to it (``MigrationResult.backup``).
 
     :raises UsageError: unknown revision, bad URL.
     :raises MigrateError: the database cannot be reached or written, is at a
         revision this package does not know, or a revision failed (the message names it).
     """
-    return _run("upgrade", target, revision, on_applied, lock_timeout, statement_lock_timeout, on_wait)
+    return _run(
+        "upgrade", target, revision, on_applied, lock_timeout, statement_lock_timeout, on_wait,
+        ignore_checksums=ignore_checksums, backup=backup,
+    )
 
 
 def downgrade(
@@ -393,6 +547,7 @@ def downgrade(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     statement_lock_timeout: float | None = None,
     on_wait: Callable[[str], None] | None = None,
+    backup: bool = False,
 ) -> MigrationResult:
     """Downgrade the database to ``revision`` (``-1``: one step back).
 
@@ -403,7 +558,8 @@ def downgrade(
     if revision == "base" and not confirm_base:
         raise UsageError("downgrading to base drops every table and its data: confirm with --yes")
     return _run(
-        "downgrade", target, revision, on_applied, lock_timeout, statement_lock_timeout, on_wait
+        "downgrade", target, revision, on_applied, lock_timeout, statement_lock_timeout, on_wait,
+        backup=backup,
     )
 
 
@@ -504,18 +660,55 @@ def stamp(
     target: Target,
     revision: str,
     *,
+    force: bool = False,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     on_wait: Callable[[str], None] | None = None,
 ) -> MigrationResult:
-    """Record ``revision`` in the database without running any migration."""
+    """Record ``revision`` in the database without running any migration.
+
+    First the database's schema is compared with the schema ``revision`` builds
+    (see :mod:`mypkg.baseline`); on a difference nothing is recorded unless ``force``.
+
+    :raises MigrateError: the schema differs (the message lists how), or ``force``
+        was not given.
+    """
     from alembic import command
+
+    from . import baseline
+    from .manifest import load as load_manifest
 
     _require_revision(revision)
     with _locked(target, lock_timeout, on_wait) as (connection, url):
         before = _read_current(connection)
+        ledger.ensure(connection)
+        if not force:
+            try:
+                found = baseline.differences(connection, revision)
+            except MigrateError:
+                raise
+            except Exception as exc:
+                raise _failure(exc, None, connection, url) from exc
+            if found:
+                shown = "; ".join(found[:3]) + ("; ..." if len(found) > 3 else "")
+                raise MigrateError(
+                    f"{settings.mask(url)} does not have the schema of {revision}: "
+                    f"{len(found)} difference(s): {shown}; nothing stamped (--force to stamp anyway)"
+                )
         config = scripts.make_config(connection=connection)
+        started = ledger.now()
         try:
             command.stamp(config, revision)
+            shipped = load_manifest().by_id
+            for rev in _current_in_transaction(connection):
+                ledger.write(
+                    connection,
+                    revision=rev,
+                    direction="stamp",
+                    checksum=getattr(shipped.get(rev), "sha256", None),
+                    started_at=started,
+                    outcome="stamped",
+                    detail="forced" if force else None,
+                )
             if connection.in_transaction():
                 connection.commit()
         except Exception as exc:
@@ -544,11 +737,20 @@ def check(target: Target = None) -> list[str]:
         )
     with _connect(target, will_write=False) as (connection, _url):
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "compare_server_default": False}
+            connection,
+            opts={
+                "compare_type": True,
+                "compare_server_default": False,
+                "include_name": _not_runner_table,
+            },
         )
         differences = compare_metadata(context, metadata)
         connection.rollback()
     return [_render_difference(diff) for diff in differences]
+
+
+def _not_runner_table(name: str | None, type_: str, _parents: Any) -> bool:
+    return not (type_ == "table" and name in ledger.RUNNER_TABLES)
 
 
 def _render_difference(diff: Any) -> str:

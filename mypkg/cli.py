@@ -6,13 +6,15 @@ Nothing heavy is imported at module level, so ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import ExitCode, MigrateError
+from .errors import ExitCode, MigrateError, UsageError
 from .locking import DEFAULT_LOCK_TIMEOUT
 from .settings import DEFAULT_URL, ENV_VAR
 
@@ -55,7 +57,7 @@ def _shared_options() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="machine-readable output (current, status, history, heads)",
+        help="machine-readable output (current, status, history, heads, verify)",
     )
     group.add_argument(
         "-v",
@@ -74,14 +76,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "upgrade": (
         "upgrade to a revision (default: head)",
         f"  {PROG} upgrade\n  {PROG} upgrade +1\n  {PROG} upgrade --sql base:head\n"
-        f"  {PROG} upgrade --lock-timeout 600 --statement-lock-timeout 5   # production",
+        f"  {PROG} upgrade --lock-timeout 600 --statement-lock-timeout 5   # production\n"
+        f"  {PROG} upgrade --to-version 0.1.0 --backup\n"
+        f"  {PROG} upgrade --sql --from-version 0.1.0 --to-version 0.2.0",
     ),
     "downgrade": (
         "downgrade to a revision (-1: one step; base needs --yes)",
-        f"  {PROG} downgrade -1\n  {PROG} downgrade base --yes\n  {PROG} downgrade --sql head:-1",
+        f"  {PROG} downgrade -1\n  {PROG} downgrade base --yes\n  {PROG} downgrade --sql head:-1\n"
+        f"  {PROG} downgrade --to-version 0.1.0",
     ),
     "current": ("show the database's revision", f"  {PROG} current\n  {PROG} current --json"),
-    "history": ("list the revisions this package ships", f"  {PROG} history --json"),
+    "history": (
+        "list the revisions this package ships; --applied: what ran on this database",
+        f"  {PROG} history --json\n  {PROG} history --applied",
+    ),
     "heads": ("show the newest revision(s) shipped", f"  {PROG} heads"),
     "stamp": (
         "record a revision without running migrations",
@@ -94,6 +102,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": (
         "compare the models with the database; exit 1 on differences",
         f"  {PROG} check",
+    ),
+    "verify": (
+        "check applied revisions against the shipped scripts' checksums; exit 1 on a mismatch",
+        f"  {PROG} verify\n  {PROG} verify --json",
     ),
 }
 
@@ -122,16 +134,46 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("upgrade", "downgrade"):
         sub[name].add_argument(
             "revision",
-            nargs="?" if name == "upgrade" else None,
-            default="head" if name == "upgrade" else None,
+            nargs="?",
             metavar="REV",
-            help="target revision: an id (prefix), head, base, +N, -N; with --sql, FROM:TO",
+            help="target revision: an id (prefix), head, base, +N, -N; with --sql, FROM:TO"
+            + (" (default: head)" if name == "upgrade" else ""),
         )
         sub[name].add_argument(
             "--sql",
             action="store_true",
             help="print the SQL for the dialect of --url instead of running it",
         )
+        sub[name].add_argument(
+            "--to-version",
+            metavar="VERSION",
+            help="target the schema mypkg VERSION shipped (instead of REV)",
+        )
+        sub[name].add_argument(
+            "--from-version",
+            metavar="VERSION",
+            help="with --sql: start from the schema mypkg VERSION shipped",
+        )
+        sub[name].add_argument(
+            "--backup",
+            action="store_true",
+            help="SQLite: first copy the database next to it (online backup API) and print the path",
+        )
+    sub["upgrade"].add_argument(
+        "--ignore-checksums",
+        action="store_true",
+        help="upgrade even if an applied revision's script changed since it ran (see verify)",
+    )
+    sub["stamp"].add_argument(
+        "--force",
+        action="store_true",
+        help="stamp even if the schema differs from the revision's",
+    )
+    sub["history"].add_argument(
+        "--applied",
+        action="store_true",
+        help="the database's ledger: every revision applied, reverted, stamped or failed",
+    )
     for name in ("upgrade", "downgrade", "stamp"):
         sub[name].add_argument(
             "--lock-timeout",
@@ -217,10 +259,12 @@ def _short(revisions: Sequence[str]) -> str:
 def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
     from . import api
 
+    target = _target_revision(args)
     if args.sql:
-        revision_range = args.revision
-        sys.stdout.write(api.offline_sql(args.command, revision_range, args.url))
+        sys.stdout.write(api.offline_sql(args.command, target, args.url))
         return ExitCode.OK
+    if args.from_version:
+        raise UsageError("--from-version is for offline SQL: add --sql")
 
     def applied(step: api.AppliedRevision) -> None:
         arrow = "applied " if step.direction == "upgrade" else "reverted"
@@ -231,11 +275,14 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         "lock_timeout": args.lock_timeout,
         "statement_lock_timeout": args.statement_lock_timeout,
         "on_wait": out.waiting,
+        "backup": args.backup,
     }
     if args.command == "upgrade":
-        result = api.upgrade(args.url, args.revision, **options)
+        result = api.upgrade(args.url, target, ignore_checksums=args.ignore_checksums, **options)
     else:
-        result = api.downgrade(args.url, args.revision, confirm_base=args.yes, **options)
+        result = api.downgrade(args.url, target, confirm_base=args.yes, **options)
+    if result.backup:
+        out.line(f"backup: {result.backup}")
     if not result.applied:
         out.line(f"{result.database}: nothing to do, at {_short(result.after)}")
     else:
@@ -244,6 +291,27 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
             f"to {_short(result.after)}"
         )
     return ExitCode.OK
+
+
+def _target_revision(args: argparse.Namespace) -> str:
+    """REV, or the head of --to-version; with --sql, a FROM:TO range."""
+    from .releases import revision_for
+
+    if args.to_version and args.revision:
+        raise UsageError("give a revision or --to-version, not both")
+    if args.to_version:
+        target = revision_for(args.to_version)
+    elif args.revision:
+        target = args.revision
+    elif args.command == "upgrade":
+        target = "head"
+    else:
+        raise UsageError("downgrade needs a revision (e.g. -1) or --to-version")
+    if args.from_version:
+        if ":" in target:
+            raise UsageError("give --from-version or a FROM:TO range, not both")
+        target = f"{revision_for(args.from_version)}:{target}"
+    return target
 
 
 def _revision_dict(rev: Any) -> dict[str, Any]:
@@ -317,6 +385,8 @@ def _status(args: argparse.Namespace, out: Output) -> ExitCode:
 def _history(args: argparse.Namespace, out: Output) -> ExitCode:
     from . import api
 
+    if args.applied:
+        return _applied_history(args, out)
     revisions = api.history()
 
     def text() -> None:
@@ -327,6 +397,59 @@ def _history(args: argparse.Namespace, out: Output) -> ExitCode:
 
     out.data([_revision_dict(rev) for rev in revisions], text)
     return ExitCode.OK
+
+
+def _applied_history(args: argparse.Namespace, out: Output) -> ExitCode:
+    from . import api
+
+    rows = api.applied_history(args.url)
+
+    def text() -> None:
+        if not rows:
+            out.line("the ledger is empty: nothing migrated by mypkg-migrate yet")
+        for row in rows:
+            out.line(
+                f"{row.finished_at:%Y-%m-%d %H:%M:%S}Z  {row.revision}  {row.direction:<9}  "
+                f"{row.outcome:<8}  {row.duration_ms:7.0f} ms  mypkg {row.package_version}"
+                f"  sha256 {(row.checksum or '-')[:12]}" + (f"  {row.detail}" if row.detail else "")
+            )
+
+    payload = [
+        {
+            **{k: getattr(row, k) for k in ("id", "revision", "direction", "checksum",
+                                            "package_version", "duration_ms", "outcome", "detail")},
+            "started_at": row.started_at.isoformat(),
+            "finished_at": row.finished_at.isoformat(),
+        }
+        for row in rows
+    ]
+    out.data(payload, text)
+    return ExitCode.OK
+
+
+def _verify(args: argparse.Namespace, out: Output) -> ExitCode:
+    from . import api
+
+    problems = api.verify(args.url)
+
+    def text() -> None:
+        if not problems:
+            out.line("every applied revision matches the script shipped")
+            return
+        print(f"{len(problems)} problem(s):")
+        for problem in problems:
+            print(f"  {problem.revision}  {problem.kind}: {problem.detail}")
+
+    out.data(
+        {
+            "ok": not problems,
+            "problems": [
+                {"revision": p.revision, "kind": p.kind, "detail": p.detail} for p in problems
+            ],
+        },
+        text,
+    )
+    return ExitCode.FAILURE if problems else ExitCode.OK
 
 
 def _heads(args: argparse.Namespace, out: Output) -> ExitCode:
@@ -340,7 +463,9 @@ def _heads(args: argparse.Namespace, out: Output) -> ExitCode:
 def _stamp(args: argparse.Namespace, out: Output) -> ExitCode:
     from . import api
 
-    result = api.stamp(args.url, args.revision, lock_timeout=args.lock_timeout, on_wait=out.waiting)
+    result = api.stamp(
+        args.url, args.revision, force=args.force, lock_timeout=args.lock_timeout, on_wait=out.waiting
+    )
     out.line(f"{result.database}: stamped {_short(result.after)} (was {_short(result.before)})")
     return ExitCode.OK
 
@@ -367,6 +492,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "stamp": _stamp,
     "status": _status,
     "check": _check,
+    "verify": _verify,
 }
 
 
@@ -389,6 +515,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mypkg-migrate history | head`: the reader left, as in any CLI
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 141
     except Exception as exc:  # noqa: BLE001 - a bug or an environment problem: one line still
         if args.verbose:
             raise

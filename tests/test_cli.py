@@ -143,8 +143,11 @@ class TestCommands:
         assert result.returncode == 0, result.stderr
         assert _version_of(tmp_path / "mypkg.db") == [REVISIONS[1]]
 
-    def test_stamp_records_without_running(self, cli: Cli, tmp_path: Path) -> None:
-        result = cli("stamp", REVISIONS[0])
+    def test_stamp_refuses_a_schema_that_differs_unless_forced(self, cli: Cli, tmp_path: Path) -> None:
+        refused = cli("stamp", REVISIONS[0])
+        _assert_one_line_error(refused, 1, f"does not have the schema of {REVISIONS[0]}", "add_table my_table", "--force")
+        assert mypkg.current(f"sqlite:///{tmp_path / 'mypkg.db'}") == ()
+        result = cli("stamp", REVISIONS[0], "--force")
         assert result.returncode == 0, result.stderr
         assert _version_of(tmp_path / "mypkg.db") == [REVISIONS[0]]
         with sqlite3.connect(tmp_path / "mypkg.db") as connection:

@@ -181,6 +181,8 @@ def test_package_carries_models_and_every_migration(extracted: Path) -> None:
     shipped = sorted(p.name for p in (migrations / "versions").glob("*.py"))
     assert shipped == REVISIONS and len(shipped) >= 6
     assert not (migrations / "__init__.py").exists()
+    manifest = json.loads((migrations / "manifest.json").read_text())
+    assert sorted(rev["filename"] for rev in manifest["revisions"]) == REVISIONS
     assert not list(extracted.rglob("tests/*.py")), "the test suite is not shipped"
 
 

@@ -9,6 +9,8 @@ import itertools
 from typing import Any
 
 import sqlalchemy as sa
+
+from mypkg.ledger import RUNNER_TABLES
 from pytest_alembic.tests import (  # noqa: F401 - collected as tests here
     test_model_definitions_match_ddl,
     test_single_head_revision,
@@ -56,7 +58,7 @@ def _insert_a_row_everywhere(
     inserted: dict[tuple[str, Any], dict[str, Any]] = {}
     parents: dict[str, list[Any]] = {}
     for table in reflected.sorted_tables:
-        if table.name == "alembic_version":
+        if table.name in RUNNER_TABLES:  # the runner's, not the schema's
             continue
         row = {
             column.name: _value(column, next(counter), parents)
@@ -118,7 +120,7 @@ def _schema(url: str) -> dict[str, Any]:
                 "foreign_keys": sorted(f["name"] or "" for f in inspector.get_foreign_keys(table)),
             }
             for table in inspector.get_table_names()
-            if table != "alembic_version"
+            if table not in RUNNER_TABLES
         }
     finally:
         engine.dispose()

@@ -1,0 +1,136 @@
+"""The ledger: one row per revision applied, reverted, stamped or failed.
+
+Alembic's ``alembic_version`` holds only where a database is now. The ledger, a table
+the runner creates (never the shipped revisions, so it exists whatever revision a
+database is at), records the history Flyway and Liquibase keep: which revision, which
+way, the sha256 of the script as shipped, the package version, UTC start and finish,
+duration and outcome. A row for an applied or reverted revision is written in that
+revision's own transaction, so it commits or rolls back with it; a failure is written
+after the rollback, in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+
+TABLE = "mypkg_migration_ledger"
+#: Tables the runner owns: never compared with the models, never dropped by revisions.
+RUNNER_TABLES = frozenset({TABLE, "alembic_version"})
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    id: int
+    revision: str
+    direction: str  #: upgrade, downgrade or stamp
+    checksum: str | None  #: sha256 of the script as shipped, when it ran
+    package_version: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    duration_ms: float
+    outcome: str  #: applied, reverted, stamped or failed
+    detail: str | None  #: the error, for failures
+
+
+_table: sa.Table | None = None
+
+
+def table() -> sa.Table:
+    global _table
+    if _table is None:
+        import sqlalchemy as sa
+
+        _table = sa.Table(
+            TABLE,
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("revision", sa.String(64), nullable=False),
+            sa.Column("direction", sa.String(16), nullable=False),
+            sa.Column("checksum", sa.String(64)),
+            sa.Column("package_version", sa.String(64), nullable=False),
+            sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("duration_ms", sa.Float, nullable=False),
+            sa.Column("outcome", sa.String(16), nullable=False),
+            sa.Column("detail", sa.Text),
+        )
+    return _table
+
+
+def ensure(connection: Connection) -> None:
+    """Create the ledger if missing: databases migrated before it existed get it now."""
+    table().create(connection, checkfirst=True)
+    connection.commit()
+
+
+def exists(connection: Connection) -> bool:
+    import sqlalchemy as sa
+
+    found = sa.inspect(connection).has_table(TABLE)
+    connection.commit()
+    return found
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def write(
+    connection: Connection,
+    *,
+    revision: str,
+    direction: str,
+    checksum: str | None,
+    started_at: dt.datetime,
+    outcome: str,
+    detail: str | None = None,
+) -> None:
+    """Insert one row in the connection's current transaction (the caller commits)."""
+    from ._version import package_version
+
+    finished = now()
+    connection.execute(
+        table().insert().values(
+            revision=revision,
+            direction=direction,
+            checksum=checksum,
+            package_version=package_version(),
+            started_at=started_at,
+            finished_at=finished,
+            duration_ms=(finished - started_at).total_seconds() * 1000,
+            outcome=outcome,
+            detail=detail,
+        )
+    )
+
+
+def rows(connection: Connection) -> list[LedgerRow]:
+    """Every row, oldest first; [] when the ledger does not exist yet."""
+    if not exists(connection):
+        return []
+    result = connection.execute(table().select().order_by(table().c.id)).mappings().all()
+    connection.commit()
+    return [LedgerRow(**_utc(dict(row))) for row in result]
+
+
+def _utc(row: dict[str, Any]) -> dict[str, Any]:
+    # SQLite returns naive datetimes; every timestamp written here is UTC.
+    for key in ("started_at", "finished_at"):
+        if row[key].tzinfo is None:
+            row[key] = row[key].replace(tzinfo=dt.timezone.utc)
+    return row
+
+
+def recorded_checksums(connection: Connection) -> dict[str, str | None]:
+    """For each revision, the checksum recorded when it was last applied or stamped."""
+    recorded: dict[str, str | None] = {}
+    for row in rows(connection):
+        if row.outcome in ("applied", "stamped"):
+            recorded[row.revision] = row.checksum
+    return recorded
