@@ -265,6 +265,11 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         return ExitCode.OK
     if args.from_version:
         raise UsageError("--from-version is for offline SQL: add --sql")
+    if args.command == "upgrade" and target == "head":
+        at_head = _fast_status(args, upgrade=True)
+        if at_head is not None:
+            out.line(f"{at_head.database}: nothing to do, at {_short(at_head.current)}")
+            return ExitCode.OK
 
     def applied(step: api.AppliedRevision) -> None:
         arrow = "applied " if step.direction == "upgrade" else "reverted"
@@ -323,10 +328,21 @@ def _revision_dict(rev: Any) -> dict[str, Any]:
     }
 
 
+def _fast_status(args: argparse.Namespace, *, upgrade: bool = False) -> Any:
+    """The fast path's answer (see :mod:`mypkg.fastpath`), or None to take the full path."""
+    from . import fastpath
+    from .settings import resolve_url_string
+
+    if args.verbose or not fastpath.enabled():
+        return None
+    url = resolve_url_string(args.url)
+    return fastpath.nothing_to_upgrade(url) if upgrade else fastpath.status(url)
+
+
 def _current(args: argparse.Namespace, out: Output) -> ExitCode:
     from . import api
 
-    state = api.status(args.url)
+    state = _fast_status(args) or api.status(args.url)
 
     def text() -> None:
         if not state.current:
@@ -357,7 +373,7 @@ def _status(args: argparse.Namespace, out: Output) -> ExitCode:
 
         state = api.wait_for_head(args.url, args.wait, on_wait=None if out.quiet else waiting)
     else:
-        state = api.status(args.url)
+        state = _fast_status(args) or api.status(args.url)
 
     def text() -> None:
         out.line(f"database: {state.database}")

@@ -1,0 +1,245 @@
+"""Read-only answers without SQLAlchemy or Alembic: the path every deploy and replica takes.
+
+``status``, ``current`` and a no-op ``upgrade`` run at every start, usually with nothing
+to do. The full path imports SQLAlchemy and Alembic and executes every revision script
+(over a second with a thousand revisions); the answer needs only the version table,
+read with the driver alone (``sqlite3``, ``psycopg``), and the revision graph, read from
+the manifest (:mod:`mypkg.manifest`), never by importing a script.
+
+The fast path answers only when it is sure to answer exactly as the full path would
+(a test compares them); anything unusual (a URL it does not parse the way SQLAlchemy
+does, a revision it does not know, a branched history, a database that does not exist
+or cannot be read, no ledger yet) returns ``None`` and the full path takes over, with
+its error messages. ``MYPKG_NO_FASTPATH=1`` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, quote_plus
+
+if TYPE_CHECKING:
+    from .api import Status
+    from .manifest import Manifest
+
+DISABLE_VAR = "MYPKG_NO_FASTPATH"
+
+# SQLAlchemy's own URL pattern (sqlalchemy/engine/url.py), so both paths agree on parts.
+_URL = re.compile(
+    r"""
+    (?P<name>[\w\+]+)://
+    (?:
+        (?P<username>[^:/]*)
+        (?::(?P<password>[^@]*))?
+    @)?
+    (?:
+        (?:
+            \[(?P<ipv6host>[^/\?]+)\] |
+            (?P<ipv4host>[^/:\?]+)
+        )?
+        (?::(?P<port>[^/\?]*))?
+    )?
+    (?:/(?P<database>[^\?]*))?
+    (?:\?(?P<query>.*))?
+    """,
+    re.X,
+)
+_PLAIN = re.compile(r"^[\w.\-~ +/]*$")  # nothing SQLAlchemy would unquote or re-quote
+
+
+@dataclass(frozen=True)
+class DatabaseState:
+    masked_url: str
+    current: tuple[str, ...]
+    #: (revision, checksum, outcome) oldest first; None: no ledger table yet.
+    ledger: list[tuple[str, str | None, str]] | None
+
+
+def enabled() -> bool:
+    return not os.environ.get(DISABLE_VAR)
+
+
+def _sqlite_state(database: str, masked: str) -> DatabaseState | None:
+    import sqlite3
+
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    try:
+        with open(database, "rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                return None  # empty or not SQLite: the full path decides and explains
+    except OSError:
+        return None
+    try:
+        connection = sqlite3.connect(f"file:{quote(database)}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return _read(connection, masked, tables)
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+
+
+def _postgresql_state(parts: dict[str, Any], query: dict[str, str], masked: str) -> DatabaseState | None:
+    try:
+        import psycopg
+    except ImportError:
+        return None  # the full path names the package to install
+    params = {
+        "host": parts["ipv4host"] or parts["ipv6host"],
+        "port": parts["port"],
+        "user": parts["username"],
+        "password": parts["password"],
+        "dbname": parts["database"],
+        **query,
+    }
+    try:
+        with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as connection:
+            found = connection.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relname IN "
+                "('alembic_version', 'mypkg_migration_ledger')"
+            ).fetchall()
+            return _read(connection, masked, {row[0] for row in found})
+    except psycopg.Error:
+        return None
+
+
+def _read(connection: Any, masked: str, tables: set[str]) -> DatabaseState:
+    current: tuple[str, ...] = ()
+    if "alembic_version" in tables:
+        current = tuple(row[0] for row in connection.execute("SELECT version_num FROM alembic_version"))
+    ledger = None
+    if "mypkg_migration_ledger" in tables:
+        ledger = [
+            (row[0], row[1], row[2])
+            for row in connection.execute(
+                "SELECT revision, checksum, outcome FROM mypkg_migration_ledger ORDER BY id"
+            )
+        ]
+    return DatabaseState(masked, current, ledger)
+
+
+@dataclass(frozen=True)
+class ParsedUrl:
+    dialect: str  #: "sqlite" or "postgresql"
+    parts: dict[str, Any]
+    query: dict[str, str]
+    masked: str  #: exactly as SQLAlchemy renders it with the password hidden
+
+
+def parse(url: str) -> ParsedUrl | None:
+    """Split a URL the way SQLAlchemy does; None for anything this module does not handle."""
+    match = _URL.fullmatch(url)
+    if match is None:
+        return None
+    parts = match.groupdict()
+    name = parts["name"]
+    if name in ("sqlite", "sqlite+pysqlite"):
+        database = parts["database"] or ""
+        if parts["query"] or parts["username"] or parts["ipv4host"] or not _PLAIN.match(database):
+            return None
+        return ParsedUrl("sqlite", parts, {}, f"{name}:///{quote(database, safe=' +/')}")
+    if name not in ("postgresql", "postgresql+psycopg"):
+        return None
+    if any(value and not _PLAIN.match(value) for value in (parts["username"], parts["database"])):
+        return None
+    if parts["password"] is not None and "%" in parts["password"]:
+        return None
+    pairs = parse_qsl(parts["query"] or "")
+    query = dict(pairs)
+    if len(query) != len(pairs) or "%" in (parts["query"] or ""):
+        return None
+    masked = "postgresql+psycopg://"
+    if parts["username"] is not None:
+        masked += quote(parts["username"], safe=" +")
+        if parts["password"] is not None:
+            masked += ":***"
+        masked += "@"
+    if parts["ipv6host"]:
+        masked += f"[{parts['ipv6host']}]"
+    elif parts["ipv4host"]:
+        masked += parts["ipv4host"]
+    if parts["port"]:
+        if not parts["port"].isdigit():
+            return None
+        masked += f":{int(parts['port'])}"
+    if parts["database"] is not None:
+        masked += "/" + quote(parts["database"], safe=" +/")
+    if query:
+        masked += "?" + "&".join(f"{quote_plus(k)}={quote_plus(query[k])}" for k in sorted(query))
+    return ParsedUrl("postgresql", parts, query, masked)
+
+
+def read_state(url: str) -> DatabaseState | None:
+    """The version table and the ledger, read with the driver alone; None if unsure."""
+    parsed = parse(url)
+    if parsed is None:
+        return None
+    if parsed.dialect == "sqlite":
+        return _sqlite_state(parsed.parts["database"] or "", parsed.masked)
+    return _postgresql_state(parsed.parts, parsed.query, parsed.masked)
+
+
+def _linear(shipped: Manifest) -> bool:
+    return len(shipped.heads) == 1 and all(len(r.down_revisions) <= 1 for r in shipped.by_id.values())
+
+
+def _status_from(state: DatabaseState, shipped: Manifest) -> Status | None:
+    from .api import RevisionInfo, Status
+
+    if not _linear(shipped) or any(rev not in shipped for rev in state.current):
+        return None
+    applied_ids = set(shipped.ancestors(state.current))
+    everything = [
+        RevisionInfo(rev.revision, rev.down_revisions, rev.message, rev.revision in shipped.heads)
+        for rev in shipped.ordered()
+    ]
+    return Status(
+        database=state.masked_url,
+        current=state.current,
+        heads=shipped.heads,
+        applied=[rev for rev in everything if rev.revision in applied_ids],
+        pending=[rev for rev in everything if rev.revision not in applied_ids],
+    )
+
+
+def status(url: str) -> Status | None:
+    """What :func:`mypkg.api.status` returns, or None when only the full path can tell."""
+    from .manifest import load
+
+    state = read_state(url)
+    return None if state is None else _status_from(state, load())
+
+
+def nothing_to_upgrade(url: str) -> Status | None:
+    """The status, if ``upgrade`` to head has nothing to do and nothing to refuse.
+
+    The full path would also create a missing ledger and refuse on a checksum
+    mismatch: in those cases this returns None and the full path runs.
+    """
+    from .manifest import load
+
+    state = read_state(url)
+    if state is None or state.ledger is None:
+        return None
+    shipped = load()
+    found = _status_from(state, shipped)
+    if found is None or not found.at_head:
+        return None
+    recorded: dict[str, str | None] = {}
+    for revision, checksum, outcome in state.ledger:
+        if outcome in ("applied", "stamped"):
+            recorded[revision] = checksum
+    if any(rev not in shipped for rev in recorded):
+        return None
+    for revision in shipped.ancestors(state.current):
+        if recorded.get(revision) not in (None, shipped.by_id[revision].sha256):
+            return None
+    return found
