@@ -11,7 +11,9 @@ Importing ``mypkg`` is cheap: the API and SQLAlchemy load on first use.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # importing mypkg stays cheap: not even typing
+if TYPE_CHECKING:
+    from typing import Any
 
 _API = (
     "upgrade",

@@ -13,7 +13,6 @@ import contextlib
 import io
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from . import database, ledger, locking, scripts, settings
@@ -27,57 +26,35 @@ if TYPE_CHECKING:
 Target = Union[str, "URL", "Engine", "Connection", None]
 
 
-@dataclass(frozen=True)
-class AppliedRevision:
-    """One revision run against the database, in one transaction."""
+# The results are plain dataclasses in their own module, which the fast path imports
+# without importing this one.
+from .results import (  # noqa: E402
+    AppliedRevision,
+    ChecksumProblem,
+    MigrationResult,
+    RevisionInfo,
+    Status,
+)
 
-    revision: str
-    message: str
-    direction: Literal["upgrade", "downgrade"]
-    seconds: float
-
-
-@dataclass(frozen=True)
-class MigrationResult:
-    """What an upgrade or downgrade did."""
-
-    database: str  #: the URL, password masked
-    before: tuple[str, ...]
-    after: tuple[str, ...]
-    applied: list[AppliedRevision] = field(default_factory=list)
-    backup: str | None = None  #: the SQLite backup file written first, if asked for
-
-
-@dataclass(frozen=True)
-class ChecksumProblem:
-    """An applied revision whose shipped script no longer matches what ran."""
-
-    revision: str
-    kind: Literal["mismatch", "missing script", "unknown revision"]
-    detail: str
-
-
-@dataclass(frozen=True)
-class RevisionInfo:
-    revision: str
-    down_revisions: tuple[str, ...]
-    message: str
-    is_head: bool
-
-
-@dataclass(frozen=True)
-class Status:
-    """Where a database stands against the revisions this package ships."""
-
-    database: str
-    current: tuple[str, ...]
-    heads: tuple[str, ...]
-    applied: list[RevisionInfo]
-    pending: list[RevisionInfo]
-
-    @property
-    def at_head(self) -> bool:
-        return not self.pending and set(self.current) == set(self.heads)
+__all__ = [
+    "AppliedRevision",
+    "ChecksumProblem",
+    "MigrationResult",
+    "RevisionInfo",
+    "Status",
+    "applied_history",
+    "check",
+    "current",
+    "downgrade",
+    "heads",
+    "history",
+    "offline_sql",
+    "stamp",
+    "status",
+    "upgrade",
+    "verify",
+    "wait_for_head",
+]
 
 
 # --- opening the database ----------------------------------------------------
@@ -335,7 +312,9 @@ def _run(
         if postgresql and statement_lock_timeout:
             connection.execute(text(f"SET lock_timeout = '{int(statement_lock_timeout * 1000)}ms'"))
             connection.commit()
-        config = scripts.make_config(connection=connection, on_version_apply=[record])
+        config = scripts.make_config(
+            connection=connection, on_version_apply=[record], with_models=False
+        )
         event.listen(connection, "begin", mark_start)
         retries = 0
         try:

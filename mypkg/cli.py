@@ -8,15 +8,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
-
 from .errors import ExitCode, MigrateError, UsageError
-from .locking import DEFAULT_LOCK_TIMEOUT
-from .settings import DEFAULT_URL, ENV_VAR
+from .settings import DEFAULT_LOCK_TIMEOUT, DEFAULT_URL, ENV_VAR
+
+TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 PROG = "mypkg-migrate"
 
@@ -257,19 +257,19 @@ def _short(revisions: Sequence[str]) -> str:
 
 
 def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
+    target = _target_revision(args)
+    if args.command == "upgrade" and target == "head" and not args.sql:
+        at_head = _fast_status(args, upgrade=True)
+        if at_head is not None:  # the deploy-time common case, without SQLAlchemy
+            out.line(f"{at_head.database}: nothing to do, at {_short(at_head.current)}")
+            return ExitCode.OK
     from . import api
 
-    target = _target_revision(args)
     if args.sql:
         sys.stdout.write(api.offline_sql(args.command, target, args.url))
         return ExitCode.OK
     if args.from_version:
         raise UsageError("--from-version is for offline SQL: add --sql")
-    if args.command == "upgrade" and target == "head":
-        at_head = _fast_status(args, upgrade=True)
-        if at_head is not None:
-            out.line(f"{at_head.database}: nothing to do, at {_short(at_head.current)}")
-            return ExitCode.OK
 
     def applied(step: api.AppliedRevision) -> None:
         arrow = "applied " if step.direction == "upgrade" else "reverted"
@@ -339,10 +339,14 @@ def _fast_status(args: argparse.Namespace, *, upgrade: bool = False) -> Any:
     return fastpath.nothing_to_upgrade(url) if upgrade else fastpath.status(url)
 
 
-def _current(args: argparse.Namespace, out: Output) -> ExitCode:
+def _full_status(args: argparse.Namespace) -> Any:
     from . import api
 
-    state = _fast_status(args) or api.status(args.url)
+    return api.status(args.url)
+
+
+def _current(args: argparse.Namespace, out: Output) -> ExitCode:
+    state = _fast_status(args) or _full_status(args)
 
     def text() -> None:
         if not state.current:
@@ -360,9 +364,9 @@ def _current(args: argparse.Namespace, out: Output) -> ExitCode:
 
 
 def _status(args: argparse.Namespace, out: Output) -> ExitCode:
-    from . import api
-
     if args.wait is not None:
+        from . import api
+
         def waiting(state: api.Status) -> None:
             print(
                 f"waiting up to {args.wait:g}s for {state.database} to reach head "
@@ -373,7 +377,7 @@ def _status(args: argparse.Namespace, out: Output) -> ExitCode:
 
         state = api.wait_for_head(args.url, args.wait, on_wait=None if out.quiet else waiting)
     else:
-        state = _fast_status(args) or api.status(args.url)
+        state = _fast_status(args) or _full_status(args)
 
     def text() -> None:
         out.line(f"database: {state.database}")
@@ -519,12 +523,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not hasattr(args, name):
             setattr(args, name, default)
     if args.verbose:
+        import logging  # only here: every start-up pays for what it imports
+
         logging.basicConfig(level=logging.INFO, format="%(levelname)-5s [%(name)s] %(message)s")
     out = Output(as_json=args.json, quiet=args.quiet)
     try:
         return int(HANDLERS[args.command](args, out))
     except MigrateError as exc:
         if args.verbose:
+            import logging
+
             logging.getLogger(__name__).exception("failed")
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)

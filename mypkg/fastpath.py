@@ -18,12 +18,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, quote_plus
 
+TYPE_CHECKING = False  # typing itself is not imported on the fast path
 if TYPE_CHECKING:
-    from .api import Status
+    from typing import Any
+
     from .manifest import Manifest
+    from .results import Status
 
 DISABLE_VAR = "MYPKG_NO_FASTPATH"
 
@@ -192,7 +194,7 @@ def _linear(shipped: Manifest) -> bool:
 
 
 def _status_from(state: DatabaseState, shipped: Manifest) -> Status | None:
-    from .api import RevisionInfo, Status
+    from .results import RevisionInfo, Status
 
     if not _linear(shipped) or any(rev not in shipped for rev in state.current):
         return None

@@ -95,18 +95,20 @@ def write(
     from ._version import package_version
 
     finished = now()
+    # One INSERT statement with bound parameters: compiled once, cached by SQLAlchemy.
     connection.execute(
-        table().insert().values(
-            revision=revision,
-            direction=direction,
-            checksum=checksum,
-            package_version=package_version(),
-            started_at=started_at,
-            finished_at=finished,
-            duration_ms=(finished - started_at).total_seconds() * 1000,
-            outcome=outcome,
-            detail=detail,
-        )
+        table().insert(),
+        {
+            "revision": revision,
+            "direction": direction,
+            "checksum": checksum,
+            "package_version": package_version(),
+            "started_at": started_at,
+            "finished_at": finished,
+            "duration_ms": (finished - started_at).total_seconds() * 1000,
+            "outcome": outcome,
+            "detail": detail,
+        },
     )
 
 

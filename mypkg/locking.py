@@ -26,14 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import MigrateError
-from .settings import mask
+from .settings import DEFAULT_LOCK_TIMEOUT, mask  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
 
-#: Default for ``--lock-timeout``: long enough for a migrator to finish a real
-#: migration, short enough that a stuck deploy fails instead of hanging forever.
-DEFAULT_LOCK_TIMEOUT = 300.0
 POLL_SECONDS = 0.2
 
 #: The advisory lock key: a stable signed 64-bit number derived from the package name,

@@ -12,13 +12,15 @@ installed and without Alembic.
 
 from __future__ import annotations
 
-import ast
 import functools
-import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FILENAME = "manifest.json"
 FORMAT = 1
@@ -42,6 +44,8 @@ class Revision:
 
 def parse_script(path: Path) -> Revision | None:
     """A revision script's header, read as text (never imported); None if not a revision."""
+    import ast
+    import hashlib
     data = path.read_bytes()
     text = data.decode("utf-8")
     values: dict[str, object] = {}
@@ -86,42 +90,69 @@ class Manifest:
 
     def ancestors(self, revisions: tuple[str, ...]) -> list[str]:
         """Every revision applied when the database is at ``revisions`` (inclusive)."""
-        seen: list[str] = []
+        seen: dict[str, None] = {}  # ordered, O(1) membership
         stack = list(revisions)
         while stack:
             rev = stack.pop()
             if rev in seen or rev not in self.by_id:
                 continue
-            seen.append(rev)
+            seen[rev] = None
             stack.extend(self.by_id[rev].down_revisions)
-        return seen
+        return list(seen)
 
     def ordered(self) -> list[Revision]:
-        """Oldest first (parents before children)."""
+        """Oldest first (parents before children), in linear time.
+
+        A linear history is walked down from its head, as Alembic's history is; a
+        branched one is sorted topologically (Kahn), ties broken by revision id.
+        """
+        if len(self.heads) == 1:
+            chain = []
+            rev: str | None = self.heads[0]
+            while rev is not None and rev in self.by_id:
+                chain.append(self.by_id[rev])
+                parents = self.by_id[rev].down_revisions
+                rev = parents[0] if len(parents) == 1 else None
+            if len(chain) == len(self.by_id):
+                chain.reverse()
+                return chain
+        waiting = {rev: len(entry.down_revisions) for rev, entry in self.by_id.items()}
+        children: dict[str, list[str]] = {}
+        for rev, entry in self.by_id.items():
+            for parent in entry.down_revisions:
+                if parent in self.by_id:
+                    children.setdefault(parent, []).append(rev)
+                else:
+                    waiting[rev] -= 1
+        ready = sorted(rev for rev, count in waiting.items() if count == 0)
         done: list[str] = []
-        pending = sorted(self.by_id)
-        while pending:
-            ready = [r for r in pending if all(p in done for p in self.by_id[r].down_revisions)]
-            if not ready:  # a cycle or a missing parent: keep the rest in name order
-                ready = pending
-            done.extend(ready)
-            pending = [r for r in pending if r not in ready]
-        return [self.by_id[r] for r in done]
+        while ready:
+            rev = ready.pop(0)
+            done.append(rev)
+            for child in children.get(rev, ()):
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    ready.append(child)
+            ready.sort()
+        return [self.by_id[rev] for rev in done]
 
 
 @functools.cache
 def load() -> Manifest:
     """The installed package's manifest, else a scan of the source tree's scripts."""
-    from importlib.resources import files
-
-    built = files("mypkg").joinpath("migrations", FILENAME)
-    if built.is_file():
-        payload = json.loads(built.read_text())
+    # Beside this module, as importlib.resources would find it in a regular install;
+    # a plain path skips importing importlib.resources (and zipfile) on the fast path.
+    built = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations", FILENAME)
+    if os.path.isfile(built):
+        with open(built, encoding="utf-8") as handle:
+            payload = json.load(handle)
         revisions = [
             Revision(**{**item, "down_revisions": tuple(item["down_revisions"])})
             for item in payload["revisions"]
         ]
         return Manifest(revisions, "manifest")
+    from pathlib import Path
+
     from .scripts import script_location
 
     return Manifest(scan(Path(script_location()) / "versions"), "scripts")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # typing itself is not imported on the fast path
 
 from .errors import MigrateError, UsageError
 
@@ -11,6 +12,9 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 ENV_VAR = "MYPKG_DATABASE_URL"
+#: Default for ``--lock-timeout`` (seconds): long enough for a migrator to finish a
+#: real migration, short enough that a stuck deploy fails instead of hanging forever.
+DEFAULT_LOCK_TIMEOUT = 300.0
 #: A file in the working directory: nothing to start, nothing to configure.
 DEFAULT_URL = "sqlite:///mypkg.db"
 
