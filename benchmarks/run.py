@@ -227,10 +227,14 @@ class Project:
         base = {k: v for k, v in os.environ.items() if k not in dropped}
         self.mypkg_env = {**base, "PYTHONPATH": str(self.site)}
         self.alembic_env = dict(base)
+        self.outside = root.parent / f"{root.name}-cwd"
+        self.outside.mkdir(exist_ok=True)
 
     def mypkg(self, db: Path, *args: str) -> Run:
+        # From a directory outside the copy, as on a deployed machine: `python -m`
+        # would otherwise import the copy's source tree instead of the installed wheel.
         command = [sys.executable, "-m", "mypkg", "--url", f"sqlite:///{db}", *args]
-        return run(command, cwd=self.root, env=self.mypkg_env)
+        return run(command, cwd=self.outside, env=self.mypkg_env)
 
     def alembic(self, db: Path, *args: str) -> Run:
         command = [sys.executable, "-m", "alembic", "-c", str(self.root / "alembic.ini"), *args]
@@ -322,7 +326,7 @@ def bench_backfill(rows: int, work: Path, batch: int) -> dict[str, float]:
     try:
         url = server.create_database()
         env = {**project.mypkg_env}
-        run([sys.executable, "-m", "mypkg", "--url", url, "upgrade", "big000000001"], cwd=project.root, env=env)
+        run([sys.executable, "-m", "mypkg", "--url", url, "upgrade", "big000000001"], cwd=project.outside, env=env)
         import psycopg
 
         name = url.split("?")[0].rsplit("/", 1)[-1]
@@ -333,7 +337,7 @@ def bench_backfill(rows: int, work: Path, batch: int) -> dict[str, float]:
                 (rows,),
             )
             db.execute("VACUUM ANALYZE big")
-        measured = run([sys.executable, "-m", "mypkg", "--url", url, "upgrade"], cwd=project.root, env=env)
+        measured = run([sys.executable, "-m", "mypkg", "--url", url, "upgrade"], cwd=project.outside, env=env)
         with psycopg.connect(host=str(server.socket_dir), user=server.user, dbname=name, autocommit=True) as db:
             filled = db.execute("SELECT count(*) FROM big WHERE name_length = length(name)").fetchone()[0]
             assert filled == rows, filled

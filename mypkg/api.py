@@ -259,7 +259,6 @@ def _run(
     ignore_checksums: bool = False,
     backup: bool = False,
 ) -> MigrationResult:
-    from alembic import command
     from sqlalchemy import event, text
 
     from .manifest import load as load_manifest
@@ -320,7 +319,7 @@ def _run(
         try:
             while True:
                 try:
-                    getattr(command, command_name)(config, destination)
+                    _run_env(config, command_name, destination)
                     break
                 except Exception as exc:
                     if connection.in_transaction():
@@ -353,6 +352,24 @@ def _run(
                     connection.commit()
         after = _read_current(connection)
     return MigrationResult(settings.mask(url), before, after, applied, backup_path)
+
+
+def _run_env(config: Any, direction: str, destination: str) -> None:
+    """What ``alembic.command.upgrade``/``downgrade`` do, with the ScriptDirectory this
+    process already loaded: Alembic's commands would load (import) every script again."""
+    from alembic.runtime.environment import EnvironmentContext
+
+    directory = scripts.script_directory()
+
+    def steps(rev: Any, _context: Any) -> Any:
+        if direction == "upgrade":
+            return directory._upgrade_revs(destination, rev)
+        return directory._downgrade_revs(destination, rev)
+
+    with EnvironmentContext(
+        config, directory, fn=steps, as_sql=False, starting_rev=None, destination_rev=destination
+    ):
+        directory.run_env()
 
 
 def _record_failure(

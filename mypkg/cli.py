@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from .errors import ExitCode, MigrateError, UsageError
@@ -110,7 +109,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that command gets its options (the others are
+    bare names for the usage message): every start-up pays for building a parser."""
     shared = _shared_options()
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -120,9 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # prog given: argparse would otherwise build a help formatter (and import shutil).
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, prog=PROG)
     sub: dict[str, argparse.ArgumentParser] = {}
     for name, (summary, examples) in COMMANDS.items():
+        if only is not None and name != only:
+            commands.add_parser(name, help=summary, add_help=False)
+            continue
         sub[name] = commands.add_parser(
             name,
             parents=[shared],
@@ -131,77 +136,58 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=f"examples:\n{examples}\n\nexit codes: 0 success, 1 failure, 2 usage error",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-    for name in ("upgrade", "downgrade"):
-        sub[name].add_argument(
+    def option(names: tuple[str, ...], *args: Any, **kwargs: Any) -> None:
+        for name in names:
+            if name in sub:
+                sub[name].add_argument(*args, **kwargs)
+
+    migrations = ("upgrade", "downgrade")
+    for name in migrations:
+        option(
+            (name,),
             "revision",
             nargs="?",
             metavar="REV",
             help="target revision: an id (prefix), head, base, +N, -N; with --sql, FROM:TO"
             + (" (default: head)" if name == "upgrade" else ""),
         )
-        sub[name].add_argument(
-            "--sql",
-            action="store_true",
-            help="print the SQL for the dialect of --url instead of running it",
-        )
-        sub[name].add_argument(
-            "--to-version",
-            metavar="VERSION",
-            help="target the schema mypkg VERSION shipped (instead of REV)",
-        )
-        sub[name].add_argument(
-            "--from-version",
-            metavar="VERSION",
-            help="with --sql: start from the schema mypkg VERSION shipped",
-        )
-        sub[name].add_argument(
-            "--backup",
-            action="store_true",
-            help="SQLite: first copy the database next to it (online backup API) and print the path",
-        )
-    sub["upgrade"].add_argument(
-        "--ignore-checksums",
-        action="store_true",
-        help="upgrade even if an applied revision's script changed since it ran (see verify)",
-    )
-    sub["stamp"].add_argument(
-        "--force",
-        action="store_true",
-        help="stamp even if the schema differs from the revision's",
-    )
-    sub["history"].add_argument(
-        "--applied",
-        action="store_true",
-        help="the database's ledger: every revision applied, reverted, stamped or failed",
-    )
-    for name in ("upgrade", "downgrade", "stamp"):
-        sub[name].add_argument(
-            "--lock-timeout",
-            type=_seconds,
-            default=DEFAULT_LOCK_TIMEOUT,
-            metavar="SECONDS",
-            help="wait this long for another migrator to finish, then fail (exit 1, "
-            f"nothing changed); default {DEFAULT_LOCK_TIMEOUT:g}",
-        )
-    for name in ("upgrade", "downgrade"):
-        sub[name].add_argument(
-            "--statement-lock-timeout",
-            type=_seconds,
-            metavar="SECONDS",
-            help="PostgreSQL: roll a revision back when one of its statements waits longer "
-            "than this for a table lock, and retry it up to 3 times, so the application's "
-            "queries are not stalled behind it (default: wait indefinitely)",
-        )
-    sub["downgrade"].add_argument(
-        "--yes", action="store_true", help="confirm a downgrade to base (drops every table)"
-    )
-    sub["stamp"].add_argument("revision", metavar="REV", help="revision to record")
-    sub["status"].add_argument(
-        "--wait",
-        type=float,
+    option(migrations, "--sql", action="store_true",
+           help="print the SQL for the dialect of --url instead of running it")
+    option(migrations, "--to-version", metavar="VERSION",
+           help="target the schema mypkg VERSION shipped (instead of REV)")
+    option(migrations, "--from-version", metavar="VERSION",
+           help="with --sql: start from the schema mypkg VERSION shipped")
+    option(migrations, "--backup", action="store_true",
+           help="SQLite: first copy the database next to it (online backup API) and print the path")
+    option(("upgrade",), "--ignore-checksums", action="store_true",
+           help="upgrade even if an applied revision's script changed since it ran (see verify)")
+    option(("stamp",), "--force", action="store_true",
+           help="stamp even if the schema differs from the revision's")
+    option(("history",), "--applied", action="store_true",
+           help="the database's ledger: every revision applied, reverted, stamped or failed")
+    option(
+        ("upgrade", "downgrade", "stamp"),
+        "--lock-timeout",
+        type=_seconds,
+        default=DEFAULT_LOCK_TIMEOUT,
         metavar="SECONDS",
-        help="poll until the database is at head, fail after SECONDS",
+        help="wait this long for another migrator to finish, then fail (exit 1, "
+        f"nothing changed); default {DEFAULT_LOCK_TIMEOUT:g}",
     )
+    option(
+        migrations,
+        "--statement-lock-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="PostgreSQL: roll a revision back when one of its statements waits longer "
+        "than this for a table lock, and retry it up to 3 times, so the application's "
+        "queries are not stalled behind it (default: wait indefinitely)",
+    )
+    option(("downgrade",), "--yes", action="store_true",
+           help="confirm a downgrade to base (drops every table)")
+    option(("stamp",), "revision", metavar="REV", help="revision to record")
+    option(("status",), "--wait", type=float, metavar="SECONDS",
+           help="poll until the database is at head, fail after SECONDS")
     return parser
 
 
@@ -247,6 +233,8 @@ class Output:
 
     def data(self, payload: Any, text: Callable[[], None]) -> None:
         if self.as_json:
+            import json
+
             print(json.dumps(payload, indent=2))
         else:
             text()
@@ -516,9 +504,20 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
 }
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The command named in argv, if any (the value after --url is not a command)."""
+    previous = ""
+    for token in argv:
+        if token in COMMANDS and previous != "--url":
+            return token
+        previous = token
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mypkg-migrate``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(only=_command_in(argv)).parse_args(argv)
     for name, default in (("url", None), ("json", False), ("verbose", False), ("quiet", False)):
         if not hasattr(args, name):
             setattr(args, name, default)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, quote_plus
 
 TYPE_CHECKING = False  # typing itself is not imported on the fast path
 if TYPE_CHECKING:
@@ -49,7 +48,8 @@ _URL = re.compile(
     """,
     re.X,
 )
-_PLAIN = re.compile(r"^[\w.\-~ +/]*$")  # nothing SQLAlchemy would unquote or re-quote
+# Nothing SQLAlchemy would unquote or re-quote: then the text is rendered as it is.
+_PLAIN = re.compile(r"^[\w.\-~ +/]*$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def enabled() -> bool:
     return not os.environ.get(DISABLE_VAR)
 
 
-def _sqlite_state(database: str, masked: str) -> DatabaseState | None:
+def _sqlite_state(database: str, masked: str, with_ledger: bool) -> DatabaseState | None:
     import sqlite3
 
     if not database or database == ":memory:" or database.startswith("file:"):
@@ -76,19 +76,22 @@ def _sqlite_state(database: str, masked: str) -> DatabaseState | None:
     except OSError:
         return None
     try:
-        connection = sqlite3.connect(f"file:{quote(database)}?mode=ro", uri=True)
+        # A plain path (see _PLAIN): only the space needs escaping in a file: URI.
+        connection = sqlite3.connect(f"file:{database.replace(' ', '%20')}?mode=ro", uri=True)
     except sqlite3.Error:
         return None
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        return _read(connection, masked, tables)
+        return _read(connection, masked, tables, with_ledger)
     except sqlite3.Error:
         return None
     finally:
         connection.close()
 
 
-def _postgresql_state(parts: dict[str, Any], query: dict[str, str], masked: str) -> DatabaseState | None:
+def _postgresql_state(
+    parts: dict[str, Any], query: dict[str, str], masked: str, with_ledger: bool
+) -> DatabaseState | None:
     try:
         import psycopg
     except ImportError:
@@ -108,17 +111,17 @@ def _postgresql_state(parts: dict[str, Any], query: dict[str, str], masked: str)
                 "WHERE n.nspname = current_schema() AND c.relname IN "
                 "('alembic_version', 'mypkg_migration_ledger')"
             ).fetchall()
-            return _read(connection, masked, {row[0] for row in found})
+            return _read(connection, masked, {row[0] for row in found}, with_ledger)
     except psycopg.Error:
         return None
 
 
-def _read(connection: Any, masked: str, tables: set[str]) -> DatabaseState:
+def _read(connection: Any, masked: str, tables: set[str], with_ledger: bool) -> DatabaseState:
     current: tuple[str, ...] = ()
     if "alembic_version" in tables:
         current = tuple(row[0] for row in connection.execute("SELECT version_num FROM alembic_version"))
     ledger = None
-    if "mypkg_migration_ledger" in tables:
+    if with_ledger and "mypkg_migration_ledger" in tables:
         ledger = [
             (row[0], row[1], row[2])
             for row in connection.execute(
@@ -147,9 +150,11 @@ def parse(url: str) -> ParsedUrl | None:
         database = parts["database"] or ""
         if parts["query"] or parts["username"] or parts["ipv4host"] or not _PLAIN.match(database):
             return None
-        return ParsedUrl("sqlite", parts, {}, f"{name}:///{quote(database, safe=' +/')}")
+        return ParsedUrl("sqlite", parts, {}, f"{name}:///{database}")  # plain: nothing to quote
     if name not in ("postgresql", "postgresql+psycopg"):
         return None
+    from urllib.parse import parse_qsl, quote, quote_plus
+
     if any(value and not _PLAIN.match(value) for value in (parts["username"], parts["database"])):
         return None
     if parts["password"] is not None and "%" in parts["password"]:
@@ -179,14 +184,14 @@ def parse(url: str) -> ParsedUrl | None:
     return ParsedUrl("postgresql", parts, query, masked)
 
 
-def read_state(url: str) -> DatabaseState | None:
-    """The version table and the ledger, read with the driver alone; None if unsure."""
+def read_state(url: str, *, with_ledger: bool = True) -> DatabaseState | None:
+    """The version table (and the ledger), read with the driver alone; None if unsure."""
     parsed = parse(url)
     if parsed is None:
         return None
     if parsed.dialect == "sqlite":
-        return _sqlite_state(parsed.parts["database"] or "", parsed.masked)
-    return _postgresql_state(parsed.parts, parsed.query, parsed.masked)
+        return _sqlite_state(parsed.parts["database"] or "", parsed.masked, with_ledger)
+    return _postgresql_state(parsed.parts, parsed.query, parsed.masked, with_ledger)
 
 
 def _linear(shipped: Manifest) -> bool:
@@ -216,7 +221,7 @@ def status(url: str) -> Status | None:
     """What :func:`mypkg.api.status` returns, or None when only the full path can tell."""
     from .manifest import load
 
-    state = read_state(url)
+    state = read_state(url, with_ledger=False)
     return None if state is None else _status_from(state, load())
 
 

@@ -95,21 +95,39 @@ def write(
     from ._version import package_version
 
     finished = now()
-    # One INSERT statement with bound parameters: compiled once, cached by SQLAlchemy.
-    connection.execute(
-        table().insert(),
-        {
-            "revision": revision,
-            "direction": direction,
-            "checksum": checksum,
-            "package_version": package_version(),
-            "started_at": started_at,
-            "finished_at": finished,
-            "duration_ms": (finished - started_at).total_seconds() * 1000,
-            "outcome": outcome,
-            "detail": detail,
-        },
+    values = (
+        revision,
+        direction,
+        checksum,
+        package_version(),
+        _stored(connection, started_at),
+        _stored(connection, finished),
+        (finished - started_at).total_seconds() * 1000,
+        outcome,
+        detail,
     )
+    # Straight to the driver's cursor, on the same connection and so in the same
+    # transaction: written once per revision, where SQLAlchemy's statement machinery
+    # would cost more than the INSERT itself.
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(_INSERT.format(marks=", ".join([marker] * len(values))), values)
+    finally:
+        cursor.close()
+
+
+_INSERT = (
+    f"INSERT INTO {TABLE} (revision, direction, checksum, package_version, started_at, "
+    "finished_at, duration_ms, outcome, detail) VALUES ({marks})"
+)
+
+
+def _stored(connection: Connection, moment: dt.datetime) -> dt.datetime | str:
+    """A timestamp as SQLAlchemy's DateTime stores it: SQLite keeps naive UTC text."""
+    if connection.dialect.name == "sqlite":
+        return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment
 
 
 def rows(connection: Connection) -> list[LedgerRow]:

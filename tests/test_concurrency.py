@@ -7,6 +7,7 @@ the migrators are real ``mypkg-migrate`` processes.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -205,7 +206,6 @@ class TestLockTimeout:
                 return
             engine = database.create_engine(db_url)
             with engine.connect() as conn, locking.postgresql_lock(conn, url, timeout=5):
-                mypkg.upgrade(conn)  # the holder migrates while the other waits
                 holding.set()
                 release.wait()
             engine.dispose()
@@ -219,7 +219,26 @@ class TestLockTimeout:
         holder.join()
         assert result.returncode == 0, result.stderr
         assert "waiting up to 30s for the migration lock" in result.stderr
+        assert "applied  " in result.stdout
         assert mypkg.current(db_url) == (HEAD,)
+
+    def test_a_replica_at_head_does_not_wait_for_the_lock(self, db_url: str, cli: Cli) -> None:
+        """The no-op answer needs no lock: replicas starting during a long unrelated
+        lock hold (a stamp, a backup) are not held up when there is nothing to do."""
+        mypkg.upgrade(db_url)
+        url = database.create_engine(db_url).url
+        path = database.sqlite_path(url)
+        engine = database.create_engine(db_url)
+        with contextlib.ExitStack() as stack:
+            if path is not None:
+                stack.enter_context(locking.sqlite_lock(path, url, timeout=5))
+            else:
+                conn = stack.enter_context(engine.connect())
+                stack.enter_context(locking.postgresql_lock(conn, url, timeout=5))
+            result = cli("--url", db_url, "upgrade", "--lock-timeout", "1")
+        engine.dispose()
+        assert result.returncode == 0, result.stderr
+        assert "nothing to do" in result.stdout and result.stderr == ""
 
 
 @pytest.mark.usefixtures("pg_server")
