@@ -70,3 +70,25 @@ def test_quick_start_commands_are_the_ones_ci_runs() -> None:
     ci = (REPO / ".ci" / "run").read_text()
     assert "python -m pytest" in ci.splitlines()[-1]
     assert "python -m pytest" in README
+
+
+def test_every_command_line_in_both_readmes_parses() -> None:
+    """Each ``mypkg-migrate ...`` line shown (English and Portuguese) is accepted by the CLI."""
+    from mypkg.cli import build_parser
+
+    seen = 0
+    for readme in ("README.md", "README.pt-BR.md"):
+        text = (REPO / readme).read_text()
+        for kind, block in re.findall(r"```(bash|console)\n(.*?)```", text, flags=re.S):
+            for line in block.splitlines():
+                if kind == "console":  # commands follow "$ "; the rest is output
+                    if not line.startswith("$ "):
+                        continue
+                    line = line[2:]
+                line = line.split("#", 1)[0].split(">", 1)[0].strip()
+                if not line.startswith("mypkg-migrate"):
+                    continue
+                args = shlex.split(line)[1:]
+                build_parser().parse_args(args)  # SystemExit (exit 2) on anything unknown
+                seen += 1
+    assert seen >= 25
