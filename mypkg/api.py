@@ -676,7 +676,6 @@ def stamp(
     _require_revision(revision)
     with _locked(target, lock_timeout, on_wait) as (connection, url):
         before = _read_current(connection)
-        ledger.ensure(connection)
         if not force:
             try:
                 found = baseline.differences(connection, revision)
@@ -690,6 +689,7 @@ def stamp(
                     f"{settings.mask(url)} does not have the schema of {revision}: "
                     f"{len(found)} difference(s): {shown}; nothing stamped (--force to stamp anyway)"
                 )
+        ledger.ensure(connection)  # only now: a refused stamp leaves nothing behind
         config = scripts.make_config(connection=connection)
         started = ledger.now()
         try:

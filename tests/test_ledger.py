@@ -184,6 +184,11 @@ class TestSafeBaseline:
         with pytest.raises(MigrateError, match=r"does not have the schema of head: 1 difference\(s\): add_index"):
             mypkg.stamp(db_url, "head")
         assert mypkg.current(db_url) == ()
+        engine = database.create_engine(db_url)
+        try:  # refused: nothing written, not even the ledger
+            assert not ({"mypkg_migration_ledger", "alembic_version"} & set(sa.inspect(engine).get_table_names()))
+        finally:
+            engine.dispose()
         # The schema does match the revision before the index: stamping that works.
         assert mypkg.stamp(db_url, REVISIONS[-2]).after == (REVISIONS[-2],)
         forced = cli("--url", db_url, "stamp", "head", "--force")
