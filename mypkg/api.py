@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 Target = Union[str, "URL", "Engine", "Connection", None]
 
 
-# The results are plain dataclasses in their own module, which the fast path imports
+# The results are typed named tuples in their own module, which the fast path imports
 # without importing this one.
 from .results import (  # noqa: E402
     AppliedRevision,
@@ -710,7 +710,7 @@ def stamp(
         except Exception as exc:
             raise _failure(exc, None, connection, url) from exc
         after = _read_current(connection)
-    return MigrationResult(settings.mask(url), before, after)
+    return MigrationResult(settings.mask(url), before, after, [])
 
 
 def check(target: Target = None) -> list[str]:

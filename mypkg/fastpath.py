@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
-TYPE_CHECKING = False  # typing itself is not imported on the fast path
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
@@ -52,8 +52,7 @@ _URL = re.compile(
 _PLAIN = re.compile(r"^[\w.\-~ +/]*$", re.ASCII)
 
 
-@dataclass(frozen=True)
-class DatabaseState:
+class DatabaseState(NamedTuple):
     masked_url: str
     current: tuple[str, ...]
     #: (revision, checksum, outcome) oldest first; None: no ledger table yet.
@@ -131,8 +130,7 @@ def _read(connection: Any, masked: str, tables: set[str], with_ledger: bool) -> 
     return DatabaseState(masked, current, ledger)
 
 
-@dataclass(frozen=True)
-class ParsedUrl:
+class ParsedUrl(NamedTuple):
     dialect: str  #: "sqlite" or "postgresql"
     parts: dict[str, Any]
     query: dict[str, str]

@@ -16,7 +16,7 @@ import functools
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,8 +33,7 @@ _ASSIGNMENT = re.compile(
 _DOCSTRING = re.compile(r'^\s*(?:[rRuU]?"""|[rRuU]?\'\'\')\s*(.*?)\s*$', re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class Revision:
+class Revision(NamedTuple):
     revision: str
     down_revisions: tuple[str, ...]
     message: str
@@ -72,7 +71,7 @@ def scan(versions: Path) -> list[Revision]:
 
 
 def to_json(revisions: list[Revision]) -> str:
-    payload = {"format": FORMAT, "revisions": [asdict(rev) for rev in revisions]}
+    payload = {"format": FORMAT, "revisions": [rev._asdict() for rev in revisions]}
     return json.dumps(payload, indent=1, sort_keys=True) + "\n"
 
 

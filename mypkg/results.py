@@ -2,19 +2,22 @@
 
 Kept apart from :mod:`mypkg.api` so that the fast path (:mod:`mypkg.fastpath`) can
 build the very same :class:`Status` without importing the API's dependencies.
+
+Typed named tuples rather than dataclasses: the same typed, immutable values, but
+importing :mod:`dataclasses` (and the :mod:`inspect` it pulls in) and generating each
+class's methods costs about 14 ms per start, a quarter of a no-op ``upgrade``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
-TYPE_CHECKING = False  # typing itself is not imported on the fast path
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Literal
 
 
-@dataclass(frozen=True)
-class AppliedRevision:
+class AppliedRevision(NamedTuple):
     """One revision run against the database, in one transaction."""
 
     revision: str
@@ -23,19 +26,17 @@ class AppliedRevision:
     seconds: float
 
 
-@dataclass(frozen=True)
-class MigrationResult:
+class MigrationResult(NamedTuple):
     """What an upgrade or downgrade did."""
 
     database: str  #: the URL, password masked
     before: tuple[str, ...]
     after: tuple[str, ...]
-    applied: list[AppliedRevision] = field(default_factory=list)
+    applied: list[AppliedRevision]
     backup: str | None = None  #: the SQLite backup file written first, if asked for
 
 
-@dataclass(frozen=True)
-class ChecksumProblem:
+class ChecksumProblem(NamedTuple):
     """An applied revision whose shipped script no longer matches what ran."""
 
     revision: str
@@ -43,16 +44,14 @@ class ChecksumProblem:
     detail: str
 
 
-@dataclass(frozen=True)
-class RevisionInfo:
+class RevisionInfo(NamedTuple):
     revision: str
     down_revisions: tuple[str, ...]
     message: str
     is_head: bool
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(NamedTuple):
     """Where a database stands against the revisions this package ships."""
 
     database: str

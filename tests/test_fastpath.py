@@ -8,6 +8,10 @@ existed and on a database that does not exist yet, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import sqlalchemy as sa
 
@@ -65,6 +69,41 @@ def test_database_that_does_not_exist_yet(cli: Cli, sqlite_url: str) -> None:
     assert fastpath.status(sqlite_url) is None
     for args in READ_COMMANDS:
         _both_ways(cli, sqlite_url, *args)
+
+
+# What the fast path must not import: the full path's libraries, and the standard
+# library's slow starters (dataclasses pulls in inspect; argparse's default formatter,
+# shutil; importlib.resources, tempfile and shutil: only a source tree, which has no
+# built manifest, looks its scripts up that way).
+HEAVY_MODULES = ("sqlalchemy", "alembic", "mako", "psycopg", "dataclasses", "inspect")
+
+
+def imported_by_fast_path(python: str, url: str, command: str, heavy: tuple[str, ...], **run: object) -> list[str]:
+    """Run ``mypkg-migrate --url URL COMMAND`` in a fresh interpreter: the heavy modules
+    it imported, beyond what the PostgreSQL driver itself imports (it reads the version
+    table there)."""
+    driver = "import psycopg\n" if url.startswith("postgresql") else ""
+    probe = (
+        f"import json, sys\n{driver}"
+        "before = set(sys.modules)\n"
+        "from mypkg.cli import main\n"
+        f"code = main(['--url', {url!r}, {command!r}])\n"
+        f"print(json.dumps([code, sorted({{m.split('.')[0] for m in set(sys.modules) - before}} & set({heavy!r}))]))\n"
+    )
+    result = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=60, **run)  # type: ignore[call-overload]
+    assert result.returncode == 0, result.stderr
+    *output, last = result.stdout.strip().splitlines()
+    code, imported = json.loads(last)
+    assert code == 0, result.stdout
+    if command == "upgrade":
+        assert "nothing to do" in output[0], result.stdout
+    return imported
+
+
+@pytest.mark.parametrize("command", ["status", "current", "upgrade"])
+def test_the_fast_path_imports_nothing_it_does_not_need(db_url: str, command: str) -> None:
+    mypkg.upgrade(db_url)
+    assert imported_by_fast_path(sys.executable, db_url, command, HEAVY_MODULES) == []
 
 
 class TestNoOpUpgrade:

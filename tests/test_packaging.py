@@ -14,6 +14,7 @@ import mypkg
 from mypkg import manifest, scripts
 from tests.conftest import REPO
 from tests.test_api import run_copy
+from tests.test_fastpath import HEAVY_MODULES, imported_by_fast_path
 
 HEAD = mypkg.heads()[0]
 SHIPPED = sorted(p.name for p in (REPO / "alembic" / "versions").glob("*.py"))
@@ -94,3 +95,13 @@ def test_plain_source_tree_finds_its_scripts(source_copy: Path) -> None:
     result = run_copy(source_copy, "history")
     assert result.returncode == 0, result.stderr
     assert HEAD in result.stdout
+
+
+@pytest.mark.parametrize("command", ["status", "current", "upgrade"])
+def test_installed_fast_path_imports_nothing_it_does_not_need(venv: Path, tmp_path: Path, command: str) -> None:
+    # As deployed: the built manifest is read by path, so not even shutil is imported.
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    mypkg.upgrade(url)
+    env = {k: v for k, v in os.environ.items() if k not in ("MYPKG_DATABASE_URL", "PYTHONPATH")}
+    python = str(venv / "bin" / "python")
+    assert imported_by_fast_path(python, url, command, (*HEAVY_MODULES, "shutil"), cwd=tmp_path, env=env) == []
