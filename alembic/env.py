@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from logging.config import fileConfig
-
 import sqlalchemy as sa
 from alembic import context
 
@@ -15,6 +13,8 @@ config = context.config
 
 # Only the `alembic` command has an ini file; mypkg-migrate sets up its own logging.
 if config.config_file_name is not None and not config.attributes.get("connection"):
+    from logging.config import fileConfig  # here: mypkg-migrate's start-up skips it
+
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 

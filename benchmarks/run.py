@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     parser.add_argument("--sizes", default="1,200,1000", help="revision counts (default: 1,200,1000)")
-    parser.add_argument("--repeat", type=int, default=3, help="repetitions per measurement (median; default 3)")
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions per measurement (median; default 5)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows for the batch copy and backfill")
     parser.add_argument("--batch", type=int, default=50_000, help="backfill batch size (default 50000)")
     parser.add_argument("--skip-postgresql", action="store_true", help="no PostgreSQL backfill")
