@@ -26,10 +26,14 @@ _API = (
     "stamp",
     "check",
     "offline_sql",
+    "verify",
+    "applied_history",
     "MigrationResult",
     "AppliedRevision",
     "Status",
     "RevisionInfo",
+    "ChecksumProblem",
+    "LedgerRow",
 )
 __all__ = [*_API, "MigrateError", "UsageError", "__version__"]
 

@@ -35,10 +35,12 @@ from .results import (  # noqa: E402
     RevisionInfo,
     Status,
 )
+from .ledger import LedgerRow  # noqa: E402
 
 __all__ = [
     "AppliedRevision",
     "ChecksumProblem",
+    "LedgerRow",
     "MigrationResult",
     "RevisionInfo",
     "Status",

@@ -12,8 +12,7 @@ after the rollback, in a transaction of its own.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -24,8 +23,9 @@ TABLE = "mypkg_migration_ledger"
 RUNNER_TABLES = frozenset({TABLE, "alembic_version"})
 
 
-@dataclass(frozen=True)
-class LedgerRow:
+class LedgerRow(NamedTuple):
+    """One ledger row, as :func:`mypkg.applied_history` returns it (see :mod:`mypkg.results`)."""
+
     id: int
     revision: str
     direction: str  #: upgrade, downgrade or stamp

@@ -19,6 +19,25 @@ HEAD = mypkg.heads()[0]
 REVISIONS = [rev.revision for rev in mypkg.history()]
 
 
+def test_the_package_exports_the_whole_api() -> None:
+    from mypkg import api
+
+    public = {name for name in api.__all__}
+    assert public <= set(mypkg.__all__), public - set(mypkg.__all__)
+    for name in mypkg.__all__:
+        assert getattr(mypkg, name) is not None
+
+
+def test_ledger_and_verify_through_the_package(sqlite_url: str) -> None:
+    result = mypkg.upgrade(sqlite_url)
+    rows = mypkg.applied_history(sqlite_url)
+    assert [(row.revision, row.direction, row.outcome) for row in rows] == [
+        (step.revision, "upgrade", "applied") for step in result.applied
+    ]
+    assert isinstance(rows[0], mypkg.LedgerRow) and rows[0].finished_at >= rows[0].started_at
+    assert mypkg.verify(sqlite_url) == []
+
+
 class TestTargets:
     """The database may be given as a URL string, a URL, an Engine or a Connection."""
 
