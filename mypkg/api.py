@@ -31,11 +31,11 @@ Target = Union[str, "URL", "Engine", "Connection", None]
 from .results import (  # noqa: E402
     AppliedRevision,
     ChecksumProblem,
+    LedgerRow,
     MigrationResult,
     RevisionInfo,
     Status,
 )
-from .ledger import LedgerRow  # noqa: E402
 
 __all__ = [
     "AppliedRevision",
@@ -472,7 +472,7 @@ def verify(target: Target = None) -> list[ChecksumProblem]:
         return _checksum_problems(connection, current)
 
 
-def applied_history(target: Target = None) -> list[ledger.LedgerRow]:
+def applied_history(target: Target = None) -> list[LedgerRow]:
     """The ledger: every revision applied, reverted, stamped or failed, oldest first."""
     if not _database_exists(target):
         return []

@@ -12,7 +12,9 @@ after the rollback, in a transaction of its own.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
+
+from .results import LedgerRow
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -21,21 +23,6 @@ if TYPE_CHECKING:
 TABLE = "mypkg_migration_ledger"
 #: Tables the runner owns: never compared with the models, never dropped by revisions.
 RUNNER_TABLES = frozenset({TABLE, "alembic_version"})
-
-
-class LedgerRow(NamedTuple):
-    """One ledger row, as :func:`mypkg.applied_history` returns it (see :mod:`mypkg.results`)."""
-
-    id: int
-    revision: str
-    direction: str  #: upgrade, downgrade or stamp
-    checksum: str | None  #: sha256 of the script as shipped, when it ran
-    package_version: str
-    started_at: dt.datetime
-    finished_at: dt.datetime
-    duration_ms: float
-    outcome: str  #: applied, reverted, stamped or failed
-    detail: str | None  #: the error, for failures
 
 
 _table: sa.Table | None = None

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import datetime as dt
     from typing import Literal
 
 
@@ -63,3 +64,18 @@ class Status(NamedTuple):
     @property
     def at_head(self) -> bool:
         return not self.pending and set(self.current) == set(self.heads)
+
+
+class LedgerRow(NamedTuple):
+    """One row of the ledger (:mod:`mypkg.ledger`), oldest first in ``applied_history``."""
+
+    id: int
+    revision: str
+    direction: str  #: upgrade, downgrade or stamp
+    checksum: str | None  #: sha256 of the script as shipped, when it ran
+    package_version: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    duration_ms: float
+    outcome: str  #: applied, reverted, stamped or failed
+    detail: str | None  #: the error, for failures
