@@ -22,8 +22,8 @@ class RevisionManifestHook(BuildHookInterface):
         if self.target_name != "wheel" or version == "editable":
             return
         root = Path(self.root)
-        # mypkg/manifest.py is standard-library only; load it by path (not installed yet).
-        spec = importlib.util.spec_from_file_location("_mypkg_manifest", root / "mypkg" / "manifest.py")
+        # mypkg/migrate/manifest.py is standard-library only; load it by path (not installed yet).
+        spec = importlib.util.spec_from_file_location("_mypkg_manifest", root / "mypkg" / "migrate" / "manifest.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)

@@ -1,7 +1,9 @@
 """mypkg: a database schema shipped as a package.
 
-The models live in :mod:`mypkg.models`; the migrations ship inside the package and
-run through :mod:`mypkg.api` (re-exported here) or the ``mypkg-migrate`` command::
+The schema is :mod:`mypkg.models` (the SQLAlchemy models), the revision scripts
+(authored in ``alembic/`` at the source root, bundled as ``mypkg/migrations``) and
+:mod:`mypkg.releases`. The machinery that ships and runs it is :mod:`mypkg.migrate`;
+its typed API is re-exported here, and the ``mypkg-migrate`` command wraps it::
 
     import mypkg
     mypkg.upgrade("postgresql://app@db/app")   # at application start-up
@@ -11,7 +13,7 @@ Importing ``mypkg`` is cheap: the API and SQLAlchemy load on first use.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # importing mypkg stays cheap: not even typing
+TYPE_CHECKING = False  # importing the package stays cheap: not even typing
 if TYPE_CHECKING:
     from typing import Any
 
@@ -37,16 +39,16 @@ _API = (
 )
 __all__ = [*_API, "MigrateError", "UsageError", "__version__"]
 
-from .errors import MigrateError, UsageError  # noqa: E402
+from .migrate.errors import MigrateError, UsageError  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        from . import api
+        from .migrate import commands
 
-        return getattr(api, name)
+        return getattr(commands, name)
     if name == "__version__":
-        from ._version import package_version
+        from .migrate.version import package_version
 
         return package_version()
-    raise AttributeError(f"module 'mypkg' has no attribute {name!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,8 @@ between two releases: ``upgrade --sql --from-version A --to-version B``.
 
 from __future__ import annotations
 
-from .errors import UsageError
+from .migrate.errors import UsageError
+from .migrate.identity import PACKAGE
 
 RELEASES: dict[str, str] = {
     "0.1.0": "1341fe34ff84",
@@ -25,4 +26,4 @@ def revision_for(version: str) -> str:
         return RELEASES[version]
     except KeyError:
         known = ", ".join(RELEASES) or "none"
-        raise UsageError(f"unknown mypkg version {version!r}: releases with a schema: {known}") from None
+        raise UsageError(f"unknown {PACKAGE} version {version!r}: releases with a schema: {known}") from None

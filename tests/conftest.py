@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from mypkg import database, scripts
+from mypkg.migrate import connections as database, scripts
 from tests.pgserver import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent

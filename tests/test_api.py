@@ -12,15 +12,15 @@ import pytest
 import sqlalchemy as sa
 
 import mypkg
-from mypkg import database
-from mypkg.errors import MigrateError, UsageError
+from mypkg.migrate import connections as database
+from mypkg.migrate.errors import MigrateError, UsageError
 
 HEAD = mypkg.heads()[0]
 REVISIONS = [rev.revision for rev in mypkg.history()]
 
 
 def test_the_package_exports_the_whole_api() -> None:
-    from mypkg import api
+    from mypkg.migrate import commands as api
 
     missing = set(api.__all__) - set(mypkg.__all__)
     assert not missing, missing

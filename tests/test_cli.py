@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import mypkg
-from mypkg.cli import COMMANDS
+from mypkg.migrate.cli import COMMANDS
 from tests.conftest import Cli
 
 HEAD = mypkg.heads()[0]
@@ -310,7 +310,7 @@ class TestOnBothDatabases:
         assert base.returncode == 0 and base.stdout.count("reverted") == len(REVISIONS)
         assert mypkg.current(db_url) == ()
         # stamp's documented use: a database built by create_all() from the models.
-        from mypkg import database
+        from mypkg.migrate import connections as database
         from mypkg.models import metadata
 
         engine = database.create_engine(db_url)
@@ -327,7 +327,7 @@ class TestOnBothDatabases:
         mypkg.stamp(db_url, REVISIONS[0])
         import sqlalchemy as sa
 
-        from mypkg import database
+        from mypkg.migrate import connections as database
 
         engine = database.create_engine(db_url)
         with engine.begin() as connection:

@@ -21,7 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 import mypkg
-from mypkg import database, locking
+from mypkg.migrate import connections as database, locks as locking
+from mypkg.migrate.target import resolve
 from tests.conftest import Cli, command_prefix
 
 HEAD = mypkg.heads()[0]
@@ -162,8 +163,8 @@ class TestKilledMigrator:
 @pytest.fixture
 def held_lock(db_url: str):  # noqa: ANN201
     """Holds the migration lock of ``db_url`` from this process, as another migrator would."""
-    url = database.create_engine(db_url).url
-    path = database.sqlite_path(url)
+    url = resolve(db_url)
+    path = url.sqlite_path
     if path is not None:
         with locking.sqlite_lock(path, url, timeout=5):
             yield
@@ -194,8 +195,8 @@ class TestLockTimeout:
         assert result.returncode == 1 and "pending:  6 revision(s)" in result.stdout
 
     def test_waiting_migrator_proceeds_when_the_lock_is_released(self, db_url: str, cli: Cli) -> None:
-        url = database.create_engine(db_url).url
-        path = database.sqlite_path(url)
+        url = resolve(db_url)
+        path = url.sqlite_path
         release = threading.Event()
 
         def hold() -> None:
@@ -226,8 +227,8 @@ class TestLockTimeout:
         """The no-op answer needs no lock: replicas starting during a long unrelated
         lock hold (a stamp, a backup) are not held up when there is nothing to do."""
         mypkg.upgrade(db_url)
-        url = database.create_engine(db_url).url
-        path = database.sqlite_path(url)
+        url = resolve(db_url)
+        path = url.sqlite_path
         engine = database.create_engine(db_url)
         with contextlib.ExitStack() as stack:
             if path is not None:

@@ -71,7 +71,7 @@ def test_recipe_renders_as_noarch_python_with_its_tests(rendered: dict) -> None:
     assert rendered["about"]["license"] == "MIT" and rendered["about"]["license_file"] == ["LICENSE"]
     assert rendered["about"]["homepage"] == PYPROJECT["project"]["urls"]["Homepage"]
     python_test, script_test = rendered["tests"]
-    assert set(python_test["python"]["imports"]) >= {"mypkg", "mypkg.cli"}
+    assert set(python_test["python"]["imports"]) >= {"mypkg", "mypkg.migrate.cli"}
     assert python_test["python"].get("pip_check", True) is True
     commands = "\n".join(script_test["script"])
     assert "mypkg-migrate --help" in commands
@@ -167,13 +167,13 @@ def test_package_metadata(built: tuple[Path, Path], extracted: Path, rendered: d
     assert sorted(index["depends"]) == sorted(rendered["requirements"]["run"])
     assert index["constrains"] == rendered["requirements"]["run_constraints"]
     link = json.loads((extracted / "info" / "link.json").read_text())
-    assert link["noarch"] == {"type": "python", "entry_points": ["mypkg-migrate = mypkg.cli:main"]}
+    assert link["noarch"] == {"type": "python", "entry_points": ["mypkg-migrate = mypkg.migrate.cli:main"]}
     assert (extracted / "info" / "licenses" / "LICENSE").read_text().startswith("MIT License")
 
 
 def test_package_carries_models_and_every_migration(extracted: Path) -> None:
     package = extracted / "site-packages" / "mypkg"
-    for module in ("__init__.py", "api.py", "cli.py", "models/__init__.py", "models/note.py"):
+    for module in ("__init__.py", "migrate/commands.py", "migrate/cli.py", "migrate/identity.py", "models/__init__.py", "models/note.py"):
         assert (package / module).is_file(), module
     migrations = package / "migrations"
     assert (migrations / "env.py").read_text() == (REPO / "alembic" / "env.py").read_text()
@@ -228,7 +228,7 @@ def test_installed_into_a_fresh_prefix_the_command_migrates(
     assert upgrade.returncode == 0, upgrade.stderr
     assert (workdir / "mypkg.db").is_file()
     where = subprocess.run(
-        [prefix / "bin" / "python", "-c", "import mypkg.scripts as s; print(s.script_location())"],
+        [prefix / "bin" / "python", "-c", "import mypkg.migrate.scripts as s; print(s.script_location())"],
         cwd=workdir, env=clean_env, capture_output=True, text=True,
     )
     assert where.stdout.strip() == "mypkg:migrations", where.stderr

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 import mypkg
-from mypkg import api, database, fastpath, scripts
+from mypkg.migrate import commands as api, connections as database, fastpath, scripts
 from tests.conftest import Cli
 from tests.test_api import HEAD, REVISIONS
 
@@ -87,7 +87,7 @@ def imported_by_fast_path(python: str, url: str, command: str, heavy: tuple[str,
     probe = (
         f"import json, sys\n{driver}"
         "before = set(sys.modules)\n"
-        "from mypkg.cli import main\n"
+        "from mypkg.migrate.cli import main\n"
         f"code = main(['--url', {url!r}, {command!r}])\n"
         f"print(json.dumps([code, sorted({{m.split('.')[0] for m in set(sys.modules) - before if sys.modules[m] is not None}} & set({heavy!r}))]))\n"
     )
@@ -113,7 +113,7 @@ def test_a_real_upgrade_does_not_import_pygments(sqlite_url: str) -> None:
     assert importlib.util.find_spec("pygments") is not None
     probe = (
         "import sys\n"
-        "from mypkg.cli import main\n"
+        "from mypkg.migrate.cli import main\n"
         f"code = main(['--url', {sqlite_url!r}, '-q', 'upgrade'])\n"
         "print(code, 'mako.exceptions' in sys.modules, 'pygments' in sys.modules)\n"
     )
@@ -171,7 +171,7 @@ class TestNoOpUpgrade:
     ],
 )
 def test_urls_are_split_and_masked_as_sqlalchemy_does(url: str) -> None:
-    from mypkg import settings
+    from mypkg.migrate import settings
 
     parsed = fastpath.parse(url)
     assert parsed is not None

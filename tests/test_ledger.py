@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 import mypkg
-from mypkg import database, ledger, manifest, scripts
-from mypkg.errors import MigrateError
+from mypkg.migrate import connections as database, ledger, manifest, scripts
+from mypkg.migrate.errors import MigrateError
 from mypkg.models import metadata
 from mypkg.releases import RELEASES
 from tests.conftest import Cli

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mypkg.ledger import RUNNER_TABLES
+from mypkg.migrate.ledger import RUNNER_TABLES
 from pytest_alembic.tests import (  # noqa: F401 - collected as tests here
     test_model_definitions_match_ddl,
     test_single_head_revision,
@@ -28,7 +28,7 @@ from pytest_alembic.tests.experimental import (
 from pathlib import Path
 
 import mypkg
-from mypkg import database, scripts
+from mypkg.migrate import connections as database, scripts
 from mypkg.models import metadata
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import mypkg
-from mypkg import manifest, scripts
+from mypkg.migrate import manifest, scripts
 from tests.conftest import REPO
 from tests.test_api import run_copy
 from tests.test_fastpath import HEAVY_MODULES, imported_by_fast_path
@@ -55,7 +55,7 @@ def test_wheel_carries_models_env_and_every_revision(wheel: Path) -> None:
     built = zipfile.ZipFile(wheel).read("mypkg/migrations/manifest.json").decode()
     assert built == manifest.to_json(manifest.scan(REPO / "alembic" / "versions"))
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "mypkg-migrate = mypkg.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "mypkg-migrate = mypkg.migrate.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_installed_wheel_migrates_from_an_empty_directory(venv: Path, tmp_path: Path) -> None:
@@ -73,14 +73,14 @@ def test_installed_wheel_migrates_from_an_empty_directory(venv: Path, tmp_path: 
     assert f"reverted {HEAD}" in run("downgrade", "-1").stdout
     assert f"applied  {HEAD}" in run("upgrade").stdout
     where = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "from mypkg import manifest, scripts; print(scripts.script_location())"],
+        [str(venv / "bin" / "python"), "-c", "from mypkg.migrate import manifest, scripts; print(scripts.script_location())"],
         cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
     ).stdout.strip()
     # Alembic's own importlib.resources lookup of "package:folder".
     assert where == "mypkg:migrations"
     # The installed package reads its built manifest, the same the source tree computes.
     source = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "from mypkg import manifest; m = manifest.load(); print(m.source, m.heads)"],
+        [str(venv / "bin" / "python"), "-c", "from mypkg.migrate import manifest; m = manifest.load(); print(m.source, m.heads)"],
         cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
     ).stdout.strip()
     assert source == f"manifest {(HEAD,)}"

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 import mypkg
-from mypkg import database
-from mypkg.ledger import RUNNER_TABLES
+from mypkg.migrate import connections as database
+from mypkg.migrate.ledger import RUNNER_TABLES
 from mypkg.models import metadata
 from tests.conftest import Cli
 from tests.pgserver import PostgresServer, client

@@ -11,7 +11,7 @@ import re
 import shlex
 from pathlib import Path
 
-from mypkg.errors import ExitCode
+from mypkg.migrate.errors import ExitCode
 from tests.conftest import REPO, Cli
 
 README = (REPO / "README.md").read_text()
@@ -74,7 +74,7 @@ def test_quick_start_commands_are_the_ones_ci_runs() -> None:
 
 def test_every_command_line_in_both_readmes_parses() -> None:
     """Each ``mypkg-migrate ...`` line shown (English and Portuguese) is accepted by the CLI."""
-    from mypkg.cli import build_parser
+    from mypkg.migrate.cli import build_parser
 
     seen = 0
     for readme in ("README.md", "README.pt-BR.md"):

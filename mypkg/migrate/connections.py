@@ -9,36 +9,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import MigrateError
-from .settings import mask
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
-
-def sqlite_path(url: URL) -> Path | None:
-    """The file behind a SQLite URL, or None for memory databases and other dialects."""
-    if url.get_backend_name() != "sqlite":
-        return None
-    database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file::memory:"):
-        return None
-    if database.startswith("file:"):
-        database = database[len("file:") :].split("?", 1)[0]
-    return Path(database)
+    from .target import Database
 
 
-def check_sqlite_file(url: URL, *, will_write: bool) -> None:
+def check_sqlite_file(db: Database, *, will_write: bool) -> None:
     """Fail early, with a clear message, where SQLite would fail late and vaguely.
 
     :raises MigrateError: the directory is missing, or the file is not a SQLite database,
         or (when the command writes) the file or its directory is read-only.
     """
-    path = sqlite_path(url)
+    path = db.sqlite_path
     if path is None:
         return
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
-        raise MigrateError(f"directory {directory} does not exist (database {mask(url)})")
+        raise MigrateError(f"directory {directory} does not exist (database {db.masked})")
     if path.exists():
         with path.open("rb") as handle:
             header = handle.read(16)
@@ -73,12 +62,12 @@ def _make_sqlite_transactional(engine: Engine, *, foreign_keys: bool) -> None:
 
 
 def create_engine(url: str | URL, *, for_migrations: bool = False, **kwargs: Any) -> Engine:
-    """An engine for mypkg's schema.
+    """An engine for the schema.
 
     On SQLite, DDL is transactional and foreign keys are enforced. Migration engines
     switch enforcement off instead, because batch mode drops and recreates tables that
     others reference; each revision is then checked with ``PRAGMA foreign_key_check``
-    before it commits (see ``env.py``).
+    before it commits (see :mod:`.environment`).
     """
     import sqlalchemy
 
@@ -98,8 +87,13 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def error_name(exc: BaseException) -> str:
+    """The driver's exception class name (``UndefinedTable``), else the exception's own."""
+    return type(getattr(exc, "orig", None) or exc).__name__
+
+
 @contextlib.contextmanager
-def database_errors(url: URL) -> Iterator[None]:
+def database_errors(db: Database) -> Iterator[None]:
     """Turn driver and SQLAlchemy failures into one-line :class:`MigrateError` messages."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -110,9 +104,50 @@ def database_errors(url: URL) -> Iterator[None]:
     except DBAPIError as exc:
         message = first_line(exc)
         if exc.connection_invalidated or "connect" in message.lower():
-            raise MigrateError(f"cannot connect to {mask(url)}: {message}") from exc
+            raise MigrateError(f"cannot connect to {db.masked}: {message}") from exc
         if "not a database" in message:
-            raise MigrateError(f"{mask(url)} is not a SQLite database") from exc
-        raise MigrateError(f"{mask(url)}: {message}") from exc
+            raise MigrateError(f"{db.masked} is not a SQLite database") from exc
+        raise MigrateError(f"{db.masked}: {message}") from exc
     except SQLAlchemyError as exc:
-        raise MigrateError(f"{mask(url)}: {first_line(exc)}") from exc
+        raise MigrateError(f"{db.masked}: {first_line(exc)}") from exc
+
+
+@contextlib.contextmanager
+def connect(db: Database, *, will_write: bool) -> Iterator[Connection]:
+    """A connection for a command: the caller's own, or one made and closed here.
+
+    A SQLite file engine handed in by the caller is replaced by one made
+    transactional (see :func:`create_engine`) on the same file.
+    """
+    from sqlalchemy.engine import Connection, Engine
+
+    if isinstance(db.handed_in, Connection):
+        yield db.handed_in
+        return
+    if isinstance(db.handed_in, Engine) and db.sqlite_path is None:
+        with database_errors(db), db.handed_in.connect() as connection:
+            yield connection
+        return
+    check_sqlite_file(db, will_write=will_write)
+    engine = create_engine(db.url, for_migrations=True)
+    try:
+        with database_errors(db), engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def read_current(connection: Connection) -> tuple[str, ...]:
+    """The revisions in the version table; reads only, never creates the table."""
+    heads = current_in_transaction(connection)
+    # End the read transaction SQLAlchemy began: Alembic must start its own
+    # per-revision transactions, or it treats them as external and commits nothing.
+    connection.commit()
+    return heads
+
+
+def current_in_transaction(connection: Connection) -> tuple[str, ...]:
+    """The version table as this transaction sees it (no commit, unlike read_current)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return tuple(MigrationContext.configure(connection).get_current_heads())

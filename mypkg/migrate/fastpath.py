@@ -4,7 +4,7 @@
 to do. The full path imports SQLAlchemy and Alembic and executes every revision script
 (over a second with a thousand revisions); the answer needs only the version table,
 read with the driver alone (``sqlite3``, ``psycopg``), and the revision graph, read from
-the manifest (:mod:`mypkg.manifest`), never by importing a script.
+the manifest (:mod:`.manifest`), never by importing a script.
 
 The fast path answers only when it is sure to answer exactly as the full path would
 (a test compares them); anything unusual (a URL it does not parse the way SQLAlchemy
@@ -19,6 +19,8 @@ import os
 import re
 from typing import NamedTuple
 
+from .identity import LEDGER_TABLE, NO_FASTPATH_VAR, VERSION_TABLE
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from .manifest import Manifest
     from .results import Status
 
-DISABLE_VAR = "MYPKG_NO_FASTPATH"
+DISABLE_VAR = NO_FASTPATH_VAR
 
 # SQLAlchemy's own URL pattern (sqlalchemy/engine/url.py), so both paths agree on parts.
 _URL = re.compile(
@@ -107,8 +109,8 @@ def _postgresql_state(
         with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as connection:
             found = connection.execute(
                 "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = current_schema() AND c.relname IN "
-                "('alembic_version', 'mypkg_migration_ledger')"
+                "WHERE n.nspname = current_schema() AND c.relname IN (%s, %s)",
+                (VERSION_TABLE, LEDGER_TABLE),
             ).fetchall()
             return _read(connection, masked, {row[0] for row in found}, with_ledger)
     except psycopg.Error:
@@ -117,14 +119,14 @@ def _postgresql_state(
 
 def _read(connection: Any, masked: str, tables: set[str], with_ledger: bool) -> DatabaseState:
     current: tuple[str, ...] = ()
-    if "alembic_version" in tables:
-        current = tuple(row[0] for row in connection.execute("SELECT version_num FROM alembic_version"))
+    if VERSION_TABLE in tables:
+        current = tuple(row[0] for row in connection.execute(f"SELECT version_num FROM {VERSION_TABLE}"))
     ledger = None
-    if with_ledger and "mypkg_migration_ledger" in tables:
+    if with_ledger and LEDGER_TABLE in tables:
         ledger = [
             (row[0], row[1], row[2])
             for row in connection.execute(
-                "SELECT revision, checksum, outcome FROM mypkg_migration_ledger ORDER BY id"
+                f"SELECT revision, checksum, outcome FROM {LEDGER_TABLE} ORDER BY id"
             )
         ]
     return DatabaseState(masked, current, ledger)
@@ -216,7 +218,7 @@ def _status_from(state: DatabaseState, shipped: Manifest) -> Status | None:
 
 
 def status(url: str) -> Status | None:
-    """What :func:`mypkg.api.status` returns, or None when only the full path can tell."""
+    """What :func:`.commands.status` returns, or None when only the full path can tell."""
     from .manifest import load
 
     state = read_state(url, with_ledger=False)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import functools
 
+from .identity import DISTRIBUTION
+
 
 @functools.cache
 def package_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("mypkg")
+        return version(DISTRIBUTION)
     except PackageNotFoundError:  # a bare source tree, never installed
         import re
         from pathlib import Path
 
-        recipe = Path(__file__).resolve().parent.parent / "recipe" / "recipe.yaml"
+        recipe = Path(__file__).resolve().parents[2] / "recipe" / "recipe.yaml"
         found = re.search(r'(?m)^  version: "([^"]+)"', recipe.read_text())
         return found.group(1) if found else "0+unknown"

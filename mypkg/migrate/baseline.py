@@ -13,9 +13,12 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from . import database, ledger, scripts
+from . import connections, scripts
+from .compare import differences as compare_with
+from .identity import SCRATCH_PREFIX
+from .ledger import RUNNER_TABLES
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -35,8 +38,8 @@ def _upgrade_into(connection: Connection, revision: str) -> None:
 def _sqlite_scratch(revision: str) -> Iterator[sa.MetaData]:
     import sqlalchemy as sa
 
-    with tempfile.TemporaryDirectory(prefix="mypkg-baseline-") as tmp:
-        engine = database.create_engine(f"sqlite:///{Path(tmp) / 'scratch.db'}", for_migrations=True)
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}baseline-") as tmp:
+        engine = connections.create_engine(f"sqlite:///{Path(tmp) / 'scratch.db'}", for_migrations=True)
         try:
             with engine.connect() as scratch:
                 _upgrade_into(scratch, revision)
@@ -51,8 +54,8 @@ def _sqlite_scratch(revision: str) -> Iterator[sa.MetaData]:
 def _postgresql_scratch(connection: Connection, revision: str) -> Iterator[sa.MetaData]:
     import sqlalchemy as sa
 
-    schema = f"mypkg_baseline_{uuid.uuid4().hex[:12]}"
-    engine = database.create_engine(connection.engine.url, for_migrations=True)
+    schema = f"{SCRATCH_PREFIX}baseline_{uuid.uuid4().hex[:12]}"
+    engine = connections.create_engine(connection.engine.url, for_migrations=True)
     try:
         with engine.connect() as scratch:
             scratch.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
@@ -80,27 +83,13 @@ def _postgresql_scratch(connection: Connection, revision: str) -> Iterator[sa.Me
 
 def differences(connection: Connection, revision: str) -> list[str]:
     """How the database's schema differs from the schema ``revision`` builds; [] if equal."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
-    from .api import _not_runner_table, _render_difference
-
     scratch = (
         _postgresql_scratch(connection, revision)
         if connection.dialect.name == "postgresql"
         else _sqlite_scratch(revision)
     )
     with scratch as expected:
-        for name in ledger.RUNNER_TABLES:
+        for name in RUNNER_TABLES:
             if name in expected.tables:
                 expected.remove(expected.tables[name])
-        options: dict[str, Any] = {
-            "compare_type": True,
-            "compare_server_default": False,
-            "include_name": _not_runner_table,
-        }
-        context = MigrationContext.configure(connection, opts=options)
-        found = compare_metadata(context, expected)
-        if connection.in_transaction():
-            connection.commit()
-    return [_render_difference(diff) for diff in found]
+        return compare_with(connection, expected)

@@ -7,20 +7,18 @@ import os
 TYPE_CHECKING = False  # typing itself is not imported on the fast path
 
 from .errors import MigrateError, UsageError
+from .identity import DATABASE_URL_VAR, DEFAULT_URL, PACKAGE
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-ENV_VAR = "MYPKG_DATABASE_URL"
 #: Default for ``--lock-timeout`` (seconds): long enough for a migrator to finish a
 #: real migration, short enough that a stuck deploy fails instead of hanging forever.
 DEFAULT_LOCK_TIMEOUT = 300.0
-#: A file in the working directory: nothing to start, nothing to configure.
-DEFAULT_URL = "sqlite:///mypkg.db"
 
 # Driver module -> (pip requirement, conda-forge package), for the "install it" message.
 _DRIVER_PACKAGES: dict[str, tuple[str, str]] = {
-    "psycopg": ("'mypkg[postgresql]' (psycopg[binary])", "psycopg"),
+    "psycopg": (f"'{PACKAGE}[postgresql]' (psycopg[binary])", "psycopg"),
     "psycopg2": ("psycopg2-binary", "psycopg2"),
     "pg8000": ("pg8000", "pg8000"),
     "pymysql": ("PyMySQL", "pymysql"),
@@ -33,7 +31,7 @@ _DRIVER_PACKAGES: dict[str, tuple[str, str]] = {
 def resolve_url_string(option: str | None = None, config_file_url: str | None = None) -> str:
     """The database URL as text, from the first of: option, ``$MYPKG_DATABASE_URL``,
     the config file's ``sqlalchemy.url``, the default ``sqlite:///mypkg.db``."""
-    for candidate in (option, os.environ.get(ENV_VAR), config_file_url):
+    for candidate in (option, os.environ.get(DATABASE_URL_VAR), config_file_url):
         if candidate:
             return candidate
     return DEFAULT_URL

@@ -25,17 +25,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import connections
 from .errors import MigrateError
-from .settings import DEFAULT_LOCK_TIMEOUT, mask  # noqa: F401 - re-exported
+from .identity import LOCK_NAME
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL, Connection
+    from sqlalchemy.engine import Connection
+
+    from .target import Database
 
 POLL_SECONDS = 0.2
 
-#: The advisory lock key: a stable signed 64-bit number derived from the package name,
-#: so every mypkg-migrate, of any version, contends for the same lock.
-ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"mypkg-migrate").digest()[:8], "big", signed=True)
+#: The advisory lock key: a stable signed 64-bit number derived from the command name,
+#: so every migrator of this package, of any version, contends for the same lock.
+ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
 
 Waiting = Callable[[str], None]
 
@@ -48,28 +51,28 @@ def _wait_until(
     try_acquire: Callable[[], bool],
     timeout: float,
     describe_holder: Callable[[], str],
-    url: URL,
+    db: Database,
     on_wait: Waiting | None,
 ) -> None:
     if try_acquire():
         return
     holder = describe_holder()
     if on_wait is not None:
-        on_wait(f"waiting up to {timeout:g}s for the migration lock on {mask(url)}, held by {holder}")
+        on_wait(f"waiting up to {timeout:g}s for the migration lock on {db.masked}, held by {holder}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
         if try_acquire():
             return
     raise LockTimeout(
-        f"could not take the migration lock on {mask(url)} within {timeout:g}s: "
+        f"could not take the migration lock on {db.masked} within {timeout:g}s: "
         f"another migrator ({describe_holder()}) is still running; nothing was changed"
     )
 
 
 @contextlib.contextmanager
 def postgresql_lock(
-    connection: Connection, url: URL, timeout: float, on_wait: Waiting | None = None
+    connection: Connection, db: Database, timeout: float, on_wait: Waiting | None = None
 ) -> Iterator[None]:
     from sqlalchemy import text
 
@@ -97,7 +100,7 @@ def postgresql_lock(
         where = f" from {row.client_addr}" if row.client_addr else ""
         return f"server process {row.pid}{where}"
 
-    _wait_until(try_acquire, timeout, describe_holder, url, on_wait)
+    _wait_until(try_acquire, timeout, describe_holder, db, on_wait)
     try:
         yield
     finally:
@@ -109,7 +112,7 @@ def postgresql_lock(
 
 
 @contextlib.contextmanager
-def sqlite_lock(path: Path, url: URL, timeout: float, on_wait: Waiting | None = None) -> Iterator[None]:
+def sqlite_lock(path: Path, db: Database, timeout: float, on_wait: Waiting | None = None) -> Iterator[None]:
     import fcntl
 
     # O_CREAT: a new database starts as an empty file, which SQLite accepts as empty.
@@ -123,7 +126,38 @@ def sqlite_lock(path: Path, url: URL, timeout: float, on_wait: Waiting | None = 
         return True
 
     try:
-        _wait_until(try_acquire, timeout, lambda: "another process", url, on_wait)
+        _wait_until(try_acquire, timeout, lambda: "another process", db, on_wait)
         yield
     finally:
         os.close(fd)  # releases the flock
+
+
+@contextlib.contextmanager
+def locked(db: Database, lock_timeout: float, on_wait: Waiting | None) -> Iterator[Connection]:
+    """A connection for a command that writes, holding the migration lock.
+
+    Unwinds in reverse: the PostgreSQL lock is released, then the connection is
+    closed, then the SQLite file lock (whose descriptor must outlive the connection).
+    """
+    with contextlib.ExitStack() as stack:
+        if db.sqlite_path is not None:
+            connections.check_sqlite_file(db, will_write=True)
+            stack.enter_context(sqlite_lock(db.sqlite_path, db, lock_timeout, on_wait))
+        connection = stack.enter_context(connections.connect(db, will_write=True))
+        if db.is_postgresql:
+            _notice_dead_clients(connection)
+            stack.enter_context(postgresql_lock(connection, db, lock_timeout, on_wait))
+        yield connection
+
+
+def _notice_dead_clients(connection: Connection) -> None:
+    """Make the server end this session soon after its client dies (PostgreSQL 14+).
+
+    Without it, a killed migrator's server process runs its statement to the end,
+    holding the revision's locks and the migration lock until then.
+    """
+    from sqlalchemy import text
+
+    if connection.dialect.server_version_info >= (14,):
+        connection.execute(text("SET client_connection_check_interval = '1s'"))
+        connection.commit()

@@ -141,7 +141,10 @@ def load() -> Manifest:
     """The installed package's manifest, else a scan of the source tree's scripts."""
     # Beside this module, as importlib.resources would find it in a regular install;
     # a plain path skips importing importlib.resources (and zipfile) on the fast path.
-    built = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations", FILENAME)
+    from .identity import BUNDLED_SCRIPTS
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    built = os.path.join(package, BUNDLED_SCRIPTS, FILENAME)
     if os.path.isfile(built):
         with open(built, encoding="utf-8") as handle:
             payload = json.load(handle)

@@ -14,15 +14,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from .identity import LEDGER_TABLE, VERSION_TABLE
 from .results import LedgerRow
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection
 
-TABLE = "mypkg_migration_ledger"
+TABLE = LEDGER_TABLE
 #: Tables the runner owns: never compared with the models, never dropped by revisions.
-RUNNER_TABLES = frozenset({TABLE, "alembic_version"})
+RUNNER_TABLES = frozenset({TABLE, VERSION_TABLE})
 
 
 _table: sa.Table | None = None
@@ -79,7 +80,7 @@ def write(
     detail: str | None = None,
 ) -> None:
     """Insert one row in the connection's current transaction (the caller commits)."""
-    from ._version import package_version
+    from .version import package_version
 
     finished = now()
     values = (

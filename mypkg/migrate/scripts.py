@@ -14,28 +14,28 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .identity import BUNDLED_SCRIPTS as BUNDLED
+from .identity import PACKAGE
+
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
-
-#: The folder name of the scripts inside the installed package.
-BUNDLED = "migrations"
 
 
 @functools.cache
 def script_location() -> str:
     """The ``script_location`` for Alembic: ``mypkg:migrations`` when installed,
     else the absolute path of the source tree's ``alembic/`` folder."""
-    package = files("mypkg")
+    package = files(PACKAGE)
     if package.joinpath(BUNDLED, "env.py").is_file():
         # Alembic resolves "package:folder" with importlib.resources itself.
-        return f"mypkg:{BUNDLED}"
+        return f"{PACKAGE}:{BUNDLED}"
     source = Path(str(package)).parent / "alembic"
     if (source / "env.py").is_file():
         return str(source)
     raise FileNotFoundError(
-        f"mypkg's migration scripts are missing: neither {package}/{BUNDLED} "
-        f"nor {source} holds env.py; reinstall mypkg"
+        f"{PACKAGE}'s migration scripts are missing: neither {package}/{BUNDLED} "
+        f"nor {source} holds env.py; reinstall {PACKAGE}"
     )
 
 

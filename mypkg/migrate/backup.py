@@ -1,0 +1,32 @@
+"""``--backup``: a copy of a SQLite file taken before a migration changes anything."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from . import ledger
+
+if TYPE_CHECKING:
+    from .target import Database
+
+
+def backup_sqlite(db: Database, current: Sequence[str]) -> str | None:
+    """Copy the SQLite file with SQLite's online backup API; None when there is nothing
+    to copy yet. The name says when (UTC) and at which revision."""
+    import sqlite3
+
+    path = db.sqlite_path
+    if path is None or not path.exists() or path.stat().st_size == 0:
+        return None
+    stamp = ledger.now().strftime("%Y%m%dT%H%M%S.%fZ")
+    destination = path.with_name(f"{path.name}.{stamp}.{'-'.join(current) or 'base'}.bak")
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    target = sqlite3.connect(destination)
+    try:
+        with target:
+            source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    return str(destination)

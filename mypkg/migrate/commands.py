@@ -1,0 +1,317 @@
+"""The typed Python API behind ``mypkg-migrate``: every command is one function here.
+
+Each function takes the database as a URL string, a SQLAlchemy ``URL``, an ``Engine``
+or a ``Connection`` (``None`` means ``$MYPKG_DATABASE_URL``, else the default SQLite
+file), resolves it once (:mod:`.target`), and raises
+:class:`~.errors.MigrateError` (or its subclass ``UsageError``) with a one-line message
+when it cannot do what was asked. A failed upgrade leaves the database at the last
+revision that completed. The work lives in the rooms below: :mod:`.runner`,
+:mod:`.graph`, :mod:`.integrity`, :mod:`.baseline`, :mod:`.compare`.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+from . import connections, graph, integrity, ledger, locks, runner, scripts
+from .errors import MigrateError, UsageError
+from .identity import COMMAND
+from .results import (
+    AppliedRevision,
+    ChecksumProblem,
+    LedgerRow,
+    MigrationResult,
+    RevisionInfo,
+    Status,
+)
+from .settings import DEFAULT_LOCK_TIMEOUT
+from .target import Target, resolve
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = [
+    "AppliedRevision",
+    "ChecksumProblem",
+    "LedgerRow",
+    "MigrationResult",
+    "RevisionInfo",
+    "Status",
+    "applied_history",
+    "check",
+    "current",
+    "downgrade",
+    "heads",
+    "history",
+    "offline_sql",
+    "stamp",
+    "status",
+    "upgrade",
+    "verify",
+    "wait_for_head",
+]
+
+Waiting = Callable[[str], None]
+
+
+def upgrade(
+    target: Target = None,
+    revision: str = "head",
+    *,
+    on_applied: Callable[[AppliedRevision], None] | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    statement_lock_timeout: float | None = None,
+    on_wait: Waiting | None = None,
+    ignore_checksums: bool = False,
+    backup: bool = False,
+) -> MigrationResult:
+    """Upgrade the database to ``revision`` (default: the newest this package ships).
+
+    Each revision runs and commits in its own transaction; ``on_applied`` is called
+    after each one. Safe to call at application start-up, from many replicas at once:
+    one migrates while the others wait for the migration lock (up to ``lock_timeout``
+    seconds), then find nothing left to do.
+
+    :param statement_lock_timeout: PostgreSQL: give up a statement that waits longer
+        than this for a table lock (``lock_timeout``), roll its revision back and retry
+        it (:data:`.runner.STATEMENT_LOCK_RETRIES` times), so that a migration queued
+        behind a long transaction does not stall the application's queries queued behind it.
+    :param on_wait: called with a message while waiting for a lock or retrying.
+    :param ignore_checksums: upgrade even if an applied revision's script changed
+        since it ran (see :func:`verify`); otherwise that is refused.
+    :param backup: SQLite: first copy the file next to it (``MigrationResult.backup``).
+
+    :raises UsageError: unknown revision, bad URL.
+    :raises MigrateError: the database cannot be reached or written, is at a
+        revision this package does not know, or a revision failed (the message names it).
+    """
+    return runner.run(
+        "upgrade", resolve(target), revision, on_applied=on_applied, lock_timeout=lock_timeout,
+        statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
+        ignore_checksums=ignore_checksums, backup=backup,
+    )
+
+
+def downgrade(
+    target: Target = None,
+    revision: str = "-1",
+    *,
+    confirm_base: bool = False,
+    on_applied: Callable[[AppliedRevision], None] | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    statement_lock_timeout: float | None = None,
+    on_wait: Waiting | None = None,
+    backup: bool = False,
+) -> MigrationResult:
+    """Downgrade the database to ``revision`` (``-1``: one step back).
+
+    :param confirm_base: must be True to downgrade to ``base``, which drops every table.
+    :raises UsageError: ``base`` without ``confirm_base``, unknown revision.
+    :raises MigrateError: as :func:`upgrade`.
+    """
+    if revision == "base" and not confirm_base:
+        raise UsageError("downgrading to base drops every table and its data: confirm with --yes")
+    return runner.run(
+        "downgrade", resolve(target), revision, on_applied=on_applied, lock_timeout=lock_timeout,
+        statement_lock_timeout=statement_lock_timeout, on_wait=on_wait, backup=backup,
+    )
+
+
+def current(target: Target = None) -> tuple[str, ...]:
+    """The revision(s) the database is at; empty for a new database. Writes nothing."""
+    db = resolve(target)
+    if db.file_missing():
+        return ()
+    with connections.connect(db, will_write=False) as connection:
+        return connections.read_current(connection)
+
+
+def heads() -> tuple[str, ...]:
+    """The newest revision(s) this package ships."""
+    return graph.heads()
+
+
+def history() -> list[RevisionInfo]:
+    """Every revision this package ships, oldest first."""
+    return graph.history()
+
+
+def status(target: Target = None) -> Status:
+    """Applied and pending revisions. Writes nothing.
+
+    :raises MigrateError: unreachable, or at a revision this package does not know.
+    """
+    db = resolve(target)
+    now = current(db)
+    graph.require_known(now, db)
+    applied_ids = graph.ancestors(now)
+    everything = graph.history()
+    return Status(
+        database=db.masked,
+        current=now,
+        heads=graph.heads(),
+        applied=[rev for rev in everything if rev.revision in applied_ids],
+        pending=[rev for rev in everything if rev.revision not in applied_ids],
+    )
+
+
+def wait_for_head(
+    target: Target = None,
+    timeout: float = 60.0,
+    *,
+    poll: float = 0.5,
+    on_wait: Callable[[Status], None] | None = None,
+) -> Status:
+    """Poll until the database is at head, for replicas that wait for a migrator.
+
+    :raises MigrateError: still behind after ``timeout`` seconds.
+    """
+    db = resolve(target)
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        state = status(db)
+        if state.at_head:
+            return state
+        if time.monotonic() >= deadline:
+            raise MigrateError(
+                f"{state.database} is still {len(state.pending)} revision(s) behind head "
+                f"after {timeout:g}s: is a migrator running ({COMMAND} upgrade)?"
+            )
+        if on_wait is not None and not told:
+            on_wait(state)
+            told = True
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def stamp(
+    target: Target,
+    revision: str,
+    *,
+    force: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    on_wait: Waiting | None = None,
+) -> MigrationResult:
+    """Record ``revision`` in the database without running any migration.
+
+    First the database's schema is compared with the schema ``revision`` builds
+    (see :mod:`.baseline`); on a difference nothing is recorded unless ``force``.
+
+    :raises MigrateError: the schema differs (the message lists how), or ``force``
+        was not given.
+    """
+    from alembic import command
+
+    from . import baseline
+
+    db = resolve(target)
+    graph.require_revision(revision)
+    with locks.locked(db, lock_timeout, on_wait) as connection:
+        before = connections.read_current(connection)
+        if not force:
+            try:
+                found = baseline.differences(connection, revision)
+            except MigrateError:
+                raise
+            except Exception as exc:
+                raise runner.explain_failure(exc, None, connection, db) from exc
+            if found:
+                shown = "; ".join(found[:3]) + ("; ..." if len(found) > 3 else "")
+                raise MigrateError(
+                    f"{db.masked} does not have the schema of {revision}: "
+                    f"{len(found)} difference(s): {shown}; nothing stamped (--force to stamp anyway)"
+                )
+        ledger.ensure(connection)  # only now: a refused stamp leaves nothing behind
+        started = ledger.now()
+        try:
+            command.stamp(scripts.make_config(connection=connection), revision)
+            for rev in connections.current_in_transaction(connection):
+                ledger.write(
+                    connection,
+                    revision=rev,
+                    direction="stamp",
+                    checksum=integrity.shipped_checksum(rev),
+                    started_at=started,
+                    outcome="stamped",
+                    detail="forced" if force else None,
+                )
+            if connection.in_transaction():
+                connection.commit()
+        except Exception as exc:
+            raise runner.explain_failure(exc, None, connection, db) from exc
+        after = connections.read_current(connection)
+    return MigrationResult(db.masked, before, after, [])
+
+
+def check(target: Target = None) -> list[str]:
+    """Differences between the models and the database, one readable line each.
+
+    An empty list means the database matches the models' ``metadata``.
+
+    :raises MigrateError: the database is not at head (upgrade first).
+    """
+    from .. import models
+    from .compare import differences
+
+    db = resolve(target)
+    state = status(db)
+    if not state.at_head:
+        raise MigrateError(
+            f"{state.database} is not at head ({len(state.pending)} revision(s) pending): "
+            f"run {COMMAND} upgrade first"
+        )
+    with connections.connect(db, will_write=False) as connection:
+        return differences(connection, models.metadata)
+
+
+def verify(target: Target = None) -> list[ChecksumProblem]:
+    """Compare every applied revision's recorded checksum with the shipped script.
+
+    Revisions applied before the ledger existed have nothing recorded and pass.
+    An empty list means everything matches.
+    """
+    db = resolve(target)
+    with connections.connect(db, will_write=False) as connection:
+        return integrity.problems(connection, connections.read_current(connection))
+
+
+def applied_history(target: Target = None) -> list[LedgerRow]:
+    """The ledger: every revision applied, reverted, stamped or failed, oldest first."""
+    db = resolve(target)
+    if db.file_missing():
+        return []
+    with connections.connect(db, will_write=False) as connection:
+        return ledger.rows(connection)
+
+
+def offline_sql(
+    direction: Literal["upgrade", "downgrade"],
+    revision_range: str,
+    target: str | URL | None = None,
+) -> str:
+    """The SQL an upgrade or downgrade would run, without a database.
+
+    :param revision_range: ``FROM:TO`` (for ``upgrade``, a bare ``TO`` starts at base).
+    :param target: only its dialect matters; nothing is connected.
+    :raises UsageError: unknown revision, or a downgrade without ``FROM:``.
+    """
+    from alembic import command
+    from alembic.util import CommandError
+
+    start, sep, end = revision_range.rpartition(":")
+    if direction == "downgrade" and not sep:
+        raise UsageError("downgrade --sql needs a range FROM:TO, e.g. head:base")
+    for revision in (start, end):
+        if revision:
+            graph.require_revision(revision)
+    buffer = io.StringIO()
+    config = scripts.make_config(url=resolve(target).url)
+    config.output_buffer = buffer
+    try:
+        getattr(command, direction)(config, revision_range, sql=True)
+    except CommandError as exc:
+        raise MigrateError(connections.first_line(exc)) from exc
+    return buffer.getvalue()

@@ -1,0 +1,129 @@
+"""Questions about the shipped revision graph, answered by Alembic's ScriptDirectory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from . import scripts
+from .errors import MigrateError, UsageError
+from .identity import PACKAGE
+from .results import RevisionInfo
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+
+    from .target import Database
+
+#: Targets Alembic resolves itself, against the database.
+SYMBOLIC = ("head", "heads", "base")
+
+
+def script(revision: str) -> Script | None:
+    """The shipped script of ``revision``; None when the package does not ship it."""
+    from alembic.util import CommandError
+
+    try:
+        return scripts.script_directory().get_revision(revision)
+    except CommandError:
+        return None
+
+
+def describe(revision: str | None) -> str:
+    """``id (message)`` for messages; ``base (empty)`` for no revision."""
+    if revision is None:
+        return "base (empty)"
+    found = script(revision)
+    return f"{revision} ({found.doc})" if found is not None else revision
+
+
+def require_known(current: Sequence[str], db: Database) -> None:
+    """:raises MigrateError: the database is at a revision this package does not ship."""
+    from .version import package_version
+
+    unknown = [rev for rev in current if script(rev) is None]
+    if unknown:
+        raise MigrateError(
+            f"{db.masked} is at revision {', '.join(unknown)}, which {PACKAGE} "
+            f"{package_version()} does not ship: it was migrated by a newer {PACKAGE}; "
+            "install that version (or newer) to migrate or downgrade it"
+        )
+
+
+def require_revision(revision: str) -> None:
+    """Fail as a usage error on a revision the package does not have.
+
+    Relative (``-1``, ``+2``, ``head-1``) and symbolic (``head``, ``base``, ``heads``)
+    revisions are left to Alembic, which resolves them against the database.
+    """
+    if revision in SYMBOLIC or revision.lstrip("+-").isdigit():
+        return
+    if any(sign in revision for sign in "+-") and revision.split("+")[0].split("-")[0] in SYMBOLIC:
+        return
+    from alembic.util import CommandError
+
+    try:
+        found = scripts.script_directory().get_revisions(revision)
+    except CommandError as exc:
+        raise UsageError(f"unknown revision {revision!r}: {exc}") from None
+    if not found:
+        raise UsageError(f"unknown revision {revision!r}")
+
+
+def planned(current: Sequence[str], destination: str, direction: str) -> list[Script]:
+    """The revisions Alembic is about to run, in order; used to name a failing one."""
+    directory = scripts.script_directory()
+    try:
+        if direction == "upgrade":
+            steps = directory._upgrade_revs(destination, tuple(current))
+        else:
+            steps = directory._downgrade_revs(destination, tuple(current))
+    except Exception:  # noqa: BLE001 - only for messages; Alembic reports the real error
+        return []
+    return [step.revision for step in steps]
+
+
+def absolute(plan: Sequence[Script], direction: str, revision: str) -> str:
+    """The revision a relative target (``-1``, ``+2``) means now, so a retry after some
+    revisions completed does not go further than asked."""
+    if not plan:
+        return revision
+    last = plan[-1]
+    if direction == "upgrade":
+        return last.revision
+    down = last.down_revision
+    if down is None:
+        return "base"
+    return down if isinstance(down, str) else revision
+
+
+def as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def heads() -> tuple[str, ...]:
+    return tuple(scripts.script_directory().get_heads())
+
+
+def history() -> list[RevisionInfo]:
+    """Every shipped revision, oldest first."""
+    revisions = list(scripts.script_directory().walk_revisions())
+    revisions.reverse()
+    return [
+        RevisionInfo(
+            revision=rev.revision,
+            down_revisions=as_tuple(rev.down_revision),
+            message=rev.doc,
+            is_head=rev.is_head,
+        )
+        for rev in revisions
+    ]
+
+
+def ancestors(current: Sequence[str]) -> set[str]:
+    """Every revision applied when the database is at ``current``."""
+    if not current:
+        return set()
+    return {rev.revision for rev in scripts.script_directory().iterate_revisions(current, "base")}

@@ -1,0 +1,35 @@
+"""The package's identity: every name the machinery shows or stores comes from here.
+
+An adopter who takes this project for their own schema renames the package (see the
+README, "Adopting mypkg"); everything below follows from the package's import name, so
+the command, the environment variables, the ledger table, the lock key and the default
+SQLite file follow too. For the name ``mypkg`` these are exactly the names earlier
+releases used, so databases they migrated keep working.
+
+Standard library only, and nothing imported: the fast path starts here.
+"""
+
+from __future__ import annotations
+
+#: The import name of the package that ships the schema (``mypkg``).
+PACKAGE = __name__.partition(".")[0]
+#: The console command, and the prefix of every message it prints.
+COMMAND = f"{PACKAGE}-migrate"
+#: The distribution name, for ``importlib.metadata`` (pip normalises ``_`` to ``-``).
+DISTRIBUTION = PACKAGE.replace("_", "-")
+#: Prefix of the environment variables (``MYPKG_DATABASE_URL``, ``MYPKG_NO_FASTPATH``).
+ENV_PREFIX = PACKAGE.upper()
+DATABASE_URL_VAR = f"{ENV_PREFIX}_DATABASE_URL"
+NO_FASTPATH_VAR = f"{ENV_PREFIX}_NO_FASTPATH"
+#: The ledger table the runner keeps beside Alembic's version table.
+LEDGER_TABLE = f"{PACKAGE}_migration_ledger"
+#: Alembic's version table (Alembic's default name, as the scripts' authors see it).
+VERSION_TABLE = "alembic_version"
+#: A file in the working directory: nothing to start, nothing to configure.
+DEFAULT_URL = f"sqlite:///{PACKAGE}.db"
+#: The text hashed into the PostgreSQL advisory lock key (see :mod:`.locks`).
+LOCK_NAME = COMMAND
+#: The folder name of the revision scripts inside the installed package.
+BUNDLED_SCRIPTS = "migrations"
+#: Prefix of temporary files and schemas the machinery makes.
+SCRATCH_PREFIX = f"{PACKAGE}_"

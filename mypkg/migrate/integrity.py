@@ -1,0 +1,68 @@
+"""Integrity: do the applied revisions still match the scripts this package ships?
+
+The ledger records the sha256 of every script when it ran; the manifest holds the
+sha256 of every script shipped. A difference means the history was rewritten after it
+reached this database, which ``upgrade`` refuses (unless told) and ``verify`` reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from . import ledger
+from .errors import MigrateError
+from .identity import COMMAND
+from .manifest import load as load_manifest
+from .results import ChecksumProblem
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .target import Database
+
+
+def problems(connection: Connection, current: Sequence[str]) -> list[ChecksumProblem]:
+    """Every applied revision whose script differs, is gone, or is unknown here."""
+    shipped = load_manifest()
+    recorded = ledger.recorded_checksums(connection)
+    found = [
+        ChecksumProblem(rev, "unknown revision", "the database is at it; this package does not ship it")
+        for rev in current
+        if rev not in shipped
+    ]
+    applied_now = shipped.ancestors(tuple(current))
+    for rev in applied_now:
+        checksum = recorded.get(rev)
+        if checksum is not None and checksum != shipped.by_id[rev].sha256:
+            found.append(
+                ChecksumProblem(
+                    rev,
+                    "mismatch",
+                    f"{shipped.by_id[rev].filename} changed since it was applied "
+                    f"(recorded sha256 {checksum[:12]}…, shipped {shipped.by_id[rev].sha256[:12]}…)",
+                )
+            )
+    applied_set = set(applied_now)
+    for rev in recorded:
+        if rev not in shipped and rev not in current and rev not in applied_set:
+            found.append(ChecksumProblem(rev, "missing script", "recorded as applied; no longer shipped"))
+    return found
+
+
+def refuse_on_problems(connection: Connection, current: Sequence[str], db: Database) -> None:
+    """:raises MigrateError: an applied revision's script changed or is gone."""
+    found = [p for p in problems(connection, current) if p.kind != "unknown revision"]
+    if found:
+        first = found[0]
+        raise MigrateError(
+            f"{db.masked}: {len(found)} applied revision(s) differ from the scripts "
+            f"shipped, e.g. {first.revision}: {first.detail}; run {COMMAND} verify, "
+            "or upgrade with --ignore-checksums"
+        )
+
+
+def shipped_checksum(revision: str) -> str | None:
+    """The manifest's sha256 of ``revision``'s script; None when not shipped."""
+    entry = load_manifest().by_id.get(revision)
+    return entry.sha256 if entry is not None else None

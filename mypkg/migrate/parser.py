@@ -1,0 +1,243 @@
+"""The command line of ``mypkg-migrate``: its options, help and examples.
+
+Built per run for the named command only (every start-up pays for building a parser);
+nothing heavy imported, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .identity import COMMAND as PROG
+from .identity import DATABASE_URL_VAR as ENV_VAR
+from .identity import DEFAULT_URL, PACKAGE
+from .settings import DEFAULT_LOCK_TIMEOUT
+
+TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
+if TYPE_CHECKING:
+    from typing import Any
+
+DESCRIPTION = f"""\
+Migrate a database to the schema this {PACKAGE} package ships.
+
+The database is --url, else ${ENV_VAR}, else {DEFAULT_URL} (a file in the
+working directory). Passwords in URLs are never printed.
+
+exit codes: 0 success (status: at head), 1 failure (status: revisions pending;
+check: differences), 2 usage error (bad option, malformed URL, unknown revision)."""
+
+EPILOG = f"""\
+examples:
+  {PROG} upgrade                         # the default SQLite file, to head
+  {PROG} --url postgresql://app@db/app upgrade
+  {PROG} status --wait 120               # a replica waiting for the migrator
+  {PROG} downgrade -1
+  {PROG} upgrade --sql base:head > schema.sql
+
+Run '{PROG} COMMAND --help' for a command's options."""
+
+
+def _shared_options() -> argparse.ArgumentParser:
+    """Options accepted before or after the command name.
+
+    SUPPRESS keeps a subcommand's absent option from overwriting the one given
+    before the command; real defaults are applied in :func:`main`.
+    """
+    parent = argparse.ArgumentParser(add_help=False, formatter_class=HelpFormatter)
+    group = parent.add_argument_group("global options")
+    group.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help=f"database URL (default: ${ENV_VAR}, else {DEFAULT_URL})",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="machine-readable output (current, status, history, heads, verify)",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log what Alembic does; show tracebacks",
+    )
+    group.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only errors"
+    )
+    return parent
+
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "upgrade": (
+        "upgrade to a revision (default: head)",
+        f"  {PROG} upgrade\n  {PROG} upgrade +1\n  {PROG} upgrade --sql base:head\n"
+        f"  {PROG} upgrade --lock-timeout 600 --statement-lock-timeout 5   # production\n"
+        f"  {PROG} upgrade --to-version 0.1.0 --backup\n"
+        f"  {PROG} upgrade --sql --from-version 0.1.0 --to-version 0.2.0",
+    ),
+    "downgrade": (
+        "downgrade to a revision (-1: one step; base needs --yes)",
+        f"  {PROG} downgrade -1\n  {PROG} downgrade base --yes\n  {PROG} downgrade --sql head:-1\n"
+        f"  {PROG} downgrade --to-version 0.1.0",
+    ),
+    "current": ("show the database's revision", f"  {PROG} current\n  {PROG} current --json"),
+    "history": (
+        "list the revisions this package ships; --applied: what ran on this database",
+        f"  {PROG} history --json\n  {PROG} history --applied",
+    ),
+    "heads": ("show the newest revision(s) shipped", f"  {PROG} heads"),
+    "stamp": (
+        "record a revision without running migrations",
+        f"  {PROG} stamp head      # a database created by create_all()",
+    ),
+    "status": (
+        "applied and pending revisions; exit 0 at head, 1 when pending",
+        f"  {PROG} status\n  {PROG} status --wait 60   # poll until at head",
+    ),
+    "check": (
+        "compare the models with the database; exit 1 on differences",
+        f"  {PROG} check",
+    ),
+    "verify": (
+        "check applied revisions against the shipped scripts' checksums; exit 1 on a mismatch",
+        f"  {PROG} verify\n  {PROG} verify --json",
+    ),
+}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, sized as ``shutil.get_terminal_size()`` would size it.
+
+    argparse builds a formatter for every ``add_argument`` and would import shutil
+    (with zlib, bz2 and lzma: 3 ms) just to read the terminal width.
+    """
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
+
+
+def _terminal_columns() -> int:
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that command gets its options (the others are
+    bare names for the usage message): every start-up pays for building a parser."""
+    shared = _shared_options()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        parents=[shared],
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
+    # prog given: argparse would otherwise build a formatter just to compute it.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, prog=PROG)
+    sub: dict[str, argparse.ArgumentParser] = {}
+    for name, (summary, examples) in COMMANDS.items():
+        if only is not None and name != only:
+            commands.add_parser(name, help=summary, add_help=False)
+            continue
+        sub[name] = commands.add_parser(
+            name,
+            parents=[shared],
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}.",
+            epilog=f"examples:\n{examples}\n\nexit codes: 0 success, 1 failure, 2 usage error",
+            formatter_class=HelpFormatter,
+        )
+    def option(names: tuple[str, ...], *args: Any, **kwargs: Any) -> None:
+        for name in names:
+            if name in sub:
+                sub[name].add_argument(*args, **kwargs)
+
+    migrations = ("upgrade", "downgrade")
+    for name in migrations:
+        option(
+            (name,),
+            "revision",
+            nargs="?",
+            metavar="REV",
+            help="target revision: an id (prefix), head, base, +N, -N; with --sql, FROM:TO"
+            + (" (default: head)" if name == "upgrade" else ""),
+        )
+    option(migrations, "--sql", action="store_true",
+           help="print the SQL for the dialect of --url instead of running it")
+    option(migrations, "--to-version", metavar="VERSION",
+           help=f"target the schema {PACKAGE} VERSION shipped (instead of REV)")
+    option(migrations, "--from-version", metavar="VERSION",
+           help=f"with --sql: start from the schema {PACKAGE} VERSION shipped")
+    option(migrations, "--backup", action="store_true",
+           help="SQLite: first copy the database next to it (online backup API) and print the path")
+    option(("upgrade",), "--ignore-checksums", action="store_true",
+           help="upgrade even if an applied revision's script changed since it ran (see verify)")
+    option(("stamp",), "--force", action="store_true",
+           help="stamp even if the schema differs from the revision's")
+    option(("history",), "--applied", action="store_true",
+           help="the database's ledger: every revision applied, reverted, stamped or failed")
+    option(
+        ("upgrade", "downgrade", "stamp"),
+        "--lock-timeout",
+        type=_seconds,
+        default=DEFAULT_LOCK_TIMEOUT,
+        metavar="SECONDS",
+        help="wait this long for another migrator to finish, then fail (exit 1, "
+        f"nothing changed); default {DEFAULT_LOCK_TIMEOUT:g}",
+    )
+    option(
+        migrations,
+        "--statement-lock-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="PostgreSQL: roll a revision back when one of its statements waits longer "
+        "than this for a table lock, and retry it up to 3 times, so the application's "
+        "queries are not stalled behind it (default: wait indefinitely)",
+    )
+    option(("downgrade",), "--yes", action="store_true",
+           help="confirm a downgrade to base (drops every table)")
+    option(("stamp",), "revision", metavar="REV", help="revision to record")
+    option(("status",), "--wait", type=float, metavar="SECONDS",
+           help="poll until the database is at head, fail after SECONDS")
+    return parser
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
+    return seconds
+
+
+class _VersionAction(argparse.Action):
+    """Reads the version only when --version is asked for (importlib.metadata is slow)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any) -> None:
+        from .version import package_version
+
+        print(f"{PROG} {package_version()}")
+        parser.exit()
+
+
+# --- printing ----------------------------------------------------------------

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Rename this project's package for your own schema: ``python tools/rename_package.py acme``.
+
+Run from the source root, in a fresh copy of the project. It moves the package folder
+``mypkg/`` to ``acme/`` and replaces the name in every text file (``mypkg`` -> ``acme``,
+``MYPKG`` -> ``ACME``). The machinery derives every other name from the package's
+(:mod:`mypkg.migrate.identity`): the command becomes ``acme-migrate``, the variable
+``ACME_DATABASE_URL``, the ledger table ``acme_migration_ledger``, the default database
+``acme.db``, and the PostgreSQL lock key follows the command name.
+
+Standard library only; nothing outside the source root is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import sys
+from pathlib import Path
+
+OLD = "mypkg"
+#: Never rewritten: version control, environments, build output, databases.
+SKIPPED_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", "build", "dist", "output", "node_modules"}
+
+
+def rename(root: Path, new: str) -> list[Path]:
+    """Rename the package under ``root`` to ``new``; returns the files rewritten."""
+    if not new.isidentifier() or keyword.iskeyword(new) or new.lower() != new:
+        raise ValueError(f"{new!r} is not a lower-case Python package name")
+    if not (root / OLD / "__init__.py").is_file():
+        raise FileNotFoundError(f"{root / OLD} is not the package folder (already renamed?)")
+    rewritten = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or SKIPPED_DIRS.intersection(path.relative_to(root).parts):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue  # binary: nothing to rename in it
+        changed = text.replace(OLD, new).replace(OLD.upper(), new.upper())
+        if changed != text:
+            path.write_text(changed, encoding="utf-8")
+            rewritten.append(path)
+    (root / OLD).rename(root / new)
+    return rewritten
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="the new package name (lower case, a Python identifier)")
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="the source root (default: .)")
+    args = parser.parse_args(argv)
+    try:
+        files = rename(args.root, args.name)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"rename_package: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"renamed {OLD} to {args.name}: {len(files)} file(s) rewritten, {OLD}/ moved to {args.name}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
