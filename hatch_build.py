@@ -1,8 +1,10 @@
-"""Wheel build hook: write the revision manifest into mypkg/migrations/.
+"""Wheel build hook: write the revision manifest into the package's migrations/ folder.
 
-The manifest (ids, parents, messages, sha256 of every script under alembic/versions)
-lets an installed mypkg verify checksums and answer read-only questions without
-importing the scripts. Editable installs skip it: they read the live scripts.
+The manifest (ids, parents, labels, messages, sha256 of every script under
+alembic/versions) lets an installed package verify checksums and answer read-only
+questions without importing the scripts. The build fails, naming the file or the entry,
+on a script whose header cannot be read or a release map entry naming no revision.
+Editable installs skip it: they read the live scripts.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
+PACKAGE = "mypkg"
+
 
 class RevisionManifestHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
@@ -22,14 +26,23 @@ class RevisionManifestHook(BuildHookInterface):
         if self.target_name != "wheel" or version == "editable":
             return
         root = Path(self.root)
-        # mypkg/migrate/manifest.py is standard-library only; load it by path (not installed yet).
-        spec = importlib.util.spec_from_file_location("_mypkg_manifest", root / "mypkg" / "migrate" / "manifest.py")
+        # The manifest module is standard-library only; load it by path (not installed yet).
+        source = root / PACKAGE / "migrate" / "manifest.py"
+        spec = importlib.util.spec_from_file_location(f"_{PACKAGE}_manifest", source)
         module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up there
+        sys.modules[spec.name] = module
         spec.loader.exec_module(module)
-        revisions = module.scan(root / "alembic" / "versions")
+        try:
+            revisions = module.scan(root / "alembic" / "versions")
+            shipped = module.Manifest(revisions, "scripts")
+            releases = module.read_releases(root / PACKAGE / "releases.py")
+            problems = shipped.problems() + [why for _, why in module.release_problems(releases, shipped)]
+        except module.ScriptError as exc:
+            raise RuntimeError(f"cannot build the revision manifest: {exc}") from None
         if not revisions:
-            raise RuntimeError("no revision scripts under alembic/versions")
-        out = Path(tempfile.mkdtemp(prefix="mypkg-manifest-")) / module.FILENAME
+            problems.append("no revision scripts under alembic/versions")
+        if problems:
+            raise RuntimeError("cannot build the revision manifest: " + "; ".join(problems))
+        out = Path(tempfile.mkdtemp(prefix=f"{PACKAGE}-manifest-")) / module.FILENAME
         out.write_text(module.to_json(revisions))
-        build_data["force_include"][str(out)] = f"mypkg/migrations/{module.FILENAME}"
+        build_data["force_include"][str(out)] = f"{PACKAGE}/migrations/{module.FILENAME}"

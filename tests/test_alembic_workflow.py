@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -80,3 +81,27 @@ def test_revision_then_autogenerate_from_a_model_change(checkout: Path) -> None:
 def test_no_init_py_shadows_the_alembic_library() -> None:
     assert not (REPO / "alembic" / "__init__.py").exists()
     assert not (REPO / "alembic" / "versions" / "__init__.py").exists()
+
+
+def test_the_alembic_command_writes_ledger_rows_too(checkout: Path) -> None:
+    """The ledger is true whoever migrated: after `alembic downgrade -1` the head is not applied."""
+    alembic(checkout, "upgrade", "head")
+    alembic(checkout, "downgrade", "-1")
+    url = f"sqlite:///{checkout / 'mypkg.db'}"
+    rows = mypkg.applied_history(url)
+    head = mypkg.heads()[0]
+    assert [(r.revision, r.outcome, r.detail) for r in rows][-2:] == [
+        (head, "applied", "alembic command"), (head, "reverted", "alembic command"),
+    ]
+    assert len(rows) == len(mypkg.history()) + 1
+    script = next((checkout / "alembic" / "versions").glob(f"*_{head}_*.py"))
+    assert rows[-1].checksum == hashlib.sha256(script.read_bytes()).hexdigest()
+    assert mypkg.verify(url) == []
+
+
+def test_only_upgrade_and_downgrade_write_the_ledger(checkout: Path) -> None:
+    alembic(checkout, "current")
+    alembic(checkout, "stamp", "head")
+    with sqlite3.connect(checkout / "mypkg.db") as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "mypkg_migration_ledger" not in tables

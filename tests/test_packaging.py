@@ -105,3 +105,39 @@ def test_installed_fast_path_imports_nothing_it_does_not_need(venv: Path, tmp_pa
     env = {k: v for k, v in os.environ.items() if k not in ("MYPKG_DATABASE_URL", "PYTHONPATH")}
     python = str(venv / "bin" / "python")
     assert imported_by_fast_path(python, url, command, (*HEAVY_MODULES, "shutil"), cwd=tmp_path, env=env) == []
+
+
+def test_an_installed_script_edited_after_install_is_refused_and_reported(venv: Path, tmp_path: Path) -> None:
+    """The manifest built with the package is the reference: a script edited in
+    site-packages fails verify (exit 1, naming it) and is not run without --ignore-checksums;
+    when it is, the ledger records the sha256 of the file that ran."""
+    import hashlib
+    import json
+
+    command = str(venv / "bin" / "mypkg-migrate")
+    env = {k: v for k, v in os.environ.items() if k not in ("MYPKG_DATABASE_URL", "PYTHONPATH")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([command, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    assert run("upgrade", "head-1").returncode == 0
+    (script,) = (venv / "lib").glob(f"python3*/site-packages/mypkg/migrations/versions/*_{HEAD}_*.py")
+    original = script.read_bytes()
+    try:
+        script.write_bytes(original + b"\n# edited on the server\n")
+        verify = run("verify")
+        assert verify.returncode == 1
+        assert f"{HEAD}  edited script: {script.name} was changed after the package was built" in verify.stdout
+        refused = run("upgrade")
+        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+        assert f"{script.name} ({HEAD}) was changed after the package was built; nothing was run" in refused.stderr
+        assert HEAD not in run("current").stdout
+        forced = run("upgrade", "--ignore-checksums")
+        assert forced.returncode == 0, forced.stderr
+        rows = json.loads(run("history", "--applied", "--json").stdout)
+        assert rows[-1]["revision"] == HEAD
+        assert rows[-1]["checksum"] == hashlib.sha256(script.read_bytes()).hexdigest() != hashlib.sha256(original).hexdigest()
+    finally:
+        script.write_bytes(original)
+    assert run("verify").returncode == 1  # what ran here differs from what is shipped: a mismatch
+    assert "mismatch" in run("verify").stdout

@@ -61,7 +61,14 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
     from . import commands
 
     if args.sql:
-        sys.stdout.write(commands.offline_sql(args.command, target, args.url))
+        from .offline import OfflineSQLError
+
+        try:
+            sys.stdout.write(commands.offline_sql(args.command, target, args.url))
+        except OfflineSQLError as exc:
+            sys.stdout.write(exc.sql)  # what rendered is kept; the error names the rest
+            sys.stdout.flush()
+            raise
         return ExitCode.OK
     if args.from_version:
         raise UsageError("--from-version is for offline SQL: add --sql")

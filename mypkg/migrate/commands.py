@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from . import connections, graph, integrity, ledger, locks, runner, scripts
+from . import connections, graph, integrity, ledger, locks, offline, runner, scripts
 from .errors import MigrateError, UsageError
 from .identity import COMMAND
 from .results import (
@@ -68,7 +68,8 @@ def upgrade(
     ignore_checksums: bool = False,
     backup: bool = False,
 ) -> MigrationResult:
-    """Upgrade the database to ``revision`` (default: the newest this package ships).
+    """Upgrade the database to ``revision`` (default: the newest this package ships;
+    every head when it ships several unmerged branches).
 
     Each revision runs and commits in its own transaction; ``on_applied`` is called
     after each one. Safe to call at application start-up, from many replicas at once:
@@ -88,6 +89,8 @@ def upgrade(
     :raises MigrateError: the database cannot be reached or written, is at a
         revision this package does not know, or a revision failed (the message names it).
     """
+    if revision == "head" and len(graph.heads()) > 1:
+        revision = "heads"  # several unmerged branches: all of them, as Django and Flyway do
     return runner.run(
         "upgrade", resolve(target), revision, on_applied=on_applied, lock_timeout=lock_timeout,
         statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
@@ -268,14 +271,17 @@ def check(target: Target = None) -> list[str]:
 
 
 def verify(target: Target = None) -> list[ChecksumProblem]:
-    """Compare every applied revision's recorded checksum with the shipped script.
+    """Check that what ran, what was shipped and what is installed agree.
 
-    Revisions applied before the ledger existed have nothing recorded and pass.
-    An empty list means everything matches.
+    Every applied revision's recorded checksum against the shipped script (revisions
+    applied before the ledger existed have nothing recorded and pass), every installed
+    script against the manifest built with the package, and the release map against the
+    shipped revisions. An empty list means everything matches.
     """
     db = resolve(target)
     with connections.connect(db, will_write=False) as connection:
-        return integrity.problems(connection, connections.read_current(connection))
+        found = integrity.problems(connection, connections.read_current(connection))
+    return found + integrity.edited_scripts() + integrity.release_problems()
 
 
 def applied_history(target: Target = None) -> list[LedgerRow]:
@@ -314,4 +320,6 @@ def offline_sql(
         getattr(command, direction)(config, revision_range, sql=True)
     except CommandError as exc:
         raise MigrateError(connections.first_line(exc)) from exc
+    except Exception as exc:  # a script that needs a live database, or a plain bug
+        raise offline.failure(exc, buffer.getvalue()) from exc
     return buffer.getvalue()

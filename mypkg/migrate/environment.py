@@ -15,14 +15,21 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 
-def target_metadata(config: Config) -> sa.MetaData | None:
+def target_metadata(config: Config) -> sa.MetaData:
     """The models' MetaData, for autogenerate and comparisons.
 
-    The runner says when it only applies revisions (``with_models=False``): then
-    the ORM is not imported at all, which saves a sizeable part of every run's start.
+    The runner says when it only applies revisions (``with_models=False``): then the
+    ORM is not imported (a sizeable part of every run's start) and an empty MetaData
+    with the models' naming convention stands in. Alembic names every constraint a
+    script leaves unnamed from this MetaData's convention, so the scripts build the
+    same constraint names under ``alembic`` and under the runner.
     """
     if config.attributes.get("with_models", True) is False:
-        return None
+        import sqlalchemy as sa
+
+        from ..naming import NAMING_CONVENTION
+
+        return sa.MetaData(naming_convention=NAMING_CONVENTION)
     from ..models import metadata
 
     return metadata
@@ -80,8 +87,43 @@ def _offline(context: Any, config: Config) -> None:
         context.run_migrations()
 
 
+def _ledger_writer(connection: Any) -> Any:
+    """For the ``alembic`` command: an ``on_version_apply`` hook that writes the ledger row
+    inside each revision's transaction, as the runner does, so the ledger stays true
+    whoever migrated (``history --applied`` after ``alembic downgrade -1``)."""
+    from . import integrity, ledger
+
+    ledger.ensure(connection)  # commits: nothing may stay open before configure()
+    started = [ledger.now()]
+
+    def write(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        script = ctx.script.get_revision(step.up_revision_id) if ctx.script is not None else None
+        ledger.write(
+            connection,
+            revision=step.up_revision_id,
+            direction="upgrade" if step.is_upgrade else "downgrade",
+            checksum=integrity.file_checksum(script.path) if script is not None else None,
+            started_at=started[0],
+            outcome="applied" if step.is_upgrade else "reverted",
+            detail="alembic command",
+        )
+        started[0] = ledger.now()
+
+    return write
+
+
+def _alembic_command(config: Config) -> str | None:
+    """The ``alembic`` subcommand running, if any. ``cmd_opts`` is set by Alembic's own
+    command line only: not by the runner, which writes its ledger rows itself, nor by
+    test harnesses such as pytest-alembic."""
+    command = getattr(config.cmd_opts, "cmd", None)
+    return getattr(command[0], "__name__", None) if command else None
+
+
 def _run_with(context: Any, config: Config, connection: Any) -> None:
     callbacks = [check_sqlite_foreign_keys, *config.attributes.get("on_version_apply", ())]
+    if _alembic_command(config) in ("upgrade", "downgrade"):
+        callbacks.append(_ledger_writer(connection))
     context.configure(connection=connection, on_version_apply=callbacks, **migration_options(config))
     with context.begin_transaction():
         context.run_migrations()

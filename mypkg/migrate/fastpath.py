@@ -8,7 +8,7 @@ the manifest (:mod:`.manifest`), never by importing a script.
 
 The fast path answers only when it is sure to answer exactly as the full path would
 (a test compares them); anything unusual (a URL it does not parse the way SQLAlchemy
-does, a revision it does not know, a branched history, a database that does not exist
+does, a revision it does not know, a history whose order it cannot replay, a database that does not exist
 or cannot be read, no ledger yet) returns ``None`` and the full path takes over, with
 its error messages. ``MYPKG_NO_FASTPATH=1`` turns it off.
 """
@@ -194,19 +194,21 @@ def read_state(url: str, *, with_ledger: bool = True) -> DatabaseState | None:
     return _postgresql_state(parsed.parts, parsed.query, parsed.masked, with_ledger)
 
 
-def _linear(shipped: Manifest) -> bool:
-    return len(shipped.heads) == 1 and all(len(r.down_revisions) <= 1 for r in shipped.by_id.values())
-
-
 def _status_from(state: DatabaseState, shipped: Manifest) -> Status | None:
+    """The full path's Status, on any graph (merges, branches, labels, dependencies);
+    None when the history's order is not one the manifest can replay exactly."""
     from .results import RevisionInfo, Status
 
-    if not _linear(shipped) or any(rev not in shipped for rev in state.current):
+    if any(rev not in shipped for rev in state.current):
+        return None
+    ordered = shipped.ordered()
+    if ordered is None:
         return None
     applied_ids = set(shipped.ancestors(state.current))
+    heads = set(shipped.heads)
     everything = [
-        RevisionInfo(rev.revision, rev.down_revisions, rev.message, rev.revision in shipped.heads)
-        for rev in shipped.ordered()
+        RevisionInfo(rev.revision, rev.down_revisions, rev.message, rev.revision in heads)
+        for rev in ordered
     ]
     return Status(
         database=state.masked_url,

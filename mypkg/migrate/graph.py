@@ -85,8 +85,9 @@ def planned(current: Sequence[str], destination: str, direction: str) -> list[Sc
 
 def absolute(plan: Sequence[Script], direction: str, revision: str) -> str:
     """The revision a relative target (``-1``, ``+2``) means now, so a retry after some
-    revisions completed does not go further than asked."""
-    if not plan:
+    revisions completed does not go further than asked. Other targets stay as given
+    (``heads`` must stay every head)."""
+    if not plan or not is_relative(revision):
         return revision
     last = plan[-1]
     if direction == "upgrade":
@@ -95,6 +96,13 @@ def absolute(plan: Sequence[Script], direction: str, revision: str) -> str:
     if down is None:
         return "base"
     return down if isinstance(down, str) else revision
+
+
+def is_relative(revision: str) -> bool:
+    """``-1``, ``+2``, ``head-1``, ``base+2``, ``abc123+1``: counted from somewhere."""
+    import re
+
+    return re.fullmatch(r"(?:\w+)?[+-]\d+", revision) is not None
 
 
 def as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -7,16 +7,19 @@ reached this database, which ``upgrade`` refuses (unless told) and ``verify`` re
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import ledger
 from .errors import MigrateError
-from .identity import COMMAND
+from .identity import COMMAND, PACKAGE
 from .manifest import load as load_manifest
 from .results import ChecksumProblem
 
 if TYPE_CHECKING:
+    from alembic.script import Script
     from sqlalchemy.engine import Connection
 
     from .target import Database
@@ -60,6 +63,62 @@ def refuse_on_problems(connection: Connection, current: Sequence[str], db: Datab
             f"shipped, e.g. {first.revision}: {first.detail}; run {COMMAND} verify, "
             "or upgrade with --ignore-checksums"
         )
+
+
+def file_checksum(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a script as it is on disk now: what actually runs."""
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def edited_scripts() -> list[ChecksumProblem]:
+    """Installed scripts that differ from the manifest built with the package (edited,
+    or deleted, after install). Empty in a source tree, whose manifest is the scripts."""
+    from pathlib import Path
+
+    from .scripts import script_directory
+
+    shipped = load_manifest()
+    if shipped.source != "manifest":
+        return []
+    versions = Path(script_directory().versions)
+    found = []
+    for rev in shipped.revisions:
+        path = versions / rev.filename
+        if not path.is_file():
+            found.append(ChecksumProblem(rev.revision, "edited script", f"{rev.filename} is missing from the install"))
+        elif file_checksum(path) != rev.sha256:
+            found.append(
+                ChecksumProblem(rev.revision, "edited script", f"{rev.filename} was changed after the package was built")
+            )
+    return found
+
+
+def refuse_edited(plan: Sequence[Script], db: Database) -> None:
+    """:raises MigrateError: a script about to run differs from the one the package shipped."""
+    shipped = load_manifest()
+    if shipped.source != "manifest":
+        return
+    for script in plan:
+        entry = shipped.by_id.get(script.revision)
+        if entry is not None and file_checksum(script.path) != entry.sha256:
+            raise MigrateError(
+                f"{db.masked}: {entry.filename} ({script.revision}) was changed after the package "
+                f"was built; nothing was run; reinstall {PACKAGE}, or upgrade with --ignore-checksums"
+            )
+
+
+def release_problems() -> list[ChecksumProblem]:
+    """Entries of the release map that name no shipped revision."""
+    from pathlib import Path
+
+    from . import manifest
+
+    releases = manifest.read_releases(Path(__file__).resolve().parent.parent / "releases.py")
+    return [
+        ChecksumProblem(version, "bad release", detail)
+        for version, detail in manifest.release_problems(releases, load_manifest())
+    ]
 
 
 def shipped_checksum(revision: str) -> str | None:

@@ -1,13 +1,15 @@
-"""The revision manifest: every shipped revision's id, parents, message and sha256.
+"""The revision manifest: every shipped revision's id, parents, labels, message and sha256.
 
-Built into the wheel (and so the conda package) as ``mypkg/migrations/manifest.json``
+Built into the wheel (and so the conda package) as ``<package>/migrations/manifest.json``
 by ``hatch_build.py``; in a source tree or an editable install it is computed from the
-scripts on the fly. It answers "which revisions exist, which are heads, what did each
-script look like when shipped" without importing a single script, so it is also the
-fast path for read-only questions.
+scripts on the fly. It answers "which revisions exist, which are heads, in which order
+does Alembic list them, what did each script look like when shipped" without importing
+a single script, so it is also the fast path for read-only questions.
 
-Standard library only: the wheel build loads this file by path, before mypkg is
-installed and without Alembic.
+Scripts are read with :mod:`ast` (module-level assignments in any formatting, annotated
+or not, tuples or lists over several lines), in the order Alembic loads them, and the
+history order is Alembic's own (:mod:`.order`). Standard library only: the wheel build
+loads this file by path, before the package is installed and without Alembic.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 from typing import NamedTuple
 
 TYPE_CHECKING = False
@@ -23,14 +24,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 FILENAME = "manifest.json"
-FORMAT = 1
+FORMAT = 2
+#: The module-level names Alembic reads from a revision script.
+FIELDS = ("revision", "down_revision", "branch_labels", "depends_on")
 
-# Module-level assignments as Alembic's script template writes them, with or without
-# annotations: ``revision: str = 'abc'`` / ``down_revision = ('a', 'b')``.
-_ASSIGNMENT = re.compile(
-    r"^(revision|down_revision)\s*(?::[^=\n]+)?=\s*(.+?)\s*$", re.MULTILINE
-)
-_DOCSTRING = re.compile(r'^\s*(?:[rRuU]?"""|[rRuU]?\'\'\')\s*(.*?)\s*$', re.MULTILINE)
+
+class ScriptError(ValueError):
+    """A revision script whose header cannot be read without running it."""
 
 
 class Revision(NamedTuple):
@@ -38,35 +38,93 @@ class Revision(NamedTuple):
     down_revisions: tuple[str, ...]
     message: str
     sha256: str
+    #: Relative to ``versions/``, with ``/`` (subfolders with recursive_version_locations).
     filename: str
+    branch_labels: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
 
 
-def parse_script(path: Path) -> Revision | None:
-    """A revision script's header, read as text (never imported); None if not a revision."""
+def _as_tuple(value: object, name: str, where: str) -> tuple[str, ...]:
+    if value is None or value == ():
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise ScriptError(f"{where}: {name} must be a string, a tuple or list of strings, or None")
+
+
+def _message(docstring: str | None) -> str:
+    """Alembic's ``Script.doc``: the docstring's first paragraph."""
+    import re
+
+    return re.split("\n\n", docstring.strip())[0] if docstring else ""
+
+
+def parse_script(path: Path, filename: str | None = None) -> Revision | None:
+    """A revision script's header, read with :mod:`ast` (never imported).
+
+    None for files Alembic skips (``__init__.py``, editor lock files ``.#x.py``).
+
+    :raises ScriptError: a header that is not made of literals, or no ``revision``.
+    """
     import ast
     import hashlib
-    data = path.read_bytes()
-    text = data.decode("utf-8")
-    values: dict[str, object] = {}
-    for name, expression in _ASSIGNMENT.findall(text):
-        if name not in values:
-            values[name] = ast.literal_eval(expression)
-    if not isinstance(values.get("revision"), str):
+
+    name = filename or path.name
+    if path.name.startswith((".#", "__init__")) or not path.name.endswith(".py"):
         return None
-    down = values.get("down_revision")
-    parents = () if down is None else (down,) if isinstance(down, str) else tuple(down)  # type: ignore[arg-type]
-    docstring = _DOCSTRING.match(text)
+    data = path.read_bytes()
+    try:
+        tree = ast.parse(data, filename=str(path))
+    except SyntaxError as exc:
+        raise ScriptError(f"{name}: not valid Python: {exc.msg} (line {exc.lineno})") from None
+    values: dict[str, object] = {}
+    for node in tree.body:  # later assignments win, as when Python runs the module
+        if isinstance(node, ast.Assign):
+            targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            targets = [node.target.id]
+        else:
+            continue
+        for target in targets:
+            if target in FIELDS:
+                try:
+                    values[target] = ast.literal_eval(node.value)  # type: ignore[arg-type]
+                except ValueError:
+                    raise ScriptError(f"{name}: {target} must be a literal (line {node.lineno})") from None
+    revision = values.get("revision")
+    if not isinstance(revision, str):
+        raise ScriptError(f"{name}: no module-level revision = '...' (Alembic could not load it either)")
     return Revision(
-        revision=str(values["revision"]),
-        down_revisions=tuple(str(p) for p in parents),
-        message=docstring.group(1) if docstring else "",
+        revision=revision,
+        down_revisions=_as_tuple(values.get("down_revision"), "down_revision", name),
+        message=_message(ast.get_docstring(tree, clean=False)),
         sha256=hashlib.sha256(data).hexdigest(),
-        filename=path.name,
+        filename=name,
+        branch_labels=_as_tuple(values.get("branch_labels"), "branch_labels", name),
+        depends_on=_as_tuple(values.get("depends_on"), "depends_on", name),
     )
 
 
-def scan(versions: Path) -> list[Revision]:
-    found = [parse_script(path) for path in sorted(versions.glob("*.py"))]
+def script_paths(versions: Path, *, recursive: bool = True) -> list[tuple[Path, str]]:
+    """The files under ``versions`` in the order Alembic loads them (files sorted, then
+    subfolders sorted, depth first), each with its name relative to ``versions``."""
+    found: list[tuple[Path, str]] = []
+    for root, dirs, files in os.walk(versions):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__") if recursive else []
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            found.append((versions.joinpath(os.path.relpath(path, versions)), os.path.relpath(path, versions).replace(os.sep, "/")))
+    return found
+
+
+def scan(versions: Path, *, recursive: bool = True) -> list[Revision]:
+    """Every revision under ``versions``, in Alembic's load order.
+
+    :raises ScriptError: a script whose header cannot be read (the build fails on it).
+    """
+    found = [parse_script(path, name) for path, name in script_paths(versions, recursive=recursive)]
     return [rev for rev in found if rev is not None]
 
 
@@ -75,20 +133,36 @@ def to_json(revisions: list[Revision]) -> str:
     return json.dumps(payload, indent=1, sort_keys=True) + "\n"
 
 
+def from_json(text: str) -> list[Revision]:
+    payload = json.loads(text)
+    return [
+        Revision(**{key: tuple(value) if isinstance(value, list) else value for key, value in item.items()})
+        for item in payload["revisions"]
+    ]
+
+
 class Manifest:
     """The shipped revision graph, from the manifest file or the scripts themselves."""
 
     def __init__(self, revisions: list[Revision], source: str) -> None:
+        self.revisions = revisions  #: in Alembic's load order
         self.by_id = {rev.revision: rev for rev in revisions}
         self.source = source  #: "manifest" (built) or "scripts" (parsed on the fly)
         children = {parent for rev in revisions for parent in rev.down_revisions}
-        self.heads = tuple(sorted(rev.revision for rev in revisions if rev.revision not in children))
+        #: In load order, as Alembic's ``get_heads()`` gives them.
+        self.heads = tuple(rev.revision for rev in revisions if rev.revision not in children)
+        self.labels = {label: rev.revision for rev in revisions for label in rev.branch_labels}
 
     def __contains__(self, revision: str) -> bool:
         return revision in self.by_id
 
+    def dependencies(self, revision: str) -> tuple[str, ...]:
+        """``depends_on`` resolved to revision ids (a branch label names its revision)."""
+        return tuple(self.labels.get(dep, dep) for dep in self.by_id[revision].depends_on)
+
     def ancestors(self, revisions: tuple[str, ...]) -> list[str]:
-        """Every revision applied when the database is at ``revisions`` (inclusive)."""
+        """Every revision applied when the database is at ``revisions`` (inclusive),
+        dependencies included, as Alembic counts them."""
         seen: dict[str, None] = {}  # ordered, O(1) membership
         stack = list(revisions)
         while stack:
@@ -97,43 +171,27 @@ class Manifest:
                 continue
             seen[rev] = None
             stack.extend(self.by_id[rev].down_revisions)
+            stack.extend(self.dependencies(rev))
         return list(seen)
 
-    def ordered(self) -> list[Revision]:
-        """Oldest first (parents before children), in linear time.
+    def problems(self) -> list[str]:
+        """What makes this graph one Alembic would refuse or warn about; [] when sound."""
+        found = []
+        if len(self.by_id) != len(self.revisions):
+            found.append("a revision id is used by two scripts")
+        for rev in self.revisions:
+            for parent in (*rev.down_revisions, *self.dependencies(rev.revision)):
+                if parent not in self.by_id:
+                    found.append(f"{rev.filename}: {rev.revision} refers to {parent}, which no script defines")
+        return found
 
-        A linear history is walked down from its head, as Alembic's history is; a
-        branched one is sorted topologically (Kahn), ties broken by revision id.
-        """
-        if len(self.heads) == 1:
-            chain = []
-            rev: str | None = self.heads[0]
-            while rev is not None and rev in self.by_id:
-                chain.append(self.by_id[rev])
-                parents = self.by_id[rev].down_revisions
-                rev = parents[0] if len(parents) == 1 else None
-            if len(chain) == len(self.by_id):
-                chain.reverse()
-                return chain
-        waiting = {rev: len(entry.down_revisions) for rev, entry in self.by_id.items()}
-        children: dict[str, list[str]] = {}
-        for rev, entry in self.by_id.items():
-            for parent in entry.down_revisions:
-                if parent in self.by_id:
-                    children.setdefault(parent, []).append(rev)
-                else:
-                    waiting[rev] -= 1
-        ready = sorted(rev for rev, count in waiting.items() if count == 0)
-        done: list[str] = []
-        while ready:
-            rev = ready.pop(0)
-            done.append(rev)
-            for child in children.get(rev, ()):
-                waiting[child] -= 1
-                if waiting[child] == 0:
-                    ready.append(child)
-            ready.sort()
-        return [self.by_id[rev] for rev in done]
+    def ordered(self) -> list[Revision] | None:
+        """Oldest first, exactly as Alembic's history lists them; None when Alembic's own
+        order is not deterministic (a revision with several dependencies to resolve)."""
+        from .order import history_order
+
+        ids = history_order(self)
+        return None if ids is None else [self.by_id[rev] for rev in ids]
 
 
 @functools.cache
@@ -147,14 +205,40 @@ def load() -> Manifest:
     built = os.path.join(package, BUNDLED_SCRIPTS, FILENAME)
     if os.path.isfile(built):
         with open(built, encoding="utf-8") as handle:
-            payload = json.load(handle)
-        revisions = [
-            Revision(**{**item, "down_revisions": tuple(item["down_revisions"])})
-            for item in payload["revisions"]
-        ]
-        return Manifest(revisions, "manifest")
+            return Manifest(from_json(handle.read()), "manifest")
     from pathlib import Path
 
     from .scripts import script_location
 
     return Manifest(scan(Path(script_location()) / "versions"), "scripts")
+
+
+def read_releases(path: Path) -> dict[str, str]:
+    """The ``RELEASES`` mapping of a release map module, read with :mod:`ast`.
+
+    :raises ScriptError: no ``RELEASES = {...}`` literal of strings.
+    """
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (node.targets[0] if isinstance(node, ast.Assign) else None)
+        if isinstance(target, ast.Name) and target.id == "RELEASES" and node.value is not None:  # type: ignore[union-attr]
+            try:
+                value = ast.literal_eval(node.value)  # type: ignore[union-attr]
+            except ValueError:
+                break
+            if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+                return value
+    raise ScriptError(f"{path.name}: no RELEASES = {{'version': 'revision', ...}} literal")
+
+
+def release_problems(releases: dict[str, str], shipped: Manifest) -> list[tuple[str, str]]:
+    """(version, why) for each release naming no shipped revision (or a prefix of several)."""
+    found = []
+    for version, revision in releases.items():
+        matches = [rev for rev in shipped.by_id if rev.startswith(revision)]
+        if revision not in shipped.by_id and len(matches) != 1:
+            what = "no shipped revision" if not matches else f"{len(matches)} revisions"
+            found.append((version, f"release {version} names revision {revision!r}, which matches {what}"))
+    return found

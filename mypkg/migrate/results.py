@@ -41,7 +41,11 @@ class ChecksumProblem(NamedTuple):
     """An applied revision whose shipped script no longer matches what ran."""
 
     revision: str
-    kind: Literal["mismatch", "missing script", "unknown revision"]
+    #: mismatch: the script changed since it ran here; missing script: it ran here and is
+    #: no longer shipped; unknown revision: the database is at a revision not shipped;
+    #: edited script: the installed file differs from the one built; bad release: the
+    #: release map names no shipped revision (``revision`` is then the version).
+    kind: Literal["mismatch", "missing script", "unknown revision", "edited script", "bad release"]
     detail: str
 
 

@@ -59,6 +59,8 @@ def run(
         if direction == "upgrade" and not ignore_checksums:
             integrity.refuse_on_problems(connection, before, db)
         plan = graph.planned(before, revision, direction)
+        if direction == "upgrade" and not ignore_checksums:
+            integrity.refuse_edited(plan, db)
         destination = graph.absolute(plan, direction, revision)
         # The backup comes before anything is written, the ledger table included.
         backup_path = backup_sqlite(db, before) if backup and plan else None
@@ -83,7 +85,8 @@ def run(
                 connection,
                 revision=entry.revision,
                 direction=entry.direction,
-                checksum=integrity.shipped_checksum(entry.revision),
+                # Of the file that ran, which --ignore-checksums may let differ from the manifest.
+                checksum=integrity.file_checksum(found.path) if found is not None else None,
                 started_at=started[1],
                 outcome="applied" if step.is_upgrade else "reverted",
             )

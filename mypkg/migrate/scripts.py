@@ -45,7 +45,12 @@ def make_config(**attributes: Any) -> Config:
 
     # Passed as config_args (the parser's defaults) rather than set afterwards, so
     # that copies made with Config(config_file_name, config_args=...) keep it.
-    return Config(attributes=dict(attributes), config_args={"script_location": script_location()})
+    # Subfolders of versions/ hold revisions too, as the manifest reads them (alembic.ini
+    # says the same for the alembic command).
+    return Config(
+        attributes=dict(attributes),
+        config_args={"script_location": script_location(), "recursive_version_locations": "true"},
+    )
 
 
 @functools.cache
