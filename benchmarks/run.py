@@ -250,13 +250,20 @@ class Project:
         return run(command, cwd=self.root, env={**self.alembic_env, "MYPKG_DATABASE_URL": f"sqlite:///{db}"})
 
 
-def synthetic_scripts(n: int) -> dict[str, str]:
+def synthetic_scripts(n: int, merged: bool = False) -> dict[str, str]:
+    """N revisions, linear; with ``merged``, revisions 1 and 2 branch from 0 and 3 merges them
+    (a branch made and merged long ago, as most long-lived histories have)."""
     scripts = {}
-    parent = None
+    parent: str | tuple[str, ...] | None = None
     for i in range(n):
         rev = f"b{i:011d}"
+        if merged and i == 2 and n >= 4:
+            parent = "b00000000000"
+        elif merged and i == 3 and n >= 4:
+            parent = ("b00000000001", "b00000000002")
+        shown = parent if isinstance(parent, str) or parent is None else ", ".join(parent)
         scripts[f"{i:05d}_{rev}_bench.py"] = REVISION.format(
-            i=i, rev=rev, parent=parent or "", parent_repr=repr(parent)
+            i=i, rev=rev, parent=shown or "", parent_repr=repr(parent)
         )
         parent = rev
     return scripts
@@ -266,8 +273,8 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def bench_revisions(n: int, repeat: int, work: Path) -> dict[str, dict[str, float]]:
-    project = Project(work / f"n{n}", synthetic_scripts(n))
+def bench_revisions(n: int, repeat: int, work: Path, merged: bool = False) -> dict[str, dict[str, float]]:
+    project = Project(work / f"n{n}{'m' if merged else ''}", synthetic_scripts(n, merged))
     head_db = work / f"n{n}-head.db"
     project.mypkg(head_db, "upgrade")
     times: dict[str, dict[str, list[float]]] = {}
@@ -383,12 +390,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows for the batch copy and backfill")
     parser.add_argument("--batch", type=int, default=50_000, help="backfill batch size (default 50000)")
     parser.add_argument("--skip-postgresql", action="store_true", help="no PostgreSQL backfill")
+    parser.add_argument("--merged", action="store_true",
+                        help="histories with a branch made and merged at the start (the fast path must hold)")
     parser.add_argument("--json", type=Path, default=Path("benchmark-results.json"), help="where to write results")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
 
     started = time.perf_counter()
     results: dict = {
+        "history": "merged" if args.merged else "linear",
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "versions": {},
         "revisions": {},
@@ -400,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         for n in sizes:
             print(f"N={n}: generating, building, timing ...", flush=True)
-            results["revisions"][str(n)] = bench_revisions(n, args.repeat, work)
+            results["revisions"][str(n)] = bench_revisions(n, args.repeat, work, args.merged)
         print(f"batch copy of {args.rows} SQLite rows ...", flush=True)
         results["batch_copy"] = bench_batch_copy(args.rows, args.repeat, work)
         if not args.skip_postgresql:

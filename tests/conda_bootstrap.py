@@ -49,6 +49,7 @@ DISTRIBUTIONS = (
     "mako",
     "markupsafe",
     "typing-extensions",
+    "filelock",
 )
 PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 PLATFORM = "linux-64"

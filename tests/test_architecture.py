@@ -211,4 +211,4 @@ def test_renamed_copy_builds_installs_and_migrates_without_a_trace_of_the_old_na
     dump = "\n".join(sqlite3.connect(database).iterdump())
     assert "acmedb_migration_ledger" in dump
     assert "mypkg" not in dump.lower()
-    assert [p.name for p in work.iterdir()] == ["acmedb.db"]
+    assert sorted(p.name for p in work.iterdir()) == ["acmedb.db", "acmedb.db.acmedb-migrate.lock"]

@@ -70,12 +70,19 @@ def test_recipe_renders_as_noarch_python_with_its_tests(rendered: dict) -> None:
     assert rendered["source"] == [{"path": ".."}]
     assert rendered["about"]["license"] == "MIT" and rendered["about"]["license_file"] == ["LICENSE"]
     assert rendered["about"]["homepage"] == PYPROJECT["project"]["urls"]["Homepage"]
+    assert rendered["schema_version"] == 1
     python_test, script_test = rendered["tests"]
     assert set(python_test["python"]["imports"]) >= {"mypkg", "mypkg.migrate.cli"}
     assert python_test["python"].get("pip_check", True) is True
-    commands = "\n".join(script_test["script"])
-    assert "mypkg-migrate --help" in commands
-    assert re.search(r"mypkg-migrate .*upgrade", commands) and "downgrade base --yes" in commands
+    # conda-forge's pure-Python template: the lowest Python and the newest.
+    assert python_test["python"]["python_version"] == [f"{rendered['context']['python_min']}.*", "*"]
+    # A Python script, which runs the same under cmd.exe (Windows) and sh.
+    assert script_test["script"]["interpreter"] == "python"
+    commands = script_test["script"]["content"]
+    compile(commands, "recipe test", "exec")
+    assert 'run("--help")' in commands and 'shutil.which("mypkg-migrate")' in commands
+    assert '["upgrade"]' in commands and '["downgrade", "base", "--yes"]' in commands
+    assert "$(" not in commands and "cd " not in commands  # nothing POSIX-shell only
 
 
 # 2. consistency --------------------------------------------------------------------
@@ -117,6 +124,7 @@ def test_dependencies_agree_across_recipe_pyproject_and_environment(rendered: di
     for name in ("pytest", "pytest-alembic", "psycopg"):
         assert env[name] == test_extra[name], name
     assert {"conda-build", "pip"} <= env.keys()
+    assert env["conda-build"] == ">=26.3"  # the first conda-build that reads v1 recipes
     assert ENVIRONMENT["name"] == "py311"
     assert ENVIRONMENT["channels"] == ["conda-forge", "nodefaults"]
     assert {"pip": ["-e ."]} in ENVIRONMENT["dependencies"]

@@ -7,9 +7,17 @@ exit code. Durations like ``(6 ms)`` vary and are normalised.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
+import sqlite3
+import subprocess
 from pathlib import Path
+
+import pytest
+
+import mypkg
 
 from mypkg.migrate.errors import ExitCode
 from tests.conftest import REPO, Cli
@@ -63,9 +71,12 @@ def test_exit_code_table_matches_the_code() -> None:
     assert documented == {code.value for code in ExitCode}
 
 
+FRESH_MACHINE = "python3 -m venv .venv && .venv/bin/python -m pip install . && .venv/bin/mypkg-migrate upgrade"
+
+
 def test_quick_start_commands_are_the_ones_ci_runs() -> None:
     fenced = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
-    assert fenced[0].strip() == "python3 -m pip install . && mypkg-migrate upgrade"
+    assert fenced[0].strip() == FRESH_MACHINE
     assert fenced[1].strip() == "bash .ci/run"
     ci = (REPO / ".ci" / "run").read_text()
     assert "python -m pytest" in ci.splitlines()[-1]
@@ -92,3 +103,33 @@ def test_every_command_line_in_both_readmes_parses() -> None:
                 build_parser().parse_args(args)  # SystemExit (exit 2) on anything unknown
                 seen += 1
     assert seen >= 25
+
+
+def _stock_python() -> str:
+    """Debian's own python3 when the machine has it (it refuses pip outside a venv)."""
+    debian = Path("/usr/bin/python3")
+    marker = Path("/usr/lib/python3.11/EXTERNALLY-MANAGED")
+    return str(debian) if debian.exists() and marker.exists() else "python3"
+
+
+@pytest.mark.slow
+def test_the_fresh_machine_command_works_on_a_stock_debian_python(tmp_path: Path) -> None:
+    """Replayed word for word in a copy of the project, with python3 being Debian's."""
+    root = tmp_path / "checkout"
+    shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.db", "build", "dist"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(_stock_python())
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    env.update({k: v for k, v in os.environ.items() if k.startswith(("PIP_", "http", "HTTP", "no_proxy", "NO_PROXY"))})
+    if _stock_python() != "python3":
+        # The command it replaces fails there: PEP 668.
+        old = subprocess.run(["bash", "-c", "python3 -m pip install ."], cwd=root, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert old.returncode != 0 and "externally-managed-environment" in old.stdout + old.stderr
+    result = subprocess.run(["bash", "-c", FRESH_MACHINE], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "upgraded from base (empty database) to" in result.stdout
+    with sqlite3.connect(root / "mypkg.db") as connection:
+        (version,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert version == mypkg.heads()[0]

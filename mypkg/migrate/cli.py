@@ -83,6 +83,7 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         "statement_lock_timeout": args.statement_lock_timeout,
         "on_wait": out.waiting,
         "backup": args.backup,
+        "busy_timeout": args.busy_timeout,
     }
     if args.command == "upgrade":
         result = commands.upgrade(args.url, target, ignore_checksums=args.ignore_checksums, **options)
@@ -286,7 +287,8 @@ def _stamp(args: argparse.Namespace, out: Output) -> ExitCode:
     from . import commands
 
     result = commands.stamp(
-        args.url, args.revision, force=args.force, lock_timeout=args.lock_timeout, on_wait=out.waiting
+        args.url, args.revision, force=args.force, lock_timeout=args.lock_timeout, on_wait=out.waiting,
+        busy_timeout=args.busy_timeout,
     )
     out.line(f"{result.database}: stamped {_short(result.after)} (was {_short(result.before)})")
     return ExitCode.OK

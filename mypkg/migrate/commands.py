@@ -27,6 +27,7 @@ from .results import (
     RevisionInfo,
     Status,
 )
+from .connections import DEFAULT_BUSY_TIMEOUT
 from .settings import DEFAULT_LOCK_TIMEOUT
 from .target import Target, resolve
 
@@ -67,6 +68,7 @@ def upgrade(
     on_wait: Waiting | None = None,
     ignore_checksums: bool = False,
     backup: bool = False,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
 ) -> MigrationResult:
     """Upgrade the database to ``revision`` (default: the newest this package ships;
     every head when it ships several unmerged branches).
@@ -84,6 +86,8 @@ def upgrade(
     :param ignore_checksums: upgrade even if an applied revision's script changed
         since it ran (see :func:`verify`); otherwise that is refused.
     :param backup: SQLite: first copy the file next to it (``MigrationResult.backup``).
+    :param busy_timeout: SQLite: how long each revision waits for an application's write
+        or a reader's transaction to end before it fails.
 
     :raises UsageError: unknown revision, bad URL.
     :raises MigrateError: the database cannot be reached or written, is at a
@@ -94,7 +98,7 @@ def upgrade(
     return runner.run(
         "upgrade", resolve(target), revision, on_applied=on_applied, lock_timeout=lock_timeout,
         statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
-        ignore_checksums=ignore_checksums, backup=backup,
+        ignore_checksums=ignore_checksums, backup=backup, busy_timeout=busy_timeout,
     )
 
 
@@ -108,6 +112,7 @@ def downgrade(
     statement_lock_timeout: float | None = None,
     on_wait: Waiting | None = None,
     backup: bool = False,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
 ) -> MigrationResult:
     """Downgrade the database to ``revision`` (``-1``: one step back).
 
@@ -120,6 +125,7 @@ def downgrade(
     return runner.run(
         "downgrade", resolve(target), revision, on_applied=on_applied, lock_timeout=lock_timeout,
         statement_lock_timeout=statement_lock_timeout, on_wait=on_wait, backup=backup,
+        busy_timeout=busy_timeout,
     )
 
 
@@ -197,6 +203,7 @@ def stamp(
     force: bool = False,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     on_wait: Waiting | None = None,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
 ) -> MigrationResult:
     """Record ``revision`` in the database without running any migration.
 
@@ -212,7 +219,7 @@ def stamp(
 
     db = resolve(target)
     graph.require_revision(revision)
-    with locks.locked(db, lock_timeout, on_wait) as connection:
+    with locks.locked(db, lock_timeout, on_wait, busy_timeout) as connection:
         before = connections.read_current(connection)
         if not force:
             try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import MigrateError
+from .settings import DEFAULT_BUSY_TIMEOUT
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -39,13 +40,19 @@ def check_sqlite_file(db: Database, *, will_write: bool) -> None:
         raise MigrateError(f"directory {directory} is read-only: cannot create {path.name}")
 
 
-def _make_sqlite_transactional(engine: Engine, *, foreign_keys: bool) -> None:
+def _make_sqlite_transactional(engine: Engine, *, foreign_keys: bool, immediate: bool) -> None:
     """SQLAlchemy's pysqlite recipe: SQLite DDL runs inside real transactions.
 
     pysqlite by default commits before DDL, so a revision's CREATE TABLE and its
     alembic_version update would be committed apart and a failure in between would
     leave the schema ahead of the recorded revision.
+
+    With ``immediate``, transactions take SQLite's write lock when they begin
+    (``BEGIN IMMEDIATE``): a plain ``BEGIN`` reads first and must later upgrade its read
+    lock to a write lock, which fails at once, busy timeout or not, when an application
+    wrote in between (always in WAL mode). Taking it first, the busy timeout applies.
     """
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
@@ -58,26 +65,49 @@ def _make_sqlite_transactional(engine: Engine, *, foreign_keys: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql(begin)
 
 
-def create_engine(url: str | URL, *, for_migrations: bool = False, **kwargs: Any) -> Engine:
+def create_engine(
+    url: str | URL,
+    *,
+    for_migrations: bool = False,
+    immediate: bool = False,
+    busy_timeout: float | None = None,
+    **kwargs: Any,
+) -> Engine:
     """An engine for the schema.
 
     On SQLite, DDL is transactional and foreign keys are enforced. Migration engines
     switch enforcement off instead, because batch mode drops and recreates tables that
     others reference; each revision is then checked with ``PRAGMA foreign_key_check``
-    before it commits (see :mod:`.environment`).
+    before it commits (see :mod:`.environment`). ``immediate`` and ``busy_timeout``
+    (seconds to wait for another connection's lock): see :func:`connect`.
     """
     import sqlalchemy
 
     from .settings import parse_url
 
     parsed = parse_url(url) if isinstance(url, str) else url
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite and busy_timeout is not None:
+        kwargs.setdefault("connect_args", {})["timeout"] = busy_timeout
     engine = sqlalchemy.create_engine(parsed, **kwargs)
-    if parsed.get_backend_name() == "sqlite":
-        _make_sqlite_transactional(engine, foreign_keys=not for_migrations)
+    if sqlite:
+        _make_sqlite_transactional(engine, foreign_keys=not for_migrations, immediate=immediate)
     return engine
+
+
+def locked_by_another(exc: BaseException) -> bool:
+    """SQLite gave up waiting for another connection's lock."""
+    return "database is locked" in first_line(exc) or "database table is locked" in first_line(exc)
+
+
+#: What "database is locked" means, for messages.
+LOCKED_HINT = (
+    "another connection held the database for longer than the busy timeout (an application "
+    "writing, or a reader in a long transaction); stop it or retry with a longer --busy-timeout"
+)
 
 
 def first_line(exc: BaseException) -> str:
@@ -107,17 +137,23 @@ def database_errors(db: Database) -> Iterator[None]:
             raise MigrateError(f"cannot connect to {db.masked}: {message}") from exc
         if "not a database" in message:
             raise MigrateError(f"{db.masked} is not a SQLite database") from exc
+        if locked_by_another(exc):
+            raise MigrateError(f"{db.masked}: {message}: {LOCKED_HINT}; nothing was changed") from exc
         raise MigrateError(f"{db.masked}: {message}") from exc
     except SQLAlchemyError as exc:
         raise MigrateError(f"{db.masked}: {first_line(exc)}") from exc
 
 
 @contextlib.contextmanager
-def connect(db: Database, *, will_write: bool) -> Iterator[Connection]:
+def connect(
+    db: Database, *, will_write: bool, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> Iterator[Connection]:
     """A connection for a command: the caller's own, or one made and closed here.
 
     A SQLite file engine handed in by the caller is replaced by one made
-    transactional (see :func:`create_engine`) on the same file.
+    transactional (see :func:`create_engine`) on the same file. On SQLite, a command
+    that writes begins its transactions with ``BEGIN IMMEDIATE`` and waits up to
+    ``busy_timeout`` seconds for other connections' locks.
     """
     from sqlalchemy.engine import Connection, Engine
 
@@ -129,7 +165,7 @@ def connect(db: Database, *, will_write: bool) -> Iterator[Connection]:
             yield connection
         return
     check_sqlite_file(db, will_write=will_write)
-    engine = create_engine(db.url, for_migrations=True)
+    engine = create_engine(db.url, for_migrations=True, immediate=will_write, busy_timeout=busy_timeout)
     try:
         with database_errors(db), engine.connect() as connection:
             yield connection

@@ -8,22 +8,22 @@ current revision (the previous holder may have migrated already).
 - PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``) on the
   migration connection. It survives the per-revision commits and the server releases
   it when the session ends, including when the migrator is killed.
-- SQLite: an exclusive ``flock`` on the database file itself (no sidecar file). SQLite
-  locks with POSIX ``fcntl`` locks, which ``flock`` does not interact with on Linux;
-  the kernel releases it when the process dies. The descriptor is closed only after
-  the migration connection has committed, because closing any descriptor of the file
-  drops the process's ``fcntl`` locks on it.
+- SQLite: a lock on a sidecar file beside the database, ``<db>.mypkg-migrate.lock``,
+  through :mod:`filelock` (``flock`` on POSIX, ``msvcrt.locking`` on Windows), which the
+  operating system releases when the process dies. Never a lock on the database file
+  itself: on macOS, the BSDs and network filesystems, such a lock conflicts with
+  SQLite's own locks on that file. The sidecar holds nothing; it is safe to delete
+  when no migrator runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import connections
 from .errors import MigrateError
@@ -111,39 +111,59 @@ def postgresql_lock(
             connection.commit()
 
 
+def sidecar(path: Path) -> Path:
+    """The lock file of the SQLite database at ``path``."""
+    return path.with_name(f"{path.name}.{LOCK_NAME}.lock")
+
+
+def _filelock() -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        # Where neither flock nor msvcrt exists, filelock falls back to a lock file that
+        # it breaks when its owner's process is gone, and warns once: not the user's concern.
+        warnings.simplefilter("ignore")
+        import filelock
+
+    return filelock
+
+
 @contextlib.contextmanager
 def sqlite_lock(path: Path, db: Database, timeout: float, on_wait: Waiting | None = None) -> Iterator[None]:
-    import fcntl
-
-    # O_CREAT: a new database starts as an empty file, which SQLite accepts as empty.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    filelock = _filelock()
+    lock = filelock.FileLock(sidecar(path), is_singleton=False, thread_local=False)
 
     def try_acquire() -> bool:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
             return False
         return True
 
+    _wait_until(try_acquire, timeout, lambda: f"another process (lock file {sidecar(path)})", db, on_wait)
     try:
-        _wait_until(try_acquire, timeout, lambda: "another process", db, on_wait)
         yield
     finally:
-        os.close(fd)  # releases the flock
+        lock.release()
 
 
 @contextlib.contextmanager
-def locked(db: Database, lock_timeout: float, on_wait: Waiting | None) -> Iterator[Connection]:
+def locked(
+    db: Database,
+    lock_timeout: float,
+    on_wait: Waiting | None,
+    busy_timeout: float = connections.DEFAULT_BUSY_TIMEOUT,
+) -> Iterator[Connection]:
     """A connection for a command that writes, holding the migration lock.
 
     Unwinds in reverse: the PostgreSQL lock is released, then the connection is
-    closed, then the SQLite file lock (whose descriptor must outlive the connection).
+    closed, then the SQLite lock (after the last commit).
     """
     with contextlib.ExitStack() as stack:
         if db.sqlite_path is not None:
             connections.check_sqlite_file(db, will_write=True)
             stack.enter_context(sqlite_lock(db.sqlite_path, db, lock_timeout, on_wait))
-        connection = stack.enter_context(connections.connect(db, will_write=True))
+        connection = stack.enter_context(connections.connect(db, will_write=True, busy_timeout=busy_timeout))
         if db.is_postgresql:
             _notice_dead_clients(connection)
             stack.enter_context(postgresql_lock(connection, db, lock_timeout, on_wait))

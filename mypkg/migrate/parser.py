@@ -13,7 +13,7 @@ import sys
 from .identity import COMMAND as PROG
 from .identity import DATABASE_URL_VAR as ENV_VAR
 from .identity import DEFAULT_URL, PACKAGE
-from .settings import DEFAULT_LOCK_TIMEOUT
+from .settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 
 TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
 if TYPE_CHECKING:
@@ -199,6 +199,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait this long for another migrator to finish, then fail (exit 1, "
         f"nothing changed); default {DEFAULT_LOCK_TIMEOUT:g}",
+    )
+    option(
+        ("upgrade", "downgrade", "stamp"),
+        "--busy-timeout",
+        type=_seconds,
+        default=DEFAULT_BUSY_TIMEOUT,
+        metavar="SECONDS",
+        help="SQLite: wait this long for an application's write or a reader's transaction "
+        f"to end before a revision fails; default {DEFAULT_BUSY_TIMEOUT:g}",
     )
     option(
         migrations,

@@ -43,6 +43,7 @@ def run(
     on_wait: Callable[[str], None] | None,
     ignore_checksums: bool = False,
     backup: bool = False,
+    busy_timeout: float = connections.DEFAULT_BUSY_TIMEOUT,
 ) -> MigrationResult:
     """Move ``db`` to ``revision``; see :func:`.commands.upgrade` for the promises."""
     from sqlalchemy import event, text
@@ -52,7 +53,7 @@ def run(
     graph.require_revision(revision)
     if backup and db.sqlite_path is None:
         raise UsageError("--backup copies a SQLite file; back PostgreSQL up with pg_dump")
-    with locks.locked(db, lock_timeout, on_wait) as connection:
+    with locks.locked(db, lock_timeout, on_wait, busy_timeout) as connection:
         # Read only now, under the lock: the previous holder may have migrated.
         before = connections.read_current(connection)
         graph.require_known(before, db)
@@ -190,4 +191,5 @@ def explain_failure(
     except Exception:  # noqa: BLE001 - the connection itself may be gone
         now = "unknown"
     what = f"revision {failed.revision} ({failed.doc})" if failed is not None else "migration"
-    return MigrateError(f"{what} failed: {connections.error_name(exc)}: {reason}; {db.masked} is at {now}")
+    hint = f" ({connections.LOCKED_HINT})" if connections.locked_by_another(exc) else ""
+    return MigrateError(f"{what} failed: {connections.error_name(exc)}: {reason}{hint}; {db.masked} is at {now}")

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 #: Default for ``--lock-timeout`` (seconds): long enough for a migrator to finish a
 #: real migration, short enough that a stuck deploy fails instead of hanging forever.
 DEFAULT_LOCK_TIMEOUT = 300.0
+#: Default for ``--busy-timeout`` (seconds): SQLite waits this long for an application's
+#: write, or a reader's transaction, to end before a migration's statement gives up.
+DEFAULT_BUSY_TIMEOUT = 30.0
 
 # Driver module -> (pip requirement, conda-forge package), for the "install it" message.
 _DRIVER_PACKAGES: dict[str, tuple[str, str]] = {
