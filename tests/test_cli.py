@@ -274,8 +274,12 @@ class TestBadInput:
         path = tmp_path / "mypkg.db"
         # Root ignores file modes; SQLite's read-only open mode holds for everyone.
         result = cli("--url", f"sqlite:///file:{path}?mode=ro&uri=true", "upgrade")
-        _assert_one_line_error(result, 1, "readonly database")
+        # Refused before anything is opened for writing: the URL itself says read-only.
+        _assert_one_line_error(result, 2, "is opened read-only (mode=ro): this command writes")
         assert _version_of(path) == [REVISIONS[0]]
+        # Reads work through the same URL.
+        status = cli("--url", f"sqlite:///{path}?mode=ro", "status")
+        assert status.returncode == 1 and f"current:  {REVISIONS[0]}" in status.stdout
 
     def test_missing_directory(self, cli: Cli, tmp_path: Path) -> None:
         result = cli("--url", f"sqlite:///{tmp_path}/no/such/dir/app.db", "upgrade")
@@ -288,7 +292,7 @@ class TestBadInput:
         assert "Traceback" not in result.stderr
 
     def test_relative_downgrade_past_base(self, cli: Cli) -> None:
-        _assert_one_line_error(cli("downgrade", "-1"), 1)
+        _assert_one_line_error(cli("downgrade", "-1"), 2, "cannot downgrade to -1 from base")
 
 
 class TestOnBothDatabases:

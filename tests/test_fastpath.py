@@ -19,7 +19,7 @@ import sqlalchemy as sa
 import mypkg
 from mypkg.migrate import commands as api, connections as database, fastpath, scripts
 from tests.conftest import Cli
-from tests.test_api import HEAD, REVISIONS
+from tests.test_api import REVISIONS
 
 READ_COMMANDS = (("status",), ("status", "--json"), ("current",), ("current", "--json"))
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import ledger
+from .errors import MigrateError
 
 if TYPE_CHECKING:
     from .target import Database
@@ -21,12 +24,23 @@ def backup_sqlite(db: Database, current: Sequence[str]) -> str | None:
         return None
     stamp = ledger.now().strftime("%Y%m%dT%H%M%S.%fZ")
     destination = path.with_name(f"{path.name}.{stamp}.{'-'.join(current) or 'base'}.bak")
+    # Written under another name and renamed when complete: a file named like a backup is one.
+    partial = destination.with_name(destination.name + ".partial")
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    target = sqlite3.connect(destination)
     try:
-        with target:
-            source.backup(target)
+        target = sqlite3.connect(partial)
+        try:
+            with target:
+                source.backup(target)
+        finally:
+            target.close()
+        os.replace(partial, destination)
+    except (sqlite3.Error, OSError) as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise MigrateError(
+            f"the backup of {db.masked} to {destination.name} failed ({exc}); nothing was migrated"
+        ) from exc
     finally:
-        target.close()
         source.close()
     return str(destination)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import connections, scripts
+from .errors import MigrateError
 from .compare import differences as compare_with
 from .identity import SCRATCH_PREFIX
 from .ledger import RUNNER_TABLES
@@ -23,6 +24,8 @@ from .ledger import RUNNER_TABLES
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection
+
+    from .target import Database
 
 
 def _upgrade_into(connection: Connection, revision: str) -> None:
@@ -93,3 +96,68 @@ def differences(connection: Connection, revision: str) -> list[str]:
             if name in expected.tables:
                 expected.remove(expected.tables[name])
         return compare_with(connection, expected)
+
+
+def existing_tables(connection: Connection) -> list[str]:
+    """Tables of the database (its default schema) other than the runner's own."""
+    import sqlalchemy as sa
+
+    found = sorted(set(sa.inspect(connection).get_table_names()) - RUNNER_TABLES)
+    if connection.in_transaction():
+        connection.commit()
+    return found
+
+
+def is_ours(connection: Connection) -> bool:
+    """The version table or the ledger exists: migrated before (if to base since)."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(connection)
+    found = any(inspector.has_table(name) for name in RUNNER_TABLES)
+    if connection.in_transaction():
+        connection.commit()
+    return found
+
+
+def stamp_checked(connection: Connection, db: Database, revision: str, *, force: bool = False,
+                  detail: str | None = None) -> None:
+    """Record ``revision`` after checking the schema is that revision's (unless ``force``).
+
+    :raises MigrateError: the schema differs (listing how); nothing is written then.
+    """
+    from alembic import command
+
+    from . import integrity, ledger
+    from .failures import explain_failure
+
+    if not force:
+        try:
+            found = differences(connection, revision)
+        except MigrateError:
+            raise
+        except Exception as exc:
+            raise explain_failure(exc, None, connection, db) from exc
+        if found:
+            shown = "; ".join(found[:3]) + ("; ..." if len(found) > 3 else "")
+            raise MigrateError(
+                f"{db.masked} does not have the schema of {revision}: "
+                f"{len(found)} difference(s): {shown}; nothing stamped (--force to stamp anyway)"
+            )
+    ledger.ensure(connection)  # only now: a refused stamp leaves nothing behind
+    started = ledger.now()
+    try:
+        command.stamp(scripts.make_config(connection=connection), revision)
+        for rev in connections.current_in_transaction(connection):
+            ledger.write(
+                connection,
+                revision=rev,
+                direction="stamp",
+                checksum=integrity.shipped_checksum(rev),
+                started_at=started,
+                outcome="stamped",
+                detail=detail or ("forced" if force else None),
+            )
+        if connection.in_transaction():
+            connection.commit()
+    except Exception as exc:
+        raise explain_failure(exc, None, connection, db) from exc

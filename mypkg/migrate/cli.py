@@ -12,7 +12,8 @@ import sys
 
 from .errors import ExitCode, MigrateError, UsageError
 from .identity import COMMAND as PROG
-from .identity import PACKAGE
+from .identity import CONNECT_TIMEOUT_VAR, PACKAGE
+from .output import Output, revision_dict, short
 from .parser import COMMANDS, build_parser
 
 TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
@@ -24,39 +25,12 @@ if TYPE_CHECKING:
 
 
 
-class Output:
-    def __init__(self, *, as_json: bool, quiet: bool) -> None:
-        self.as_json = as_json
-        self.quiet = quiet
-
-    def line(self, text: str = "") -> None:
-        if not self.quiet:
-            print(text, flush=True)
-
-    def waiting(self, text: str) -> None:
-        """Progress while blocked (lock waits, retries): stderr, so stdout stays clean."""
-        if not self.quiet:
-            print(f"{PROG}: {text}", file=sys.stderr, flush=True)
-
-    def data(self, payload: Any, text: Callable[[], None]) -> None:
-        if self.as_json:
-            import json
-
-            print(json.dumps(payload, indent=2))
-        else:
-            text()
-
-
-def _short(revisions: Sequence[str]) -> str:
-    return ", ".join(revisions) if revisions else "base (empty database)"
-
-
 def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
     target = _target_revision(args)
-    if args.command == "upgrade" and target == "head" and not args.sql:
+    if args.command == "upgrade" and target == "head" and not args.sql and not args.backup and not args.baseline:
         at_head = _fast_status(args, upgrade=True)
         if at_head is not None:  # the deploy-time common case, without SQLAlchemy
-            out.line(f"{at_head.database}: nothing to do, at {_short(at_head.current)}")
+            out.line(f"{at_head.database}: nothing to do, at {short(at_head.current)}")
             return ExitCode.OK
     from . import commands
 
@@ -86,17 +60,19 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         "busy_timeout": args.busy_timeout,
     }
     if args.command == "upgrade":
-        result = commands.upgrade(args.url, target, ignore_checksums=args.ignore_checksums, **options)
+        result = commands.upgrade(
+            args.url, target, ignore_checksums=args.ignore_checksums, baseline=args.baseline, **options
+        )
     else:
         result = commands.downgrade(args.url, target, confirm_base=args.yes, **options)
     if result.backup:
         out.line(f"backup: {result.backup}")
     if not result.applied:
-        out.line(f"{result.database}: nothing to do, at {_short(result.after)}")
+        out.line(f"{result.database}: nothing to do, at {short(result.after)}")
     else:
         out.line(
-            f"{result.database}: {args.command}d from {_short(result.before)} "
-            f"to {_short(result.after)}"
+            f"{result.database}: {args.command}d from {short(result.before)} "
+            f"to {short(result.after)}"
         )
     return ExitCode.OK
 
@@ -120,15 +96,6 @@ def _target_revision(args: argparse.Namespace) -> str:
             raise UsageError("give --from-version or a FROM:TO range, not both")
         target = f"{revision_for(args.from_version)}:{target}"
     return target
-
-
-def _revision_dict(rev: Any) -> dict[str, Any]:
-    return {
-        "revision": rev.revision,
-        "down_revisions": list(rev.down_revisions),
-        "message": rev.message,
-        "is_head": rev.is_head,
-    }
 
 
 def _fast_status(args: argparse.Namespace, *, upgrade: bool = False) -> Any:
@@ -184,8 +151,8 @@ def _status(args: argparse.Namespace, out: Output) -> ExitCode:
 
     def text() -> None:
         out.line(f"database: {state.database}")
-        out.line(f"current:  {_short(state.current)}")
-        out.line(f"head:     {_short(state.heads)}")
+        out.line(f"current:  {short(state.current)}")
+        out.line(f"head:     {short(state.heads)}")
         out.line(f"applied:  {len(state.applied)} revision(s)")
         out.line(f"pending:  {len(state.pending)} revision(s)")
         for rev in state.pending:
@@ -197,8 +164,8 @@ def _status(args: argparse.Namespace, out: Output) -> ExitCode:
             "current": list(state.current),
             "heads": list(state.heads),
             "at_head": state.at_head,
-            "applied": [_revision_dict(rev) for rev in state.applied],
-            "pending": [_revision_dict(rev) for rev in state.pending],
+            "applied": [revision_dict(rev) for rev in state.applied],
+            "pending": [revision_dict(rev) for rev in state.pending],
         },
         text,
     )
@@ -218,7 +185,7 @@ def _history(args: argparse.Namespace, out: Output) -> ExitCode:
             head = " (head)" if rev.is_head else ""
             out.line(f"{parent} -> {rev.revision}{head}, {rev.message}")
 
-    out.data([_revision_dict(rev) for rev in revisions], text)
+    out.data([revision_dict(rev) for rev in revisions], text)
     return ExitCode.OK
 
 
@@ -290,7 +257,7 @@ def _stamp(args: argparse.Namespace, out: Output) -> ExitCode:
         args.url, args.revision, force=args.force, lock_timeout=args.lock_timeout, on_wait=out.waiting,
         busy_timeout=args.busy_timeout,
     )
-    out.line(f"{result.database}: stamped {_short(result.after)} (was {_short(result.before)})")
+    out.line(f"{result.database}: stamped {short(result.after)} (was {short(result.before)})")
     return ExitCode.OK
 
 
@@ -342,6 +309,22 @@ def _skip_template_highlighting() -> None:
         sys.modules.setdefault("mako.ext.pygmentplugin", None)  # type: ignore[arg-type]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Kubernetes, systemd, docker stop): unwound like Ctrl-C, so the running
+    revision rolls back and the migration lock is released."""
+
+
+def _terminate_like_interrupt() -> None:
+    import signal
+
+    def handler(signum: int, _frame: Any) -> None:
+        signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        raise Terminated
+
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mypkg-migrate``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -349,13 +332,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, default in (("url", None), ("json", False), ("verbose", False), ("quiet", False)):
         if not hasattr(args, name):
             setattr(args, name, default)
+    if hasattr(args, "connect_timeout"):
+        # Read by every connection this process makes (settings.connect_timeout()).
+        os.environ[CONNECT_TIMEOUT_VAR] = repr(args.connect_timeout)
     if args.verbose:
         import logging  # only here: every start-up pays for what it imports
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)-5s [%(name)s] %(message)s")
     out = Output(as_json=args.json, quiet=args.quiet)
     _skip_template_highlighting()
+    _terminate_like_interrupt()
     try:
+        if CONNECT_TIMEOUT_VAR in os.environ:
+            from .settings import connect_timeout
+
+            connect_timeout()  # a bad value is a usage error whatever the database
         return int(HANDLERS[args.command](args, out))
     except MigrateError as exc:
         if args.verbose:
@@ -364,8 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(__name__).exception("failed")
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    except Terminated:
+        print(f"{PROG}: terminated (SIGTERM): the running revision was rolled back; the database "
+              "is at the last revision that completed", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted: the running revision was rolled back; the database is at "
+              "the last revision that completed", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `mypkg-migrate history | head`: the reader left, as in any CLI
         with contextlib.suppress(OSError):

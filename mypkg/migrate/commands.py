@@ -69,6 +69,7 @@ def upgrade(
     ignore_checksums: bool = False,
     backup: bool = False,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    baseline: str | None = None,
 ) -> MigrationResult:
     """Upgrade the database to ``revision`` (default: the newest this package ships;
     every head when it ships several unmerged branches).
@@ -88,6 +89,8 @@ def upgrade(
     :param backup: SQLite: first copy the file next to it (``MigrationResult.backup``).
     :param busy_timeout: SQLite: how long each revision waits for an application's write
         or a reader's transaction to end before it fails.
+    :param baseline: a database with tables but no version table is refused, unless its
+        schema is this revision's (checked as by :func:`stamp`): then it is stamped first.
 
     :raises UsageError: unknown revision, bad URL.
     :raises MigrateError: the database cannot be reached or written, is at a
@@ -98,7 +101,7 @@ def upgrade(
     return runner.run(
         "upgrade", resolve(target), revision, on_applied=on_applied, lock_timeout=lock_timeout,
         statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
-        ignore_checksums=ignore_checksums, backup=backup, busy_timeout=busy_timeout,
+        ignore_checksums=ignore_checksums, backup=backup, busy_timeout=busy_timeout, baseline=baseline,
     )
 
 
@@ -132,6 +135,7 @@ def downgrade(
 def current(target: Target = None) -> tuple[str, ...]:
     """The revision(s) the database is at; empty for a new database. Writes nothing."""
     db = resolve(target)
+    connections.check_sqlite_file(db, will_write=False)  # a missing directory is not "empty"
     if db.file_missing():
         return ()
     with connections.connect(db, will_write=False) as connection:
@@ -213,45 +217,14 @@ def stamp(
     :raises MigrateError: the schema differs (the message lists how), or ``force``
         was not given.
     """
-    from alembic import command
-
     from . import baseline
 
     db = resolve(target)
     graph.require_revision(revision)
-    with locks.locked(db, lock_timeout, on_wait, busy_timeout) as connection:
+    with locks.locked(db, lock_timeout, on_wait, busy_timeout) as (connection, _session):
         before = connections.read_current(connection)
-        if not force:
-            try:
-                found = baseline.differences(connection, revision)
-            except MigrateError:
-                raise
-            except Exception as exc:
-                raise runner.explain_failure(exc, None, connection, db) from exc
-            if found:
-                shown = "; ".join(found[:3]) + ("; ..." if len(found) > 3 else "")
-                raise MigrateError(
-                    f"{db.masked} does not have the schema of {revision}: "
-                    f"{len(found)} difference(s): {shown}; nothing stamped (--force to stamp anyway)"
-                )
-        ledger.ensure(connection)  # only now: a refused stamp leaves nothing behind
-        started = ledger.now()
-        try:
-            command.stamp(scripts.make_config(connection=connection), revision)
-            for rev in connections.current_in_transaction(connection):
-                ledger.write(
-                    connection,
-                    revision=rev,
-                    direction="stamp",
-                    checksum=integrity.shipped_checksum(rev),
-                    started_at=started,
-                    outcome="stamped",
-                    detail="forced" if force else None,
-                )
-            if connection.in_transaction():
-                connection.commit()
-        except Exception as exc:
-            raise runner.explain_failure(exc, None, connection, db) from exc
+        graph.require_known(before, db)
+        baseline.stamp_checked(connection, db, revision, force=force)
         after = connections.read_current(connection)
     return MigrationResult(db.masked, before, after, [])
 
@@ -294,6 +267,7 @@ def verify(target: Target = None) -> list[ChecksumProblem]:
 def applied_history(target: Target = None) -> list[LedgerRow]:
     """The ledger: every revision applied, reverted, stamped or failed, oldest first."""
     db = resolve(target)
+    connections.check_sqlite_file(db, will_write=False)
     if db.file_missing():
         return []
     with connections.connect(db, will_write=False) as connection:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MigrateError
-from .settings import DEFAULT_BUSY_TIMEOUT
+from .errors import MigrateError, UsageError
+from .settings import DEFAULT_BUSY_TIMEOUT, connect_timeout
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -29,6 +30,8 @@ def check_sqlite_file(db: Database, *, will_write: bool) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise MigrateError(f"directory {directory} does not exist (database {db.masked})")
+    if will_write and db.url.query.get("mode") == "ro":
+        raise UsageError(f"{db.masked} is opened read-only (mode=ro): this command writes; drop mode=ro")
     if path.exists():
         with path.open("rb") as handle:
             header = handle.read(16)
@@ -36,8 +39,9 @@ def check_sqlite_file(db: Database, *, will_write: bool) -> None:
             raise MigrateError(f"{path} is not a SQLite database")
         if will_write and not os.access(path, os.W_OK):
             raise MigrateError(f"{path} is read-only: cannot migrate it")
-    elif will_write and not os.access(directory, os.W_OK):
-        raise MigrateError(f"directory {directory} is read-only: cannot create {path.name}")
+    if will_write and not os.access(directory, os.W_OK):
+        # SQLite writes its journal (and the lock file) beside the database.
+        raise MigrateError(f"directory {directory} is read-only: cannot write {path.name} and its journal there")
 
 
 def _make_sqlite_transactional(engine: Engine, *, foreign_keys: bool, immediate: bool) -> None:
@@ -92,6 +96,15 @@ def create_engine(
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite and busy_timeout is not None:
         kwargs.setdefault("connect_args", {})["timeout"] = busy_timeout
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = kwargs.setdefault("connect_args", {})
+        if "connect_timeout" not in parsed.query:
+            # libpq counts whole seconds, at least 2.
+            connect_args["connect_timeout"] = max(2, math.ceil(connect_timeout()))
+        if parsed.get_driver_name() == "psycopg" and for_migrations:
+            # No server-side prepared statements: a pooler may hand the next transaction
+            # to another server session, where they do not exist.
+            connect_args["prepare_threshold"] = None
     engine = sqlalchemy.create_engine(parsed, **kwargs)
     if sqlite:
         _make_sqlite_transactional(engine, foreign_keys=not for_migrations, immediate=immediate)

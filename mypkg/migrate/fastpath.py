@@ -105,8 +105,26 @@ def _postgresql_state(
         "dbname": parts["database"],
         **query,
     }
+    import math
+
+    from .settings import connect_timeout
+
+    if "connect_timeout" not in query:
+        params["connect_timeout"] = str(max(2, math.ceil(connect_timeout())))  # as the full path
     try:
-        with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as connection:
+        connection = psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True)
+    except psycopg.OperationalError as exc:
+        # The full path would fail the same way: say so now, in its words, rather than
+        # connect a second time (a dead server's timeout twice, a wrong password twice).
+        from .errors import MigrateError
+
+        message = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        where = "cannot connect to " if "connect" in message.lower() else ""
+        raise MigrateError(f"{where}{masked}: {message}") from None
+    except psycopg.Error:
+        return None
+    try:
+        with connection:
             found = connection.execute(
                 "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname = current_schema() AND c.relname IN (%s, %s)",
@@ -174,13 +192,17 @@ def parse(url: str) -> ParsedUrl | None:
     elif parts["ipv4host"]:
         masked += parts["ipv4host"]
     if parts["port"]:
-        if not parts["port"].isdigit():
-            return None
+        if not parts["port"].isdigit() or not 0 < int(parts["port"]) < 65536:
+            return None  # the full path explains
         masked += f":{int(parts['port'])}"
     if parts["database"] is not None:
         masked += "/" + quote(parts["database"], safe=" +/")
     if query:
-        masked += "?" + "&".join(f"{quote_plus(k)}={quote_plus(query[k])}" for k in sorted(query))
+        from .settings import is_secret_parameter
+
+        masked += "?" + "&".join(
+            f"{quote_plus(k)}={'***' if is_secret_parameter(k) else quote_plus(query[k])}" for k in sorted(query)
+        )
     return ParsedUrl("postgresql", parts, query, masked)
 
 

@@ -56,7 +56,7 @@ def require_revision(revision: str) -> None:
     Relative (``-1``, ``+2``, ``head-1``) and symbolic (``head``, ``base``, ``heads``)
     revisions are left to Alembic, which resolves them against the database.
     """
-    if revision in SYMBOLIC or revision.lstrip("+-").isdigit():
+    if revision in SYMBOLIC or is_relative(revision):
         return
     if any(sign in revision for sign in "+-") and revision.split("+")[0].split("-")[0] in SYMBOLIC:
         return
@@ -65,22 +65,59 @@ def require_revision(revision: str) -> None:
     try:
         found = scripts.script_directory().get_revisions(revision)
     except CommandError as exc:
+        # Alembic says "Can't locate" for a prefix of several revisions, too.
+        candidates = sorted(
+            script.revision for script in scripts.script_directory().walk_revisions()
+            if script.revision.startswith(revision)
+        )
+        if len(revision) >= 4 and len(candidates) > 1:
+            raise UsageError(
+                f"ambiguous revision {revision!r}: it starts {', '.join(candidates)}; give more characters"
+            ) from None
         raise UsageError(f"unknown revision {revision!r}: {exc}") from None
     if not found:
         raise UsageError(f"unknown revision {revision!r}")
 
 
-def planned(current: Sequence[str], destination: str, direction: str) -> list[Script]:
-    """The revisions Alembic is about to run, in order; used to name a failing one."""
+def planned(current: Sequence[str], destination: str, direction: str, *, strict: bool = False) -> list[Script]:
+    """The revisions Alembic is about to run, in order; used to name a failing one.
+
+    With ``strict``, a target that cannot mean anything from ``current`` is a usage error
+    (a relative step the wrong way or past the end, a destination behind an upgrade).
+
+    :raises UsageError: with ``strict`` only.
+    """
+    from alembic.util import CommandError
+
+    if strict:
+        _require_direction(destination, direction)
     directory = scripts.script_directory()
     try:
         if direction == "upgrade":
             steps = directory._upgrade_revs(destination, tuple(current))
         else:
             steps = directory._downgrade_revs(destination, tuple(current))
+    except CommandError as exc:
+        if strict:
+            at = ", ".join(current) or "base"
+            raise UsageError(f"cannot {direction} to {destination} from {at}: {exc}") from None
+        return []
     except Exception:  # noqa: BLE001 - only for messages; Alembic reports the real error
         return []
     return [step.revision for step in steps]
+
+
+def _require_direction(destination: str, direction: str) -> None:
+    import re
+
+    step = re.fullmatch(r"([+-])(\d+)", destination)
+    if step is None:
+        return
+    sign, count = step.groups()
+    if direction == "upgrade" and sign == "-":
+        raise UsageError(f"upgrade {destination} would go back {count} revision(s): use downgrade {destination}")
+    if direction == "downgrade" and sign == "+":
+        raise UsageError(f"downgrade {destination} would go forward {count} revision(s): use upgrade {destination}")
 
 
 def absolute(plan: Sequence[Script], direction: str, revision: str) -> str:

@@ -21,6 +21,11 @@ DISTRIBUTION = PACKAGE.replace("_", "-")
 ENV_PREFIX = PACKAGE.upper()
 DATABASE_URL_VAR = f"{ENV_PREFIX}_DATABASE_URL"
 NO_FASTPATH_VAR = f"{ENV_PREFIX}_NO_FASTPATH"
+#: A URL for migrations only, which wins over DATABASE_URL_VAR: a direct connection while
+#: the application keeps a pooled one.
+MIGRATION_URL_VAR = f"{ENV_PREFIX}_MIGRATION_URL"
+#: Seconds to wait for a connection (the --connect-timeout option sets it too).
+CONNECT_TIMEOUT_VAR = f"{ENV_PREFIX}_CONNECT_TIMEOUT"
 #: The ledger table the runner keeps beside Alembic's version table.
 LEDGER_TABLE = f"{PACKAGE}_migration_ledger"
 #: Alembic's version table (Alembic's default name, as the scripts' authors see it).

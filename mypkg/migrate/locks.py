@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import connections
 from .errors import MigrateError
-from .identity import LOCK_NAME
+from .identity import COMMAND, LOCK_NAME, MIGRATION_URL_VAR
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -70,29 +70,83 @@ def _wait_until(
     )
 
 
+#: The advisory lock held by a session of this database, as pg_locks stores its key.
+_OUR_LOCK = (
+    "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.classid = ((:key >> 32) & 4294967295)::oid AND l.objid = (:key & 4294967295)::oid"
+)
+POOLING_HELP = (
+    "connections are pooled per transaction (pgbouncer pool_mode=transaction, RDS Proxy and "
+    "the like), and a migration needs one server session for its whole run: give "
+    f"{COMMAND} a direct URL (--url, or ${MIGRATION_URL_VAR}), while the application keeps "
+    "its pooled one"
+)
+
+
+class PoolingError(MigrateError):
+    """The migration lock is not held by the server session running the migration."""
+
+
+class Session:
+    """What the runner checks on the connection that holds the migration lock."""
+
+    def __init__(self, connection: Connection | None = None, pid: int | None = None) -> None:
+        self.connection = connection
+        self.pid = pid  #: the server process holding the PostgreSQL lock
+
+    def verify(self) -> None:
+        """Inside a transaction: it runs in the session that holds the lock.
+
+        :raises PoolingError: it does not (a pooler moved this client to another session).
+        """
+        if self.connection is None:
+            return
+        from sqlalchemy import text
+
+        now = self.connection.execute(text("SELECT pg_backend_pid()")).scalar()
+        if now != self.pid:
+            raise PoolingError(
+                f"the migration lock was taken in server session {self.pid} but this transaction "
+                f"runs in {now}: {POOLING_HELP}; the running revision was rolled back"
+            )
+
+
 @contextlib.contextmanager
 def postgresql_lock(
     connection: Connection, db: Database, timeout: float, on_wait: Waiting | None = None
-) -> Iterator[None]:
+) -> Iterator[Session]:
+    """A session-level advisory lock, proven to be held by the session that migrates.
+
+    Each attempt runs in one transaction, so in one server session even behind a pooler:
+    it refuses when that session already holds the lock (another client's, reached
+    through a transaction pooler), else takes it and notes the server process. The
+    runner then checks that every revision runs in that process (:meth:`Session.verify`).
+    """
     from sqlalchemy import text
 
+    key = {"key": ADVISORY_LOCK_KEY}
+    session = Session(connection)
+
     def try_acquire() -> bool:
-        got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
-        acquired = bool(got.scalar())
+        if connection.execute(text(f"SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE {_OUR_LOCK} "
+                                   "AND l.pid = pg_backend_pid())"), key).scalar():
+            connection.rollback()
+            raise PoolingError(
+                f"{db.masked}: this server session already holds the migration lock, taken by "
+                f"another client: {POOLING_HELP}; nothing was changed"
+            )
+        got, pid = connection.execute(text("SELECT pg_try_advisory_lock(:key), pg_backend_pid()"), key).one()
         connection.commit()  # the lock is session-level: it outlives this transaction
-        return acquired
+        if got:
+            session.pid = pid
+        return bool(got)
 
     def describe_holder() -> str:
-        # The advisory key is stored as two 32-bit halves in pg_locks.
         row = connection.execute(
-            text(
-                "SELECT l.pid, a.application_name, a.client_addr FROM pg_locks l "
-                "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.objsubid = 1 AND l.classid = ((:key >> 32) & 4294967295)::oid "
-                "AND l.objid = (:key & 4294967295)::oid"
-            ),
-            {"key": ADVISORY_LOCK_KEY},
+            text("SELECT l.pid, a.client_addr FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+                 f"WHERE {_OUR_LOCK}"),
+            key,
         ).first()
         connection.commit()
         if row is None:
@@ -102,12 +156,28 @@ def postgresql_lock(
 
     _wait_until(try_acquire, timeout, describe_holder, db, on_wait)
     try:
-        yield
+        session.verify()  # the very next transaction: a transaction pooler shows at once
+        connection.commit()
+        yield session
     finally:
-        with contextlib.suppress(Exception):  # the session may be gone; the lock with it
-            if connection.in_transaction():
-                connection.rollback()
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
+        _release(connection, session.pid)
+
+
+def _release(connection: Connection, pid: int | None) -> None:
+    """Unlock in the holding session; when a pooler put this client elsewhere, end the
+    holding server session instead, so no lock is left behind on a pooled connection."""
+    from sqlalchemy import text
+
+    key = {"key": ADVISORY_LOCK_KEY, "pid": pid}
+    with contextlib.suppress(Exception):  # the session may be gone; the lock with it
+        if connection.in_transaction():
+            connection.rollback()
+        unlocked, now = connection.execute(text("SELECT pg_advisory_unlock(:key), pg_backend_pid()"), key).one()
+        connection.commit()
+        if not unlocked or now != pid:
+            connection.execute(
+                text(f"SELECT pg_terminate_backend(l.pid) FROM pg_locks l WHERE {_OUR_LOCK} AND l.pid = :pid"), key
+            )
             connection.commit()
 
 
@@ -153,7 +223,7 @@ def locked(
     lock_timeout: float,
     on_wait: Waiting | None,
     busy_timeout: float = connections.DEFAULT_BUSY_TIMEOUT,
-) -> Iterator[Connection]:
+) -> Iterator[tuple[Connection, Session]]:
     """A connection for a command that writes, holding the migration lock.
 
     Unwinds in reverse: the PostgreSQL lock is released, then the connection is
@@ -164,20 +234,7 @@ def locked(
             connections.check_sqlite_file(db, will_write=True)
             stack.enter_context(sqlite_lock(db.sqlite_path, db, lock_timeout, on_wait))
         connection = stack.enter_context(connections.connect(db, will_write=True, busy_timeout=busy_timeout))
+        session = Session()
         if db.is_postgresql:
-            _notice_dead_clients(connection)
-            stack.enter_context(postgresql_lock(connection, db, lock_timeout, on_wait))
-        yield connection
-
-
-def _notice_dead_clients(connection: Connection) -> None:
-    """Make the server end this session soon after its client dies (PostgreSQL 14+).
-
-    Without it, a killed migrator's server process runs its statement to the end,
-    holding the revision's locks and the migration lock until then.
-    """
-    from sqlalchemy import text
-
-    if connection.dialect.server_version_info >= (14,):
-        connection.execute(text("SET client_connection_check_interval = '1s'"))
-        connection.commit()
+            session = stack.enter_context(postgresql_lock(connection, db, lock_timeout, on_wait))
+        yield connection, session

@@ -12,8 +12,8 @@ import sys
 
 from .identity import COMMAND as PROG
 from .identity import DATABASE_URL_VAR as ENV_VAR
-from .identity import DEFAULT_URL, PACKAGE
-from .settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
+from .identity import CONNECT_TIMEOUT_VAR, DEFAULT_URL, MIGRATION_URL_VAR, PACKAGE
+from .settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 
 TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
 if TYPE_CHECKING:
@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 DESCRIPTION = f"""\
 Migrate a database to the schema this {PACKAGE} package ships.
 
-The database is --url, else ${ENV_VAR}, else {DEFAULT_URL} (a file in the
-working directory). Passwords in URLs are never printed.
+The database is --url, else ${MIGRATION_URL_VAR} (a direct URL for migrations), else
+${ENV_VAR}, else {DEFAULT_URL} (a file in the working directory). Passwords and
+other secrets in URLs are never printed; prefer PGPASSWORD or ~/.pgpass to a
+password in the URL.
 
 exit codes: 0 success (status: at head), 1 failure (status: revisions pending;
 check: differences), 2 usage error (bad option, malformed URL, unknown revision)."""
@@ -50,7 +52,7 @@ def _shared_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--url",
         default=argparse.SUPPRESS,
-        help=f"database URL (default: ${ENV_VAR}, else {DEFAULT_URL})",
+        help=f"database URL (default: ${MIGRATION_URL_VAR}, else ${ENV_VAR}, else {DEFAULT_URL})",
     )
     group.add_argument(
         "--json",
@@ -67,6 +69,14 @@ def _shared_options() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only errors"
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=_positive_seconds,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help=f"give up connecting after SECONDS (default: ${CONNECT_TIMEOUT_VAR}, else "
+        f"{DEFAULT_CONNECT_TIMEOUT:g}; a connect_timeout in the URL wins)",
     )
     return parent
 
@@ -135,11 +145,18 @@ def _terminal_columns() -> int:
     return columns or 80
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, exit 2, like every other error of the command."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, just that command gets its options (the others are
     bare names for the usage message): every start-up pays for building a parser."""
     shared = _shared_options()
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog=PROG,
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -148,7 +165,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     # prog given: argparse would otherwise build a formatter just to compute it.
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, prog=PROG)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, prog=PROG, parser_class=OneLineErrorParser
+    )
     sub: dict[str, argparse.ArgumentParser] = {}
     for name, (summary, examples) in COMMANDS.items():
         if only is not None and name != only:
@@ -185,6 +204,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
            help=f"with --sql: start from the schema {PACKAGE} VERSION shipped")
     option(migrations, "--backup", action="store_true",
            help="SQLite: first copy the database next to it (online backup API) and print the path")
+    option(("upgrade",), "--baseline", metavar="REV",
+           help="a database with tables but no version table: check that its schema is REV's, "
+           "record REV, then upgrade (refused otherwise, as Flyway's baselineOnMigrate)")
     option(("upgrade",), "--ignore-checksums", action="store_true",
            help="upgrade even if an applied revision's script changed since it ran (see verify)")
     option(("stamp",), "--force", action="store_true",
@@ -221,18 +243,29 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     option(("downgrade",), "--yes", action="store_true",
            help="confirm a downgrade to base (drops every table)")
     option(("stamp",), "revision", metavar="REV", help="revision to record")
-    option(("status",), "--wait", type=float, metavar="SECONDS",
+    option(("status",), "--wait", type=_seconds, metavar="SECONDS",
            help="poll until the database is at head, fail after SECONDS")
     return parser
 
 
 def _seconds(value: str) -> float:
+    import math
+
     try:
         seconds = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"not a finite number of seconds: {value!r}")
     if seconds < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
+    return seconds
+
+
+def _positive_seconds(value: str) -> float:
+    seconds = _seconds(value)
+    if seconds == 0:
+        raise argparse.ArgumentTypeError(f"must be more than zero: {value!r}")
     return seconds
 
 

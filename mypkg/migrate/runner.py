@@ -9,12 +9,15 @@ statement lock timeout, and turns a failure into one line naming the revision.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import connections, graph, integrity, ledger, locks, scripts
+from .failures import explain_failure
 from .errors import MigrateError, UsageError
+from .identity import COMMAND
 from .results import AppliedRevision, MigrationResult
 
 if TYPE_CHECKING:
@@ -44,74 +47,47 @@ def run(
     ignore_checksums: bool = False,
     backup: bool = False,
     busy_timeout: float = connections.DEFAULT_BUSY_TIMEOUT,
+    baseline: str | None = None,
 ) -> MigrationResult:
     """Move ``db`` to ``revision``; see :func:`.commands.upgrade` for the promises."""
-    from sqlalchemy import event, text
+    from sqlalchemy import event
 
     from .backup import backup_sqlite
 
     graph.require_revision(revision)
     if backup and db.sqlite_path is None:
         raise UsageError("--backup copies a SQLite file; back PostgreSQL up with pg_dump")
-    with locks.locked(db, lock_timeout, on_wait, busy_timeout) as connection:
+    with locks.locked(db, lock_timeout, on_wait, busy_timeout) as (connection, session):
         # Read only now, under the lock: the previous holder may have migrated.
         before = connections.read_current(connection)
         graph.require_known(before, db)
+        if direction == "upgrade" and not before:
+            before = _adopt_or_refuse(connection, db, baseline)
         if direction == "upgrade" and not ignore_checksums:
             integrity.refuse_on_problems(connection, before, db)
-        plan = graph.planned(before, revision, direction)
+        plan = graph.planned(before, revision, direction, strict=True)
         if direction == "upgrade" and not ignore_checksums:
             integrity.refuse_edited(plan, db)
         destination = graph.absolute(plan, direction, revision)
         # The backup comes before anything is written, the ledger table included.
         backup_path = backup_sqlite(db, before) if backup and plan else None
         ledger.ensure(connection)
-        applied: list[AppliedRevision] = []
-        started = [time.perf_counter(), ledger.now()]
-
-        def mark_start(_conn: Any) -> None:
-            started[:] = [time.perf_counter(), ledger.now()]
-
-        def record(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-            # Up or down, up_revision_id names the script that just ran.
-            found = graph.script(step.up_revision_id)
-            entry = AppliedRevision(
-                revision=step.up_revision_id,
-                message=found.doc if found is not None else "",
-                direction="upgrade" if step.is_upgrade else "downgrade",
-                seconds=time.perf_counter() - started[0],
-            )
-            # Still inside the revision's transaction: the row commits with it.
-            ledger.write(
-                connection,
-                revision=entry.revision,
-                direction=entry.direction,
-                # Of the file that ran, which --ignore-checksums may let differ from the manifest.
-                checksum=integrity.file_checksum(found.path) if found is not None else None,
-                started_at=started[1],
-                outcome="applied" if step.is_upgrade else "reverted",
-            )
-            applied.append(entry)
-            if on_applied is not None:
-                on_applied(entry)
-
-        bounded = db.is_postgresql and bool(statement_lock_timeout)
-        if bounded:
-            connection.execute(text(f"SET lock_timeout = '{int(statement_lock_timeout * 1000)}ms'"))
-            connection.commit()
-        config = scripts.make_config(connection=connection, on_version_apply=[record], with_models=False)
-        event.listen(connection, "begin", mark_start)
+        tracker = _Tracker(connection, session, on_applied, _settings_for(connection, db, statement_lock_timeout))
+        config = scripts.make_config(connection=connection, on_version_apply=[tracker.record], with_models=False)
+        event.listen(connection, "begin", tracker.begin)
         retries = 0
         try:
             while True:
                 try:
                     _run_env(config, direction, destination)
+                    tracker.committed()
                     break
                 except Exception as exc:
                     if connection.in_transaction():
                         connection.rollback()
-                    failed = plan[len(applied)] if len(applied) < len(plan) else None
-                    if bounded and _is_lock_timeout(exc) and retries < STATEMENT_LOCK_RETRIES:
+                    tracker.rolled_back()
+                    failed = plan[len(tracker.applied)] if len(tracker.applied) < len(plan) else None
+                    if statement_lock_timeout and _is_lock_timeout(exc) and retries < STATEMENT_LOCK_RETRIES:
                         retries += 1
                         pause = 0.5 * 2 ** (retries - 1)
                         if on_wait is not None:
@@ -123,16 +99,129 @@ def run(
                             )
                         time.sleep(pause)
                         continue
-                    _record_failure(connection, failed, direction, started[1], exc)
+                    if not isinstance(exc, locks.PoolingError):  # nothing to record in a stranger's session
+                        _record_failure(connection, failed, direction, tracker.started_at, exc)
                     raise explain_failure(exc, failed, connection, db) from exc
         finally:
-            event.remove(connection, "begin", mark_start)
-            if bounded:
-                with contextlib.suppress(Exception):
-                    connection.execute(text("RESET lock_timeout"))
-                    connection.commit()
+            event.remove(connection, "begin", tracker.begin)
         after = connections.read_current(connection)
-    return MigrationResult(db.masked, before, after, applied, backup_path)
+    return MigrationResult(db.masked, before, after, tracker.applied, backup_path)
+
+
+def _adopt_or_refuse(connection: Connection, db: Database, baseline: str | None) -> tuple[str, ...]:
+    """A database with tables but no version table is not this package's, or was built
+    another way: refuse, unless told which revision its schema is (checked, then stamped).
+
+    :raises MigrateError: tables and no ``baseline``, or a schema that is not ``baseline``'s.
+    """
+    from . import baseline as baselines
+
+    tables = baselines.existing_tables(connection)
+    if not tables or baselines.is_ours(connection):
+        return ()
+    if baseline is None:
+        shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
+        raise MigrateError(
+            f"{db.masked} has {len(tables)} table(s) ({shown}) but no version table: it was built "
+            f"another way, or belongs to another application; nothing was written. If its schema is "
+            f"a revision's, say which: {COMMAND} stamp REV, or upgrade --baseline REV (both check "
+            "the schema first)"
+        )
+    graph.require_revision(baseline)
+    baselines.stamp_checked(connection, db, baseline, detail="baseline")
+    return connections.read_current(connection)
+
+
+def _settings_for(connection: Connection, db: Database, statement_lock_timeout: float | None) -> list[str]:
+    """PostgreSQL settings for each revision's transaction, as SET LOCAL: they end with the
+    transaction, so none is left on a server session an application may share (pooling)."""
+    if not db.is_postgresql:
+        return []
+    found = []
+    if connection.dialect.server_version_info >= (14,):
+        # The server ends this session soon after its client dies, instead of running the
+        # statement to its end holding the revision's locks (PostgreSQL 14+).
+        found.append("SET LOCAL client_connection_check_interval = '1s'")
+    if statement_lock_timeout:
+        found.append(f"SET LOCAL lock_timeout = '{int(statement_lock_timeout * 1000)}ms'")
+    return found
+
+
+class _Tracker:
+    """Times each revision and reports it only once it committed.
+
+    A revision starts at the first transaction after the previous one was recorded (an
+    autocommit block inside it begins further transactions: the clock keeps running);
+    it is recorded by Alembic's ``on_version_apply`` inside its transaction, and handed
+    to ``on_applied`` when the next transaction begins or the run ends, that is after
+    its commit. What ``on_applied`` does (printing to a closed pipe, say) never decides
+    the migration.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        session: locks.Session,
+        on_applied: Callable[[AppliedRevision], None] | None,
+        settings: list[str],
+    ) -> None:
+        self.connection = connection
+        self.session = session
+        self.on_applied = on_applied
+        self.settings = settings
+        self.applied: list[AppliedRevision] = []
+        self.pending: list[AppliedRevision] = []
+        self.in_revision = False
+        self.clock = time.perf_counter()
+        self.started_at = ledger.now()
+
+    def begin(self, connection: Connection) -> None:
+        self.committed()
+        if not self.in_revision:
+            self.in_revision = True
+            self.clock, self.started_at = time.perf_counter(), ledger.now()
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # an autocommit block: no transaction to scope settings to
+        for statement in self.settings:
+            connection.exec_driver_sql(statement)
+
+    def record(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        self.session.verify()  # the commit is about to happen in the lock holder's session
+        # Up or down, up_revision_id names the script that just ran.
+        found = graph.script(step.up_revision_id)
+        entry = AppliedRevision(
+            revision=step.up_revision_id,
+            message=found.doc if found is not None else "",
+            direction="upgrade" if step.is_upgrade else "downgrade",
+            seconds=time.perf_counter() - self.clock,
+        )
+        # Still inside the revision's transaction: the row commits with it.
+        ledger.write(
+            self.connection,
+            revision=entry.revision,
+            direction=entry.direction,
+            # Of the file that ran, which --ignore-checksums may let differ from the manifest.
+            checksum=integrity.file_checksum(found.path) if found is not None else None,
+            started_at=self.started_at,
+            outcome="applied" if step.is_upgrade else "reverted",
+        )
+        self.pending.append(entry)
+        self.in_revision = False
+
+    def committed(self) -> None:
+        """Everything recorded so far has committed: report it."""
+        done, self.pending = self.pending, []
+        for entry in done:
+            self.applied.append(entry)
+            if self.on_applied is not None:
+                try:
+                    self.on_applied(entry)
+                except Exception:  # noqa: BLE001 - a reporting failure never fails a migration
+                    logging.getLogger(__name__).warning("on_applied failed", exc_info=True)
+
+    def rolled_back(self) -> None:
+        self.pending.clear()
+        self.in_revision = False
 
 
 def _run_env(config: Any, direction: str, destination: str) -> None:
@@ -172,24 +261,3 @@ def _record_failure(
             detail=f"{connections.error_name(exc)}: {connections.first_line(exc)}",
         )
         connection.commit()
-
-
-def explain_failure(
-    exc: Exception, failed: Script | None, connection: Connection, db: Database
-) -> Exception:
-    """One line: which revision failed, the driver's reason, where the database is now."""
-    from alembic.util import CommandError
-
-    if isinstance(exc, MigrateError):
-        return exc
-    reason = connections.first_line(exc)
-    if isinstance(exc, CommandError) and failed is None:
-        return MigrateError(reason)
-    try:
-        current = connections.read_current(connection)
-        now = graph.describe(current[0] if current else None)
-    except Exception:  # noqa: BLE001 - the connection itself may be gone
-        now = "unknown"
-    what = f"revision {failed.revision} ({failed.doc})" if failed is not None else "migration"
-    hint = f" ({connections.LOCKED_HINT})" if connections.locked_by_another(exc) else ""
-    return MigrateError(f"{what} failed: {connections.error_name(exc)}: {reason}{hint}; {db.masked} is at {now}")

@@ -51,15 +51,21 @@ def resolve(target: Target) -> Database:
     if isinstance(target, Database):  # already resolved: commands call each other with it
         return target
     handed_in: Engine | Connection | None = None
+    shown: str | URL
     if isinstance(target, Connection):
         url, handed_in = target.engine.url, target
+        shown = url
     elif isinstance(target, Engine):
         url, handed_in = target.url, target
+        shown = url
     elif target is None or isinstance(target, str):
-        url = settings.parse_url(settings.resolve_url_string(target))
+        text = settings.resolve_url_string(target)
+        url = settings.parse_url(text)
+        # A SQLite URL rewritten into URI form (mode=ro...) is shown as the user wrote it.
+        shown = text if url.get_backend_name() == "sqlite" and url.query else url
     else:
-        url = target
-    return Database(url, settings.mask(url), url.get_backend_name(), sqlite_path(url), handed_in)
+        url = shown = target
+    return Database(url, settings.mask(shown), url.get_backend_name(), sqlite_path(url), handed_in)
 
 
 def sqlite_path(url: URL) -> Path | None:
