@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from mypkg.migrate import connections as database, scripts
+from tests.mariadbserver import MariaDBServer
 from tests.pgserver import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +27,24 @@ def pg_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    server = MariaDBServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mysql_url(mariadb_server: MariaDBServer) -> Iterator[str]:
+    url = mariadb_server.create_database()
+    try:
+        yield url
+    finally:
+        mariadb_server.drop_database(url)
 
 
 @pytest.fixture

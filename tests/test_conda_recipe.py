@@ -107,10 +107,11 @@ def test_dependencies_agree_across_recipe_pyproject_and_environment(rendered: di
     assert project["requires-python"] == f">={python_min}"
     assert run == dict(spec(r) for r in project["dependencies"])
 
-    # PostgreSQL: an optional extra for pip, an optional run constraint for conda.
-    assert dict(spec(r) for r in requirements["run_constraints"]) == dict(
-        spec(r) for r in project["optional-dependencies"]["postgresql"]
-    )
+    # PostgreSQL and MySQL: optional extras for pip, optional run constraints for conda.
+    extras = project["optional-dependencies"]
+    assert dict(spec(r) for r in requirements["run_constraints"]) == {
+        **dict(spec(r) for r in extras["postgresql"]), **dict(spec(r) for r in extras["mysql"])
+    }
     host = dict(spec(r) for r in requirements["host"])
     assert host["python"] == f"{python_min}.*"
     assert dict(spec(r) for r in PYPROJECT["build-system"]["requires"]).items() <= host.items()
@@ -121,7 +122,7 @@ def test_dependencies_agree_across_recipe_pyproject_and_environment(rendered: di
     for name, version_range in run.items():
         assert env[name] == version_range, name
     test_extra = dict(spec(r) for r in project["optional-dependencies"]["test"])
-    for name in ("pytest", "pytest-alembic", "psycopg"):
+    for name in ("pytest", "pytest-alembic", "psycopg", "pymysql"):
         assert env[name] == test_extra[name], name
     assert {"conda-build", "pip"} <= env.keys()
     assert env["conda-build"] == ">=26.3"  # the first conda-build that reads v1 recipes

@@ -191,3 +191,78 @@ def test_a_server_that_never_answers_fails_once_within_the_connect_timeout(comma
     assert "s3cret" not in result.stderr
     assert 2 <= waited < 4 + 2  # one attempt: not the fast path's and then the full path's
     assert len(silent.accepted) == 1
+
+
+def test_a_backup_that_fails_leaves_no_file_and_no_migration(tmp_path: Path) -> None:
+    """A full disk, reproduced with a file-size limit on the migrator: the backup fails, its
+    partial file is removed, nothing is migrated, and the message says the backup failed."""
+    import resource
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    url = f"sqlite:///{db}"
+    mypkg.upgrade(url)
+    with sqlite3.connect(db) as connection:
+        connection.executemany("INSERT INTO my_table (name, display_name) VALUES (?, ?)",
+                               [(f"name {i} " + "x" * 80, f"display {i}") for i in range(3000)])
+    size = db.stat().st_size
+    before = "\n".join(sqlite3.connect(db).iterdump())
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    result = subprocess.run([*command_prefix(), "--url", url, "downgrade", "-1", "--backup"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "the backup of" in line and "failed" in line and "nothing was migrated" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "app.db.mypkg-migrate.lock"]
+    assert "\n".join(sqlite3.connect(db).iterdump()) == before
+    assert mypkg.current(url) == (HEAD,)
+
+
+@pytest.fixture
+def read_only_directory(tmp_path: Path):  # noqa: ANN201
+    """A directory holding a database one revision behind, then made read-only: a read-only
+    bind mount for root (which file modes do not stop), file modes for anyone else."""
+    writable = tmp_path / "data"
+    writable.mkdir()
+    mypkg.upgrade(f"sqlite:///{writable / 'app.db'}", REVISIONS[-2])
+    if os.geteuid() != 0:
+        writable.chmod(0o555)
+        yield writable
+        writable.chmod(0o755)
+        return
+    mounted = tmp_path / "ro"
+    mounted.mkdir()
+    subprocess.run(["mount", "--bind", str(writable), str(mounted)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mounted)], check=True)
+        yield mounted
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+
+
+@pytest.mark.parametrize("args, says", [
+    (("upgrade",), "is read-only"),
+    (("downgrade", "-1"), "is read-only"),
+    (("stamp", "head", "--force"), "is read-only"),
+])
+def test_a_read_only_directory_is_refused_before_any_write(read_only_directory: Path, args: tuple[str, ...],
+                                                          says: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    url = f"sqlite:///{read_only_directory / 'app.db'}"
+    result = subprocess.run([*command_prefix(), "--url", url, *args], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert says in line, line
+    assert mypkg.current(url) == (REVISIONS[-2],)
+    status = subprocess.run([*command_prefix(), "--url", url, "status"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 1 and "pending:  1 revision(s)" in status.stdout  # reading works
+    new = subprocess.run([*command_prefix(), "--url", f"sqlite:///{read_only_directory / 'new.db'}", "upgrade"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert new.returncode == 1 and "is read-only" in new.stderr

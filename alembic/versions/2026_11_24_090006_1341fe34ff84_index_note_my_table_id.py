@@ -35,9 +35,19 @@ def upgrade() -> None:
         op.create_index(INDEX, "note", ["my_table_id"])
 
 
+FOREIGN_KEY = "fk_note_my_table_id_my_table"
+
+
 def downgrade() -> None:
-    if op.get_context().dialect.name == "postgresql":
+    dialect = op.get_context().dialect.name
+    if dialect == "postgresql":
         with op.get_context().autocommit_block():
             op.drop_index(INDEX, table_name="note", postgresql_concurrently=True, if_exists=True)
+    elif dialect in ("mysql", "mariadb"):
+        # InnoDB took this index over for the foreign key (and dropped the one it had made
+        # for it): the key goes while the index goes, then comes back with an index of its own.
+        op.drop_constraint(FOREIGN_KEY, "note", type_="foreignkey")
+        op.drop_index(INDEX, table_name="note")
+        op.create_foreign_key(FOREIGN_KEY, "note", "my_table", ["my_table_id"], ["id"], ondelete="CASCADE")
     else:
         op.drop_index(INDEX, table_name="note")

@@ -84,13 +84,40 @@ def _postgresql_scratch(connection: Connection, revision: str) -> Iterator[sa.Me
         engine.dispose()
 
 
+@contextlib.contextmanager
+def _mysql_scratch(connection: Connection, revision: str) -> Iterator[sa.MetaData]:
+    """MySQL and MariaDB: a scratch database on the same server (dropped afterwards)."""
+    import sqlalchemy as sa
+
+    name = f"{SCRATCH_PREFIX}baseline_{uuid.uuid4().hex[:12]}"
+    connection.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    connection.commit()
+    engine = connections.create_engine(connection.engine.url.set(database=name), for_migrations=True)
+    try:
+        with engine.connect() as scratch:
+            _upgrade_into(scratch, revision)
+            reflected = sa.MetaData()
+            reflected.reflect(scratch)
+        yield reflected
+    finally:
+        engine.dispose()
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        connection.commit()
+
+
 def differences(connection: Connection, revision: str) -> list[str]:
-    """How the database's schema differs from the schema ``revision`` builds; [] if equal."""
-    scratch = (
-        _postgresql_scratch(connection, revision)
-        if connection.dialect.name == "postgresql"
-        else _sqlite_scratch(revision)
-    )
+    """How the database's schema differs from the schema ``revision`` builds; [] if equal.
+
+    The scratch schema is built by the same dialect: a temporary SQLite file, a temporary
+    PostgreSQL schema, or a temporary MySQL/MariaDB database on the same server.
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        scratch = _postgresql_scratch(connection, revision)
+    elif dialect in ("mysql", "mariadb"):
+        scratch = _mysql_scratch(connection, revision)
+    else:
+        scratch = _sqlite_scratch(revision)
     with scratch as expected:
         for name in RUNNER_TABLES:
             if name in expected.tables:

@@ -155,6 +155,8 @@ def _status(args: argparse.Namespace, out: Output) -> ExitCode:
         out.line(f"head:     {short(state.heads)}")
         out.line(f"applied:  {len(state.applied)} revision(s)")
         out.line(f"pending:  {len(state.pending)} revision(s)")
+        for rev in state.needs_repair:
+            out.line(f"repair:   {rev} failed part way; fix the schema, then {PROG} repair {rev} --applied or --reverted")
         for rev in state.pending:
             out.line(f"  {rev.revision}  {rev.message}")
 
@@ -166,6 +168,7 @@ def _status(args: argparse.Namespace, out: Output) -> ExitCode:
             "at_head": state.at_head,
             "applied": [revision_dict(rev) for rev in state.applied],
             "pending": [revision_dict(rev) for rev in state.pending],
+            "needs_repair": list(state.needs_repair),
         },
         text,
     )
@@ -274,6 +277,16 @@ def _check(args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.FAILURE
 
 
+def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
+    from . import commands
+
+    result = commands.repair(args.url, args.revision, applied=args.applied, force=args.force,
+                             lock_timeout=args.lock_timeout, on_wait=out.waiting)
+    way = "applied" if args.applied else "reverted"
+    out.line(f"{result.database}: recorded {args.revision} as {way} by hand; at {short(result.after)}")
+    return ExitCode.OK
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "upgrade": _run_migration,
     "downgrade": _run_migration,
@@ -284,6 +297,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "status": _status,
     "check": _check,
     "verify": _verify,
+    "repair": _repair,
 }
 
 
@@ -358,11 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated:
         print(f"{PROG}: terminated (SIGTERM): the running revision was rolled back; the database "
               "is at the last revision that completed", file=sys.stderr)
-        return 143
+        return int(ExitCode.TERMINATED)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted: the running revision was rolled back; the database is at "
               "the last revision that completed", file=sys.stderr)
-        return 130
+        return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # `mypkg-migrate history | head`: the reader left, as in any CLI
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit

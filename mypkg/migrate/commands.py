@@ -48,6 +48,7 @@ __all__ = [
     "heads",
     "history",
     "offline_sql",
+    "repair",
     "stamp",
     "status",
     "upgrade",
@@ -162,12 +163,19 @@ def status(target: Target = None) -> Status:
     graph.require_known(now, db)
     applied_ids = graph.ancestors(now)
     everything = graph.history()
+    waiting: tuple[str, ...] = ()
+    if db.is_mysql:  # only there can a revision fail part way
+        from .repair import pending_repairs
+
+        with connections.connect(db, will_write=False) as connection:
+            waiting = tuple(pending_repairs(connection))
     return Status(
         database=db.masked,
         current=now,
         heads=graph.heads(),
         applied=[rev for rev in everything if rev.revision in applied_ids],
         pending=[rev for rev in everything if rev.revision not in applied_ids],
+        needs_repair=waiting,
     )
 
 
@@ -225,6 +233,34 @@ def stamp(
         before = connections.read_current(connection)
         graph.require_known(before, db)
         baseline.stamp_checked(connection, db, revision, force=force)
+        after = connections.read_current(connection)
+    return MigrationResult(db.masked, before, after, [])
+
+
+def repair(
+    target: Target,
+    revision: str,
+    *,
+    applied: bool,
+    force: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    on_wait: Waiting | None = None,
+) -> MigrationResult:
+    """Record how an operator fixed a revision that failed part way (MySQL, MariaDB).
+
+    :param applied: True: the operator completed the revision by hand (it is stamped);
+        False: they undid what it ran (the database stays at the revision before it).
+        Either way the schema is checked first, unless ``force``.
+    :raises UsageError: ``revision`` does not await repair.
+    :raises MigrateError: the schema is not what the decision claims.
+    """
+    from . import repair as repairs
+
+    db = resolve(target)
+    graph.require_revision(revision)
+    with locks.locked(db, lock_timeout, on_wait) as (connection, _session):
+        before = connections.read_current(connection)
+        repairs.record(connection, db, revision, applied=applied, force=force)
         after = connections.read_current(connection)
     return MigrationResult(db.masked, before, after, [])
 

@@ -96,6 +96,8 @@ def create_engine(
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite and busy_timeout is not None:
         kwargs.setdefault("connect_args", {})["timeout"] = busy_timeout
+    if parsed.get_backend_name() in ("mysql", "mariadb") and "connect_timeout" not in parsed.query:
+        kwargs.setdefault("connect_args", {})["connect_timeout"] = math.ceil(connect_timeout())
     if parsed.get_backend_name() == "postgresql":
         connect_args = kwargs.setdefault("connect_args", {})
         if "connect_timeout" not in parsed.query:

@@ -17,6 +17,10 @@ class ExitCode(enum.IntEnum):
     FAILURE = 1
     #: The command line was wrong: unknown option, malformed URL, unknown revision.
     USAGE = 2
+    #: Ctrl-C (SIGINT), as shells report it (128 + 2): the running revision rolled back.
+    INTERRUPTED = 130
+    #: SIGTERM, as shells report it (128 + 15): the running revision rolled back.
+    TERMINATED = 143
 
 
 class MigrateError(Exception):

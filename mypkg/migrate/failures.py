@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from . import connections, graph
 from .errors import MigrateError
+from .identity import COMMAND
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def explain_failure(
-    exc: Exception, failed: Script | None, connection: Connection, db: Database
+    exc: Exception, failed: Script | None, connection: Connection, db: Database, *, partial: bool = False
 ) -> Exception:
     """One line: which revision failed, the driver's reason, where the database is now."""
     from alembic.util import CommandError
@@ -32,4 +33,11 @@ def explain_failure(
         now = "unknown"
     what = f"revision {failed.revision} ({failed.doc})" if failed is not None else "migration"
     hint = f" ({connections.LOCKED_HINT})" if connections.locked_by_another(exc) else ""
-    return MigrateError(f"{what} failed: {connections.error_name(exc)}: {reason}{hint}; {db.masked} is at {now}")
+    message = f"{what} failed: {connections.error_name(exc)}: {reason}{hint}; {db.masked} is at {now}"
+    if partial and failed is not None:
+        message += (
+            f", but DDL on MySQL/MariaDB is not transactional: what {failed.revision} ran before "
+            f"failing stays (see {COMMAND} history --applied); fix the schema by hand, then "
+            f"{COMMAND} repair {failed.revision} --applied or --reverted"
+        )
+    return MigrateError(message)

@@ -164,20 +164,76 @@ def postgresql_lock(
 
 
 def _release(connection: Connection, pid: int | None) -> None:
-    """Unlock in the holding session; when a pooler put this client elsewhere, end the
-    holding server session instead, so no lock is left behind on a pooled connection."""
+    """Unlock in the holding session. When a pooler has put this client elsewhere, ask
+    again in new transactions (a pooler tends to hand back the session it just used), and
+    as a last resort end the holding server session, only while it is idle (no one's
+    transaction runs there), so no lock is left on a pooled connection."""
     from sqlalchemy import text
 
     key = {"key": ADVISORY_LOCK_KEY, "pid": pid}
     with contextlib.suppress(Exception):  # the session may be gone; the lock with it
         if connection.in_transaction():
             connection.rollback()
-        unlocked, now = connection.execute(text("SELECT pg_advisory_unlock(:key), pg_backend_pid()"), key).one()
+        for _attempt in range(20):
+            unlocked = connection.execute(
+                text("SELECT CASE WHEN pg_backend_pid() = :pid THEN pg_advisory_unlock(:key) END"), key
+            ).scalar()
+            connection.commit()
+            if unlocked is not None:
+                return
+        connection.execute(
+            text("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+                 f"WHERE {_OUR_LOCK} AND a.pid = :pid AND a.state = 'idle'"),
+            key,
+        )
         connection.commit()
-        if not unlocked or now != pid:
-            connection.execute(
-                text(f"SELECT pg_terminate_backend(l.pid) FROM pg_locks l WHERE {_OUR_LOCK} AND l.pid = :pid"), key
-            )
+
+
+def _mysql_lock_name(connection: Connection) -> str:
+    """Named locks are server-wide: the name says which database (at most 64 characters)."""
+    database = connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
+    name = f"{LOCK_NAME}:{database}"
+    if len(name) > 64:
+        name = f"{LOCK_NAME}:{hashlib.sha256(database.encode()).hexdigest()}"[:64]
+    return name
+
+
+@contextlib.contextmanager
+def mysql_lock(
+    connection: Connection, db: Database, timeout: float, on_wait: Waiting | None = None
+) -> Iterator[Session]:
+    """MySQL's and MariaDB's ``GET_LOCK``: held by the session, through every commit (DDL
+    commits implicitly there), released by the server when the session ends."""
+    from sqlalchemy import text
+
+    name = {"name": _mysql_lock_name(connection)}
+    connection.commit()
+
+    def try_acquire() -> bool:
+        got = connection.execute(text("SELECT GET_LOCK(:name, 0)"), name).scalar()
+        connection.commit()
+        return got == 1
+
+    def describe_holder() -> str:
+        holder = connection.execute(text("SELECT IS_USED_LOCK(:name)"), name).scalar()
+        host = None
+        if holder is not None:
+            host = connection.execute(
+                text("SELECT host FROM information_schema.processlist WHERE id = :id"), {"id": holder}
+            ).scalar()
+        connection.commit()
+        if holder is None:
+            return "another session"
+        return f"server connection {holder}" + (f" from {host}" if host else "")
+
+    _wait_until(try_acquire, timeout, describe_holder, db, on_wait)
+    try:
+        yield Session()
+    finally:
+        with contextlib.suppress(Exception):  # the session may be gone; the lock with it
+            if connection.in_transaction():
+                connection.rollback()
+            connection.execute(text("SELECT RELEASE_LOCK(:name)"), name)
             connection.commit()
 
 
@@ -237,4 +293,6 @@ def locked(
         session = Session()
         if db.is_postgresql:
             session = stack.enter_context(postgresql_lock(connection, db, lock_timeout, on_wait))
+        elif db.is_mysql:
+            session = stack.enter_context(mysql_lock(connection, db, lock_timeout, on_wait))
         yield connection, session

@@ -116,6 +116,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check applied revisions against the shipped scripts' checksums; exit 1 on a mismatch",
         f"  {PROG} verify\n  {PROG} verify --json",
     ),
+    "repair": (
+        "MySQL/MariaDB: record how a revision that failed part way was fixed by hand",
+        f"  {PROG} repair 1341fe34ff84 --reverted   # its statements undone\n"
+        f"  {PROG} repair 1341fe34ff84 --applied    # completed by hand",
+    ),
 }
 
 
@@ -211,10 +216,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
            help="upgrade even if an applied revision's script changed since it ran (see verify)")
     option(("stamp",), "--force", action="store_true",
            help="stamp even if the schema differs from the revision's")
+    option(("repair",), "revision", metavar="REV", help="the revision that failed part way")
+    if "repair" in sub:
+        way = sub["repair"].add_mutually_exclusive_group(required=True)
+        way.add_argument("--applied", action="store_true", help="it was completed by hand: record it as applied")
+        way.add_argument("--reverted", action="store_true", help="what it ran was undone by hand")
+        sub["repair"].add_argument("--force", action="store_true",
+                                   help="record it even if the schema does not match the decision")
     option(("history",), "--applied", action="store_true",
            help="the database's ledger: every revision applied, reverted, stamped or failed")
     option(
-        ("upgrade", "downgrade", "stamp"),
+        ("upgrade", "downgrade", "stamp", "repair"),
         "--lock-timeout",
         type=_seconds,
         default=DEFAULT_LOCK_TIMEOUT,

@@ -64,10 +64,13 @@ class Status(NamedTuple):
     heads: tuple[str, ...]
     applied: list[RevisionInfo]
     pending: list[RevisionInfo]
+    #: Revisions that failed part way on a database without transactional DDL (MySQL,
+    #: MariaDB) and await an operator's ``repair``.
+    needs_repair: tuple[str, ...] = ()
 
     @property
     def at_head(self) -> bool:
-        return not self.pending and set(self.current) == set(self.heads)
+        return not self.pending and not self.needs_repair and set(self.current) == set(self.heads)
 
 
 class LedgerRow(NamedTuple):
@@ -81,5 +84,5 @@ class LedgerRow(NamedTuple):
     started_at: dt.datetime
     finished_at: dt.datetime
     duration_ms: float
-    outcome: str  #: applied, reverted, stamped or failed
+    outcome: str  #: applied, reverted, stamped, failed, partial (MySQL) or repaired
     detail: str | None  #: the error, for failures

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import connections, graph, integrity, ledger, locks, scripts
+from . import connections, graph, integrity, ledger, locks, repair, scripts
 from .failures import explain_failure
 from .errors import MigrateError, UsageError
 from .identity import COMMAND
@@ -56,11 +56,14 @@ def run(
 
     graph.require_revision(revision)
     if backup and db.sqlite_path is None:
-        raise UsageError("--backup copies a SQLite file; back PostgreSQL up with pg_dump")
+        tool = "mariadb-dump (mysqldump)" if db.is_mysql else "pg_dump" if db.is_postgresql else "its own tools"
+        raise UsageError(f"--backup copies a SQLite file; back {db.backend} up with {tool}")
     with locks.locked(db, lock_timeout, on_wait, busy_timeout) as (connection, session):
         # Read only now, under the lock: the previous holder may have migrated.
         before = connections.read_current(connection)
         graph.require_known(before, db)
+        if db.is_mysql:
+            repair.refuse_while_partial(connection, db)
         if direction == "upgrade" and not before:
             before = _adopt_or_refuse(connection, db, baseline)
         if direction == "upgrade" and not ignore_checksums:
@@ -75,6 +78,7 @@ def run(
         tracker = _Tracker(connection, session, on_applied, _settings_for(connection, db, statement_lock_timeout))
         config = scripts.make_config(connection=connection, on_version_apply=[tracker.record], with_models=False)
         event.listen(connection, "begin", tracker.begin)
+        event.listen(connection, "before_cursor_execute", tracker.statement)
         retries = 0
         try:
             while True:
@@ -99,11 +103,13 @@ def run(
                             )
                         time.sleep(pause)
                         continue
+                    ran = tracker.changes if db.is_mysql else None
                     if not isinstance(exc, locks.PoolingError):  # nothing to record in a stranger's session
-                        _record_failure(connection, failed, direction, tracker.started_at, exc)
-                    raise explain_failure(exc, failed, connection, db) from exc
+                        _record_failure(connection, failed, direction, tracker.started_at, exc, ran=ran)
+                    raise explain_failure(exc, failed, connection, db, partial=bool(ran)) from exc
         finally:
             event.remove(connection, "begin", tracker.begin)
+            event.remove(connection, "before_cursor_execute", tracker.statement)
         after = connections.read_current(connection)
     return MigrationResult(db.masked, before, after, tracker.applied, backup_path)
 
@@ -147,6 +153,10 @@ def _settings_for(connection: Connection, db: Database, statement_lock_timeout: 
     return found
 
 
+#: Statements that change nothing a repair would have to undo.
+_READS = frozenset({"SELECT", "SHOW", "SET", "DESCRIBE", "EXPLAIN"})
+
+
 class _Tracker:
     """Times each revision and reports it only once it committed.
 
@@ -174,16 +184,25 @@ class _Tracker:
         self.in_revision = False
         self.clock = time.perf_counter()
         self.started_at = ledger.now()
+        self.changes: list[str] = []  #: statements of the running revision that change things
 
     def begin(self, connection: Connection) -> None:
         self.committed()
         if not self.in_revision:
             self.in_revision = True
             self.clock, self.started_at = time.perf_counter(), ledger.now()
+            self.changes = []
         if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
             return  # an autocommit block: no transaction to scope settings to
         for statement in self.settings:
             connection.exec_driver_sql(statement)
+
+    def statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        """Remember what the revision ran that changes the database: where DDL is not
+        transactional (MySQL), a failure leaves it behind."""
+        words = statement.split()
+        if self.in_revision and words and words[0].upper() not in _READS and "alembic_version" not in statement:
+            self.changes.append(" ".join(words)[:120])
 
     def record(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         self.session.verify()  # the commit is about to happen in the lock holder's session
@@ -243,11 +262,16 @@ def _run_env(config: Any, direction: str, destination: str) -> None:
 
 
 def _record_failure(
-    connection: Connection, failed: Script | None, direction: str, started_at: Any, exc: Exception
+    connection: Connection, failed: Script | None, direction: str, started_at: Any, exc: Exception,
+    ran: list[str] | None = None,
 ) -> None:
-    """A failed revision rolled back with its own ledger row: record it apart."""
+    """A failed revision rolled back with its own ledger row: record it apart. Where DDL
+    is not transactional and some of it ran (``ran``), the row says ``partial`` and lists it."""
     if failed is None:
         return
+    detail = f"{connections.error_name(exc)}: {connections.first_line(exc)}"
+    if ran:
+        detail += f"; ran before it failed: {'; '.join(ran)}"
     with contextlib.suppress(Exception):  # the connection itself may be what failed
         if connection.in_transaction():
             connection.rollback()
@@ -257,7 +281,7 @@ def _record_failure(
             direction=direction,
             checksum=integrity.shipped_checksum(failed.revision),
             started_at=started_at,
-            outcome="failed",
-            detail=f"{connections.error_name(exc)}: {connections.first_line(exc)}",
+            outcome=repair.PARTIAL if ran else "failed",
+            detail=detail,
         )
         connection.commit()

@@ -24,7 +24,7 @@ _DRIVER_PACKAGES: dict[str, tuple[str, str]] = {
     "psycopg": (f"'{PACKAGE}[postgresql]' (psycopg[binary])", "psycopg"),
     "psycopg2": ("psycopg2-binary", "psycopg2"),
     "pg8000": ("pg8000", "pg8000"),
-    "pymysql": ("PyMySQL", "pymysql"),
+    "pymysql": (f"'{PACKAGE}[mysql]' (PyMySQL)", "pymysql"),
     "mysqldb": ("mysqlclient", "mysqlclient"),
     "oracledb": ("oracledb", "oracledb"),
     "pyodbc": ("pyodbc", "pyodbc"),
@@ -149,7 +149,7 @@ def parse_url(text: str) -> URL:
     except NoSuchModuleError:
         raise UsageError(
             f"unknown database dialect {url.drivername!r} in {mask(url)}: "
-            "use sqlite:///FILE or postgresql://user@host/dbname"
+            "use sqlite:///FILE, postgresql://user@host/dbname or mysql+pymysql://user@host/dbname"
         ) from None
     if getattr(dialect_cls, "is_async", False):
         raise UsageError(f"async driver {url.drivername!r} is not supported: use a sync driver")

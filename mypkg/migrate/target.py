@@ -35,6 +35,11 @@ class Database(NamedTuple):
     def is_postgresql(self) -> bool:
         return self.backend == "postgresql"
 
+    @property
+    def is_mysql(self) -> bool:
+        """MySQL or MariaDB: DDL commits as it runs, no transaction can undo it."""
+        return self.backend in ("mysql", "mariadb")
+
     def file_missing(self) -> bool:
         """True for a SQLite file that is not there yet: reading it must not create it."""
         return self.handed_in is None and self.sqlite_path is not None and not self.sqlite_path.exists()
