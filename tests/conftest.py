@@ -125,3 +125,32 @@ def source_copy(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "mypkg", root / "mypkg", ignore=ignore)
     shutil.copytree(REPO / "alembic", root / "alembic", ignore=ignore)
     return root
+
+
+def run_at_once(command: list[str], count: int, *, env: dict[str, str], cwd: Path | None = None,
+                timeout: float = 180) -> list[subprocess.CompletedProcess[str]]:
+    """``count`` copies of ``command`` started together (a barrier), as replicas start."""
+    import threading
+
+    start = threading.Barrier(count)
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def run() -> None:
+        start.wait()
+        results.append(subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout))
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def applied_lines(results: list[subprocess.CompletedProcess[str]]) -> dict[str, int]:
+    """How many times each revision was reported applied, over all the runs."""
+    import collections
+
+    return dict(collections.Counter(
+        line.split()[1] for result in results for line in result.stdout.splitlines() if line.startswith("applied ")
+    ))

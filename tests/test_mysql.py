@@ -9,13 +9,11 @@ import collections
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
-import pytest
 
 import mypkg
-from tests.conftest import Cli, command_prefix
+from tests.conftest import Cli, applied_lines, command_prefix, run_at_once
 
 HEAD = mypkg.heads()[0]
 REVISIONS = [rev.revision for rev in mypkg.history()]
@@ -53,24 +51,10 @@ def test_backup_names_the_right_tool(cli: Cli, mysql_url: str) -> None:
 
 def test_eight_migrators_at_once_apply_each_revision_once(mysql_url: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
-    start = threading.Barrier(8)
-    results: list[subprocess.CompletedProcess[str]] = []
-
-    def migrate() -> None:
-        start.wait()
-        results.append(subprocess.run([*command_prefix(), "--url", mysql_url, "upgrade", "--lock-timeout", "120"],
-                                      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180))
-
-    threads = [threading.Thread(target=migrate) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_at_once([*command_prefix(), "--url", mysql_url, "upgrade", "--lock-timeout", "120"], 8,
+                          env=env, cwd=tmp_path)
     assert [r.returncode for r in results] == [0] * 8, [r.stderr for r in results]
-    applied = collections.Counter(
-        line.split()[1] for r in results for line in r.stdout.splitlines() if line.startswith("applied ")
-    )
-    assert applied == {rev: 1 for rev in REVISIONS}
+    assert applied_lines(results) == {rev: 1 for rev in REVISIONS}
     ledger = collections.Counter(row.revision for row in mypkg.applied_history(mysql_url) if row.outcome == "applied")
     assert ledger == {rev: 1 for rev in REVISIONS}
     assert mypkg.current(mysql_url) == (HEAD,)

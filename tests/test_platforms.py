@@ -9,13 +9,11 @@ on the same file as ``flock`` does on macOS, the BSDs and network filesystems.
 
 from __future__ import annotations
 
-import collections
 import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import pytest
 
 import mypkg
 from mypkg.migrate import locks
-from tests.conftest import command_prefix
+from tests.conftest import applied_lines, command_prefix, run_at_once
 
 HEAD = mypkg.heads()[0]
 REVISIONS = [rev.revision for rev in mypkg.history()]
@@ -117,23 +115,10 @@ class TestSqliteLockOnEveryPlatform:
     def test_four_migrators_at_once_apply_each_revision_once(self, platform: str, tmp_path: Path) -> None:
         env = platform_env(platform, tmp_path)
         url = f"sqlite:///{tmp_path / 'app.db'}"
-        start = threading.Barrier(4)
-        results: list[subprocess.CompletedProcess[str]] = []
-
-        def run() -> None:
-            start.wait()
-            results.append(migrate(env, tmp_path, "--url", url, "upgrade", "--lock-timeout", "120"))
-
-        threads = [threading.Thread(target=run) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = run_at_once([*command_prefix(), "--url", url, "upgrade", "--lock-timeout", "120"], 4,
+                              env=env, cwd=tmp_path)
         assert [r.returncode for r in results] == [0] * 4, [r.stderr for r in results]
-        applied = collections.Counter(
-            line.split()[1] for r in results for line in r.stdout.splitlines() if line.startswith("applied ")
-        )
-        assert applied == {rev: 1 for rev in REVISIONS}
+        assert applied_lines(results) == {rev: 1 for rev in REVISIONS}
         assert mypkg.current(url) == (HEAD,)
 
     def test_a_held_lock_makes_the_next_migrator_wait_then_give_up(self, platform: str, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 
 import psycopg
@@ -16,7 +15,7 @@ import pytest
 
 import mypkg
 from mypkg.migrate import locks
-from tests.conftest import command_prefix
+from tests.conftest import command_prefix, run_at_once
 from tests.pgbouncer import PgBouncer
 from tests.pgserver import PostgresServer, database_name
 
@@ -39,25 +38,10 @@ def direct(server: PostgresServer, url: str) -> psycopg.Connection:
     return psycopg.connect(host=str(server.socket_dir), user=server.user, dbname=database_name(url), autocommit=True)
 
 
-def migrate_at_once(url: str, *extra: str, env: dict[str, str] | None = None) -> list[subprocess.CompletedProcess[str]]:
+def migrate_at_once(url: str, *extra: str) -> list[subprocess.CompletedProcess[str]]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
-    environment.update(env or {})
-    start = threading.Barrier(MIGRATORS)
-    results: list[subprocess.CompletedProcess[str]] = []
-
-    def run() -> None:
-        start.wait()
-        results.append(subprocess.run(
-            [*command_prefix(), "--url", url, "upgrade", "--lock-timeout", "60", "--statement-lock-timeout", "5", *extra],
-            env=environment, capture_output=True, text=True, timeout=180,
-        ))
-
-    threads = [threading.Thread(target=run) for _ in range(MIGRATORS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    command = [*command_prefix(), "--url", url, "upgrade", "--lock-timeout", "60", "--statement-lock-timeout", "5"]
+    return run_at_once([*command, *extra], MIGRATORS, env=environment)
 
 
 def pooled_settings(url: str, sessions: int) -> set[tuple[str, str]]:

@@ -13,7 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import connections, scripts
 from .errors import MigrateError
@@ -37,20 +37,25 @@ def _upgrade_into(connection: Connection, revision: str) -> None:
         connection.commit()
 
 
-@contextlib.contextmanager
-def _sqlite_scratch(revision: str) -> Iterator[sa.MetaData]:
+def _build_and_reflect(url: Any, revision: str) -> sa.MetaData:
+    """Run the shipped migrations up to ``revision`` into the empty database at ``url``."""
     import sqlalchemy as sa
 
+    engine = connections.create_engine(url, for_migrations=True)
+    try:
+        with engine.connect() as scratch:
+            _upgrade_into(scratch, revision)
+            reflected = sa.MetaData()
+            reflected.reflect(scratch)
+        return reflected
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _sqlite_scratch(revision: str) -> Iterator[sa.MetaData]:
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}baseline-") as tmp:
-        engine = connections.create_engine(f"sqlite:///{Path(tmp) / 'scratch.db'}", for_migrations=True)
-        try:
-            with engine.connect() as scratch:
-                _upgrade_into(scratch, revision)
-                reflected = sa.MetaData()
-                reflected.reflect(scratch)
-            yield reflected
-        finally:
-            engine.dispose()
+        yield _build_and_reflect(f"sqlite:///{Path(tmp) / 'scratch.db'}", revision)
 
 
 @contextlib.contextmanager
@@ -87,20 +92,12 @@ def _postgresql_scratch(connection: Connection, revision: str) -> Iterator[sa.Me
 @contextlib.contextmanager
 def _mysql_scratch(connection: Connection, revision: str) -> Iterator[sa.MetaData]:
     """MySQL and MariaDB: a scratch database on the same server (dropped afterwards)."""
-    import sqlalchemy as sa
-
     name = f"{SCRATCH_PREFIX}baseline_{uuid.uuid4().hex[:12]}"
     connection.exec_driver_sql(f"CREATE DATABASE `{name}`")
     connection.commit()
-    engine = connections.create_engine(connection.engine.url.set(database=name), for_migrations=True)
     try:
-        with engine.connect() as scratch:
-            _upgrade_into(scratch, revision)
-            reflected = sa.MetaData()
-            reflected.reflect(scratch)
-        yield reflected
+        yield _build_and_reflect(connection.engine.url.set(database=name), revision)
     finally:
-        engine.dispose()
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
         connection.commit()
 
