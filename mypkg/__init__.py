@@ -30,6 +30,7 @@ _API = (
     "offline_sql",
     "verify",
     "applied_history",
+    "repair",
     "MigrationResult",
     "AppliedRevision",
     "Status",
