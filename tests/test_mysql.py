@@ -105,7 +105,9 @@ def test_a_revision_that_fails_part_way_is_recorded_and_blocks_until_repaired(
     (line,) = failed.stderr.strip().splitlines()
     assert "revision 0badf00d0003" in line and f"is at {HEAD}" in line
     assert "not transactional" in line and "repair 0badf00d0003 --applied or --reverted" in line
-    (row,) = [r for r in mypkg.applied_history(mysql_url) if r.revision == "0badf00d0003"]
+    rows = [r for r in mypkg.applied_history(mysql_url) if r.revision == "0badf00d0003"]
+    assert len(rows) == 1, rows
+    (row,) = rows
     assert row.outcome == "partial" and "ADD COLUMN half_done" in row.detail
 
     status = run("status")
@@ -162,3 +164,46 @@ def test_offline_sql_applies_with_the_mariadb_client(cli: Cli, mysql_url: str, m
     assert applied.returncode == 0, applied.stderr
     assert mypkg.current(mysql_url) == (HEAD,)
     assert mypkg.check(mysql_url) == []
+
+
+def test_a_migrator_killed_mid_revision_leaves_it_awaiting_repair(
+    source_copy: Path, mysql_url: str, mariadb_server, tmp_path: Path  # noqa: ANN001
+) -> None:
+    """DDL already committed when the migrator dies: the revision's ``running`` row stays,
+    and with no migrator alive it awaits repair instead of being run again over its leftovers."""
+    import signal
+    import time
+
+    from tests.test_concurrency import SLOW_REVISION
+
+    (source_copy / "alembic" / "versions" / "9999_5107dead0001_slow.py").write_text(SLOW_REVISION.format(parent=HEAD))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(source_copy)}
+    marker = tmp_path / "half-way"
+    migrator = subprocess.Popen([sys.executable, "-m", "mypkg", "--url", mysql_url, "upgrade"], cwd=source_copy,
+                                env={**env, "MYPKG_TEST_SLOW_MARKER": str(marker)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert migrator.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mypkg", "--url", mysql_url, *args], cwd=source_copy, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    # While it runs, its revision is not reported as stranded.
+    assert "repair:" not in run("status").stdout
+    migrator.send_signal(signal.SIGKILL)
+    migrator.communicate()
+    status = run("status")
+    assert status.returncode == 1 and "repair:   5107dead0001 failed part way" in status.stdout
+    refused = run("upgrade")
+    assert refused.returncode == 1 and "needs repair" in refused.stderr and "killed?" in refused.stderr
+    name = mysql_url.split("?")[0].rsplit("/", 1)[-1]
+    with mariadb_server.connect(name) as connection, connection.cursor() as cursor:
+        cursor.execute("DROP TABLE slow_partial")
+        cursor.execute("ALTER TABLE my_table DROP COLUMN slow_column")
+    assert run("repair", "5107dead0001", "--reverted").returncode == 0
+    done = run("upgrade")
+    assert done.returncode == 0, done.stderr
+    assert mypkg.current(mysql_url) == ("5107dead0001",)

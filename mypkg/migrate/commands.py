@@ -168,7 +168,8 @@ def status(target: Target = None) -> Status:
         from .repair import pending_repairs
 
         with connections.connect(db, will_write=False) as connection:
-            waiting = tuple(pending_repairs(connection))
+            alive = locks.mysql_migrator_alive(connection)  # its revision is running, not stranded
+            waiting = tuple(pending_repairs(connection, migrator_alive=alive))
     return Status(
         database=db.masked,
         current=now,

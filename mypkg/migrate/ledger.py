@@ -78,8 +78,9 @@ def write(
     started_at: dt.datetime,
     outcome: str,
     detail: str | None = None,
-) -> None:
-    """Insert one row in the connection's current transaction (the caller commits)."""
+) -> int | None:
+    """Insert one row in the connection's current transaction (the caller commits); its id
+    where the driver tells it."""
     from .version import package_version
 
     finished = now()
@@ -101,8 +102,14 @@ def write(
     cursor = connection.connection.cursor()
     try:
         cursor.execute(_INSERT.format(marks=", ".join([marker] * len(values))), values)
+        return getattr(cursor, "lastrowid", None)
     finally:
         cursor.close()
+
+
+def delete(connection: Connection, row_id: int) -> None:
+    """Remove one row, in the connection's current transaction."""
+    connection.execute(table().delete().where(table().c.id == row_id))
 
 
 _INSERT = (

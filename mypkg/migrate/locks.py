@@ -237,6 +237,15 @@ def mysql_lock(
             connection.commit()
 
 
+def mysql_migrator_alive(connection: Connection) -> bool:
+    """Some session holds this database's migration lock (MySQL, MariaDB)."""
+    from sqlalchemy import text
+
+    holder = connection.execute(text("SELECT IS_USED_LOCK(:name)"), {"name": _mysql_lock_name(connection)}).scalar()
+    connection.commit()
+    return holder is not None
+
+
 def sidecar(path: Path) -> Path:
     """The lock file of the SQLite database at ``path``."""
     return path.with_name(f"{path.name}.{LOCK_NAME}.lock")

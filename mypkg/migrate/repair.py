@@ -24,15 +24,25 @@ if TYPE_CHECKING:
 #: What a failed revision's row says on a database without transactional DDL.
 PARTIAL = "partial"
 REPAIRED = "repaired"
+#: Written as a revision starts there (its first DDL statement commits it), removed when it
+#: completes: left behind, it means the migrator died during the revision.
+RUNNING = "running"
 NOT_TRANSACTIONAL = "DDL on MySQL/MariaDB is not transactional"
 
 
-def pending_repairs(connection: Connection) -> dict[str, str]:
-    """Revision -> what ran, for every revision whose last ledger row says ``partial``."""
+def pending_repairs(connection: Connection, *, migrator_alive: bool = False) -> dict[str, str]:
+    """Revision -> what ran, for every revision whose last ledger row says ``partial``, or
+    ``running`` when no migrator is alive to finish it (it died half way)."""
     latest: dict[str, tuple[str, str | None]] = {}
     for row in ledger.rows(connection):
         latest[row.revision] = (row.outcome, row.detail)
-    return {rev: detail or "" for rev, (outcome, detail) in latest.items() if outcome == PARTIAL}
+    waiting = {}
+    for rev, (outcome, detail) in latest.items():
+        if outcome == PARTIAL:
+            waiting[rev] = detail or ""
+        elif outcome == RUNNING and not migrator_alive:
+            waiting[rev] = "the migrator stopped during it (killed?); what it ran is unknown: compare the schema"
+    return waiting
 
 
 def refuse_while_partial(connection: Connection, db: Database) -> None:

@@ -75,7 +75,9 @@ def run(
         # The backup comes before anything is written, the ledger table included.
         backup_path = backup_sqlite(db, before) if backup and plan else None
         ledger.ensure(connection)
-        tracker = _Tracker(connection, session, on_applied, _settings_for(connection, db, statement_lock_timeout))
+        tracker = _Tracker(connection, session, on_applied, _settings_for(connection, db, statement_lock_timeout),
+                           running=[script.revision for script in plan] if db.is_mysql else None,
+                           direction=direction)
         config = scripts.make_config(connection=connection, on_version_apply=[tracker.record], with_models=False)
         event.listen(connection, "begin", tracker.begin)
         event.listen(connection, "before_cursor_execute", tracker.statement)
@@ -104,8 +106,11 @@ def run(
                         time.sleep(pause)
                         continue
                     ran = tracker.changes if db.is_mysql else None
+                    tracker.stopped = True  # what follows is bookkeeping, not a revision
                     if not isinstance(exc, locks.PoolingError):  # nothing to record in a stranger's session
-                        _record_failure(connection, failed, direction, tracker.started_at, exc, ran=ran)
+                        _record_failure(connection, failed, direction, tracker.started_at, exc, ran=ran,
+                                        replaces=tracker.running_row)
+                    tracker.running_row = None
                     raise explain_failure(exc, failed, connection, db, partial=bool(ran)) from exc
         finally:
             event.remove(connection, "begin", tracker.begin)
@@ -174,7 +179,15 @@ class _Tracker:
         session: locks.Session,
         on_applied: Callable[[AppliedRevision], None] | None,
         settings: list[str],
+        *,
+        running: list[str] | None = None,
+        direction: str = "upgrade",
     ) -> None:
+        #: Where DDL is not transactional, the plan: a ledger row as each revision starts.
+        self.running = running
+        self.direction = direction
+        self.running_row: int | None = None
+        self.stopped = False
         self.connection = connection
         self.session = session
         self.on_applied = on_applied
@@ -187,11 +200,20 @@ class _Tracker:
         self.changes: list[str] = []  #: statements of the running revision that change things
 
     def begin(self, connection: Connection) -> None:
+        if self.stopped:
+            return
         self.committed()
         if not self.in_revision:
             self.in_revision = True
             self.clock, self.started_at = time.perf_counter(), ledger.now()
             self.changes = []
+            step = len(self.applied) + len(self.pending)
+            if self.running is not None and step < len(self.running):
+                # Committed by the revision's first DDL statement; removed as it completes.
+                self.running_row = ledger.write(
+                    connection, revision=self.running[step], direction=self.direction,
+                    checksum=None, started_at=self.started_at, outcome=repair.RUNNING,
+                )
         if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
             return  # an autocommit block: no transaction to scope settings to
         for statement in self.settings:
@@ -224,6 +246,9 @@ class _Tracker:
             started_at=self.started_at,
             outcome="applied" if step.is_upgrade else "reverted",
         )
+        if self.running_row is not None:
+            ledger.delete(self.connection, self.running_row)
+            self.running_row = None
         self.pending.append(entry)
         self.in_revision = False
 
@@ -264,9 +289,11 @@ def _run_env(config: Any, direction: str, destination: str) -> None:
 def _record_failure(
     connection: Connection, failed: Script | None, direction: str, started_at: Any, exc: Exception,
     ran: list[str] | None = None,
+    replaces: int | None = None,
 ) -> None:
     """A failed revision rolled back with its own ledger row: record it apart. Where DDL
-    is not transactional and some of it ran (``ran``), the row says ``partial`` and lists it."""
+    is not transactional and some of it ran (``ran``), the row says ``partial`` and lists it,
+    in place of the ``running`` row (``replaces``) its first statement committed."""
     if failed is None:
         return
     detail = f"{connections.error_name(exc)}: {connections.first_line(exc)}"
@@ -275,6 +302,8 @@ def _record_failure(
     with contextlib.suppress(Exception):  # the connection itself may be what failed
         if connection.in_transaction():
             connection.rollback()
+        if replaces is not None:
+            ledger.delete(connection, replaces)
         ledger.write(
             connection,
             revision=failed.revision,
