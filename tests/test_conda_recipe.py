@@ -128,7 +128,7 @@ def test_dependencies_agree_across_recipe_pyproject_and_environment(rendered: di
     assert env["conda-build"] == ">=26.3"  # the first conda-build that reads v1 recipes
     assert ENVIRONMENT["name"] == "py311"
     assert ENVIRONMENT["channels"] == ["conda-forge", "nodefaults"]
-    assert {"pip": ["-e ."]} in ENVIRONMENT["dependencies"]
+    assert {"pip": ["-e .", "squawk-cli>=2"]} in ENVIRONMENT["dependencies"]
 
 
 def test_entry_point_agrees(rendered: dict) -> None:

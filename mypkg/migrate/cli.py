@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 
+from . import process
 from .errors import ExitCode, MigrateError, UsageError
 from .identity import COMMAND as PROG
 from .identity import CONNECT_TIMEOUT_VAR, PACKAGE
@@ -277,6 +278,26 @@ def _check(args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.FAILURE
 
 
+def _lint(args: argparse.Namespace, out: Output) -> ExitCode:
+    from pathlib import Path
+
+    from . import lint
+
+    findings, squawked = lint.lint(lint.range_of(args.range), args.dialect, lint.load_settings(Path.cwd()))
+    if not squawked and args.dialect == "postgresql":
+        print(f"{PROG}: squawk is not installed, so only {PACKAGE}'s own rules ran: "
+              f"pip install '{PACKAGE}[lint]' (squawk-cli; in a conda environment too)", file=sys.stderr)
+
+    def text() -> None:
+        if not findings:
+            out.line("no findings")
+        for found in findings:
+            out.line(f"{found.revision}  {found.rule}  {found.statement}  -> {found.fix}")
+
+    out.data([found._asdict() for found in findings], text)
+    return ExitCode.FAILURE if findings else ExitCode.OK
+
+
 def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
     from . import commands
 
@@ -298,6 +319,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "check": _check,
     "verify": _verify,
     "repair": _repair,
+    "lint": _lint,
 }
 
 
@@ -309,34 +331,6 @@ def _command_in(argv: list[str]) -> str | None:
             return token
         previous = token
     return None
-
-
-def _skip_template_highlighting() -> None:
-    """Keep Mako from importing Pygments when Alembic imports Mako (30-50 ms).
-
-    Alembic imports Mako for ``alembic revision``'s templates, and Mako imports Pygments,
-    when installed, only to colour the HTML page of a template error. This command renders
-    no template, so Mako takes the fallback it has for machines without Pygments. Done
-    here, for this process only: the library API leaves an application's imports alone.
-    """
-    if "mako.exceptions" not in sys.modules:
-        sys.modules.setdefault("mako.ext.pygmentplugin", None)  # type: ignore[arg-type]
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (Kubernetes, systemd, docker stop): unwound like Ctrl-C, so the running
-    revision rolls back and the migration lock is released."""
-
-
-def _terminate_like_interrupt() -> None:
-    import signal
-
-    def handler(signum: int, _frame: Any) -> None:
-        signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-        raise Terminated
-
-    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        signal.signal(signal.SIGTERM, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -354,8 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)-5s [%(name)s] %(message)s")
     out = Output(as_json=args.json, quiet=args.quiet)
-    _skip_template_highlighting()
-    _terminate_like_interrupt()
+    process.skip_template_highlighting()
+    process.terminate_like_interrupt()
     try:
         if CONNECT_TIMEOUT_VAR in os.environ:
             from .settings import connect_timeout
@@ -369,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(__name__).exception("failed")
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    except Terminated:
+    except process.Terminated:
         print(f"{PROG}: terminated (SIGTERM): the running revision was rolled back; the database "
               "is at the last revision that completed", file=sys.stderr)
         return int(ExitCode.TERMINATED)

@@ -116,6 +116,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check applied revisions against the shipped scripts' checksums; exit 1 on a mismatch",
         f"  {PROG} verify\n  {PROG} verify --json",
     ),
+    "lint": (
+        f"render each revision's SQL and check it for dangerous migrations (squawk and {PACKAGE}'s own rules)",
+        f"  {PROG} lint\n  {PROG} lint 78a2efaef9ac:head --json",
+    ),
     "repair": (
         "MySQL/MariaDB: record how a revision that failed part way was fixed by hand",
         f"  {PROG} repair 1341fe34ff84 --reverted   # its statements undone\n"
@@ -217,6 +221,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     option(("stamp",), "--force", action="store_true",
            help="stamp even if the schema differs from the revision's")
     option(("repair",), "revision", metavar="REV", help="the revision that failed part way")
+    option(("lint",), "range", nargs="?", default="base:heads", metavar="FROM:TO",
+           help="the revisions to lint (default: all, base:heads)")
+    option(("lint",), "--dialect", default="postgresql", choices=("postgresql", "mysql", "sqlite"),
+           help="render the SQL for this database (default: postgresql; squawk lints PostgreSQL only)")
     if "repair" in sub:
         way = sub["repair"].add_mutually_exclusive_group(required=True)
         way.add_argument("--applied", action="store_true", help="it was completed by hand: record it as applied")
