@@ -149,3 +149,39 @@ def test_without_squawk_the_own_rules_still_run(project: Path, tmp_path: Path) -
     (line,) = result.stderr.strip().splitlines()
     assert "squawk is not installed" in line and "pip install 'mypkg[lint]'" in line
     assert "11a7000000a2  empty-downgrade" in result.stdout
+
+
+UNNAMED_UNIQUE = '''\
+"""test only: a unique constraint left unnamed
+
+Revision ID: 11a7000000a3
+Revises: {parent}
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "11a7000000a3"
+down_revision = "{parent}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("probe", sa.Column("id", sa.Integer, primary_key=True), sa.Column("code", sa.String(8)),
+                    sa.UniqueConstraint("code"))
+
+
+def downgrade() -> None:
+    op.drop_table("probe")
+'''
+
+
+def test_an_unnamed_constraint_is_found_only_without_a_naming_convention(project: Path) -> None:
+    (project / "alembic" / "versions" / "9999_11a7000000a3_probe.py").write_text(UNNAMED_UNIQUE.format(parent=HEAD))
+    assert run_lint(project).returncode == 0  # the convention names it uq_probe_code
+    naming = project / "mypkg" / "naming.py"
+    naming.write_text(naming.read_text().replace('    "uq": "uq_%(table_name)s_%(column_0_name)s",\n', ""))
+    result = run_lint(project)
+    assert result.returncode == 1
+    assert "11a7000000a3  unnamed-constraint  CREATE TABLE probe (" in result.stdout
+    assert "add its kind to the MetaData naming convention" in result.stdout

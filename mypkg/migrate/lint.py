@@ -92,11 +92,31 @@ def _own_work(chunk: str) -> list[str]:
     return [s for s in statements if s and s.upper() not in ("BEGIN", "COMMIT") and not _BOOKKEEPING.search(s)]
 
 
+#: A constraint rendered without ``CONSTRAINT name`` before it: the database makes a name up,
+#: different per dialect, and a later revision cannot drop it portably.
+_UNNAMED = re.compile(r"(?<!\S)(UNIQUE|FOREIGN KEY|CHECK)\s*\(", re.IGNORECASE)
+_NAMED = re.compile(r"CONSTRAINT\s+\S+\s+$", re.IGNORECASE)
+
+
+def _unnamed_constraint(statement: str) -> str | None:
+    for match in _UNNAMED.finditer(statement):
+        if not _NAMED.search(statement[: match.start()]):
+            return match.group(1).upper()
+    return None
+
+
 def own_rules(upgrades: dict[str, str], downgrades: dict[str, str]) -> list[Finding]:
     """mypkg's rules, at the level of Alembic revisions."""
     found = []
     for revision, chunk in upgrades.items():
         work = _own_work(chunk)
+        for statement in work:
+            kind = _unnamed_constraint(statement)
+            if kind and _DDL.match(statement):
+                found.append(Finding(revision, "unnamed-constraint", statement.splitlines()[0],
+                                     f"name the {kind} constraint, or add its kind to the MetaData "
+                                     f"naming convention ({PACKAGE}/naming.py)"))
+                break
         ddl = [s for s in work if _DDL.match(s)]
         if ddl and not _own_work(downgrades.get(revision, "")):
             found.append(Finding(revision, "empty-downgrade", ddl[0].splitlines()[0],
