@@ -1,0 +1,90 @@
+"""Promises that a sampled mutation run found unpinned (issue 19): each test here fails when
+the behaviour it names is broken."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import sqlalchemy as sa
+
+import mypkg
+from mypkg.migrate import connections, ledger, settings
+from mypkg.migrate.errors import MigrateError
+
+REVISIONS = [rev.revision for rev in mypkg.history()]
+HEAD = REVISIONS[-1]
+
+
+def test_mask_hides_the_password_of_a_parseable_url() -> None:
+    assert settings.mask("postgresql://app:pw@db:5432/app") == "postgresql://app:***@db:5432/app"
+    assert settings.mask(sa.engine.make_url("postgresql+psycopg://app:pw@db/app")) == "postgresql+psycopg://app:***@db/app"
+    assert settings.mask("sqlite:///app.db") == "sqlite:///app.db"
+
+
+@pytest.mark.parametrize("target, expected", [("base+2", 1), ("head-1", -2)])
+def test_symbolic_relative_targets(db_url: str, target: str, expected: int) -> None:
+    if target.startswith("head"):
+        mypkg.upgrade(db_url)
+        mypkg.downgrade(db_url, target)
+    else:
+        mypkg.upgrade(db_url, target)
+    assert mypkg.current(db_url) == (REVISIONS[expected],)
+
+
+def test_a_handed_in_postgresql_connection_keeps_no_lock_and_no_setting(postgresql_url: str) -> None:
+    engine = connections.create_engine(postgresql_url)
+    try:
+        with engine.connect() as connection:
+            mypkg.upgrade(connection, statement_lock_timeout=5)
+            held = connection.execute(sa.text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+            )).scalar()
+            timeout = connection.execute(sa.text("SHOW lock_timeout")).scalar()
+            connection.rollback()
+    finally:
+        engine.dispose()
+    assert held == 0  # released, though the caller's session lives on
+    assert timeout == "0"  # the statement lock timeout was the revisions' own (SET LOCAL)
+    assert mypkg.current(postgresql_url) == (HEAD,)
+
+
+def test_a_revision_recorded_as_applied_but_no_longer_shipped(sqlite_url: str) -> None:
+    mypkg.upgrade(sqlite_url)
+    path = sqlite_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            f"INSERT INTO {ledger.TABLE} (revision, direction, checksum, package_version, started_at, finished_at, "
+            "duration_ms, outcome) VALUES ('deadbeef0001', 'upgrade', 'x', '0.0.1', '2026-01-01 00:00:00', "
+            "'2026-01-01 00:00:00', 1, 'applied')"
+        )
+    problems = mypkg.verify(sqlite_url)
+    assert [(p.revision, p.kind) for p in problems] == [("deadbeef0001", "missing script")]
+    with pytest.raises(MigrateError, match="applied revision\\(s\\) differ from the scripts shipped"):
+        mypkg.upgrade(sqlite_url)
+
+
+def test_the_ledger_orders_rows_by_an_autoincrementing_id_and_requires_its_columns(db_url: str) -> None:
+    mypkg.upgrade(db_url, REVISIONS[1])
+    mypkg.downgrade(db_url, "-1")
+    rows = mypkg.applied_history(db_url)
+    assert [row.id for row in rows] == sorted(row.id for row in rows)
+    assert [(row.revision, row.outcome) for row in rows] == [
+        (REVISIONS[0], "applied"), (REVISIONS[1], "applied"), (REVISIONS[1], "reverted"),
+    ]
+    engine = connections.create_engine(db_url)
+    try:
+        columns = {c["name"]: c for c in sa.inspect(engine).get_columns(ledger.TABLE)}
+    finally:
+        engine.dispose()
+    required = {"id", "revision", "direction", "package_version", "started_at", "finished_at", "duration_ms", "outcome"}
+    assert {name for name, column in columns.items() if not column["nullable"]} == required
+
+
+def test_the_fast_path_connects_to_the_host_in_the_url() -> None:
+    from mypkg.migrate import fastpath
+
+    parsed = fastpath.parse("postgresql://app@127.0.0.1:6543/app")
+    assert parsed is not None
+    assert (parsed.parts["ipv4host"], parsed.parts["port"], parsed.parts["database"]) == ("127.0.0.1", "6543", "app")
+
