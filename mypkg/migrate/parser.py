@@ -28,7 +28,8 @@ other secrets in URLs are never printed; prefer PGPASSWORD or ~/.pgpass to a
 password in the URL.
 
 exit codes: 0 success (status: at head), 1 failure (status: revisions pending;
-check: differences), 2 usage error (bad option, malformed URL, unknown revision)."""
+check, verify, lint: findings), 2 usage error (bad option, malformed URL, unknown
+revision), 130 interrupted, 143 terminated (SIGTERM)."""
 
 EPILOG = f"""\
 examples:
@@ -83,7 +84,7 @@ def _shared_options() -> argparse.ArgumentParser:
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "upgrade": (
-        "upgrade to a revision (default: head)",
+        "upgrade to a revision (default: head, every head if several)",
         f"  {PROG} upgrade\n  {PROG} upgrade +1\n  {PROG} upgrade --sql base:head\n"
         f"  {PROG} upgrade --lock-timeout 600 --statement-lock-timeout 5   # production\n"
         f"  {PROG} upgrade --to-version 0.1.0 --backup\n"
