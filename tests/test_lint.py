@@ -185,3 +185,20 @@ def test_an_unnamed_constraint_is_found_only_without_a_naming_convention(project
     assert result.returncode == 1
     assert "11a7000000a3  unnamed-constraint  CREATE TABLE probe (" in result.stdout
     assert "add its kind to the MetaData naming convention" in result.stdout
+
+
+def test_a_script_changed_since_its_release_is_found(project: Path) -> None:
+    recorded = run_lint(project, "--record-release", "0.1.0")
+    assert recorded.returncode == 0, recorded.stderr
+    assert "recorded the checksums of 6 script(s) of release 0.1.0" in recorded.stdout
+    assert json.loads((project / "alembic" / "released.json").read_text())["0.1.0"].keys() == {
+        rev.revision for rev in mypkg.history()
+    }
+    assert run_lint(project).returncode == 0
+    script = next((project / "alembic" / "versions").glob(f"*_{HEAD}_*.py"))
+    script.write_text(script.read_text() + "\n# a later edit\n")
+    result = run_lint(project)
+    assert result.returncode == 1
+    assert f"{HEAD}  released-script-changed  {script.name}  -> it changed since release 0.1.0" in result.stdout
+    unknown = run_lint(project, "--record-release", "9.9")
+    assert unknown.returncode == 2 and "unknown mypkg version '9.9'" in unknown.stderr

@@ -283,6 +283,10 @@ def _lint(args: argparse.Namespace, out: Output) -> ExitCode:
 
     from . import lint
 
+    if args.record_release:
+        path, count = lint.record_release(args.record_release)
+        out.line(f"recorded the checksums of {count} script(s) of release {args.record_release} in {path}")
+        return ExitCode.OK
     findings, squawked = lint.lint(lint.range_of(args.range), args.dialect, lint.load_settings(Path.cwd()))
     if not squawked and args.dialect == "postgresql":
         print(f"{PROG}: squawk is not installed, so only {PACKAGE}'s own rules ran: "

@@ -5,8 +5,9 @@ Each revision's SQL is rendered offline (what ``--sql`` prints), cut at Alembic'
 ``mypkg[lint]``) as a file of its own, with what the runner knows: a revision runs in its
 own transaction, statements after its ``COMMIT`` are its autocommit block, and a statement
 lock timeout may be assumed. mypkg's own rules look at what squawk cannot see: a revision
-that changes the schema with a downgrade that does nothing, and data changed in the same
-transaction as DDL.
+that changes the schema with a downgrade that does nothing, data changed in the same
+transaction as DDL, a constraint the naming convention leaves unnamed, and a script changed
+since a release shipped it (``lint --record-release VERSION`` keeps their checksums).
 
 Configuration, in the source root's ``pyproject.toml``::
 
@@ -173,6 +174,57 @@ def range_of(text: str) -> str:
     return f"{parents[0]}:{script.revision}" if len(parents) == 1 else f"base:{script.revision}"
 
 
+#: Where ``lint --record-release`` keeps each release's script checksums, beside the scripts.
+RELEASED = "released.json"
+
+
+def _released_path() -> Path:
+    from .scripts import script_location
+
+    return Path(script_location()) / RELEASED
+
+
+def record_release(version: str) -> tuple[Path, int]:
+    """Record the sha256 of every script release ``version`` shipped (the ancestors of its
+    head in the release map), so that lint notices when one of them changes later.
+
+    :raises UsageError: a version not in the release map, or no source tree to write into.
+    """
+    from ..releases import revision_for
+    from .manifest import load
+
+    shipped = load()
+    if shipped.source != "scripts":
+        raise UsageError("--record-release writes beside the scripts: run it in the source tree")
+    revisions = shipped.ancestors((revision_for(version),))
+    path = _released_path()
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    recorded[version] = {rev: shipped.by_id[rev].sha256 for rev in sorted(revisions)}
+    path.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    return path, len(revisions)
+
+
+def released_changes() -> list[Finding]:
+    """Scripts changed since a release that shipped them: databases that applied the old
+    version keep it, and ``upgrade`` refuses them (checksum mismatch)."""
+    from .manifest import load
+
+    path = _released_path()
+    if not path.exists():
+        return []
+    shipped = load()
+    found = []
+    for version, scripts in json.loads(path.read_text()).items():
+        for revision, sha256 in scripts.items():
+            now = shipped.by_id.get(revision)
+            if now is None or now.sha256 != sha256:
+                what = "was removed" if now is None else "changed"
+                found.append(Finding(revision, "released-script-changed",
+                                     now.filename if now else revision,
+                                     f"it {what} since release {version}: restore it and make the change in a new revision"))
+    return found
+
+
 def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settings: Settings | None = None,
          ) -> tuple[list[Finding], bool]:
     """Every finding, and whether squawk ran.
@@ -188,6 +240,7 @@ def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settin
     downgrades = split_by_revision(offline_sql("downgrade", f"heads:{start or 'base'}", url))
     downgrades = {rev: sql for rev, sql in downgrades.items() if rev in upgrades}
     found = own_rules(upgrades, downgrades)
+    found.extend(f for f in released_changes() if f.revision in upgrades or f.statement == f.revision)
     squawked = squawk_findings(upgrades, settings) if dialect == "postgresql" else []
     if squawked is not None:
         found.extend(squawked)

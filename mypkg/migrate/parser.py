@@ -224,6 +224,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     option(("repair",), "revision", metavar="REV", help="the revision that failed part way")
     option(("lint",), "range", nargs="?", default="base:heads", metavar="FROM:TO",
            help="the revisions to lint (default: all, base:heads)")
+    option(("lint",), "--record-release", metavar="VERSION",
+           help="record the checksums of the scripts release VERSION ships (alembic/released.json), "
+           "so lint notices when one changes later")
     option(("lint",), "--dialect", default="postgresql", choices=("postgresql", "mysql", "sqlite"),
            help="render the SQL for this database (default: postgresql; squawk lints PostgreSQL only)")
     if "repair" in sub:
