@@ -165,9 +165,10 @@ def postgresql_lock(
 
 def _release(connection: Connection, pid: int | None) -> None:
     """Unlock in the holding session. When a pooler has put this client elsewhere, ask
-    again in new transactions (a pooler tends to hand back the session it just used), and
-    as a last resort end the holding server session, only while it is idle (no one's
-    transaction runs there), so no lock is left on a pooled connection."""
+    again in new transactions (a pooler tends to hand back the session it just used), then
+    end the holding server session at a moment it is idle (no one's transaction runs
+    there), waiting for such a moment a few seconds, so no lock is left on a pooled
+    connection."""
     from sqlalchemy import text
 
     key = {"key": ADVISORY_LOCK_KEY, "pid": pid}
@@ -181,12 +182,18 @@ def _release(connection: Connection, pid: int | None) -> None:
             connection.commit()
             if unlocked is not None:
                 return
-        connection.execute(
-            text("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
-                 f"WHERE {_OUR_LOCK} AND a.pid = :pid AND a.state = 'idle'"),
-            key,
-        )
-        connection.commit()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            still_held, ended = connection.execute(
+                text("SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE " + _OUR_LOCK + " AND l.pid = :pid), "
+                     "(SELECT bool_or(pg_terminate_backend(a.pid)) FROM pg_stat_activity a "
+                     "WHERE a.pid = :pid AND a.state = 'idle')"),
+                key,
+            ).one()
+            connection.commit()
+            if not still_held or ended:
+                return
+            time.sleep(0.05)
 
 
 def _mysql_lock_name(connection: Connection) -> str:
