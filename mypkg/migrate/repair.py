@@ -63,9 +63,7 @@ def record(connection: Connection, db: Database, revision: str, *, applied: bool
     :raises UsageError: ``revision`` does not await repair.
     :raises MigrateError: the schema is not the one the decision claims (unless ``force``).
     """
-    from alembic.script import ScriptDirectory  # noqa: F401 - Alembic is loaded for the checks below
-
-    from . import baseline, connections, graph, integrity
+    from . import baseline, graph, integrity
 
     waiting = pending_repairs(connection)
     if revision not in waiting:
@@ -94,4 +92,3 @@ def record(connection: Connection, db: Database, revision: str, *, applied: bool
         detail="applied by hand" if applied else "reverted by hand",
     )
     connection.commit()
-    connections.read_current(connection)
