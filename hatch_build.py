@@ -10,6 +10,7 @@ Editable installs skip it: they read the live scripts.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -43,6 +44,13 @@ class RevisionManifestHook(BuildHookInterface):
             problems.append("no revision scripts under alembic/versions")
         if problems:
             raise RuntimeError("cannot build the revision manifest: " + "; ".join(problems))
-        out = Path(tempfile.mkdtemp(prefix=f"{PACKAGE}-manifest-")) / module.FILENAME
+        # Written outside the tree (never a stray file in a checkout); removed in finalize.
+        self._scratch = Path(tempfile.mkdtemp(prefix=f"{PACKAGE}-manifest-"))
+        out = self._scratch / module.FILENAME
         out.write_text(module.to_json(revisions))
         build_data["force_include"][str(out)] = f"{PACKAGE}/migrations/{module.FILENAME}"
+
+    def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:
+        scratch = getattr(self, "_scratch", None)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
