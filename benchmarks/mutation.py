@@ -6,7 +6,7 @@
 
 The modules and the tests that exercise each are configured in ``pyproject.toml``,
 ``[tool.mypkg.mutation]`` (``timeout``: seconds before a mutant's test run counts as killed,
-default 30, as a mutant that loops forever must be). cosmic-ray mutates files in place, so this runs in a copy of the
+default 30; raised to 3x the unmutated tests' own time, so a slow suite is never a kill). cosmic-ray mutates files in place, so this runs in a copy of the
 committed tree (``git archive HEAD``), with that copy first on ``PYTHONPATH``: the CLI tests'
 ``mypkg-migrate`` subprocesses import the mutated files too. It prints, per module, the
 mutants killed, the survivors and the score, and each survivor's diff. Not part of CI: a
@@ -16,11 +16,14 @@ module takes minutes.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
+import shlex
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 
@@ -31,24 +34,75 @@ def configured() -> dict[str, dict[str, str]]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypkg"]["mutation"]["modules"]
 
 
-def run_module(name: str, spec: dict[str, str], copy: Path) -> tuple[int, int, list[str]]:
+def typing_only_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Lines whose mutants are equivalent by construction: annotations (strings under
+    ``from __future__ import annotations``, never evaluated) and ``TYPE_CHECKING`` blocks
+    (never run). Their mutants survive every test, each after the full run: skipped."""
+    spans: list[tuple[tuple[int, int], tuple[int, int]]] = []
+
+    def cover(node: ast.AST | None) -> None:
+        if node is not None:  # (row, column) from and to, as cosmic-ray counts them
+            spans.append(((node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset)))
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            cover(node.returns)
+            for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs,
+                        node.args.vararg, node.args.kwarg]:
+                cover(arg.annotation if arg is not None else None)
+        elif isinstance(node, ast.AnnAssign):
+            cover(node.annotation)
+        elif _is_type_checking(node):
+            cover(node)
+    return spans
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` or ``TYPE_CHECKING = False``."""
+    if isinstance(node, ast.If):
+        return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+    return isinstance(node, ast.Assign) and any(
+        isinstance(target, ast.Name) and target.id == "TYPE_CHECKING" for target in node.targets
+    )
+
+
+def run_module(name: str, spec: dict[str, str], copy: Path) -> tuple[int, int, int, float, list[str]]:
+    """(mutants run, killed, skipped as typing-only, baseline seconds, survivors' diffs)."""
+    tests = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {spec['tests']}"
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    # The unmutated tests' own time: a mutant's run is cut at 3x that (an infinite loop
+    # is a kill), never below the configured timeout, so a slow suite is never a kill.
+    started = time.perf_counter()
+    baseline = subprocess.run(shlex.split(tests), check=False, cwd=copy, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if baseline.returncode != 0:
+        raise SystemExit(f"{name}: the unmutated tests fail; fix them first:\n{baseline.stdout[-2000:]}")
+    timeout = max(float(spec.get("timeout", 30)), 3 * seconds)
     config = copy / f"{name}.toml"
     config.write_text(
         "[cosmic-ray]\n"
         f'module-path = "{spec["module"]}"\n'
-        f"timeout = {spec.get('timeout', 30)}.0\nexcluded-modules = []\n"
-        f'test-command = "{sys.executable} -m pytest -x -q -p no:cacheprovider {spec["tests"]}"\n'
+        f"timeout = {timeout:.0f}.0\nexcluded-modules = []\n"
+        f'test-command = "{tests}"\n'
         '[cosmic-ray.distributor]\nname = "local"\n'
     )
     session = copy / f"{name}.sqlite"
-    env = {**os.environ, "PYTHONPATH": str(copy)}
     bindir = Path(sys.executable).parent
-    for step in (["init", str(config), str(session)], ["exec", str(config), str(session)]):
-        subprocess.run([str(bindir / "cosmic-ray"), *step], cwd=copy, env=env, check=True, capture_output=True)
+    subprocess.run([str(bindir / "cosmic-ray"), "init", str(config), str(session)],
+                   cwd=copy, env=env, check=True, capture_output=True)
+    spans = typing_only_spans((copy / spec["module"]).read_text())
+    with sqlite3.connect(session) as db:
+        found = db.execute("SELECT job_id, start_pos_row, start_pos_col FROM mutation_specs").fetchall()
+        doomed = [job for job, row, col in found if any(start <= (row, col) < end for start, end in spans)]
+        for job in doomed:
+            db.execute("DELETE FROM mutation_specs WHERE job_id = ?", (job,))
+            db.execute("DELETE FROM work_items WHERE job_id = ?", (job,))
+    subprocess.run([str(bindir / "cosmic-ray"), "exec", str(config), str(session)],
+                   cwd=copy, env=env, check=True, capture_output=True)
     with sqlite3.connect(session) as db:
         outcomes = db.execute("SELECT test_outcome, diff FROM work_results").fetchall()
     survivors = [diff for outcome, diff in outcomes if "SURVIVED" in str(outcome)]
-    return len(outcomes), len(outcomes) - len(survivors), survivors
+    return len(outcomes), len(outcomes) - len(survivors), len(doomed), seconds, survivors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,10 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         copy = Path(tmp)
         archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
-        print(f"{'module':<28}{'mutants':>8}{'killed':>8}{'score':>8}")
+        print(f"{'module':<28}{'mutants':>8}{'killed':>8}{'score':>8}{'typing':>8}{'tests s':>8}")
         for name in chosen:
-            total, killed, survivors = run_module(name, modules[name], copy)
-            print(f"{modules[name]['module']:<28}{total:>8}{killed:>8}{killed / max(total, 1):>8.0%}", flush=True)
+            total, killed, skipped, seconds, survivors = run_module(name, modules[name], copy)
+            print(f"{modules[name]['module']:<28}{total:>8}{killed:>8}{killed / max(total, 1):>8.0%}"
+                  f"{skipped:>8}{seconds:>8.0f}", flush=True)
             for diff in survivors:
                 changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
                 print("    survived: " + " | ".join(changed))
