@@ -33,6 +33,7 @@ _API = (
     "repair",
     "MigrationResult",
     "AppliedRevision",
+    "BackfillProgress",
     "Status",
     "RevisionInfo",
     "ChecksumProblem",

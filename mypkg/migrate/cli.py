@@ -61,9 +61,10 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         "busy_timeout": args.busy_timeout,
     }
     if args.command == "upgrade":
-        result = commands.upgrade(
-            args.url, target, ignore_checksums=args.ignore_checksums, baseline=args.baseline, **options
-        )
+        from .progress import StderrProgress
+
+        result = commands.upgrade(args.url, target, ignore_checksums=args.ignore_checksums, baseline=args.baseline,
+                                  on_progress=None if out.quiet else StderrProgress(sys.stderr), **options)
     else:
         result = commands.downgrade(args.url, target, confirm_base=args.yes, **options)
     if result.backup:
@@ -156,6 +157,10 @@ def _status(args: argparse.Namespace, out: Output) -> ExitCode:
         out.line(f"head:     {short(state.heads)}")
         out.line(f"applied:  {len(state.applied)} revision(s)")
         out.line(f"pending:  {len(state.pending)} revision(s)")
+        for stopped in state.interrupted:
+            from .progress import describe
+
+            out.line(f"stopped:  {describe(stopped)}; {PROG} upgrade continues it")
         for rev in state.needs_repair:
             out.line(f"repair:   {rev} failed part way; fix the schema, then {PROG} repair {rev} --applied or --reverted")
         for rev in state.pending:
@@ -170,6 +175,7 @@ def _status(args: argparse.Namespace, out: Output) -> ExitCode:
             "applied": [revision_dict(rev) for rev in state.applied],
             "pending": [revision_dict(rev) for rev in state.pending],
             "needs_repair": list(state.needs_repair),
+            "interrupted": [stopped._asdict() for stopped in state.interrupted],
         },
         text,
     )

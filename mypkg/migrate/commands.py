@@ -21,6 +21,7 @@ from .errors import MigrateError, UsageError
 from .identity import COMMAND
 from .results import (
     AppliedRevision,
+    BackfillProgress,
     ChecksumProblem,
     LedgerRow,
     MigrationResult,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppliedRevision",
+    "BackfillProgress",
     "ChecksumProblem",
     "LedgerRow",
     "MigrationResult",
@@ -71,6 +73,7 @@ def upgrade(
     backup: bool = False,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     baseline: str | None = None,
+    on_progress: Callable[[BackfillProgress], None] | None = None,
 ) -> MigrationResult:
     """Upgrade the database to ``revision`` (default: the newest this package ships;
     every head when it ships several unmerged branches).
@@ -92,6 +95,8 @@ def upgrade(
         or a reader's transaction to end before it fails.
     :param baseline: a database with tables but no version table is refused, unless its
         schema is this revision's (checked as by :func:`stamp`): then it is stamped first.
+    :param on_progress: called after each batch of a data migration
+        (:func:`mypkg.batch.backfill`) with its :class:`BackfillProgress`; None: silent.
 
     :raises UsageError: unknown revision, bad URL.
     :raises MigrateError: the database cannot be reached or written, is at a
@@ -103,6 +108,7 @@ def upgrade(
         "upgrade", resolve(target), revision, on_applied=on_applied, lock_timeout=lock_timeout,
         statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
         ignore_checksums=ignore_checksums, backup=backup, busy_timeout=busy_timeout, baseline=baseline,
+        on_progress=on_progress,
     )
 
 
@@ -159,17 +165,27 @@ def status(target: Target = None) -> Status:
     :raises MigrateError: unreachable, or at a revision this package does not know.
     """
     db = resolve(target)
-    now = current(db)
-    graph.require_known(now, db)
+    connections.check_sqlite_file(db, will_write=False)  # a missing directory is not "empty"
+    now: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
+    stopped: tuple[BackfillProgress, ...] = ()
+    if not db.file_missing():
+        with connections.connect(db, will_write=False) as connection:
+            now = connections.read_current(connection)
+            graph.require_known(now, db)
+            if db.is_mysql:  # only there can a revision fail part way
+                from .repair import pending_repairs
+
+                alive = locks.mysql_migrator_alive(connection)  # its revision is running, not stranded
+                waiting = tuple(pending_repairs(connection, migrator_alive=alive))
+            if ledger.exists(connection):
+                from .backfill import interrupted
+
+                # Of revisions still to apply: a stamp past one leaves its row behind.
+                applied = graph.ancestors(now)
+                stopped = tuple(row for row in interrupted(connection) if row.revision not in applied)
     applied_ids = graph.ancestors(now)
     everything = graph.history()
-    waiting: tuple[str, ...] = ()
-    if db.is_mysql:  # only there can a revision fail part way
-        from .repair import pending_repairs
-
-        with connections.connect(db, will_write=False) as connection:
-            alive = locks.mysql_migrator_alive(connection)  # its revision is running, not stranded
-            waiting = tuple(pending_repairs(connection, migrator_alive=alive))
     return Status(
         database=db.masked,
         current=now,
@@ -177,6 +193,7 @@ def status(target: Target = None) -> Status:
         applied=[rev for rev in everything if rev.revision in applied_ids],
         pending=[rev for rev in everything if rev.revision not in applied_ids],
         needs_repair=waiting,
+        interrupted=stopped,
     )
 
 

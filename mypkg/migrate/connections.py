@@ -69,7 +69,13 @@ def _make_sqlite_transactional(engine: Engine, *, foreign_keys: bool, immediate:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(begin)
+        # Inside Alembic's autocommit block each statement commits on its own (a
+        # backfill's batches begin their own transactions): no BEGIN then.
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            # Leaving an autocommit block, SQLAlchemy puts pysqlite back in its legacy mode
+            # (implicit BEGINs of its own): we emit every BEGIN, so switch that off again.
+            connection.connection.dbapi_connection.isolation_level = None
+            connection.exec_driver_sql(begin)
 
 
 def create_engine(

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .results import Status
 
 DISABLE_VAR = NO_FASTPATH_VAR
+#: The ledger outcome of a data migration under way or stopped part way (:mod:`.backfill`).
+BACKFILLING = "backfilling"
 
 # SQLAlchemy's own URL pattern (sqlalchemy/engine/url.py), so both paths agree on parts.
 _URL = re.compile(
@@ -245,8 +247,10 @@ def status(url: str) -> Status | None:
     """What :func:`.commands.status` returns, or None when only the full path can tell."""
     from .manifest import load
 
-    state = read_state(url, with_ledger=False)
-    return None if state is None else _status_from(state, load())
+    state = read_state(url)
+    if state is None or any(outcome == BACKFILLING for _, _, outcome in state.ledger or ()):
+        return None  # an interrupted data migration: the full path tells its progress
+    return _status_from(state, load())
 
 
 def nothing_to_upgrade(url: str) -> Status | None:

@@ -89,8 +89,8 @@ def write(
         direction,
         checksum,
         package_version(),
-        _stored(connection, started_at),
-        _stored(connection, finished),
+        stored(connection, started_at),
+        stored(connection, finished),
         (finished - started_at).total_seconds() * 1000,
         outcome,
         detail,
@@ -118,7 +118,7 @@ _INSERT = (
 )
 
 
-def _stored(connection: Connection, moment: dt.datetime) -> dt.datetime | str:
+def stored(connection: Connection, moment: dt.datetime) -> dt.datetime | str:
     """A timestamp as SQLAlchemy's DateTime stores it: SQLite keeps naive UTC text."""
     if connection.dialect.name == "sqlite":
         return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -56,6 +56,29 @@ class RevisionInfo(NamedTuple):
     is_head: bool
 
 
+class BackfillProgress(NamedTuple):
+    """Where a batched data migration (:func:`mypkg.batch.backfill`) stands."""
+
+    revision: str
+    table: str
+    done: int  #: rows updated so far, over every run of this backfill
+    total: int  #: rows done plus rows still matching when this run started
+    last_key: object  #: the primary key the last committed batch ended at
+    seconds: float = 0.0  #: this run's time so far
+    resumed_at: int = 0  #: rows an earlier, interrupted run had done
+
+    @property
+    def rate(self) -> float:
+        """Rows per second in this run (0 before its first batch)."""
+        return (self.done - self.resumed_at) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at this run's rate, None before it has one."""
+        rate = self.rate
+        return (self.total - self.done) / rate if rate > 0 else None
+
+
 class Status(NamedTuple):
     """Where a database stands against the revisions this package ships."""
 
@@ -67,6 +90,8 @@ class Status(NamedTuple):
     #: Revisions that failed part way on a database without transactional DDL (MySQL,
     #: MariaDB) and await an operator's ``repair``.
     needs_repair: tuple[str, ...] = ()
+    #: Data migrations stopped part way (killed, failed): ``upgrade`` continues each one.
+    interrupted: tuple[BackfillProgress, ...] = ()
 
     @property
     def at_head(self) -> bool:

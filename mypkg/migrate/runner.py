@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import connections, graph, integrity, ledger, locks, repair, scripts
+from . import backfill, connections, graph, integrity, ledger, locks, repair, scripts
 from .failures import explain_failure
 from .errors import MigrateError, UsageError
 from .identity import COMMAND
-from .results import AppliedRevision, MigrationResult
+from .results import AppliedRevision, BackfillProgress, MigrationResult
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -48,6 +48,7 @@ def run(
     backup: bool = False,
     busy_timeout: float = connections.DEFAULT_BUSY_TIMEOUT,
     baseline: str | None = None,
+    on_progress: Callable[[BackfillProgress], None] | None = None,
 ) -> MigrationResult:
     """Move ``db`` to ``revision``; see :func:`.commands.upgrade` for the promises."""
     from sqlalchemy import event
@@ -78,7 +79,8 @@ def run(
         tracker = _Tracker(connection, session, on_applied, _settings_for(connection, db, statement_lock_timeout),
                            running=[script.revision for script in plan] if db.is_mysql else None,
                            direction=direction)
-        config = scripts.make_config(connection=connection, on_version_apply=[tracker.record], with_models=False)
+        config = scripts.make_config(connection=connection, on_version_apply=[tracker.record], with_models=False,
+                                     **{backfill.PROGRESS_ATTRIBUTE: on_progress})
         event.listen(connection, "begin", tracker.begin)
         event.listen(connection, "before_cursor_execute", tracker.statement)
         retries = 0
@@ -159,7 +161,7 @@ def _settings_for(connection: Connection, db: Database, statement_lock_timeout: 
 
 
 #: Statements that change nothing a repair would have to undo.
-_READS = frozenset({"SELECT", "SHOW", "SET", "DESCRIBE", "EXPLAIN"})
+_READS = frozenset({"SELECT", "SHOW", "SET", "DESCRIBE", "EXPLAIN", "BEGIN", "START", "COMMIT", "ROLLBACK"})
 
 
 class _Tracker:
@@ -223,8 +225,11 @@ class _Tracker:
         """Remember what the revision ran that changes the database: where DDL is not
         transactional (MySQL), a failure leaves it behind."""
         words = statement.split()
-        if self.in_revision and words and words[0].upper() not in _READS and "alembic_version" not in statement:
-            self.changes.append(" ".join(words)[:120])
+        if (self.in_revision and words and words[0].upper() not in _READS
+                and "alembic_version" not in statement and ledger.TABLE not in statement):
+            change = " ".join(words)[:120]
+            if not self.changes or self.changes[-1] != change:  # a backfill's batches: once
+                self.changes.append(change)
 
     def record(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         self.session.verify()  # the commit is about to happen in the lock holder's session

@@ -1,0 +1,245 @@
+"""Long data migrations (mypkg.batch.backfill): batched, resumable, visible.
+
+The history is a team's: a table, then a revision that adds a column, fills it from
+another one with a backfill, and indexes it. The big tests fill 2,000,000 rows, kill the
+migrator with SIGKILL once the ledger says half are done, and run it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests import histories
+
+TABLE_REV = "a1b2c3d4e5f6"
+BACKFILL_REV = "b7c8d9e0f1a2"
+LEDGER = "mypkg_migration_ledger"
+
+BACKFILL = """
+import os
+from mypkg.batch import backfill, resuming
+if not resuming():  # an interrupted run already added it
+    op.add_column("item", sa.Column("slug", sa.String(64)))
+backfill("item", values={"slug": sa.func.lower(sa.column("name"))}, where="slug IS NULL",
+         batch_size=int(os.environ.get("BATCH_SIZE", "10000")))
+op.create_index("ix_item_slug", "item", ["slug"])
+"""
+
+
+def project(root: Path) -> Path:
+    return histories.project_with(root, [
+        histories.script(
+            "item.py", TABLE_REV, None, "item table",
+            upgrade='op.create_table("item", sa.Column("id", sa.Integer, primary_key=True), '
+                    'sa.Column("name", sa.String(64), nullable=False))',
+            downgrade='op.drop_table("item")',
+        ),
+        histories.script(
+            "slug.py", BACKFILL_REV, TABLE_REV, "item slug", upgrade=BACKFILL,
+            downgrade='op.drop_index("ix_item_slug", table_name="item")\n'
+                      'with op.batch_alter_table("item") as batch:\n    batch.drop_column("slug")',
+        ),
+    ])
+
+
+class Project:
+    """``python -m mypkg`` (or ``alembic``) from a checkout whose history is :func:`project`."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.root, self.url = root, url
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+        self.env.update(PYTHONPATH=str(root), MYPKG_DATABASE_URL=url)
+
+    def command(self, *args: str, module: str = "mypkg") -> list[str]:
+        return [sys.executable, "-m", module, *args]
+
+    def run(self, *args: str, module: str = "mypkg", **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args, module=module), cwd=self.root, env={**self.env, **env},
+                              capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+def engine_for(url: str) -> sa.Engine:
+    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+
+
+def fill(url: str, rows: int) -> None:
+    """``rows`` items named ``Name-<id>``, written by the database itself."""
+    engine = engine_for(url)
+    series = (
+        f"SELECT g, 'Name-' || g FROM generate_series(1, {rows}) AS g" if engine.dialect.name == "postgresql"
+        else f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) "
+             "SELECT i, 'Name-' || i FROM n"
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"INSERT INTO item (id, name) {series}")
+    engine.dispose()
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.exec_driver_sql(sql)]
+    finally:
+        engine.dispose()
+
+
+def progress_rows(url: str) -> list[dict]:
+    return [json.loads(detail) for (detail,) in query(url, f"SELECT detail FROM {LEDGER} WHERE outcome = 'backfilling'")]
+
+
+def wrong_rows(url: str) -> int:
+    return query(url, "SELECT count(*) FROM item WHERE slug IS NULL OR slug <> lower(name)")[0][0]
+
+
+@pytest.fixture
+def item_table(tmp_path: Path, database: str) -> Project:
+    runner = Project(project(tmp_path / "project"), database)
+    first = runner.run("upgrade", TABLE_REV)
+    assert first.returncode == 0, first.stderr
+    return runner
+
+
+def test_a_killed_backfill_keeps_every_committed_batch_and_the_next_run_finishes_it(item_table: Project) -> None:
+    url, rows = item_table.url, 2_000_000
+    fill(url, rows)
+    migrator = subprocess.Popen(item_table.command("upgrade"), cwd=item_table.root, env=item_table.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    seen: list[dict] = []
+    while time.monotonic() < deadline and migrator.poll() is None:
+        try:
+            seen = progress_rows(url)
+        except sa.exc.OperationalError:  # SQLite: the batch's commit holds the file for a moment
+            continue
+        if seen and seen[0]["done"] >= rows // 2:
+            migrator.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    _, stderr = migrator.communicate(timeout=60)
+    assert migrator.returncode == -signal.SIGKILL, "the backfill ended before half way: " + stderr
+
+    # What the ledger says is done is exactly what committed: no batch lost, none half-applied.
+    [recorded] = progress_rows(url)
+    done = query(url, "SELECT count(*) FROM item WHERE slug IS NOT NULL")[0][0]
+    assert rows // 2 <= recorded["done"] == done < rows
+    assert query(url, "SELECT max(id) FROM item WHERE slug IS NOT NULL")[0][0] == recorded["last_key"]
+    assert query(url, "SELECT count(*) FROM item WHERE slug IS NOT NULL AND slug <> lower(name)")[0][0] == 0
+    assert query(url, "SELECT version_num FROM alembic_version") == [(TABLE_REV,)]
+
+    status = item_table.run("status")
+    assert status.returncode == 1
+    assert f"backfill item ({BACKFILL_REV}): {done:,} of {rows:,} rows" in status.stdout
+    assert "upgrade continues it" in status.stdout
+    assert json.loads(item_table.run("status", "--json").stdout)["interrupted"][0]["done"] == done
+
+    again = item_table.run("upgrade")
+    assert again.returncode == 0, again.stderr
+    assert f"applied  {BACKFILL_REV}" in again.stdout
+    assert f"{rows:,} of {rows:,} rows (100%)" in again.stderr  # continued, not restarted: done counts on
+    assert f" {done + 10_000:,} of {rows:,} rows" in again.stderr
+    assert wrong_rows(url) == 0
+    assert progress_rows(url) == []
+    assert item_table.run("status").returncode == 0
+
+
+def test_progress_on_stderr_rows_rate_and_time_left_and_quiet_silences_it(item_table: Project) -> None:
+    fill(item_table.url, 30_000)
+    quiet = item_table.run("-q", "upgrade", BATCH_SIZE="1000")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == "" and quiet.stdout == ""
+    assert wrong_rows(item_table.url) == 0
+
+    item_table.run("downgrade", TABLE_REV)
+    loud = item_table.run("upgrade", BATCH_SIZE="1000")
+    assert loud.returncode == 0, loud.stderr
+    lines = loud.stderr.splitlines()
+    # Not a terminal: the first batch, then a line every few seconds, and the end; never one per batch.
+    assert lines[0].startswith(f"mypkg-migrate: backfill item ({BACKFILL_REV}): 1,000 of 30,000 rows (3%), ")
+    assert "rows/s" in lines[0] and " left" in lines[0]
+    assert lines[-1].startswith(f"mypkg-migrate: backfill item ({BACKFILL_REV}): 30,000 of 30,000 rows (100%)")
+    assert len(lines) < 30
+
+
+def test_the_api_hands_progress_to_a_callback_and_prints_nothing(item_table: Project) -> None:
+    fill(item_table.url, 5_000)
+    script = (
+        "import json, mypkg\n"
+        "seen = []\n"
+        "mypkg.upgrade(on_progress=seen.append)\n"
+        "print(json.dumps([[p.done, p.total, p.rate > 0] for p in seen]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=item_table.root, capture_output=True, text=True,
+                            env={**item_table.env, "BATCH_SIZE": "1000"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    seen = json.loads(result.stdout)
+    assert [done for done, _, _ in seen] == [1000, 2000, 3000, 4000, 5000, 5000]
+    assert all(total == 5000 and fast for _, total, fast in seen)
+
+
+def test_plain_alembic_runs_the_same_backfill_with_progress(item_table: Project) -> None:
+    fill(item_table.url, 3_000)
+    result = item_table.run("upgrade", "head", module="alembic", BATCH_SIZE="1000")
+    assert result.returncode == 0, result.stderr
+    assert f"backfill item ({BACKFILL_REV}): 3,000 of 3,000 rows (100%)" in result.stderr
+    assert wrong_rows(item_table.url) == 0
+    assert progress_rows(item_table.url) == []
+
+
+def test_a_failing_batch_keeps_the_batches_before_it_and_says_so_in_one_line(item_table: Project) -> None:
+    url = item_table.url
+    fill(url, 5_000)
+    # A trigger refuses the 3,500th row's new value, as a constraint would.
+    engine = engine_for(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE item SET name = 'Refused-3500' WHERE id = 3500")
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE UPDATE ON item WHEN NEW.name LIKE 'Refused%' "
+                "BEGIN SELECT RAISE(ABORT, 'row 3500 refused by a trigger'); END"
+            )
+        else:
+            connection.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF starts_with(NEW.name, 'Refused') THEN RAISE EXCEPTION 'row 3500 refused by a trigger'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            connection.exec_driver_sql("CREATE TRIGGER refuse BEFORE UPDATE ON item FOR EACH ROW EXECUTE FUNCTION refuse()")
+    failed = item_table.run("upgrade", BATCH_SIZE="1000")
+    assert failed.returncode == 1
+    [line] = failed.stderr.splitlines()[-1:]
+    assert f"revision {BACKFILL_REV} (item slug) failed" in line and "row 3500 refused by a trigger" in line
+    assert f"is at {TABLE_REV}" in line
+    assert "Traceback" not in failed.stderr
+    assert query(url, "SELECT count(*) FROM item WHERE slug IS NOT NULL")[0][0] == 3000
+    assert progress_rows(url)[0]["done"] == 3000
+
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE item SET name = 'Name-3500' WHERE id = 3500")  # not refused
+    engine.dispose()
+    fixed = item_table.run("upgrade", BATCH_SIZE="1000")
+    assert fixed.returncode == 0, fixed.stderr
+    assert wrong_rows(url) == 0
+
+
+def test_offline_sql_writes_one_plain_update(tmp_path: Path) -> None:
+    runner = Project(project(tmp_path / "project"), f"sqlite:///{tmp_path / 'x.db'}")
+    result = runner.run("upgrade", "--sql", f"{TABLE_REV}:{BACKFILL_REV}")
+    assert result.returncode == 0, result.stderr
+    assert "UPDATE item SET slug=lower(name) WHERE slug IS NULL;" in result.stdout
+    assert not (tmp_path / "x.db").exists()
