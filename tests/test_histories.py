@@ -351,3 +351,38 @@ def test_verify_reports_a_release_naming_no_revision(tmp_path: Path, sqlite_url:
     assert result.returncode == 1
     assert "0.9  bad release: release 0.9 names revision 'ffff', which matches no shipped revision" in result.stdout
     assert "1.0" not in result.stdout
+
+
+# --- the dependency normalisation, on the shapes the random graphs rarely draw ---------
+
+
+def test_two_dependencies_no_ancestor_shares_make_the_manifest_step_aside(tmp_path: Path) -> None:
+    """Alembic keeps them in a set, whose order changes from one process to the next: no
+    order is exactly Alembic's, so the fast path must not claim one."""
+    graph = [
+        histories.script("a.py", "a00000000001", None, "a"),
+        histories.script("b.py", "b00000000001", None, "b"),
+        histories.script("c.py", "c00000000001", None, "c", depends_on=("a00000000001", "b00000000001")),
+    ]
+    histories.write(tmp_path / "versions", graph)
+    shipped = manifest.Manifest(manifest.scan(tmp_path / "versions"), "scripts")
+    assert shipped.ordered() is None
+
+
+def test_a_dependency_an_ancestor_already_has_is_found_past_a_diamond(tmp_path: Path) -> None:
+    """x depends on d, which its ancestor r0 depends on too: Alembic drops x's own. The
+    walk up from x meets t twice (a diamond) before it reaches r0, and must go on."""
+    graph = [
+        histories.script("d.py", "d00000000001", None, "d"),
+        histories.script("r0.py", "e00000000001", None, "r0", depends_on="d00000000001"),
+        histories.script("t.py", "f00000000001", None, "t"),
+        histories.script("t2a.py", "f00000000002", "f00000000001", "t2a"),
+        histories.script("t2b.py", "f00000000003", "f00000000001", "t2b"),
+        histories.script("q.py", "f00000000004", ("f00000000002", "f00000000003"), "q"),
+        histories.script("x.py", "f00000000005", ("e00000000001", "f00000000004"), "x", depends_on="d00000000001"),
+        histories.script("y.py", "f00000000006", "f00000000005", "y"),
+    ]
+    histories.write(tmp_path / "versions", graph)
+    shipped = manifest.Manifest(manifest.scan(tmp_path / "versions"), "scripts")
+    assert shipped.ordered() is not None
+    assert manifest_view(shipped) == alembic_view(alembic_directory(tmp_path))
