@@ -302,6 +302,9 @@ def _record_failure(
     if failed is None:
         return
     detail = f"{connections.error_name(exc)}: {connections.first_line(exc)}"
+    with contextlib.suppress(Exception):
+        if ran and any(row.revision == failed.revision for row in backfill.interrupted(connection)):
+            ran = None  # stopped in its backfill: resumable as it stands (see mypkg.batch), no repair
     if ran:
         detail += f"; ran before it failed: {'; '.join(ran)}"
     with contextlib.suppress(Exception):  # the connection itself may be what failed
