@@ -81,11 +81,9 @@ HEAVY_MODULES = ("sqlalchemy", "alembic", "mako", "psycopg", "dataclasses", "ins
 
 def imported_by_fast_path(python: str, url: str, command: str, heavy: tuple[str, ...], **run: object) -> list[str]:
     """Run ``mypkg-migrate --url URL COMMAND`` in a fresh interpreter: the heavy modules
-    it imported, beyond what the PostgreSQL driver itself imports (it reads the version
-    table there)."""
-    driver = "import psycopg\n" if url.startswith("postgresql") else ""
+    it imported. On PostgreSQL, psycopg is one of them: libpq is read through ctypes."""
     probe = (
-        f"import json, sys\n{driver}"
+        "import json, sys\n"
         "before = set(sys.modules)\n"
         "from mypkg.migrate.cli import main\n"
         f"code = main(['--url', {url!r}, {command!r}])\n"

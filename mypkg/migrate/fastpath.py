@@ -95,9 +95,9 @@ def _sqlite_state(database: str, masked: str, with_ledger: bool) -> DatabaseStat
 def _postgresql_state(
     parts: dict[str, Any], query: dict[str, str], masked: str, with_ledger: bool
 ) -> DatabaseState | None:
-    try:
-        import psycopg
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None:
         return None  # the full path names the package to install
     params = {
         "host": parts["ipv4host"] or parts["ipv6host"],
@@ -113,25 +113,54 @@ def _postgresql_state(
 
     if "connect_timeout" not in query:
         params["connect_timeout"] = str(max(2, math.ceil(connect_timeout())))  # as the full path
-    try:
-        connection = psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True)
-    except psycopg.OperationalError as exc:
-        # The full path would fail the same way: say so now, in its words, rather than
-        # connect a second time (a dead server's timeout twice, a wrong password twice).
-        from .errors import MigrateError
+    params = {k: v for k, v in params.items() if v}
+    from . import libpq
 
-        message = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        where = "cannot connect to " if "connect" in message.lower() else ""
-        raise MigrateError(f"{where}{masked}: {message}") from None
+    try:
+        connection: Any = libpq.Connection(params)
+    except libpq.Unavailable:
+        return _psycopg_state(params, masked, with_ledger)
+    except libpq.ConnectError as exc:
+        # psycopg's words for the same libpq message, as the full path would say it.
+        _refuse(masked, f"connection failed: {exc}")
+    try:
+        with connection:
+            found = connection.execute(_TABLES_SQL)
+            return _read(connection, masked, {row[0] for row in found}, with_ledger)
+    except libpq.Unavailable:
+        return None
+
+
+#: Which of the runner's tables exist in the schema the full path would use.
+_TABLES_SQL = (
+    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE n.nspname = current_schema() AND c.relname IN ('{VERSION_TABLE}', '{LEDGER_TABLE}')"
+)
+
+
+def _refuse(masked: str, message: str) -> None:
+    """The full path would fail the same way: say so now, in its words, rather than
+    connect a second time (a dead server's timeout twice, a wrong password twice)."""
+    from .errors import MigrateError
+
+    first = (message.strip() or "connection failed").splitlines()[0]
+    where = "cannot connect to " if "connect" in first.lower() else ""
+    raise MigrateError(f"{where}{masked}: {first}") from None
+
+
+def _psycopg_state(params: dict[str, str], masked: str, with_ledger: bool) -> DatabaseState | None:
+    """The same reads through psycopg, where no libpq can be loaded by path."""
+    import psycopg
+
+    try:
+        connection = psycopg.connect(**params, autocommit=True)
+    except psycopg.OperationalError as exc:
+        _refuse(masked, str(exc) or type(exc).__name__)
     except psycopg.Error:
         return None
     try:
         with connection:
-            found = connection.execute(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = current_schema() AND c.relname IN (%s, %s)",
-                (VERSION_TABLE, LEDGER_TABLE),
-            ).fetchall()
+            found = connection.execute(_TABLES_SQL).fetchall()
             return _read(connection, masked, {row[0] for row in found}, with_ledger)
     except psycopg.Error:
         return None

@@ -1,0 +1,157 @@
+"""libpq through ctypes: the fast path's PostgreSQL reads without importing psycopg.
+
+``import psycopg`` is most of a no-op ``upgrade`` on PostgreSQL (about 140 ms of 170).
+The fast path only needs to connect, run two or three SELECTs and read text back, which
+libpq itself does in a few milliseconds. This module loads the libpq psycopg would use
+(the copy ``psycopg[binary]`` ships, else the environment's, as conda's psycopg links it,
+else the system's, as psycopg's pure-Python build finds it), so TLS, authentication,
+``.pgpass``, ``PG*`` variables and service files behave exactly as on the full path.
+
+Standard library only. Anything unexpected (no libpq found, a symbol missing, a result
+that is not rows of text) is :class:`Unavailable`, and the fast path steps aside.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+CONNECTION_OK = 0
+PGRES_TUPLES_OK = 2
+
+
+class Unavailable(Exception):
+    """No usable libpq, or an answer this module does not read: use psycopg instead."""
+
+
+class ConnectError(Exception):
+    """The server refused or could not be reached; the message is libpq's first line."""
+
+
+def _candidates() -> list[str]:
+    found: list[str] = []
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("psycopg_binary")  # located, not imported
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        package = Path(next(iter(spec.submodule_search_locations)))
+        # Linux and Windows wheels keep it beside the package, macOS wheels inside it.
+        for folder in (package.parent / "psycopg_binary.libs", package / ".dylibs"):
+            found.extend(str(path) for path in sorted(folder.glob("libpq*"))
+                         if ".so" in path.name or path.suffix in (".dylib", ".dll"))
+    names = {"darwin": ["libpq.5.dylib"], "win32": ["libpq.dll"]}.get(sys.platform, ["libpq.so.5"])
+    for name in names:
+        for folder in (Path(sys.prefix) / "lib", Path(sys.prefix) / "Library" / "bin"):  # conda
+            if (folder / name).exists():
+                found.append(str(folder / name))
+        found.append(name)  # the system's, by the loader's own search
+    return found
+
+
+_lib: Any = None
+
+
+def load() -> Any:
+    """The libpq library, with the functions used here typed.
+
+    :raises Unavailable: none found, or too old to have them.
+    """
+    global _lib
+    if _lib is not None:
+        return _lib
+    for candidate in _candidates():
+        try:
+            lib = ctypes.CDLL(candidate)
+        except OSError:
+            continue
+        try:
+            _declare(lib)
+        except AttributeError:
+            continue
+        _lib = lib
+        return lib
+    raise Unavailable("no libpq")
+
+
+def _declare(lib: Any) -> None:
+    pointer, text, number = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
+    for name, result, arguments in (
+        ("PQconnectdb", pointer, [text]),
+        ("PQstatus", number, [pointer]),
+        ("PQerrorMessage", text, [pointer]),
+        ("PQfinish", None, [pointer]),
+        ("PQexec", pointer, [pointer, text]),
+        ("PQresultStatus", number, [pointer]),
+        ("PQresultErrorMessage", text, [pointer]),
+        ("PQntuples", number, [pointer]),
+        ("PQnfields", number, [pointer]),
+        ("PQgetisnull", number, [pointer, number, number]),
+        ("PQgetvalue", text, [pointer, number, number]),
+        ("PQclear", None, [pointer]),
+    ):
+        function = getattr(lib, name)
+        function.restype, function.argtypes = result, arguments
+
+
+def conninfo(params: dict[str, str]) -> str:
+    """``key=value`` pairs as libpq parses them (psycopg's ``make_conninfo`` writes the same)."""
+    def quoted(value: str) -> str:
+        if value and not any(c in value for c in " \t\n\r\f\v'\\"):
+            return value
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return " ".join(f"{key}={quoted(str(value))}" for key, value in params.items())
+
+
+class Connection:
+    """One libpq connection, closed by ``with``; rows come back as text."""
+
+    def __init__(self, params: dict[str, str]) -> None:
+        self.lib = load()
+        self.handle = self.lib.PQconnectdb(conninfo(params).encode())
+        if not self.handle:
+            raise Unavailable("out of memory")
+        if self.lib.PQstatus(self.handle) != CONNECTION_OK:
+            message = _decode(self.lib.PQerrorMessage(self.handle))
+            self.close()
+            raise ConnectError(message.strip() or "connection failed")
+
+    def execute(self, sql: str) -> list[tuple[str | None, ...]]:
+        result = self.lib.PQexec(self.handle, sql.encode())
+        if not result:
+            raise Unavailable(_decode(self.lib.PQerrorMessage(self.handle)))
+        try:
+            if self.lib.PQresultStatus(result) != PGRES_TUPLES_OK:
+                raise Unavailable(_decode(self.lib.PQresultErrorMessage(result)))
+            fields = range(self.lib.PQnfields(result))
+            return [
+                tuple(None if self.lib.PQgetisnull(result, row, field) else
+                      _decode(self.lib.PQgetvalue(result, row, field)) for field in fields)
+                for row in range(self.lib.PQntuples(result))
+            ]
+        finally:
+            self.lib.PQclear(result)
+
+    def close(self) -> None:
+        if self.handle:
+            self.lib.PQfinish(self.handle)
+            self.handle = None
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _decode(value: bytes | None) -> str:
+    return (value or b"").decode("utf-8", "replace")
+

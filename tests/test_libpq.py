@@ -1,0 +1,85 @@
+"""The fast path's PostgreSQL reads through libpq (ctypes), without psycopg.
+
+They must connect exactly as psycopg does (same libpq, same parameters) and answer
+exactly as the psycopg reads they replace; where libpq cannot be loaded, psycopg answers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from urllib.parse import quote
+
+import pytest
+
+import mypkg
+from mypkg.migrate import libpq
+from tests.pgserver import PostgresServer
+
+
+def params_for(server: PostgresServer, **extra: str) -> dict[str, str]:
+    return {"host": str(server.socket_dir), "user": server.user, "dbname": "postgres", **extra}
+
+
+@pytest.mark.parametrize("name", ["plain", "with space", "it's", "back\\slash", ""])
+def test_parameters_reach_the_server_as_given(pg_server: PostgresServer, name: str) -> None:
+    with libpq.Connection(params_for(pg_server, application_name=name)) as connection:
+        assert connection.execute("SELECT current_setting('application_name')") == [(name,)]
+
+
+def test_rows_nulls_and_text_come_back_as_psycopg_reads_them(pg_server: PostgresServer) -> None:
+    sql = "SELECT * FROM (VALUES ('a', NULL::text, 'é'), ('b', 'x', '')) AS v(k, n, t) ORDER BY k"
+    with libpq.Connection(params_for(pg_server)) as connection:
+        ours = connection.execute(sql)
+    import psycopg
+
+    with psycopg.connect(**params_for(pg_server)) as connection:
+        assert ours == [tuple(row) for row in connection.execute(sql).fetchall()]
+
+
+def test_a_failed_statement_is_unavailable_not_an_answer(pg_server: PostgresServer) -> None:
+    with libpq.Connection(params_for(pg_server)) as connection, pytest.raises(libpq.Unavailable):
+        connection.execute("SELECT * FROM no_such_table")
+
+
+def test_a_refused_connection_says_what_libpq_says(pg_server: PostgresServer) -> None:
+    with pytest.raises(libpq.ConnectError, match="does not exist"):
+        libpq.Connection(params_for(pg_server, dbname="no_such_database"))
+
+
+FALLBACK = """
+import json, sys
+from mypkg.migrate import cli, libpq
+if sys.argv[2] == "no-libpq":
+    libpq._candidates = lambda: []  # a machine without a libpq to load by path
+code = cli.main(["--json", "--url", sys.argv[1], "status"])
+print(json.dumps({"code": code, "psycopg": "psycopg" in sys.modules}))
+"""
+
+
+def test_without_a_loadable_libpq_psycopg_answers_the_same(postgresql_url: str) -> None:
+    mypkg.upgrade(postgresql_url)
+    answers = {}
+    for mode in ("libpq", "no-libpq"):
+        result = subprocess.run([sys.executable, "-c", FALLBACK, postgresql_url, mode],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        *status, last = result.stdout.strip().splitlines()
+        answers[mode] = (json.loads("\n".join(status)), json.loads(last))
+    (with_libpq, how), (without, fallback) = answers["libpq"], answers["no-libpq"]
+    assert with_libpq == without and with_libpq["at_head"]
+    assert how == {"code": 0, "psycopg": False}
+    assert fallback == {"code": 0, "psycopg": True}
+
+
+def test_a_refused_fast_path_connection_fails_as_the_full_path_does(pg_server: PostgresServer) -> None:
+    url = f"postgresql://{pg_server.user}@/no_such_database?host={quote(str(pg_server.socket_dir))}"
+    lines = {}
+    for fast in ("", "1"):
+        result = subprocess.run([sys.executable, "-m", "mypkg", "--url", url, "status"], capture_output=True,
+                                text=True, timeout=60, env={**__import__("os").environ, "MYPKG_NO_FASTPATH": fast})
+        assert result.returncode == 1
+        lines[fast] = result.stderr.strip()
+    assert lines[""] == lines["1"]
+    assert 'database "no_such_database" does not exist' in lines[""]
