@@ -46,6 +46,8 @@ class TestLedger:
             assert started.utcoffset() == dt.timedelta(0)
             assert before - dt.timedelta(seconds=1) <= started <= finished
             assert row["duration_ms"] >= 0
+            # In milliseconds, and the time the row itself spans.
+            assert row["duration_ms"] == pytest.approx((finished - started).total_seconds() * 1000, abs=0.01)
         text = cli("--url", db_url, "history", "--applied")
         assert text.stdout.count(" applied ") == len(REVISIONS) and "reverted" in text.stdout
 
@@ -226,3 +228,57 @@ class TestBackup:
         result = cli("--url", postgresql_url, "upgrade", "--backup")
         assert result.returncode == 2 and "pg_dump" in result.stderr
         assert mypkg.current(postgresql_url) == ()
+
+
+class TestLedgerTable:
+    """The ledger's own DDL and values, which other tools and people read directly."""
+
+    def test_its_columns_are_what_it_promises(self, db_url: str) -> None:
+        engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            with engine.connect() as connection:
+                ledger.ensure(connection)
+                inspector = sa.inspect(connection)
+                columns = {c["name"]: (str(c["type"]).upper(), c["nullable"]) for c in inspector.get_columns(ledger.TABLE)}
+                primary = inspector.get_pk_constraint(ledger.TABLE)["constrained_columns"]
+        finally:
+            engine.dispose()
+        assert primary == ["id"]
+        assert {name: kind.split(" ")[0] for name, (kind, _) in columns.items() if "VARCHAR" in kind} == {
+            "revision": "VARCHAR(64)", "direction": "VARCHAR(16)", "checksum": "VARCHAR(64)",
+            "package_version": "VARCHAR(64)", "outcome": "VARCHAR(16)",
+        }
+        assert {name for name, (_, nullable) in columns.items() if nullable} == {"checksum", "detail"}
+
+    def test_ids_grow_and_delete_removes_only_the_row_named(self, db_url: str) -> None:
+        engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            with engine.connect() as connection:
+                ledger.ensure(connection)
+                for revision in ("r1", "r2", "r3"):
+                    ledger.write(connection, revision=revision, direction="upgrade", checksum=None,
+                                 started_at=ledger.now(), outcome="applied")
+                connection.commit()
+                ids = [row.id for row in ledger.rows(connection)]
+                assert ids == sorted(ids) and len(set(ids)) == 3
+                ledger.delete(connection, ids[1])
+                connection.commit()
+                assert [row.revision for row in ledger.rows(connection)] == ["r1", "r3"]
+        finally:
+            engine.dispose()
+
+    def test_sqlite_keeps_naive_utc_text_as_sqlalchemy_writes_it(self, cli: Cli, sqlite_url: str) -> None:
+        assert cli("--url", sqlite_url, "upgrade").returncode == 0
+        with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as connection:
+            stored = connection.execute(f"SELECT started_at, finished_at FROM {ledger.TABLE}").fetchall()
+        pattern = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+        assert stored and all(pattern.fullmatch(value) for row in stored for value in row), stored[:1]
+
+    def test_postgresql_timestamps_are_utc_whatever_the_session_time_zone(self, cli: Cli, postgresql_url: str) -> None:
+        before = dt.datetime.now(dt.timezone.utc)
+        # A migrator whose session runs in New York time (PGTZ, as a server's default would).
+        assert cli("--url", postgresql_url, "upgrade", PGTZ="America/New_York").returncode == 0
+        after = dt.datetime.now(dt.timezone.utc)
+        for row in _ledger(cli, postgresql_url):
+            started = dt.datetime.fromisoformat(row["started_at"])
+            assert before - dt.timedelta(seconds=1) <= started <= after, (started, before)

@@ -1,0 +1,154 @@
+"""mypkg-migrate, plain Alembic and dbmate on the same history, SQLite and PostgreSQL.
+
+    .venv/bin/python benchmarks/peers.py [--size 1000] [--repeat 7] [--databases sqlite,postgresql]
+
+N synthetic revisions (benchmarks/run.py's: each creates a table), mypkg installed from its
+wheel (run.Project), Alembic run from the copy's source root as authors run it, and dbmate
+(a compiled Go tool, from the npm package ``dbmate``; found on PATH, as $DBMATE, or
+installed into ~/.cache/mypkg-bench by ``npm install dbmate``) given the very SQL Alembic
+runs: ``mypkg-migrate upgrade --sql`` cut at each revision into dbmate's files. PostgreSQL is
+a throwaway server (tests/pgserver.py) on a unix socket. For each database and tool,
+interleaved, --repeat times: a fresh upgrade of an empty database, a no-op upgrade at head,
+and status at head (Alembic: ``current``; dbmate: ``status``). Medians and the ratios of
+mypkg-migrate to each peer are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+import run as bench  # noqa: E402  (benchmarks/run.py)
+
+CACHE = Path.home() / ".cache" / "mypkg-bench"
+
+
+def find_dbmate() -> str:
+    """The dbmate binary itself (not npm's node wrapper, which would add Node's start-up)."""
+    if os.environ.get("DBMATE"):
+        return os.environ["DBMATE"]
+    found = sorted((CACHE / "node_modules" / "@dbmate").glob("*/bin/dbmate*"))
+    if not found:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", "dbmate"],
+                       check=True, capture_output=True)
+        found = sorted((CACHE / "node_modules" / "@dbmate").glob("*/bin/dbmate*"))
+    if not found:
+        raise SystemExit("dbmate not found: set DBMATE, or install npm")
+    return str(found[0])
+
+
+def dbmate_files(project: bench.Project, dialect_url: str, target: Path) -> int:
+    """Alembic's offline SQL for the whole history, one dbmate file per revision."""
+    result = subprocess.run([sys.executable, "-m", "mypkg", "--url", dialect_url, "upgrade", "--sql", "base:head"],
+                            env=project.mypkg_env, cwd=project.outside, capture_output=True, text=True, check=True)
+    chunks = re.split(r"^-- Running upgrade .*$", result.stdout, flags=re.M)[1:]
+    target.mkdir(parents=True, exist_ok=True)
+    for index, chunk in enumerate(chunks):
+        # dbmate keeps its own version table and transactions: Alembic's are left out.
+        statements = [line for line in chunk.strip().splitlines()
+                      if "alembic_version" not in line and line.strip() not in ("BEGIN;", "COMMIT;")]
+        body = "\n".join(statements).strip()
+        (target / f"{20000101000000 + index}_r{index}.sql").write_text(
+            f"-- migrate:up\n{body}\n\n-- migrate:down\n"
+        )
+    return len(chunks)
+
+
+class Databases:
+    """A fresh empty database per fresh run, and one at head per tool, per dialect."""
+
+    def __init__(self, kind: str, work: Path) -> None:
+        self.kind, self.work, self.server = kind, work, None
+        if kind == "postgresql":
+            from tests.pgserver import PostgresServer
+
+            self.server = PostgresServer().start()
+
+    def new(self) -> dict[str, str]:
+        """URLs of one new empty database as each tool spells them."""
+        if self.kind == "sqlite":
+            path = Path(tempfile.mkstemp(suffix=".db", dir=self.work)[1])
+            path.unlink()
+            return {"sa": f"sqlite:///{path}", "dbmate": f"sqlite:{path}"}
+        url = self.server.create_database()  # type: ignore[union-attr]
+        name = url.split("@/", 1)[1].split("?", 1)[0]
+        socket = quote(str(self.server.socket_dir), safe="")  # type: ignore[union-attr]
+        return {"sa": url, "dbmate": f"postgres://{self.server.user}@/{name}?socket={socket}&sslmode=disable"}  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    args = parser.parse_args(argv)
+    dbmate = find_dbmate()
+    version = subprocess.run([dbmate, "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"N={args.size} revisions, medians of {args.repeat}, interleaved; {version}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="mypkg-bench-peers-") as tmp:
+        work = Path(tmp)
+        project = bench.Project(work / "project", bench.synthetic_scripts(args.size))
+        print(f"{'database':<12}{'measurement':<14}{'mypkg s':>9}{'alembic s':>11}{'dbmate s':>10}"
+              f"{'/alembic':>10}{'/dbmate':>9}", flush=True)
+        for kind in args.databases.split(","):
+            databases = Databases(kind, work)
+            try:
+                sql_dir = work / f"dbmate-{kind}"
+                count = dbmate_files(project, databases.new()["sa"], sql_dir)
+                assert count == args.size, count
+                commands = {
+                    "mypkg": lambda url, *a: [sys.executable, "-m", "mypkg", "--url", url["sa"], *a],
+                    "alembic": lambda url, *a: [sys.executable, "-m", "alembic", "-c",
+                                                str(project.root / "alembic.ini"), *a],
+                    "dbmate": lambda url, *a: [dbmate, "--no-dump-schema", "--migrations-dir", str(sql_dir),
+                                               "--url", url["dbmate"], *a],
+                }
+                steps = {
+                    "mypkg": {"fresh": ["upgrade"], "no-op": ["upgrade"], "status": ["status"]},
+                    "alembic": {"fresh": ["upgrade", "head"], "no-op": ["upgrade", "head"], "status": ["current"]},
+                    "dbmate": {"fresh": ["migrate"], "no-op": ["migrate"], "status": ["status"]},
+                }
+
+                def timed(tool: str, url: dict[str, str], step: str) -> float:
+                    env = project.mypkg_env if tool == "mypkg" else {**project.alembic_env, "MYPKG_DATABASE_URL": url["sa"]}
+                    cwd = project.outside if tool == "mypkg" else project.root
+                    return bench.run(commands[tool](url, *steps[tool][step]), cwd=cwd, env=env).seconds
+
+                at_head = {}
+                for tool in commands:
+                    at_head[tool] = databases.new()
+                    timed(tool, at_head[tool], "fresh")
+                samples: dict[str, dict[str, list[float]]] = {}
+                for attempt in range(args.repeat):
+                    tools = list(commands) if attempt % 2 == 0 else list(reversed(commands))
+                    for tool in tools:
+                        for step in ("fresh", "no-op", "status"):
+                            url = databases.new() if step == "fresh" else at_head[tool]
+                            samples.setdefault(step, {}).setdefault(tool, []).append(timed(tool, url, step))
+                for step, by_tool in samples.items():
+                    mine, alembic, peer = (statistics.median(by_tool[t]) for t in ("mypkg", "alembic", "dbmate"))
+                    print(f"{kind:<12}{step:<14}{mine:>9.3f}{alembic:>11.3f}{peer:>10.3f}"
+                          f"{mine / alembic:>10.2f}{mine / peer:>9.2f}", flush=True)
+            finally:
+                databases.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
