@@ -83,3 +83,24 @@ def test_a_refused_fast_path_connection_fails_as_the_full_path_does(pg_server: P
         lines[fast] = result.stderr.strip()
     assert lines[""] == lines["1"]
     assert 'database "no_such_database" does not exist' in lines[""]
+
+
+def test_the_ledger_read_in_one_value_equals_psycopgs_row_by_row(postgresql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlalchemy as sa
+
+    from mypkg.migrate import fastpath, ledger
+
+    mypkg.upgrade(postgresql_url)
+    engine = sa.create_engine(postgresql_url)
+    with engine.begin() as connection:  # rows with no checksum, and other outcomes
+        for revision, outcome in (("r1", "failed"), ("r2", "backfilling"), ("r3", "stamped")):
+            ledger.write(connection, revision=revision, direction="upgrade", checksum=None,
+                         started_at=ledger.now(), outcome=outcome)
+    engine.dispose()
+    through_libpq = fastpath.read_state(postgresql_url)
+    monkeypatch.setattr(libpq, "_lib", None)
+    monkeypatch.setattr(libpq, "_candidates", lambda: [])
+    through_psycopg = fastpath.read_state(postgresql_url)
+    assert through_libpq is not None and through_libpq == through_psycopg
+    assert through_libpq.ledger[-3:] == [("r1", None, "failed"), ("r2", None, "backfilling"), ("r3", None, "stamped")]
+    assert len(through_libpq.ledger) == len(mypkg.history()) + 3
