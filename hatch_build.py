@@ -20,6 +20,15 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 PACKAGE = "mypkg"
 
 
+def _load(source: Path, name: str) -> object:
+    """A standard-library-only module of the package, by path (it is not installed yet)."""
+    spec = importlib.util.spec_from_file_location(name, source)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 class RevisionManifestHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
@@ -28,11 +37,8 @@ class RevisionManifestHook(BuildHookInterface):
             return
         root = Path(self.root)
         # The manifest module is standard-library only; load it by path (not installed yet).
-        source = root / PACKAGE / "migrate" / "manifest.py"
-        spec = importlib.util.spec_from_file_location(f"_{PACKAGE}_manifest", source)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        module = _load(root / PACKAGE / "migrate" / "manifest.py", f"_{PACKAGE}_manifest")
+        ordering = _load(root / PACKAGE / "migrate" / "order.py", f"_{PACKAGE}_order")
         try:
             revisions = module.scan(root / "alembic" / "versions")
             shipped = module.Manifest(revisions, "scripts")
@@ -47,7 +53,7 @@ class RevisionManifestHook(BuildHookInterface):
         # Written outside the tree (never a stray file in a checkout); removed in finalize.
         self._scratch = Path(tempfile.mkdtemp(prefix=f"{PACKAGE}-manifest-"))
         out = self._scratch / module.FILENAME
-        out.write_text(module.to_json(revisions))
+        out.write_text(module.to_json(revisions, ordering.history_order(shipped)))
         build_data["force_include"][str(out)] = f"{PACKAGE}/migrations/{module.FILENAME}"
 
     def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:

@@ -386,3 +386,17 @@ def test_a_dependency_an_ancestor_already_has_is_found_past_a_diamond(tmp_path: 
     shipped = manifest.Manifest(manifest.scan(tmp_path / "versions"), "scripts")
     assert shipped.ordered() is not None
     assert manifest_view(shipped) == alembic_view(alembic_directory(tmp_path))
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_the_built_manifest_records_the_order_alembic_lists(name: str, tmp_path: Path) -> None:
+    """The build works the history order out once; what it records is Alembic's."""
+    histories.write(tmp_path / "versions", histories.CORPUS[name]())
+    from mypkg.migrate.order import history_order
+
+    scanned = manifest.scan(tmp_path / "versions")
+    revisions, recorded = manifest.from_json(manifest.to_json(scanned, history_order(manifest.Manifest(scanned, "scripts"))))
+    assert recorded is not None
+    assert recorded == alembic_view(alembic_directory(tmp_path))["order"]
+    built = manifest.Manifest(revisions, "manifest", recorded)
+    assert [rev.revision for rev in built.ordered() or []] == recorded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 import mypkg
 from mypkg.migrate import manifest, scripts
+from mypkg.migrate.order import history_order
 from tests.conftest import REPO
 from tests.test_api import run_copy
 from tests.test_fastpath import HEAVY_MODULES, imported_by_fast_path
@@ -53,7 +55,9 @@ def test_wheel_carries_models_env_and_every_revision(wheel: Path) -> None:
     assert not [n for n in names if n.startswith("alembic/")]
     # The revision manifest, built from the same scripts.
     built = zipfile.ZipFile(wheel).read("mypkg/migrations/manifest.json").decode()
-    assert built == manifest.to_json(manifest.scan(REPO / "alembic" / "versions"))
+    scanned = manifest.scan(REPO / "alembic" / "versions")
+    assert built == manifest.to_json(scanned, history_order(manifest.Manifest(scanned, "scripts")))
+    assert json.loads(built)["history_order"] == [rev.revision for rev in mypkg.history()]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "mypkg-migrate = mypkg.migrate.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -128,24 +128,30 @@ def scan(versions: Path, *, recursive: bool = True) -> list[Revision]:
     return [rev for rev in found if rev is not None]
 
 
-def to_json(revisions: list[Revision]) -> str:
-    payload = {"format": FORMAT, "revisions": [rev._asdict() for rev in revisions]}
+def to_json(revisions: list[Revision], history_order: list[str] | None = None) -> str:
+    """The manifest file, with the history order (:mod:`.order`) the build worked out once:
+    every ``status`` needs it, and a thousand revisions take milliseconds to order."""
+    order = history_order
+    payload = {"format": FORMAT, "revisions": [rev._asdict() for rev in revisions], "history_order": order}
     return json.dumps(payload, indent=1, sort_keys=True) + "\n"
 
 
-def from_json(text: str) -> list[Revision]:
+def from_json(text: str) -> tuple[list[Revision], list[str] | None]:
+    """The revisions, and the history order if the build recorded one."""
     payload = json.loads(text)
-    return [
+    revisions = [
         Revision(**{key: tuple(value) if isinstance(value, list) else value for key, value in item.items()})
         for item in payload["revisions"]
     ]
+    return revisions, payload.get("history_order")
 
 
 class Manifest:
     """The shipped revision graph, from the manifest file or the scripts themselves."""
 
-    def __init__(self, revisions: list[Revision], source: str) -> None:
+    def __init__(self, revisions: list[Revision], source: str, history_order: list[str] | None = None) -> None:
         self.revisions = revisions  #: in Alembic's load order
+        self.recorded_order = history_order  #: as the build worked it out, if it did
         self.by_id = {rev.revision: rev for rev in revisions}
         self.source = source  #: "manifest" (built) or "scripts" (parsed on the fly)
         children = {parent for rev in revisions for parent in rev.down_revisions}
@@ -188,9 +194,12 @@ class Manifest:
     def ordered(self) -> list[Revision] | None:
         """Oldest first, exactly as Alembic's history lists them; None when Alembic's own
         order is not deterministic (a revision with several dependencies to resolve)."""
-        from .order import history_order
+        if self.recorded_order is not None:
+            ids: list[str] | None = self.recorded_order
+        else:
+            from .order import history_order
 
-        ids = history_order(self)
+            ids = history_order(self)
         return None if ids is None else [self.by_id[rev] for rev in ids]
 
 
@@ -205,7 +214,8 @@ def load() -> Manifest:
     built = os.path.join(package, BUNDLED_SCRIPTS, FILENAME)
     if os.path.isfile(built):
         with open(built, encoding="utf-8") as handle:
-            return Manifest(from_json(handle.read()), "manifest")
+            revisions, order = from_json(handle.read())
+        return Manifest(revisions, "manifest", order)
     from pathlib import Path
 
     from .scripts import script_location
