@@ -239,7 +239,9 @@ class TestLedgerTable:
             with engine.connect() as connection:
                 ledger.ensure(connection)
                 inspector = sa.inspect(connection)
-                columns = {c["name"]: (str(c["type"]).upper(), c["nullable"]) for c in inspector.get_columns(ledger.TABLE)}
+                described = inspector.get_columns(ledger.TABLE)
+                columns = {c["name"]: (str(c["type"]).upper(), c["nullable"]) for c in described}
+                zoned = {c["name"] for c in described if getattr(c["type"], "timezone", False)}
                 primary = inspector.get_pk_constraint(ledger.TABLE)["constrained_columns"]
         finally:
             engine.dispose()
@@ -249,6 +251,8 @@ class TestLedgerTable:
             "package_version": "VARCHAR(64)", "outcome": "VARCHAR(16)",
         }
         assert {name for name, (_, nullable) in columns.items() if nullable} == {"checksum", "detail"}
+        if engine.dialect.name == "postgresql":  # SQLite has no time zone type: naive UTC text
+            assert zoned == {"started_at", "finished_at"}
 
     def test_ids_grow_and_delete_removes_only_the_row_named(self, db_url: str) -> None:
         engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
