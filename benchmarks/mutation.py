@@ -3,6 +3,7 @@
     .venv/bin/python -m pip install cosmic-ray
     .venv/bin/python benchmarks/mutation.py order manifest    # modules named in pyproject.toml
     .venv/bin/python benchmarks/mutation.py                   # every module configured
+    .venv/bin/python benchmarks/mutation.py --jobs 2 fastpath # two trees, mutants dealt out
 
 The modules and the tests that exercise each are configured in ``pyproject.toml``,
 ``[tool.mypkg.mutation]`` (``timeout``: seconds before a mutant's test run counts as killed,
@@ -19,6 +20,7 @@ import argparse
 import ast
 import os
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -66,58 +68,85 @@ def _is_type_checking(node: ast.AST) -> bool:
     )
 
 
-def run_module(name: str, spec: dict[str, str], copy: Path) -> tuple[int, int, int, float, list[str]]:
-    """(mutants run, killed, skipped as typing-only, baseline seconds, survivors' diffs)."""
+def run_module(name: str, spec: dict[str, str], copies: list[Path]) -> tuple[int, int, int, float, list[str]]:
+    """(mutants run, killed, skipped as typing-only, baseline seconds, survivors' diffs).
+
+    With several copies of the tree, the mutants are dealt out among them and run at
+    once (cosmic-ray mutates in place: one mutant per tree at a time)."""
+    first = copies[0]
     tests = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {spec['tests']}"
-    env = {**os.environ, "PYTHONPATH": str(copy)}
     # The unmutated tests' own time: a mutant's run is cut at 3x that (an infinite loop
     # is a kill), never below the configured timeout, so a slow suite is never a kill.
     started = time.perf_counter()
-    baseline = subprocess.run(shlex.split(tests), check=False, cwd=copy, env=env, capture_output=True, text=True)
+    baseline = subprocess.run(shlex.split(tests), check=False, cwd=first, env=_env(first), capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if baseline.returncode != 0:
         raise SystemExit(f"{name}: the unmutated tests fail; fix them first:\n{baseline.stdout[-2000:]}")
-    timeout = max(float(spec.get("timeout", 30)), 3 * seconds)
-    config = copy / f"{name}.toml"
-    config.write_text(
-        "[cosmic-ray]\n"
-        f'module-path = "{spec["module"]}"\n'
-        f"timeout = {timeout:.0f}.0\nexcluded-modules = []\n"
-        f'test-command = "{tests}"\n'
-        '[cosmic-ray.distributor]\nname = "local"\n'
-    )
-    session = copy / f"{name}.sqlite"
+    timeout = max(float(spec.get("timeout", 30)), 3 * seconds * len(copies))
     bindir = Path(sys.executable).parent
-    subprocess.run([str(bindir / "cosmic-ray"), "init", str(config), str(session)],
-                   cwd=copy, env=env, check=True, capture_output=True)
-    spans = typing_only_spans((copy / spec["module"]).read_text())
+    for copy in copies:
+        (copy / f"{name}.toml").write_text(
+            "[cosmic-ray]\n"
+            f'module-path = "{spec["module"]}"\n'
+            f"timeout = {timeout:.0f}.0\nexcluded-modules = []\n"
+            f'test-command = "{tests}"\n'
+            '[cosmic-ray.distributor]\nname = "local"\n'
+        )
+    session = first / f"{name}.sqlite"
+    subprocess.run([str(bindir / "cosmic-ray"), "init", str(first / f"{name}.toml"), str(session)],
+                   cwd=first, env=_env(first), check=True, capture_output=True)
+    spans = typing_only_spans((first / spec["module"]).read_text())
     with sqlite3.connect(session) as db:
         found = db.execute("SELECT job_id, start_pos_row, start_pos_col FROM mutation_specs").fetchall()
         doomed = [job for job, row, col in found if any(start <= (row, col) < end for start, end in spans)]
-        for job in doomed:
-            db.execute("DELETE FROM mutation_specs WHERE job_id = ?", (job,))
-            db.execute("DELETE FROM work_items WHERE job_id = ?", (job,))
-    subprocess.run([str(bindir / "cosmic-ray"), "exec", str(config), str(session)],
-                   cwd=copy, env=env, check=True, capture_output=True)
-    with sqlite3.connect(session) as db:
-        outcomes = db.execute("SELECT test_outcome, diff FROM work_results").fetchall()
+        _drop(db, doomed)
+        jobs = [job for job, _, _ in found if job not in set(doomed)]
+    for index, copy in enumerate(copies):
+        if copy != first:
+            shutil.copy(session, copy / session.name)
+        with sqlite3.connect(copy / session.name) as db:
+            _drop(db, [job for position, job in enumerate(jobs) if position % len(copies) != index])
+    running = [
+        subprocess.Popen([str(bindir / "cosmic-ray"), "exec", str(copy / f"{name}.toml"), str(copy / session.name)],
+                         cwd=copy, env=_env(copy), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for copy in copies
+    ]
+    if any(process.wait() != 0 for process in running):
+        raise SystemExit(f"{name}: cosmic-ray exec failed")
+    outcomes = []
+    for copy in copies:
+        with sqlite3.connect(copy / session.name) as db:
+            outcomes += db.execute("SELECT test_outcome, diff FROM work_results").fetchall()
     survivors = [diff for outcome, diff in outcomes if "SURVIVED" in str(outcome)]
     return len(outcomes), len(outcomes) - len(survivors), len(doomed), seconds, survivors
+
+
+def _env(copy: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(copy)}
+
+
+def _drop(db: sqlite3.Connection, jobs: list[str]) -> None:
+    for job in jobs:
+        db.execute("DELETE FROM mutation_specs WHERE job_id = ?", (job,))
+        db.execute("DELETE FROM work_items WHERE job_id = ?", (job,))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="names under [tool.mypkg.mutation.modules] (default: all)")
+    parser.add_argument("--jobs", type=int, default=1, help="copies of the tree run at once (default 1)")
     args = parser.parse_args(argv)
     modules = configured()
     chosen = args.modules or list(modules)
     with tempfile.TemporaryDirectory(prefix="mypkg-mutation-") as tmp:
-        copy = Path(tmp)
         archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
+        copies = [Path(tmp) / f"tree{index}" for index in range(max(1, args.jobs))]
+        for copy in copies:
+            copy.mkdir()
+            subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
         print(f"{'module':<28}{'mutants':>8}{'killed':>8}{'score':>8}{'typing':>8}{'tests s':>8}")
         for name in chosen:
-            total, killed, skipped, seconds, survivors = run_module(name, modules[name], copy)
+            total, killed, skipped, seconds, survivors = run_module(name, modules[name], copies)
             print(f"{modules[name]['module']:<28}{total:>8}{killed:>8}{killed / max(total, 1):>8.0%}"
                   f"{skipped:>8}{seconds:>8.0f}", flush=True)
             for diff in survivors:
