@@ -78,9 +78,11 @@ def write(
     started_at: dt.datetime,
     outcome: str,
     detail: str | None = None,
+    returning_server_pid: bool = False,
 ) -> int | None:
     """Insert one row in the connection's current transaction (the caller commits); its id
-    where the driver tells it."""
+    where the driver tells it. With ``returning_server_pid``, on PostgreSQL, the server
+    process that ran the INSERT instead (what the lock check needs, in the same round trip)."""
     from .version import package_version
 
     finished = now()
@@ -99,10 +101,12 @@ def write(
     # transaction: written once per revision, where SQLAlchemy's statement machinery
     # would cost more than the INSERT itself.
     marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    statement = _INSERT.format(marks=", ".join([marker] * len(values)))
+    server_pid = returning_server_pid and connection.dialect.name == "postgresql"
     cursor = connection.connection.cursor()
     try:
-        cursor.execute(_INSERT.format(marks=", ".join([marker] * len(values))), values)
-        return getattr(cursor, "lastrowid", None)
+        cursor.execute(statement + (" RETURNING pg_backend_pid()" if server_pid else ""), values)
+        return cursor.fetchone()[0] if server_pid else getattr(cursor, "lastrowid", None)
     finally:
         cursor.close()
 

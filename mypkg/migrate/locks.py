@@ -95,16 +95,18 @@ class Session:
         self.connection = connection
         self.pid = pid  #: the server process holding the PostgreSQL lock
 
-    def verify(self) -> None:
-        """Inside a transaction: it runs in the session that holds the lock.
+    def verify(self, now: int | None = None) -> None:
+        """Inside a transaction: it runs in the session that holds the lock. ``now``: the
+        server process this transaction runs in, if the caller read it already.
 
         :raises PoolingError: it does not (a pooler moved this client to another session).
         """
         if self.connection is None:
             return
-        from sqlalchemy import text
+        if now is None:
+            from sqlalchemy import text
 
-        now = self.connection.execute(text("SELECT pg_backend_pid()")).scalar()
+            now = self.connection.execute(text("SELECT pg_backend_pid()")).scalar()
         if now != self.pid:
             raise PoolingError(
                 f"the migration lock was taken in server session {self.pid} but this transaction "

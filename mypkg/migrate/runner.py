@@ -232,7 +232,6 @@ class _Tracker:
                 self.changes.append(change)
 
     def record(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-        self.session.verify()  # the commit is about to happen in the lock holder's session
         # Up or down, up_revision_id names the script that just ran.
         found = graph.script(step.up_revision_id)
         entry = AppliedRevision(
@@ -241,8 +240,9 @@ class _Tracker:
             direction="upgrade" if step.is_upgrade else "downgrade",
             seconds=time.perf_counter() - self.clock,
         )
-        # Still inside the revision's transaction: the row commits with it.
-        ledger.write(
+        # Still inside the revision's transaction: the row commits with it, and the
+        # INSERT tells which server session runs it (PostgreSQL).
+        server_pid = ledger.write(
             self.connection,
             revision=entry.revision,
             direction=entry.direction,
@@ -250,7 +250,10 @@ class _Tracker:
             checksum=integrity.file_checksum(found.path) if found is not None else None,
             started_at=self.started_at,
             outcome="applied" if step.is_upgrade else "reverted",
+            returning_server_pid=True,
         )
+        # The commit is about to happen: in the lock holder's session, or not at all.
+        self.session.verify(server_pid if self.connection.dialect.name == "postgresql" else None)
         if self.running_row is not None:
             ledger.delete(self.connection, self.running_row)
             self.running_row = None
