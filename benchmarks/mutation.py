@@ -101,9 +101,9 @@ def run_module(name: str, spec: dict[str, str], copies: list[Path]) -> tuple[int
         doomed = [job for job, row, col in found if any(start <= (row, col) < end for start, end in spans)]
         _drop(db, doomed)
         jobs = [job for job, _, _ in found if job not in set(doomed)]
+    for copy in copies[1:]:
+        shutil.copy(session, copy / session.name)
     for index, copy in enumerate(copies):
-        if copy != first:
-            shutil.copy(session, copy / session.name)
         with sqlite3.connect(copy / session.name) as db:
             _drop(db, [job for position, job in enumerate(jobs) if position % len(copies) != index])
     running = [
