@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/mutation.py order manifest    # modules named in pyproject.toml
     .venv/bin/python benchmarks/mutation.py                   # every module configured
     .venv/bin/python benchmarks/mutation.py --jobs 2 fastpath # two trees, mutants dealt out
+    .venv/bin/python benchmarks/mutation.py --sample 40 locks # 40 mutants drawn (fixed seed)
 
 The modules and the tests that exercise each are configured in ``pyproject.toml``,
 ``[tool.mypkg.mutation]`` (``timeout``: seconds before a mutant's test run counts as killed,
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import random
 import shlex
 import shutil
 import sqlite3
@@ -68,7 +70,9 @@ def _is_type_checking(node: ast.AST) -> bool:
     )
 
 
-def run_module(name: str, spec: dict[str, str], copies: list[Path]) -> tuple[int, int, int, float, list[str]]:
+def run_module(
+    name: str, spec: dict[str, str], copies: list[Path], sample: int | None = None
+) -> tuple[int, int, int, float, list[str]]:
     """(mutants run, killed, skipped as typing-only, baseline seconds, survivors' diffs).
 
     With several copies of the tree, the mutants are dealt out among them and run at
@@ -101,6 +105,11 @@ def run_module(name: str, spec: dict[str, str], copies: list[Path]) -> tuple[int
         doomed = [job for job, row, col in found if any(start <= (row, col) < end for start, end in spans)]
         _drop(db, doomed)
         jobs = [job for job, _, _ in found if job not in set(doomed)]
+        if sample is not None and sample < len(jobs):
+            # A fixed seed: the same sample every run, so a score can be compared after a fix.
+            kept = set(random.Random(name).sample(jobs, sample))
+            _drop(db, [job for job in jobs if job not in kept])
+            jobs = [job for job in jobs if job in kept]
     for copy in copies[1:]:
         shutil.copy(session, copy / session.name)
     for index, copy in enumerate(copies):
@@ -135,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="names under [tool.mypkg.mutation.modules] (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="copies of the tree run at once (default 1)")
+    parser.add_argument("--sample", type=int, help="at most this many mutants per module, drawn with a fixed seed")
     args = parser.parse_args(argv)
     modules = configured()
     chosen = args.modules or list(modules)
@@ -146,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
         print(f"{'module':<28}{'mutants':>8}{'killed':>8}{'score':>8}{'typing':>8}{'tests s':>8}")
         for name in chosen:
-            total, killed, skipped, seconds, survivors = run_module(name, modules[name], copies)
+            total, killed, skipped, seconds, survivors = run_module(name, modules[name], copies, args.sample)
             print(f"{modules[name]['module']:<28}{total:>8}{killed:>8}{killed / max(total, 1):>8.0%}"
                   f"{skipped:>8}{seconds:>8.0f}", flush=True)
             for diff in survivors:
