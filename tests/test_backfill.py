@@ -252,3 +252,32 @@ def test_offline_sql_writes_one_plain_update(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "UPDATE item SET slug=lower(name) WHERE slug IS NULL;" in result.stdout
     assert not (tmp_path / "x.db").exists()
+
+
+def test_on_a_terminal_progress_is_one_line_rewritten_in_place(tmp_path: Path) -> None:
+    import pty
+
+    runner = Project(project(tmp_path / "project"), f"sqlite:///{tmp_path / 'tty.db'}")
+    assert runner.run("upgrade", TABLE_REV).returncode == 0
+    fill(runner.url, 20_000)
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(runner.command("upgrade"), cwd=runner.root, env={**runner.env, "BATCH_SIZE": "1000"},
+                                   stdout=subprocess.DEVNULL, stderr=terminal)
+        os.close(terminal)
+        written = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            written += chunk
+        assert process.wait(timeout=120) == 0
+    finally:
+        os.close(controller)
+    text = written.decode().replace("\r\n", "\n")  # the terminal's own newline translation
+    assert text.count("\r") >= 20, text  # a redraw per batch
+    assert text.count("\n") == 1 and text.endswith("\n")  # ended once, at the end
+    assert "20,000 of 20,000 rows (100%)" in text.rsplit("\r", 1)[-1]
