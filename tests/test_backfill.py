@@ -281,3 +281,15 @@ def test_on_a_terminal_progress_is_one_line_rewritten_in_place(tmp_path: Path) -
     assert text.count("\r") >= 20, text  # a redraw per batch
     assert text.count("\n") == 1 and text.endswith("\n")  # ended once, at the end
     assert "20,000 of 20,000 rows (100%)" in text.rsplit("\r", 1)[-1]
+
+
+def test_lint_reads_a_backfill_as_its_own_transactions_not_data_with_ddl(tmp_path: Path) -> None:
+    runner = Project(project(tmp_path / "project"), f"sqlite:///{tmp_path / 'x.db'}")
+    offline = runner.run("upgrade", "--sql", f"{TABLE_REV}:{BACKFILL_REV}", MYPKG_DATABASE_URL="postgresql://app@/app")
+    assert offline.returncode == 0, offline.stderr
+    before, _, after = offline.stdout.partition("UPDATE item SET slug=lower(name) WHERE slug IS NULL;")
+    assert "ALTER TABLE item ADD COLUMN slug" in before and before.rstrip().endswith("COMMIT;")
+    linted = runner.run("lint", "--dialect", "postgresql", f"{TABLE_REV}:{BACKFILL_REV}")
+    assert linted.returncode in (0, 1), linted.stderr
+    assert BACKFILL_REV in linted.stdout or linted.returncode == 0
+    assert "data-with-ddl" not in linted.stdout

@@ -55,9 +55,10 @@ def run(
         raise MigrateError("backfill needs values: the columns to set")
     condition = sa.text(where) if isinstance(where, str) else where
     if context.as_sql:
-        # Offline SQL is read and run by a person or a pipeline: one plain statement.
-        target = _table(table, None)
-        context.impl.execute(_update(target, values, condition))
+        # Offline SQL is read and run by a person or a pipeline: one plain statement, after
+        # the revision's COMMIT as at run time (and as lint reads it: not data with DDL).
+        with context.autocommit_block():
+            context.impl.execute(_update(_table(table, None), values, condition))
         return 0
     report = _reporter(context, on_progress)
     with context.autocommit_block():  # commits the revision's work so far: the DDL before
