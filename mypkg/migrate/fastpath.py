@@ -59,8 +59,10 @@ _PLAIN = re.compile(r"^[\w.\-~ +/]*$", re.ASCII)
 class DatabaseState(NamedTuple):
     masked_url: str
     current: tuple[str, ...]
-    #: (revision, checksum, outcome) oldest first; None: no ledger table yet.
+    #: (revision, checksum, outcome) oldest first; None: no ledger table yet, or not read.
     ledger: list[tuple[str, str | None, str]] | None
+    #: A data migration is under way or stopped part way (a ``backfilling`` ledger row).
+    backfilling: bool = False
 
 
 def enabled() -> bool:
@@ -171,6 +173,9 @@ def _read(
     if VERSION_TABLE in tables:
         current = tuple(row[0] for row in connection.execute(f"SELECT version_num FROM {VERSION_TABLE}"))
     ledger = None
+    backfilling = LEDGER_TABLE in tables and bool(list(connection.execute(
+        f"SELECT 1 FROM {LEDGER_TABLE} WHERE outcome = '{BACKFILLING}' LIMIT 1"
+    )))
     if with_ledger and LEDGER_TABLE in tables:
         if in_one_value:
             ledger = _ledger_in_one_value(connection)
@@ -181,7 +186,7 @@ def _read(
                     f"SELECT revision, checksum, outcome FROM {LEDGER_TABLE} ORDER BY id"
                 )
             ]
-    return DatabaseState(masked, current, ledger)
+    return DatabaseState(masked, current, ledger, backfilling)
 
 
 def _ledger_in_one_value(connection: Any) -> list[tuple[str, str | None, str]]:
@@ -294,8 +299,8 @@ def status(url: str) -> Status | None:
     """What :func:`.commands.status` returns, or None when only the full path can tell."""
     from .manifest import load
 
-    state = read_state(url)
-    if state is None or any(outcome == BACKFILLING for _, _, outcome in state.ledger or ()):
+    state = read_state(url, with_ledger=False)
+    if state is None or state.backfilling:
         return None  # an interrupted data migration: the full path tells its progress
     return _status_from(state, load())
 
