@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -73,8 +74,13 @@ def test_without_a_loadable_libpq_psycopg_answers_the_same(postgresql_url: str) 
     assert fallback == {"code": 0, "psycopg": True}
 
 
-def test_a_refused_fast_path_connection_fails_as_the_full_path_does(pg_server: PostgresServer) -> None:
-    url = f"postgresql://{pg_server.user}@/no_such_database?host={quote(str(pg_server.socket_dir))}"
+@pytest.mark.parametrize("where", ["no database", "no server"])
+def test_a_refused_fast_path_connection_fails_as_the_full_path_does(
+    pg_server: PostgresServer, where: str, tmp_path: Path
+) -> None:
+    # libpq's message for a socket with no server has a second line (a hint): the first is told.
+    socket = tmp_path if where == "no server" else pg_server.socket_dir
+    url = f"postgresql://{pg_server.user}@/no_such_database?host={quote(str(socket))}"
     lines = {}
     for fast in ("", "1"):
         result = subprocess.run([sys.executable, "-m", "mypkg", "--url", url, "status"], capture_output=True,
@@ -82,7 +88,43 @@ def test_a_refused_fast_path_connection_fails_as_the_full_path_does(pg_server: P
         assert result.returncode == 1
         lines[fast] = result.stderr.strip()
     assert lines[""] == lines["1"]
-    assert 'database "no_such_database" does not exist' in lines[""]
+    assert len(lines[""].splitlines()) == 1
+    expected = "No such file or directory" if where == "no server" else 'database "no_such_database" does not exist'
+    assert expected in lines[""]
+
+
+PRIVILEGES = """
+import sys
+from mypkg.migrate import cli, libpq
+if sys.argv[2] == "no-libpq":
+    libpq._candidates = lambda: []
+sys.exit(cli.main(["--url", sys.argv[1], "status"]))
+"""
+
+
+def test_a_read_the_fast_path_may_not_make_leaves_the_answer_to_the_full_path(
+    pg_server: PostgresServer, postgresql_url: str
+) -> None:
+    """A role that may connect but not read the version table: neither libpq nor psycopg
+    answers on the fast path; the full path's refusal is the one told, the same each way."""
+    import psycopg
+
+    mypkg.upgrade(postgresql_url)
+    database = postgresql_url.split("@/", 1)[1].split("?", 1)[0]
+    with psycopg.connect(host=str(pg_server.socket_dir), user=pg_server.user, dbname=database,
+                         autocommit=True) as connection:
+        connection.execute("DROP ROLE IF EXISTS outsider")
+        connection.execute("CREATE ROLE outsider LOGIN")
+    url = f"postgresql://outsider@/{database}?host={quote(str(pg_server.socket_dir))}"
+    told = {}
+    for mode in ("libpq", "no-libpq", "full"):
+        env = {**__import__("os").environ, "MYPKG_NO_FASTPATH": "1" if mode == "full" else ""}
+        result = subprocess.run([sys.executable, "-c", PRIVILEGES, url, mode], capture_output=True, text=True,
+                                timeout=60, env=env)
+        told[mode] = (result.returncode, result.stderr.strip())
+    assert told["libpq"] == told["no-libpq"] == told["full"]
+    code, line = told["full"]
+    assert code == 1 and "permission denied" in line and len(line.splitlines()) == 1
 
 
 def test_the_ledger_read_in_one_value_equals_psycopgs_row_by_row(postgresql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

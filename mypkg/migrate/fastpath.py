@@ -120,9 +120,8 @@ def _postgresql_state(
         connection: Any = libpq.Connection(params)
     except libpq.Unavailable:
         return _psycopg_state(params, masked, with_ledger)
-    except libpq.ConnectError as exc:
-        # psycopg's words for the same libpq message, as the full path would say it.
-        _refuse(masked, f"connection failed: {exc}")
+    except libpq.ConnectError as exc:  # in psycopg's words, as the full path would say it
+        _refuse(masked, str(exc))
     try:
         with connection:
             found = connection.execute(_TABLES_SQL)

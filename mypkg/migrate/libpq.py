@@ -20,7 +20,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-CONNECTION_OK = 0
+CONNECTION_OK, CONNECTION_BAD = 0, 1
+POLLING_FAILED, POLLING_READING, POLLING_WRITING, POLLING_OK = 0, 1, 2, 3
 PGRES_TUPLES_OK = 2
 
 
@@ -91,7 +92,9 @@ def _declare(lib: Any) -> None:
 
     pointer, text, number = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
     for name, result, arguments in (
-        ("PQconnectdb", pointer, [text]),
+        ("PQconnectStart", pointer, [text]),
+        ("PQconnectPoll", number, [pointer]),
+        ("PQsocket", number, [pointer]),
         ("PQstatus", number, [pointer]),
         ("PQerrorMessage", text, [pointer]),
         ("PQfinish", None, [pointer]),
@@ -119,17 +122,47 @@ def conninfo(params: dict[str, str]) -> str:
 
 
 class Connection:
-    """One libpq connection, closed by ``with``; rows come back as text."""
+    """One libpq connection, closed by ``with``; rows come back as text.
+
+    Connected as psycopg connects (its ``connect``: start, then poll until done, the
+    timeout counted here, at least 2 s), so that a failure is told in psycopg's words:
+    the full path would say the same.
+    """
 
     def __init__(self, params: dict[str, str]) -> None:
+        if "," in params.get("host", "") or "," in params.get("hostaddr", ""):
+            raise Unavailable("several hosts: psycopg tries them one by one")  # and words it so
         self.lib = load()
-        self.handle = self.lib.PQconnectdb(conninfo(params).encode())
+        self.handle = self.lib.PQconnectStart(conninfo(params).encode())
         if not self.handle:
             raise Unavailable("out of memory")
-        if self.lib.PQstatus(self.handle) != CONNECTION_OK:
-            message = _decode(self.lib.PQerrorMessage(self.handle))
+        try:
+            self._poll(_timeout(params.get("connect_timeout")))
+        except BaseException:
             self.close()
-            raise ConnectError(message.strip() or "connection failed")
+            raise
+
+    def _poll(self, timeout: float) -> None:
+        import select
+        import time
+
+        if self.lib.PQstatus(self.handle) == CONNECTION_BAD:
+            raise ConnectError(f"connection is bad: {self._message()}")
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.lib.PQconnectPoll(self.handle)
+            if status == POLLING_OK:
+                return
+            if status not in (POLLING_READING, POLLING_WRITING):
+                raise ConnectError(f"connection failed: {self._message()}")
+            remaining = deadline - time.monotonic()
+            socket = self.lib.PQsocket(self.handle)
+            waiting = ([socket], [], []) if status == POLLING_READING else ([], [socket], [])
+            if remaining <= 0 or not any(select.select(*waiting, remaining)):
+                raise ConnectError("connection timeout expired")
+
+    def _message(self) -> str:
+        return _decode(self.lib.PQerrorMessage(self.handle)).strip()
 
     def execute(self, sql: str) -> list[tuple[str | None, ...]]:
         result = self.lib.PQexec(self.handle, sql.encode())
@@ -157,6 +190,16 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _timeout(value: str | None) -> float:
+    """psycopg's reading of ``connect_timeout``: libpq's rules, at least 2 s, and its
+    own default (130 s) where there is none or it is 0."""
+    try:
+        seconds = int(float(value)) if value is not None else 0
+    except ValueError:
+        raise Unavailable(f"connect_timeout {value!r}") from None
+    return 130.0 if seconds <= 0 else max(2.0, seconds)
 
 
 def _decode(value: bytes | None) -> str:
