@@ -400,3 +400,25 @@ def test_the_built_manifest_records_the_order_alembic_lists(name: str, tmp_path:
     assert recorded == alembic_view(alembic_directory(tmp_path))["order"]
     built = manifest.Manifest(revisions, "manifest", recorded)
     assert [rev.revision for rev in built.ordered() or []] == recorded
+
+
+def test_a_script_that_is_not_python_is_refused_by_name_and_line(tmp_path: Path) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "broken.py").write_text('revision = "a1"\ndown_revision = None\ndef upgrade(:\n    pass\n')
+    with pytest.raises(manifest.ScriptError, match=r"broken.py: not valid Python: .* \(line 3\)"):
+        manifest.scan(versions)
+
+
+def test_a_release_may_name_a_revision_by_a_unique_prefix_only() -> None:
+    shipped = manifest.Manifest([
+        manifest.Revision("abc111", (), "one", "x", "1.py", (), ()),
+        manifest.Revision("abc222", ("abc111",), "two", "x", "2.py", (), ()),
+        manifest.Revision("def333", ("abc222",), "three", "x", "3.py", (), ()),
+    ], "scripts")
+    found = dict(manifest.release_problems(
+        {"1.0": "abc111", "1.1": "def", "1.2": "abc", "1.3": "fff"}, shipped
+    ))
+    assert set(found) == {"1.2", "1.3"}  # whole id and unique prefix are fine
+    assert "matches 2 revisions" in found["1.2"]
+    assert "matches no shipped revision" in found["1.3"]

@@ -107,7 +107,7 @@ def parse_script(path: Path, filename: str | None = None) -> Revision | None:
     )
 
 
-def script_paths(versions: Path, *, recursive: bool = True) -> list[tuple[Path, str]]:
+def script_paths(versions: Path, *, recursive: bool) -> list[tuple[Path, str]]:
     """The files under ``versions`` in the order Alembic loads them (files sorted, then
     subfolders sorted, depth first), each with its name relative to ``versions``."""
     found: list[tuple[Path, str]] = []
