@@ -422,3 +422,15 @@ def test_a_release_may_name_a_revision_by_a_unique_prefix_only() -> None:
     assert set(found) == {"1.2", "1.3"}  # whole id and unique prefix are fine
     assert "matches 2 revisions" in found["1.2"]
     assert "matches no shipped revision" in found["1.3"]
+
+
+@pytest.mark.parametrize("text", [
+    'RELEASES = {"1.0": "abc"}\n',
+    'RELEASES: dict[str, str] = {"1.0": "abc"}\n',
+    'LATEST = RELEASES = {"1.0": "abc"}\n',
+    'RELEASES = LATEST = {"1.0": "abc"}\n',
+])
+def test_the_release_map_is_read_however_it_is_assigned(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "releases.py"
+    path.write_text("from __future__ import annotations\n" + text)
+    assert manifest.read_releases(path) == {"1.0": "abc"}

@@ -232,8 +232,9 @@ def read_releases(path: Path) -> dict[str, str]:
 
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     for node in tree.body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (node.targets[0] if isinstance(node, ast.Assign) else None)
-        if isinstance(target, ast.Name) and target.id == "RELEASES" and node.value is not None:  # type: ignore[union-attr]
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets if isinstance(node, ast.Assign) else []
+        named = any(isinstance(target, ast.Name) and target.id == "RELEASES" for target in targets)
+        if named and node.value is not None:  # type: ignore[union-attr]
             try:
                 value = ast.literal_eval(node.value)  # type: ignore[union-attr]
             except ValueError:
