@@ -101,12 +101,14 @@ def run_module(
                    cwd=first, env=_env(first), check=True, capture_output=True)
     spans = typing_only_spans((first / spec["module"]).read_text())
     with sqlite3.connect(session) as db:
-        found = db.execute("SELECT job_id, start_pos_row, start_pos_col FROM mutation_specs").fetchall()
+        # In source order (job ids are random): the same source gives the same sample.
+        found = db.execute("SELECT job_id, start_pos_row, start_pos_col FROM mutation_specs "
+                           "ORDER BY start_pos_row, start_pos_col, operator_name, occurrence").fetchall()
         doomed = [job for job, row, col in found if any(start <= (row, col) < end for start, end in spans)]
         _drop(db, doomed)
         jobs = [job for job, _, _ in found if job not in set(doomed)]
         if sample is not None and sample < len(jobs):
-            # A fixed seed: the same sample every run, so a score can be compared after a fix.
+            # A fixed seed over source order: the same sample every run of the same source.
             kept = set(random.Random(name).sample(jobs, sample))
             _drop(db, [job for job in jobs if job not in kept])
             jobs = [job for job in jobs if job in kept]
