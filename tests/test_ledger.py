@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import sqlite3
@@ -94,6 +95,10 @@ class TestChecksums:
         as_json = json.loads(run_copy(source_copy, "--url", db_url, "verify", "--json").stdout)
         assert as_json["ok"] is False
         assert [(p["revision"], p["kind"]) for p in as_json["problems"]] == [(REVISIONS[1], "mismatch")]
+        recorded, now = SHIPPED.by_id[REVISIONS[1]].sha256, hashlib.sha256(script.read_bytes()).hexdigest()
+        assert as_json["problems"][0]["detail"] == (
+            f"{script.name} changed since it was applied (recorded sha256 {recorded[:12]}…, shipped {now[:12]}…)"
+        )
 
         refused = run_copy(source_copy, "--url", db_url, "upgrade")
         assert refused.returncode == 1
