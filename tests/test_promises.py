@@ -88,3 +88,47 @@ def test_the_fast_path_connects_to_the_host_in_the_url() -> None:
     assert parsed is not None
     assert (parsed.parts["ipv4host"], parsed.parts["port"], parsed.parts["database"]) == ("127.0.0.1", "6543", "app")
 
+
+
+# --- settings: what the settings mutation run found unpinned ---------------------------
+
+
+@pytest.mark.parametrize("text, ok", [("0.5", True), ("30", True), ("0", False), ("-1", False), ("-0.5", False),
+                                      ("nan", False), ("inf", False), ("ten", False)])
+def test_the_connect_timeout_must_be_a_positive_finite_number(text: str, ok: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mypkg.migrate.errors import UsageError
+
+    monkeypatch.setenv("MYPKG_CONNECT_TIMEOUT", text)
+    if ok:
+        assert settings.connect_timeout() == float(text)
+    else:
+        with pytest.raises(UsageError, match="must be a positive number of seconds"):
+            settings.connect_timeout()
+
+
+def test_mask_hides_secret_query_values_and_keeps_the_rest() -> None:
+    assert settings.mask("sqlite:///x.db?password=s3&mode=ro") == "sqlite:///x.db?password=***&mode=ro"
+    assert settings.mask("sqlite:///x.db?mode=ro&token=t0") == "sqlite:///x.db?mode=ro&token=***"
+    masked = settings.mask(sa.engine.make_url("postgresql://u:p@h/d?sslpassword=x&application_name=app"))
+    assert masked == "postgresql://u:***@h/d?application_name=app&sslpassword=***"
+    assert settings.mask("postgresql://u@h/d?application_name=app") == "postgresql://u@h/d?application_name=app"
+
+
+@pytest.mark.parametrize("port, ok", [(1, True), (65535, True), (0, False), (65536, False), (-5, False)])
+def test_a_port_must_be_in_range(port: int, ok: bool) -> None:
+    from mypkg.migrate.errors import UsageError
+
+    text = f"postgresql://u@h:{port}/d"
+    if ok:
+        assert settings.parse_url(text).port == port
+    else:
+        with pytest.raises(UsageError, match=f"port {port} is out of range"):
+            settings.parse_url(text)
+
+
+def test_sqlite_query_parameters_turn_the_path_into_a_uri_once() -> None:
+    plain = settings.parse_url("sqlite:///app.db?mode=ro")
+    assert plain.database == "file:app.db" and plain.query == {"mode": "ro", "uri": "true"}
+    already = settings.parse_url("sqlite:///file:app.db?mode=ro&uri=true")
+    assert already.database == "file:app.db" and already.query == {"mode": "ro", "uri": "true"}
+    assert settings.parse_url("sqlite:///app.db").database == "app.db"
