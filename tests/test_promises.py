@@ -132,3 +132,12 @@ def test_sqlite_query_parameters_turn_the_path_into_a_uri_once() -> None:
     already = settings.parse_url("sqlite:///file:app.db?mode=ro&uri=true")
     assert already.database == "file:app.db" and already.query == {"mode": "ro", "uri": "true"}
     assert settings.parse_url("sqlite:///app.db").database == "app.db"
+
+
+def test_the_documented_defaults_are_the_ones_used() -> None:
+    """README and --help promise 30 s for SQLite's busy timeout, 10 s to connect, 300 s for the lock."""
+    from mypkg.migrate.parser import build_parser
+
+    args = build_parser("upgrade").parse_args(["upgrade"])
+    assert (args.busy_timeout, args.lock_timeout) == (30.0, 300.0)
+    assert settings.DEFAULT_CONNECT_TIMEOUT == 10.0
