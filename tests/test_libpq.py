@@ -146,3 +146,20 @@ def test_the_ledger_read_in_one_value_equals_psycopgs_row_by_row(postgresql_url:
     assert through_libpq is not None and through_libpq == through_psycopg
     assert through_libpq.ledger[-3:] == [("r1", None, "failed"), ("r2", None, "backfilling"), ("r3", None, "stamped")]
     assert len(through_libpq.ledger) == len(mypkg.history()) + 3
+
+
+def test_the_libpq_loaded_is_the_one_psycopg_uses() -> None:
+    import psycopg
+
+    assert libpq.load().PQlibVersion() == psycopg.pq.version()
+    if psycopg.pq.__impl__ == "binary":  # psycopg[binary]: its own copy, not the system's
+        assert "psycopg_binary" in libpq.load()._name
+
+
+def test_a_conda_environment_s_libpq_comes_before_the_system_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = {"darwin": "libpq.5.dylib", "win32": "libpq.dll"}.get(sys.platform, "libpq.so.5")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / name).write_bytes(b"")
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    found = libpq._candidates()
+    assert found.index(str(tmp_path / "lib" / name)) == found.index(name) - 1
