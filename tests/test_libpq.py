@@ -163,3 +163,14 @@ def test_a_conda_environment_s_libpq_comes_before_the_system_s(tmp_path: Path, m
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     found = libpq._candidates()
     assert found.index(str(tmp_path / "lib" / name)) == found.index(name) - 1
+
+
+def test_a_library_without_libpq_s_functions_is_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = libpq.load()._name
+    monkeypatch.setattr(libpq, "_lib", None)
+    monkeypatch.setattr(libpq, "_candidates", lambda: ["libc.so.6", "no-such-library.so", real])
+    assert libpq.load()._name == real
+    monkeypatch.setattr(libpq, "_lib", None)
+    monkeypatch.setattr(libpq, "_candidates", lambda: ["libc.so.6"])
+    with pytest.raises(libpq.Unavailable):
+        libpq.load()
