@@ -29,8 +29,10 @@ import os
 from mypkg.batch import backfill, resuming
 if not resuming():  # an interrupted run already added it
     op.add_column("item", sa.Column("slug", sa.String(64)))
-backfill("item", values={"slug": sa.func.lower(sa.column("name"))}, where="slug IS NULL",
-         batch_size=int(os.environ.get("BATCH_SIZE", "10000")))
+done = backfill("item", values={"slug": sa.func.lower(sa.column("name"))}, where="slug IS NULL",
+                batch_size=int(os.environ.get("BATCH_SIZE", "10000")))
+if os.environ.get("BACKFILL_RESULT"):  # what backfill() returned: the rows this run updated
+    open(os.environ["BACKFILL_RESULT"], "w").write(str(done))
 op.create_index("ix_item_slug", "item", ["slug"])
 """
 
@@ -181,9 +183,14 @@ def test_progress_on_stderr_rows_rate_and_time_left_and_quiet_silences_it(item_t
 def test_the_api_hands_progress_to_a_callback_and_prints_nothing(item_table: Project) -> None:
     fill(item_table.url, 5_000)
     script = (
-        "import json, mypkg\n"
+        "import json, time, mypkg\n"
         "seen = []\n"
+        "started = time.perf_counter()\n"
         "mypkg.upgrade(on_progress=seen.append)\n"
+        "wall = time.perf_counter() - started\n"
+        "times = [p.seconds for p in seen]\n"
+        "assert 0 < times[0] and times == sorted(times) and times[-1] <= wall, (times, wall)\n"
+        "assert all(abs(p.rate - p.done / p.seconds) < 1e-6 for p in seen)\n"
         "print(json.dumps([[p.done, p.total, p.rate > 0] for p in seen]))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=item_table.root, capture_output=True, text=True,
@@ -241,17 +248,24 @@ def test_a_failing_batch_keeps_the_batches_before_it_and_says_so_in_one_line(ite
     with engine.begin() as connection:
         connection.exec_driver_sql("UPDATE item SET name = 'Name-3500' WHERE id = 3500")  # not refused
     engine.dispose()
-    fixed = item_table.run("upgrade", BATCH_SIZE="1000")
+    result = Path(item_table.root) / "backfill-result.txt"
+    fixed = item_table.run("upgrade", BATCH_SIZE="1000", BACKFILL_RESULT=str(result))
     assert fixed.returncode == 0, fixed.stderr
     assert wrong_rows(url) == 0
+    assert result.read_text() == "2000"  # this run's rows: it continued after the 3,000 done
+    assert "4,000 of 5,000 rows (80%)" in fixed.stderr  # the total counts both runs
+    assert "5,000 of 5,000 rows (100%)" in fixed.stderr
+    assert progress_rows(url) == []  # the first run's row was carried over, not left behind
 
 
 def test_offline_sql_writes_one_plain_update(tmp_path: Path) -> None:
     runner = Project(project(tmp_path / "project"), f"sqlite:///{tmp_path / 'x.db'}")
-    result = runner.run("upgrade", "--sql", f"{TABLE_REV}:{BACKFILL_REV}")
+    returned = tmp_path / "returned.txt"
+    result = runner.run("upgrade", "--sql", f"{TABLE_REV}:{BACKFILL_REV}", BACKFILL_RESULT=str(returned))
     assert result.returncode == 0, result.stderr
     assert "UPDATE item SET slug=lower(name) WHERE slug IS NULL;" in result.stdout
     assert not (tmp_path / "x.db").exists()
+    assert returned.read_text() == "0"  # no row was updated: the SQL is for someone to run
 
 
 def test_on_a_terminal_progress_is_one_line_rewritten_in_place(tmp_path: Path) -> None:
@@ -293,3 +307,23 @@ def test_lint_reads_a_backfill_as_its_own_transactions_not_data_with_ddl(tmp_pat
     assert linted.returncode in (0, 1), linted.stderr
     assert BACKFILL_REV in linted.stdout or linted.returncode == 0
     assert "data-with-ddl" not in linted.stdout
+
+
+@pytest.mark.parametrize("key, told", [("", "has none"), ("PRIMARY KEY (a, b)", "has 2 columns in it")])
+def test_a_table_without_a_single_column_primary_key_is_refused_in_one_line(
+    tmp_path: Path, key: str, told: str
+) -> None:
+    root = histories.project_with(tmp_path / "project", [
+        histories.script("pairs.py", "c1c1c1c1c1c1", None, "pairs",
+                         upgrade=f'op.execute("CREATE TABLE pairs (a INTEGER NOT NULL, b INTEGER NOT NULL'
+                                 f'{", " + key if key else ""})")\n'
+                                 'from mypkg.batch import backfill\n'
+                                 'backfill("pairs", values={"b": 0})',
+                         downgrade='op.drop_table("pairs")'),
+    ])
+    runner = Project(root, f"sqlite:///{tmp_path / 'pairs.db'}")
+    result = runner.run("upgrade")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"mypkg-migrate: error: backfill walks a table by its primary key: pairs {told}; it needs exactly one"
+    ]
