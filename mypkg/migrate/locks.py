@@ -184,11 +184,15 @@ def _release(connection: Connection, pid: int | None) -> None:
             connection.commit()
             if unlocked is not None:
                 return
+        # PostgreSQL 14+ can wait for the session to have ended (and its lock to be gone)
+        # before answering; older servers end it a moment later.
+        terminate = "pg_terminate_backend(a.pid, 5000)" if connection.dialect.server_version_info >= (14,) \
+            else "pg_terminate_backend(a.pid)"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             still_held, ended = connection.execute(
                 text("SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE " + _OUR_LOCK + " AND l.pid = :pid), "
-                     "(SELECT bool_or(pg_terminate_backend(a.pid)) FROM pg_stat_activity a "
+                     f"(SELECT bool_or({terminate}) FROM pg_stat_activity a "
                      "WHERE a.pid = :pid AND a.state = 'idle')"),
                 key,
             ).one()
