@@ -139,6 +139,8 @@ def test_the_lock_is_named_for_the_database(mysql_url: str, mariadb_server) -> N
         with mariadb_server.connect(name) as holder, holder.cursor() as cursor:
             cursor.execute("SELECT GET_LOCK(%s, 0)", (f"mypkg-migrate:{name}",))
             assert cursor.fetchone()[0] == 1
+            cursor.execute("SELECT CONNECTION_ID(), host FROM information_schema.processlist WHERE id = CONNECTION_ID()")
+            holder_id, holder_host = cursor.fetchone()
             env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
             elsewhere = subprocess.run([*command_prefix(), "--url", other, "upgrade", "--lock-timeout", "2"],
                                        env=env, capture_output=True, text=True, timeout=120)
@@ -147,7 +149,7 @@ def test_the_lock_is_named_for_the_database(mysql_url: str, mariadb_server) -> N
                                   env=env, capture_output=True, text=True, timeout=120)
             assert here.returncode == 1
             assert "waiting up to 1s for the migration lock" in here.stderr
-            assert "held by server connection" in here.stderr.splitlines()[0]
+            assert f"held by server connection {holder_id} from {holder_host}" in here.stderr.splitlines()[0]
             assert mypkg.current(mysql_url) == ()
     finally:
         mariadb_server.drop_database(other)
