@@ -128,7 +128,11 @@ def test_an_installed_script_edited_after_install_is_refused_and_reported(venv: 
     (script,) = (venv / "lib").glob(f"python3*/site-packages/mypkg/migrations/versions/*_{HEAD}_*.py")
     original = script.read_bytes()
     try:
-        script.write_bytes(original + b"\n# edited on the server\n")
+        # An edit whose sha256 sorts below the original's: "differs", not "is greater", is what flags it.
+        edit = next(original + f"\n# edited on the server ({n})\n".encode() for n in range(1000)
+                    if hashlib.sha256(original + f"\n# edited on the server ({n})\n".encode()).hexdigest()
+                    < hashlib.sha256(original).hexdigest())
+        script.write_bytes(edit)
         verify = run("verify")
         assert verify.returncode == 1
         assert f"{HEAD}  edited script: {script.name} was changed after the package was built" in verify.stdout
