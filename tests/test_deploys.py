@@ -36,6 +36,9 @@ def test_a_signal_mid_revision_rolls_it_back_and_records_no_failure(
         [sys.executable, "-m", "mypkg", "--url", db_url, "upgrade"], cwd=source_copy,
         env=_copy_env(source_copy, MYPKG_TEST_SLOW_MARKER=str(marker)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As from a terminal or an orchestrator: a suite started in the background (`cmd &`,
+        # nohup) hands its children SIGINT ignored, and then no program sees Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not marker.exists():
