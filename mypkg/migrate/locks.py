@@ -166,40 +166,35 @@ def postgresql_lock(
 
 
 def _release(connection: Connection, pid: int | None) -> None:
-    """Unlock in the holding session. When a pooler has put this client elsewhere, ask
-    again in new transactions (a pooler tends to hand back the session it just used), then
-    end the holding server session at a moment it is idle (no one's transaction runs
-    there), waiting for such a moment a few seconds, so no lock is left on a pooled
-    connection."""
+    """Unlock in the holding session. When a pooler has put this client elsewhere, try
+    again in new transactions for up to 15 s, each either landing in the holding session
+    (and unlocking there) or ending that session at a moment it is idle (no one's
+    transaction runs there), so no lock is left on a pooled connection."""
     from sqlalchemy import text
 
     key = {"key": ADVISORY_LOCK_KEY, "pid": pid}
     with contextlib.suppress(Exception):  # the session may be gone; the lock with it
         if connection.in_transaction():
             connection.rollback()
-        for _attempt in range(20):
-            unlocked = connection.execute(
-                text("SELECT CASE WHEN pg_backend_pid() = :pid THEN pg_advisory_unlock(:key) END"), key
-            ).scalar()
-            connection.commit()
-            if unlocked is not None:
-                return
         # PostgreSQL 14+ can wait for the session to have ended (and its lock to be gone)
         # before answering; older servers end it a moment later.
         terminate = "pg_terminate_backend(a.pid, 5000)" if connection.dialect.server_version_info >= (14,) \
             else "pg_terminate_backend(a.pid)"
-        deadline = time.monotonic() + 10
+        # Each try is one transaction, wherever the pooler puts it: in the holding session,
+        # unlock; elsewhere, end the holding session if it is idle; else try again.
+        deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            still_held, ended = connection.execute(
-                text("SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE " + _OUR_LOCK + " AND l.pid = :pid), "
+            unlocked, still_held, ended = connection.execute(
+                text("SELECT CASE WHEN pg_backend_pid() = :pid THEN pg_advisory_unlock(:key) END, "
+                     "EXISTS (SELECT 1 FROM pg_locks l WHERE " + _OUR_LOCK + " AND l.pid = :pid), "
                      f"(SELECT bool_or({terminate}) FROM pg_stat_activity a "
-                     "WHERE a.pid = :pid AND a.state = 'idle')"),
+                     "WHERE a.pid = :pid AND a.pid <> pg_backend_pid() AND a.state = 'idle')"),
                 key,
             ).one()
             connection.commit()
-            if not still_held or ended:
+            if unlocked is not None or not still_held or ended:
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
 
 
 def _mysql_lock_name(connection: Connection) -> str:
