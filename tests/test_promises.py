@@ -141,3 +141,51 @@ def test_the_documented_defaults_are_the_ones_used() -> None:
     args = build_parser("upgrade").parse_args(["upgrade"])
     assert (args.busy_timeout, args.lock_timeout) == (30.0, 300.0)
     assert settings.DEFAULT_CONNECT_TIMEOUT == 10.0
+
+
+# --- the run loop: what the sampled runner mutation run found unpinned ------------------
+
+DIVIDES_BY_ZERO = '''"""test only: fails with a database error that is not a lock timeout
+
+Revision ID: 0badd1v10001
+Revises: {parent}
+"""
+from alembic import op
+
+revision = "0badd1v10001"
+down_revision = "{parent}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("SELECT 1 / 0")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_only_a_lock_timeout_is_retried(source_copy, postgresql_url: str) -> None:  # noqa: ANN001
+    """--statement-lock-timeout retries a revision that waited for a lock (55P03), not one
+    that failed for another reason (here 22012, division by zero)."""
+    from tests.test_api import run_copy
+
+    (source_copy / "alembic" / "versions" / "9999_0badd1v10001_divide.py").write_text(DIVIDES_BY_ZERO.format(parent=HEAD))
+    result = run_copy(source_copy, "--url", postgresql_url, "upgrade", "--statement-lock-timeout", "1")
+    assert result.returncode == 1
+    assert "retry" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "0badd1v10001" in line and "division by zero" in line
+
+
+@pytest.mark.parametrize("count, shown", [(3, "t0, t1, t2)"), (4, "t0, t1, t2, ...)")])
+def test_a_foreign_database_names_three_of_its_tables(tmp_path, count: int, shown: str) -> None:  # noqa: ANN001
+    path = tmp_path / "foreign.db"
+    with sqlite3.connect(path) as connection:
+        for index in range(count):
+            connection.execute(f"CREATE TABLE t{index} (id INTEGER)")
+    with pytest.raises(MigrateError) as refused:
+        mypkg.upgrade(f"sqlite:///{path}")
+    assert f"has {count} table(s) ({shown} but no version table" in str(refused.value)
