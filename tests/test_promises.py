@@ -145,34 +145,16 @@ def test_the_documented_defaults_are_the_ones_used() -> None:
 
 # --- the run loop: what the sampled runner mutation run found unpinned ------------------
 
-DIVIDES_BY_ZERO = '''"""test only: fails with a database error that is not a lock timeout
-
-Revision ID: 0badd1v10001
-Revises: {parent}
-"""
-from alembic import op
-
-revision = "0badd1v10001"
-down_revision = "{parent}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("SELECT 1 / 0")
-
-
-def downgrade() -> None:
-    pass
-'''
-
-
 def test_only_a_lock_timeout_is_retried(source_copy, postgresql_url: str) -> None:  # noqa: ANN001
     """--statement-lock-timeout retries a revision that waited for a lock (55P03), not one
     that failed for another reason (here 22012, division by zero)."""
     from tests.test_api import run_copy
 
-    (source_copy / "alembic" / "versions" / "9999_0badd1v10001_divide.py").write_text(DIVIDES_BY_ZERO.format(parent=HEAD))
+    from tests import histories
+
+    divides = histories.script("9999_0badd1v10001_divide.py", "0badd1v10001", HEAD, "test only: division by zero",
+                               upgrade='op.execute("SELECT 1 / 0")')
+    (source_copy / "alembic" / "versions" / divides.filename).write_text(divides.text)
     result = run_copy(source_copy, "--url", postgresql_url, "upgrade", "--statement-lock-timeout", "1")
     assert result.returncode == 1
     assert "retry" not in result.stderr

@@ -106,18 +106,23 @@ def resuming(revision: str, context: MigrationContext) -> bool:
 
 def interrupted(connection: Connection) -> list[BackfillProgress]:
     """Every backfill stopped part way, as recorded in the ledger."""
+    return [progress for _, progress in _progress_rows(connection)]
+
+
+def _progress_rows(connection: Connection, revision: str | None = None) -> list[tuple[int, BackfillProgress]]:
+    """(ledger row id, progress) of each ``backfilling`` row, oldest first; of ``revision`` only if given."""
     import sqlalchemy as sa
 
     table = ledger.table()
-    found = connection.execute(
-        sa.select(table.c.revision, table.c.detail).where(table.c.outcome == BACKFILLING).order_by(table.c.id)
-    ).all()
-    progress = []
-    for revision, detail in found:
+    query = sa.select(table.c.id, table.c.revision, table.c.detail).where(table.c.outcome == BACKFILLING)
+    if revision is not None:
+        query = query.where(table.c.revision == revision)
+    found = []
+    for row_id, row_revision, detail in connection.execute(query.order_by(table.c.id)).all():
         saved = json.loads(detail or "{}")
-        progress.append(BackfillProgress(revision, saved.get("table", "?"), saved.get("done", 0),
-                                         saved.get("total", 0), saved.get("last_key")))
-    return progress
+        found.append((row_id, BackfillProgress(row_revision, saved.get("table", "?"), int(saved.get("done", 0)),
+                                               saved.get("total", 0), saved.get("last_key"))))
+    return found
 
 
 def _table(table: str | sa.Table, connection: Connection | None) -> sa.Table:
@@ -191,20 +196,11 @@ def _has_ledger(connection: Connection) -> bool:
 
 def _progress_row(connection: Connection, revision: str, table: str) -> tuple[int, int, object] | None:
     """(row id, rows done, last key) of this revision's interrupted backfill of ``table``."""
-    import sqlalchemy as sa
-
     if not _has_ledger(connection):
         return None
-    rows = ledger.table()
-    found = connection.execute(
-        sa.select(rows.c.id, rows.c.detail)
-        .where(rows.c.revision == revision, rows.c.outcome == BACKFILLING)
-        .order_by(rows.c.id)
-    ).all()
-    for row_id, detail in found:
-        saved = json.loads(detail or "{}")
-        if saved.get("table") == table:
-            return row_id, int(saved.get("done", 0)), saved.get("last_key")
+    for row_id, progress in _progress_rows(connection, revision):
+        if progress.table == table:
+            return row_id, progress.done, progress.last_key
     return None
 
 

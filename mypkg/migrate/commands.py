@@ -181,10 +181,10 @@ def status(target: Target = None) -> Status:
             if ledger.exists(connection):
                 from .backfill import interrupted
 
-                # Of revisions still to apply: a stamp past one leaves its row behind.
-                applied = graph.ancestors(now)
-                stopped = tuple(row for row in interrupted(connection) if row.revision not in applied)
+                stopped = tuple(interrupted(connection))
     applied_ids = graph.ancestors(now)
+    # Of revisions still to apply: a stamp past one leaves its row behind.
+    stopped = tuple(row for row in stopped if row.revision not in applied_ids)
     everything = graph.history()
     return Status(
         database=db.masked,

@@ -172,9 +172,7 @@ def _read(
     if VERSION_TABLE in tables:
         current = tuple(row[0] for row in connection.execute(f"SELECT version_num FROM {VERSION_TABLE}"))
     ledger = None
-    backfilling = LEDGER_TABLE in tables and bool(list(connection.execute(
-        f"SELECT 1 FROM {LEDGER_TABLE} WHERE outcome = '{BACKFILLING}' LIMIT 1"
-    )))
+    backfilling = False
     if with_ledger and LEDGER_TABLE in tables:
         if in_one_value:
             ledger = _ledger_in_one_value(connection)
@@ -185,6 +183,11 @@ def _read(
                     f"SELECT revision, checksum, outcome FROM {LEDGER_TABLE} ORDER BY id"
                 )
             ]
+        backfilling = any(outcome == BACKFILLING for _, _, outcome in ledger)
+    elif LEDGER_TABLE in tables:  # the ledger itself is not needed: only whether one is under way
+        backfilling = bool(list(connection.execute(
+            f"SELECT 1 FROM {LEDGER_TABLE} WHERE outcome = '{BACKFILLING}' LIMIT 1"
+        )))
     return DatabaseState(masked, current, ledger, backfilling)
 
 
