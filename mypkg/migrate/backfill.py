@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import ledger
 from .errors import MigrateError
-from .fastpath import BACKFILLING  # spelled once, where the fast path reads it without SQLAlchemy
-from .results import BackfillProgress
+from .results import BACKFILLING, BackfillProgress
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

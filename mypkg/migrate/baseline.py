@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import connections, scripts
-from .errors import MigrateError
+from .errors import MigrateError, UsageError
 from .compare import differences as compare_with
 from .identity import SCRATCH_PREFIX
 from .ledger import RUNNER_TABLES
@@ -122,27 +122,6 @@ def differences(connection: Connection, revision: str) -> list[str]:
         return compare_with(connection, expected)
 
 
-def existing_tables(connection: Connection) -> list[str]:
-    """Tables of the database (its default schema) other than the runner's own."""
-    import sqlalchemy as sa
-
-    found = sorted(set(sa.inspect(connection).get_table_names()) - RUNNER_TABLES)
-    if connection.in_transaction():
-        connection.commit()
-    return found
-
-
-def is_ours(connection: Connection) -> bool:
-    """The version table or the ledger exists: migrated before (if to base since)."""
-    import sqlalchemy as sa
-
-    inspector = sa.inspect(connection)
-    found = any(inspector.has_table(name) for name in RUNNER_TABLES)
-    if connection.in_transaction():
-        connection.commit()
-    return found
-
-
 def stamp_checked(connection: Connection, db: Database, revision: str, *, force: bool = False,
                   detail: str | None = None) -> None:
     """Record ``revision`` after checking the schema is that revision's (unless ``force``).
@@ -185,3 +164,41 @@ def stamp_checked(connection: Connection, db: Database, revision: str, *, force:
             connection.commit()
     except Exception as exc:
         raise explain_failure(exc, None, connection, db) from exc
+
+
+def record_repair(connection: Connection, db: Database, revision: str, *, applied: bool, force: bool) -> None:
+    """The operator's decision on a partial revision, after checking the schema agrees.
+
+    :raises UsageError: ``revision`` does not await repair.
+    :raises MigrateError: the schema is not the one the decision claims (unless ``force``).
+    """
+    from . import graph, integrity, ledger
+    from .repair import REPAIRED, pending_repairs
+
+    waiting = pending_repairs(connection)
+    if revision not in waiting:
+        known = ", ".join(waiting) or "none"
+        raise UsageError(f"revision {revision} does not await repair (awaiting: {known})")
+    script = graph.script(revision)
+    parent = graph.as_tuple(script.down_revision if script is not None else None)
+    claimed = revision if applied else (parent[0] if len(parent) == 1 else "base")
+    if applied:
+        stamp_checked(connection, db, revision, force=force, detail="repair: applied by hand")
+    elif not force:
+        found = differences(connection, claimed) if claimed != "base" else []
+        if found:
+            raise MigrateError(
+                f"{db.masked} does not have the schema of {claimed} (before {revision}): "
+                f"{'; '.join(found[:3])}; nothing recorded (--force to record anyway)"
+            )
+    ledger.ensure(connection)
+    ledger.write(
+        connection,
+        revision=revision,
+        direction="repair",
+        checksum=integrity.shipped_checksum(revision),
+        started_at=ledger.now(),
+        outcome=REPAIRED,
+        detail="applied by hand" if applied else "reverted by hand",
+    )
+    connection.commit()

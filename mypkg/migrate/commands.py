@@ -11,12 +11,11 @@ revision that completed. The work lives in the rooms below: :mod:`.runner`,
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from . import connections, graph, integrity, ledger, locks, offline, runner, scripts
+from . import connections, graph, integrity, ledger, locks, offline, runner
 from .errors import MigrateError, UsageError
 from .identity import COMMAND
 from .results import (
@@ -33,7 +32,9 @@ from .settings import DEFAULT_LOCK_TIMEOUT
 from .target import Target, resolve
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
+    from sqlalchemy.engine import URL, Connection
+
+    from .target import Database
 
 __all__ = [
     "AppliedRevision",
@@ -107,9 +108,21 @@ def upgrade(
     return runner.run(
         "upgrade", resolve(target), revision, on_applied=on_applied, lock_timeout=lock_timeout,
         statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
-        ignore_checksums=ignore_checksums, backup=backup, busy_timeout=busy_timeout, baseline=baseline,
-        on_progress=on_progress,
+        ignore_checksums=ignore_checksums, backup=backup, busy_timeout=busy_timeout,
+        adopt=None if baseline is None else _adopter(baseline), on_progress=on_progress,
     )
+
+
+def _adopter(baseline: str) -> Callable[[Connection, Database], None]:
+    """``--baseline REV``: check the schema is REV's, then stamp it (:func:`stamp`'s check)."""
+
+    def adopt(connection: Connection, db: Database) -> None:
+        from .baseline import stamp_checked
+
+        graph.require_revision(baseline)
+        stamp_checked(connection, db, baseline, detail="baseline")
+
+    return adopt
 
 
 def downgrade(
@@ -172,7 +185,7 @@ def status(target: Target = None) -> Status:
     if not db.file_missing():
         with connections.connect(db, will_write=False) as connection:
             now = connections.read_current(connection)
-            graph.require_known(now, db)
+            graph.require_known(now, db.masked)
             if db.is_mysql:  # only there can a revision fail part way
                 from .repair import pending_repairs
 
@@ -249,7 +262,7 @@ def stamp(
     graph.require_revision(revision)
     with locks.locked(db, lock_timeout, on_wait, busy_timeout) as (connection, _session):
         before = connections.read_current(connection)
-        graph.require_known(before, db)
+        graph.require_known(before, db.masked)
         baseline.stamp_checked(connection, db, revision, force=force)
         after = connections.read_current(connection)
     return MigrationResult(db.masked, before, after, [])
@@ -272,13 +285,13 @@ def repair(
     :raises UsageError: ``revision`` does not await repair.
     :raises MigrateError: the schema is not what the decision claims.
     """
-    from . import repair as repairs
+    from .baseline import record_repair
 
     db = resolve(target)
     graph.require_revision(revision)
     with locks.locked(db, lock_timeout, on_wait) as (connection, _session):
         before = connections.read_current(connection)
-        repairs.record(connection, db, revision, applied=applied, force=force)
+        record_repair(connection, db, revision, applied=applied, force=force)
         after = connections.read_current(connection)
     return MigrationResult(db.masked, before, after, [])
 
@@ -339,22 +352,4 @@ def offline_sql(
     :param target: only its dialect matters; nothing is connected.
     :raises UsageError: unknown revision, or a downgrade without ``FROM:``.
     """
-    from alembic import command
-    from alembic.util import CommandError
-
-    start, sep, end = revision_range.rpartition(":")
-    if direction == "downgrade" and not sep:
-        raise UsageError("downgrade --sql needs a range FROM:TO, e.g. head:base")
-    for revision in (start, end):
-        if revision:
-            graph.require_revision(revision)
-    buffer = io.StringIO()
-    config = scripts.make_config(url=resolve(target).url)
-    config.output_buffer = buffer
-    try:
-        getattr(command, direction)(config, revision_range, sql=True)
-    except CommandError as exc:
-        raise MigrateError(connections.first_line(exc)) from exc
-    except Exception as exc:  # a script that needs a live database, or a plain bug
-        raise offline.failure(exc, buffer.getvalue()) from exc
-    return buffer.getvalue()
+    return offline.render(direction, revision_range, resolve(target).url)

@@ -8,16 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .ledger import RUNNER_TABLES
+from .ledger import include_name
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection
-
-def include_name(name: str | None, type_: str, _parents: Any) -> bool:
-    """Alembic's ``include_name`` hook: leave the runner's own tables out."""
-    return not (type_ == "table" and name in RUNNER_TABLES)
-
 
 #: What every comparison compares: types yes; server defaults no (known false
 #: positives across dialects).

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import connections, settings
-from .compare import include_name
+from .ledger import include_name
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

@@ -20,6 +20,7 @@ import re
 from typing import NamedTuple
 
 from .identity import LEDGER_TABLE, NO_FASTPATH_VAR, VERSION_TABLE
+from .results import BACKFILLING
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 DISABLE_VAR = NO_FASTPATH_VAR
 #: The ledger outcome of a data migration under way or stopped part way (:mod:`.backfill`).
-BACKFILLING = "backfilling"
 
 # SQLAlchemy's own URL pattern (sqlalchemy/engine/url.py), so both paths agree on parts.
 _URL = re.compile(

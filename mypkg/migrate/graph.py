@@ -13,7 +13,6 @@ from .results import RevisionInfo
 if TYPE_CHECKING:
     from alembic.script import Script
 
-    from .target import Database
 
 #: Targets Alembic resolves itself, against the database.
 SYMBOLIC = ("head", "heads", "base")
@@ -37,14 +36,14 @@ def describe(revision: str | None) -> str:
     return f"{revision} ({found.doc})" if found is not None else revision
 
 
-def require_known(current: Sequence[str], db: Database) -> None:
+def require_known(current: Sequence[str], where: str) -> None:
     """:raises MigrateError: the database is at a revision this package does not ship."""
     from .version import package_version
 
     unknown = [rev for rev in current if script(rev) is None]
     if unknown:
         raise MigrateError(
-            f"{db.masked} is at revision {', '.join(unknown)}, which {PACKAGE} "
+            f"{where} is at revision {', '.join(unknown)}, which {PACKAGE} "
             f"{package_version()} does not ship: it was migrated by a newer {PACKAGE}; "
             "install that version (or newer) to migrate or downgrade it"
         )

@@ -29,6 +29,32 @@ RUNNER_TABLES = frozenset({TABLE, VERSION_TABLE})
 _table: sa.Table | None = None
 
 
+def include_name(name: str | None, type_: str, _parents: Any) -> bool:
+    """Alembic's ``include_name`` hook: leave the runner's own tables out."""
+    return not (type_ == "table" and name in RUNNER_TABLES)
+
+
+def existing_tables(connection: Connection) -> list[str]:
+    """Tables of the database (its default schema) other than the runner's own."""
+    import sqlalchemy as sa
+
+    found = sorted(set(sa.inspect(connection).get_table_names()) - RUNNER_TABLES)
+    if connection.in_transaction():
+        connection.commit()
+    return found
+
+
+def is_ours(connection: Connection) -> bool:
+    """The version table or the ledger exists: migrated before (if to base since)."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(connection)
+    found = any(inspector.has_table(name) for name in RUNNER_TABLES)
+    if connection.in_transaction():
+        connection.commit()
+    return found
+
+
 def table() -> sa.Table:
     global _table
     if _table is None:

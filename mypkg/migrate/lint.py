@@ -231,14 +231,16 @@ def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settin
 
     :raises UsageError: unknown revision, bad range.
     """
-    from .commands import offline_sql
+    from sqlalchemy.engine import make_url
+
     from .manifest import load as load_manifest
+    from .offline import render
 
     settings = settings or Settings()
-    url = f"{dialect}://lint/lint" if dialect != "sqlite" else "sqlite://"
+    url = make_url(f"{dialect}://lint/lint" if dialect != "sqlite" else "sqlite://")
     start, _, end = revision_range.rpartition(":")
-    upgrades = split_by_revision(offline_sql("upgrade", revision_range if start else f"base:{end}", url))
-    downgrades = split_by_revision(offline_sql("downgrade", f"heads:{start or 'base'}", url))
+    upgrades = split_by_revision(render("upgrade", revision_range if start else f"base:{end}", url))
+    downgrades = split_by_revision(render("downgrade", f"heads:{start or 'base'}", url))
     downgrades = {rev: sql for rev, sql in downgrades.items() if rev in upgrades}
     found = own_rules(upgrades, downgrades)
     # Within the range linted; a released script since removed has no range to be in.

@@ -8,10 +8,15 @@ the revisions that rendered.
 
 from __future__ import annotations
 
+import io
 import re
+from typing import TYPE_CHECKING, Literal
 
-from . import connections
-from .errors import MigrateError
+from . import connections, graph, scripts
+from .errors import MigrateError, UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 _RUNNING = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*?)\s*$", re.MULTILINE)
 
@@ -43,3 +48,31 @@ def failure(exc: BaseException, output: str) -> OfflineSQLError:
         "the SQL of the revisions before it was written to the output",
         before,
     )
+
+
+def render(direction: Literal["upgrade", "downgrade"], revision_range: str, url: URL) -> str:
+    """The SQL of ``direction`` over ``revision_range`` for ``url``'s dialect (nothing is
+    connected); :func:`.commands.offline_sql` documents the promises.
+
+    :raises UsageError: unknown revision, or a downgrade without ``FROM:``.
+    :raises MigrateError: a script that cannot be rendered offline (:class:`OfflineSQLError`).
+    """
+    from alembic import command
+    from alembic.util import CommandError
+
+    start, sep, end = revision_range.rpartition(":")
+    if direction == "downgrade" and not sep:
+        raise UsageError("downgrade --sql needs a range FROM:TO, e.g. head:base")
+    for revision in (start, end):
+        if revision:
+            graph.require_revision(revision)
+    buffer = io.StringIO()
+    config = scripts.make_config(url=url)
+    config.output_buffer = buffer
+    try:
+        getattr(command, direction)(config, revision_range, sql=True)
+    except CommandError as exc:
+        raise MigrateError(connections.first_line(exc)) from exc
+    except Exception as exc:  # a script that needs a live database, or a plain bug
+        raise failure(exc, buffer.getvalue()) from exc
+    return buffer.getvalue()

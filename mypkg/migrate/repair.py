@@ -5,7 +5,8 @@ statement leaves those statements behind, and the version table still names the 
 before it. The runner records such a failure as ``partial`` in the ledger, with the
 statements that ran; until an operator fixes the schema by hand and records which way
 (``repair REV --applied`` or ``--reverted``, like Flyway's repair), ``status`` reports it
-and ``upgrade``/``downgrade`` refuse to run over it.
+and ``upgrade``/``downgrade`` refuse to run over it. Recording the decision checks
+the schema first: :func:`.baseline.record_repair`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import ledger
-from .errors import MigrateError, UsageError
+from .errors import MigrateError
 from .identity import COMMAND
 
 if TYPE_CHECKING:
@@ -55,40 +56,3 @@ def refuse_while_partial(connection: Connection, db: Database) -> None:
             f"{NOT_TRANSACTIONAL}: fix the schema by hand, then record which way: "
             f"{COMMAND} repair {revision} --applied (or --reverted); nothing was run"
         )
-
-
-def record(connection: Connection, db: Database, revision: str, *, applied: bool, force: bool) -> None:
-    """The operator's decision on a partial revision, after checking the schema agrees.
-
-    :raises UsageError: ``revision`` does not await repair.
-    :raises MigrateError: the schema is not the one the decision claims (unless ``force``).
-    """
-    from . import baseline, graph, integrity
-
-    waiting = pending_repairs(connection)
-    if revision not in waiting:
-        known = ", ".join(waiting) or "none"
-        raise UsageError(f"revision {revision} does not await repair (awaiting: {known})")
-    script = graph.script(revision)
-    parent = graph.as_tuple(script.down_revision if script is not None else None)
-    claimed = revision if applied else (parent[0] if len(parent) == 1 else "base")
-    if applied:
-        baseline.stamp_checked(connection, db, revision, force=force, detail="repair: applied by hand")
-    elif not force:
-        found = baseline.differences(connection, claimed) if claimed != "base" else []
-        if found:
-            raise MigrateError(
-                f"{db.masked} does not have the schema of {claimed} (before {revision}): "
-                f"{'; '.join(found[:3])}; nothing recorded (--force to record anyway)"
-            )
-    ledger.ensure(connection)
-    ledger.write(
-        connection,
-        revision=revision,
-        direction="repair",
-        checksum=integrity.shipped_checksum(revision),
-        started_at=ledger.now(),
-        outcome=REPAIRED,
-        detail="applied by hand" if applied else "reverted by hand",
-    )
-    connection.commit()

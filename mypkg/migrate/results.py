@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+#: The ledger outcome of a data migration under way (:mod:`mypkg.batch`); read by the
+#: runner and by the fast path, which needs no SQLAlchemy to see it.
+BACKFILLING = "backfilling"
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime as dt

@@ -47,7 +47,7 @@ def run(
     ignore_checksums: bool = False,
     backup: bool = False,
     busy_timeout: float = connections.DEFAULT_BUSY_TIMEOUT,
-    baseline: str | None = None,
+    adopt: Callable[[Connection, Database], None] | None = None,
     on_progress: Callable[[BackfillProgress], None] | None = None,
 ) -> MigrationResult:
     """Move ``db`` to ``revision``; see :func:`.commands.upgrade` for the promises."""
@@ -62,11 +62,11 @@ def run(
     with locks.locked(db, lock_timeout, on_wait, busy_timeout) as (connection, session):
         # Read only now, under the lock: the previous holder may have migrated.
         before = connections.read_current(connection)
-        graph.require_known(before, db)
+        graph.require_known(before, db.masked)
         if db.is_mysql:
             repair.refuse_while_partial(connection, db)
         if direction == "upgrade" and not before:
-            before = _adopt_or_refuse(connection, db, baseline)
+            before = _adopt_or_refuse(connection, db, adopt)
         if direction == "upgrade" and not ignore_checksums:
             integrity.refuse_on_problems(connection, before, db)
         plan = graph.planned(before, revision, direction, strict=True)
@@ -121,18 +121,19 @@ def run(
     return MigrationResult(db.masked, before, after, tracker.applied, backup_path)
 
 
-def _adopt_or_refuse(connection: Connection, db: Database, baseline: str | None) -> tuple[str, ...]:
+def _adopt_or_refuse(
+    connection: Connection, db: Database, adopt: Callable[[Connection, Database], None] | None
+) -> tuple[str, ...]:
     """A database with tables but no version table is not this package's, or was built
-    another way: refuse, unless told which revision its schema is (checked, then stamped).
+    another way: refuse, unless told how to adopt it (``upgrade --baseline REV``: the
+    caller's check that the schema is REV's, then a stamp; the run loop knows no checks).
 
-    :raises MigrateError: tables and no ``baseline``, or a schema that is not ``baseline``'s.
+    :raises MigrateError: tables and no ``adopt``, or whatever ``adopt`` raises.
     """
-    from . import baseline as baselines
-
-    tables = baselines.existing_tables(connection)
-    if not tables or baselines.is_ours(connection):
+    tables = ledger.existing_tables(connection)
+    if not tables or ledger.is_ours(connection):
         return ()
-    if baseline is None:
+    if adopt is None:
         shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
         raise MigrateError(
             f"{db.masked} has {len(tables)} table(s) ({shown}) but no version table: it was built "
@@ -140,8 +141,7 @@ def _adopt_or_refuse(connection: Connection, db: Database, baseline: str | None)
             f"a revision's, say which: {COMMAND} stamp REV, or upgrade --baseline REV (both check "
             "the schema first)"
         )
-    graph.require_revision(baseline)
-    baselines.stamp_checked(connection, db, baseline, detail="baseline")
+    adopt(connection, db)
     return connections.read_current(connection)
 
 
