@@ -37,8 +37,8 @@ class RevisionManifestHook(BuildHookInterface):
             return
         root = Path(self.root)
         # The manifest module is standard-library only; load it by path (not installed yet).
-        module = _load(root / PACKAGE / "migrate" / "manifest.py", f"_{PACKAGE}_manifest")
-        ordering = _load(root / PACKAGE / "migrate" / "order.py", f"_{PACKAGE}_order")
+        module = _load(root / PACKAGE / "migrate" / "history" / "manifest.py", f"_{PACKAGE}_manifest")
+        ordering = _load(root / PACKAGE / "migrate" / "history" / "order.py", f"_{PACKAGE}_order")
         try:
             revisions = module.scan(root / "alembic" / "versions")
             shipped = module.Manifest(revisions, "scripts")

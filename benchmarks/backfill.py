@@ -6,7 +6,7 @@ Both are the same revision (add a column, fill it from another in batches of pri
 keys, each batch its own transaction, then index it) run by ``mypkg-migrate upgrade``
 on a copy of the same database: one calls ``backfill()``, the other is the hand-written
 keyset loop in an autocommit block, with no progress row and no progress output. SQLite,
-and PostgreSQL on a throwaway server (tests/pgserver.py). Runs are interleaved; the
+and PostgreSQL on a throwaway server (tests/servers/postgresql.py). Runs are interleaved; the
 table prints medians of wall time and the migrator process's peak RSS, and the ratio.
 """
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in args.databases.split(","):
             server = None
             if kind == "postgresql":
-                from tests.pgserver import PostgresServer
+                from tests.servers.postgresql import PostgresServer
 
                 server = PostgresServer().start()
             try:

@@ -4,7 +4,7 @@
 
 For each shape (linear; a branch made and merged at the start), a copy of the project with
 SIZE synthetic revisions is built and installed as a wheel (benchmarks/run.py's Project), a
-throwaway PostgreSQL server is started (tests/pgserver.py), the database is migrated to
+throwaway PostgreSQL server is started (tests/servers/postgresql.py), the database is migrated to
 head, then a no-op ``upgrade`` and ``status`` are timed on the fast path and with
 ``MYPKG_NO_FASTPATH=1`` (the full path), interleaved, medians printed with their ratio.
 """
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import run as bench  # noqa: E402  (benchmarks/run.py)
-from tests.pgserver import PostgresServer  # noqa: E402
+from tests.servers.postgresql import PostgresServer  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ wheel (run.Project), Alembic run from the copy's source root as authors run it, 
 (a compiled Go tool, from the npm package ``dbmate``; found on PATH, as $DBMATE, or
 installed into ~/.cache/mypkg-bench by ``npm install dbmate``) given the very SQL Alembic
 runs: ``mypkg-migrate upgrade --sql`` cut at each revision into dbmate's files. PostgreSQL is
-a throwaway server (tests/pgserver.py) on a unix socket. For each database and tool,
+a throwaway server (tests/servers/postgresql.py) on a unix socket. For each database and tool,
 interleaved, --repeat times: a fresh upgrade of an empty database, a no-op upgrade at head,
 and status at head (Alembic: ``current``; dbmate: ``status``). Medians and the ratios of
 mypkg-migrate to each peer are printed.
@@ -72,7 +72,7 @@ class Databases:
     def __init__(self, kind: str, work: Path) -> None:
         self.kind, self.work, self.server = kind, work, None
         if kind == "postgresql":
-            from tests.pgserver import PostgresServer
+            from tests.servers.postgresql import PostgresServer
 
             self.server = PostgresServer().start()
 

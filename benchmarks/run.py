@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # tests.pgserver: the same throwaway server as the tests
+sys.path.insert(0, str(REPO))  # tests.servers.postgresql: the same throwaway server as the tests
 
 #: (measurement, N or None, limit, kind): ratio = mypkg / alembic, or seconds for "abs".
 TARGETS = [
@@ -341,7 +341,7 @@ def bench_batch_copy(rows: int, repeat: int, work: Path) -> dict[str, float]:
 
 
 def bench_backfill(rows: int, work: Path, batch: int) -> dict[str, float]:
-    from tests.pgserver import PostgresServer
+    from tests.servers.postgresql import PostgresServer
 
     project = Project(
         work / "backfill",

@@ -21,8 +21,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .migrate.backfill import DEFAULT_BATCH_SIZE
 from .migrate.results import BackfillProgress
+from .migrate.runtime.backfill import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -61,7 +61,7 @@ def backfill(
     """
     from alembic import op
 
-    from .migrate import backfill as machinery
+    from .migrate.runtime import backfill as machinery
 
     return machinery.run(table, values, where, batch_size, on_progress, _calling_revision(), op.get_context())
 
@@ -71,7 +71,7 @@ def resuming() -> bool:
     statements before it committed then and must not run again."""
     from alembic import op
 
-    from .migrate import backfill as machinery
+    from .migrate.runtime import backfill as machinery
 
     return machinery.resuming(_calling_revision(), op.get_context())
 

@@ -1,7 +1,7 @@
 """The constraint naming convention of the schema, in a module light enough for the runner.
 
 Every constraint a revision leaves unnamed gets its name from this convention, under
-``alembic`` and ``mypkg-migrate`` alike (:mod:`mypkg.migrate.environment` hands it to
+``alembic`` and ``mypkg-migrate`` alike (:mod:`mypkg.migrate.runtime.environment` hands it to
 Alembic without importing the ORM). SQLite's batch mode can only drop or alter
 constraints it can name, so it has been in place since revision 1: change it only with a
 revision that renames the existing constraints.

@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import Engine
 
-from mypkg.migrate import connections as database, scripts
-from tests.mariadbserver import MariaDBServer
-from tests.pgserver import PostgresServer
+from tests.servers.mariadb import MariaDBServer
+from tests.servers.postgresql import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 DIALECTS = ["sqlite", "postgresql"]
@@ -65,21 +63,6 @@ def postgresql_url(pg_server: PostgresServer) -> Iterator[str]:
 def db_url(request: pytest.FixtureRequest) -> str:
     """An empty database of each dialect: a new SQLite file, a new PostgreSQL database."""
     return request.getfixturevalue(f"{request.param}_url")
-
-
-# pytest-alembic's fixtures, pointed at the shipped scripts and both dialects.
-@pytest.fixture
-def alembic_config():  # noqa: ANN201
-    return scripts.make_config()
-
-
-@pytest.fixture
-def alembic_engine(db_url: str) -> Iterator[Engine]:
-    engine = database.create_engine(db_url, for_migrations=True)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def command_prefix() -> list[str]:

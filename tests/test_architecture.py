@@ -55,12 +55,15 @@ def _absolute(module: str, path: Path, node: ast.ImportFrom) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
-def imports_of(path: Path) -> set[str]:
-    """Our own modules ``path`` imports at run time (module level or inside functions)."""
+def imports_of(path: Path, *, typing_too: bool = False, external: bool = False) -> set[str]:
+    """Our own modules ``path`` imports at run time (module level or inside functions); with
+    ``typing_too`` also those under ``if TYPE_CHECKING:``; with ``external`` other packages'
+    top-level names instead of ours."""
     module = module_name(path)
     ours = {module_name(p) for p in MODULES}
     found: set[str] = set()
-    for node in _runtime_nodes(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree) if typing_too else _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -68,6 +71,8 @@ def imports_of(path: Path) -> set[str]:
             submodules = {f"{base}.{alias.name}" for alias in node.names} & ours
             # `from pkg import submodule` runs pkg/__init__ first, an implicit edge, as ever.
             found.update(submodules or {base})
+    if external:
+        return {name.split(".")[0] for name in found if name and name.split(".")[0] not in {"mypkg", "__future__"}}
     return {name for name in found if name in ours and name != module}
 
 
@@ -93,7 +98,7 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycle_among_the_package_modules() -> None:
     graph = {module_name(path): imports_of(path) for path in MODULES}
-    assert graph["mypkg.migrate.commands"] >= {"mypkg.migrate.runner", "mypkg.models"}
+    assert graph["mypkg.migrate.commands"] >= {"mypkg.migrate.runtime.runner", "mypkg.models"}
     assert find_cycles(graph) == []
 
 
@@ -160,7 +165,8 @@ def test_the_package_name_is_spelled_in_code_only_by_the_identity_module() -> No
 
 
 def test_identity_keeps_the_names_databases_already_carry() -> None:
-    from mypkg.migrate import identity, locks
+    from mypkg.migrate import identity
+    from mypkg.migrate.database import locks
 
     assert (identity.COMMAND, identity.DATABASE_URL_VAR, identity.LEDGER_TABLE, identity.DEFAULT_URL) == (
         "mypkg-migrate", "MYPKG_DATABASE_URL", "mypkg_migration_ledger", "sqlite:///mypkg.db",
@@ -212,3 +218,145 @@ def test_renamed_copy_builds_installs_and_migrates_without_a_trace_of_the_old_na
     assert "acmedb_migration_ledger" in dump
     assert "mypkg" not in dump.lower()
     assert sorted(p.name for p in work.iterdir()) == ["acmedb.db", "acmedb.db.acmedb-migrate.lock"]
+
+
+# --- the layers: imports only go down ------------------------------------------------------
+
+MIGRATE = "mypkg.migrate"
+#: Bottom first. The shared vocabulary is everything at the top of ``mypkg.migrate`` but the API.
+LAYER_RANKS = {"vocabulary": 0, "history": 1, "database": 2, "runtime": 3, "fast": 3, "checks": 4,
+               "commands": 5, "cli": 6}
+#: Beside each other: neither imports the other.
+SIBLINGS = {frozenset({"runtime", "fast"})}
+#: The schema an author edits; the machinery may read it, it reads only the vocabulary back.
+SCHEMA = ("mypkg.models", "mypkg.naming", "mypkg.releases")
+MAX_MODULES_PER_FOLDER = 12
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of a module of ``mypkg.migrate``; None for modules outside it."""
+    if module != MIGRATE and not module.startswith(MIGRATE + "."):
+        return None
+    rest = module.removeprefix(MIGRATE).lstrip(".").split(".")[0]
+    if rest in LAYER_RANKS:
+        return rest
+    return "vocabulary"
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that goes up the layers, or between siblings."""
+    found = []
+    for module, imported in sorted(graph.items()):
+        here = layer_of(module)
+        for target in sorted(imported):
+            there = layer_of(target)
+            if here is None or there is None:
+                continue
+            if LAYER_RANKS[there] > LAYER_RANKS[here] or frozenset({here, there}) in SIBLINGS:
+                found.append(f"{module} ({here}) imports {target} ({there})")
+    return found
+
+
+def test_imports_only_go_down_the_layers() -> None:
+    """Type-only imports count: a signature that names an upper layer's type is a tie too."""
+    graph = {module_name(path): imports_of(path, typing_too=True) for path in MODULES}
+    assert {layer_of(m) for m in graph} - {None} == set(LAYER_RANKS)  # every layer is populated
+    assert upward_imports(graph) == []
+
+
+def test_the_layer_check_finds_an_upward_import_and_a_sibling_tie() -> None:
+    """What the ties before the move looked like: the run loop calling the baseline check,
+    a data migration drawing with the fast path's constant."""
+    graph = {
+        "mypkg.migrate.runtime.runner": {"mypkg.migrate.checks.baseline", "mypkg.migrate.database.locks"},
+        "mypkg.migrate.runtime.backfill": {"mypkg.migrate.fast.answers", "mypkg.migrate.results"},
+        "mypkg.migrate.cli.handlers": {"mypkg.migrate.commands"},
+    }
+    assert upward_imports(graph) == [
+        "mypkg.migrate.runtime.backfill (runtime) imports mypkg.migrate.fast.answers (fast)",
+        "mypkg.migrate.runtime.runner (runtime) imports mypkg.migrate.checks.baseline (checks)",
+    ]
+
+
+def test_the_schema_reads_only_the_shared_vocabulary_of_the_machinery() -> None:
+    for path in MODULES:
+        module = module_name(path)
+        if module.startswith(SCHEMA):
+            reached = {layer_of(m) for m in imports_of(path, typing_too=True)} - {None}
+            assert reached <= {"vocabulary"}, module
+
+
+def _closure(start: str, graph: dict[str, set[str]]) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(graph.get(module, ()))
+    return seen
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Top-level names of what ``path`` imports when it is imported (not in functions, not
+    for type checking)."""
+    found: set[str] = set()
+    stack = list(ast.parse(path.read_text()).body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.If) and not _is_type_checking(node):
+            stack.extend(node.body + node.orelse)
+        elif isinstance(node, ast.Try):
+            stack.extend(node.body + node.orelse + node.finalbody + [n for h in node.handlers for n in h.body])
+    return found
+
+
+def test_the_fast_path_never_imports_sqlalchemy_or_alembic() -> None:
+    """Statically: the fast path's own modules never (not even in a function), and nothing
+    they reach at import time (tests/fast/test_fastpath.py checks the runs themselves)."""
+    graph = {module_name(path): imports_of(path) for path in MODULES}
+    by_name = {module_name(path): path for path in MODULES}
+    fast = {m for m in by_name if layer_of(m) == "fast"}
+    reached = set().union(*(_closure(m, graph) for m in fast))
+    assert {layer_of(m) for m in reached} <= {"fast", "database", "history", "vocabulary"}
+    assert "mypkg.migrate.history.manifest" in reached  # the walk does go below the layer
+    heavy = {"sqlalchemy", "alembic"}
+    assert {m: imports_of(by_name[m], external=True) & heavy for m in fast} == {m: set() for m in fast}
+    loaded = {m: _module_level_imports(by_name[m]) & heavy for m in sorted(reached)}
+    assert {m: found for m, found in loaded.items() if found} == {}
+
+
+@pytest.mark.parametrize("folder", sorted({p.parent for p in MODULES}), ids=lambda p: str(p.relative_to(REPO)))
+def test_no_folder_holds_more_than_about_twelve_modules(folder: Path) -> None:
+    modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+    assert len(modules) <= MAX_MODULES_PER_FOLDER
+
+
+@pytest.mark.parametrize("folder", sorted({p.parent for p in MODULES if p.parent != PACKAGE}),
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_every_folder_says_what_lives_there(folder: Path) -> None:
+    docstring = ast.get_docstring(ast.parse((folder / "__init__.py").read_text()))
+    assert docstring and len(docstring.splitlines()) >= 2
+
+
+def test_the_mutation_configuration_names_modules_and_tests_that_exist() -> None:
+    """benchmarks/mutation.py follows the layout: every module and test it names is there."""
+    import shlex
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypkg"]["mutation"]["modules"]
+    assert config, "no module configured"
+    missing = []
+    for name, entry in config.items():
+        if not (REPO / entry["module"]).is_file():
+            missing.append(entry["module"])
+        words = shlex.split(entry["tests"])
+        paths = [w for i, w in enumerate(words) if w.startswith("tests") and (i == 0 or words[i - 1] != "-k")]
+        for path in paths:
+            file, _, test = path.partition("::")
+            if not (REPO / file).is_file() or (test and f"def {test}(" not in (REPO / file).read_text()):
+                missing.append(f"{name}: {path}")
+    assert missing == []

@@ -1,10 +1,9 @@
 """The machinery that ships and runs the schema: an adopter leaves this folder alone.
 
-Rooms, each with one job (see the README, "Layout"): :mod:`.commands` (the typed API),
-:mod:`.runner` (the run loop), :mod:`.target` and :mod:`.connections` (which database,
-and how to talk to it), :mod:`.locks`, :mod:`.ledger`, :mod:`.integrity` and
-:mod:`.manifest`, :mod:`.graph` and :mod:`.scripts` (the revision graph), :mod:`.baseline`
-and :mod:`.compare`, :mod:`.fastpath`, :mod:`.environment` (Alembic's env.py),
-:mod:`.cli` and :mod:`.parser`. :mod:`.identity` holds every name derived from the
-package's. Nothing is imported here: the fast path pays only for what it uses.
+Layers, each importing only those below it (see the README, "Layout"): :mod:`.cli` (the
+command line) over :mod:`.commands` (the typed API) over :mod:`.checks` over
+:mod:`.runtime` and, beside it, :mod:`.fast` (no SQLAlchemy) over :mod:`.database` over
+:mod:`.history`, all over the shared vocabulary (:mod:`.errors`, :mod:`.results`,
+:mod:`.identity`, :mod:`.version`). Nothing is imported here: the fast path pays only
+for what it uses.
 """

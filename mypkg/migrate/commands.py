@@ -15,8 +15,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from . import connections, graph, integrity, ledger, locks, offline, runner
+from .database import connections, ledger, locks
+from .database.connections import DEFAULT_BUSY_TIMEOUT
+from .database.settings import DEFAULT_LOCK_TIMEOUT
+from .database.target import Target, resolve
 from .errors import MigrateError, UsageError
+from .history import graph
 from .identity import COMMAND
 from .results import (
     AppliedRevision,
@@ -27,14 +31,12 @@ from .results import (
     RevisionInfo,
     Status,
 )
-from .connections import DEFAULT_BUSY_TIMEOUT
-from .settings import DEFAULT_LOCK_TIMEOUT
-from .target import Target, resolve
+from .runtime import integrity, offline, runner
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
 
-    from .target import Database
+    from .database.target import Database
 
 __all__ = [
     "AppliedRevision",
@@ -117,7 +119,7 @@ def _adopter(baseline: str) -> Callable[[Connection, Database], None]:
     """``--baseline REV``: check the schema is REV's, then stamp it (:func:`stamp`'s check)."""
 
     def adopt(connection: Connection, db: Database) -> None:
-        from .baseline import stamp_checked
+        from .checks.baseline import stamp_checked
 
         graph.require_revision(baseline)
         stamp_checked(connection, db, baseline, detail="baseline")
@@ -187,12 +189,12 @@ def status(target: Target = None) -> Status:
             now = connections.read_current(connection)
             graph.require_known(now, db.masked)
             if db.is_mysql:  # only there can a revision fail part way
-                from .repair import pending_repairs
+                from .runtime.repair import pending_repairs
 
                 alive = locks.mysql_migrator_alive(connection)  # its revision is running, not stranded
                 waiting = tuple(pending_repairs(connection, migrator_alive=alive))
             if ledger.exists(connection):
-                from .backfill import interrupted
+                from .runtime.backfill import interrupted
 
                 stopped = tuple(interrupted(connection))
     applied_ids = graph.ancestors(now)
@@ -256,7 +258,7 @@ def stamp(
     :raises MigrateError: the schema differs (the message lists how), or ``force``
         was not given.
     """
-    from . import baseline
+    from .checks import baseline
 
     db = resolve(target)
     graph.require_revision(revision)
@@ -285,7 +287,7 @@ def repair(
     :raises UsageError: ``revision`` does not await repair.
     :raises MigrateError: the schema is not what the decision claims.
     """
-    from .baseline import record_repair
+    from .checks.baseline import record_repair
 
     db = resolve(target)
     graph.require_revision(revision)
@@ -304,7 +306,7 @@ def check(target: Target = None) -> list[str]:
     :raises MigrateError: the database is not at head (upgrade first).
     """
     from .. import models
-    from .compare import differences
+    from .checks.compare import differences
 
     db = resolve(target)
     state = status(db)

@@ -1,0 +1,208 @@
+"""Safe baseline: before ``stamp`` records a revision, check the schema really is that revision's.
+
+A scratch copy of the schema at that revision is built by running the shipped
+migrations into an empty place of the same dialect (a temporary SQLite file; a
+temporary PostgreSQL schema in the same database, dropped afterwards), reflected, and
+compared with the real database by Alembic's autogenerate compare.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..database import connections
+from ..database.ledger import RUNNER_TABLES
+from ..errors import MigrateError, UsageError
+from ..history import scripts
+from ..identity import SCRATCH_PREFIX
+from .compare import differences as compare_with
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+
+    from ..database.target import Database
+
+
+def _upgrade_into(connection: Connection, revision: str) -> None:
+    from alembic import command
+
+    if revision != "base":
+        command.upgrade(scripts.make_config(connection=connection), revision)
+    if connection.in_transaction():
+        connection.commit()
+
+
+def _build_and_reflect(url: Any, revision: str) -> sa.MetaData:
+    """Run the shipped migrations up to ``revision`` into the empty database at ``url``."""
+    import sqlalchemy as sa
+
+    engine = connections.create_engine(url, for_migrations=True)
+    try:
+        with engine.connect() as scratch:
+            _upgrade_into(scratch, revision)
+            reflected = sa.MetaData()
+            reflected.reflect(scratch)
+        return reflected
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _sqlite_scratch(revision: str) -> Iterator[sa.MetaData]:
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}baseline-") as tmp:
+        yield _build_and_reflect(f"sqlite:///{Path(tmp) / 'scratch.db'}", revision)
+
+
+@contextlib.contextmanager
+def _postgresql_scratch(connection: Connection, revision: str) -> Iterator[sa.MetaData]:
+    import sqlalchemy as sa
+
+    schema = f"{SCRATCH_PREFIX}baseline_{uuid.uuid4().hex[:12]}"
+    engine = connections.create_engine(connection.engine.url, for_migrations=True)
+    try:
+        with engine.connect() as scratch:
+            scratch.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+            scratch.execute(sa.text(f'SET search_path TO "{schema}"'))
+            scratch.commit()
+            try:
+                _upgrade_into(scratch, revision)
+                in_schema = sa.MetaData()
+                in_schema.reflect(scratch, schema=schema)
+                # Compared as if in the default schema, where the real tables are.
+                reflected = sa.MetaData()
+                for table in in_schema.sorted_tables:
+                    table.to_metadata(
+                        reflected, schema=None, referred_schema_fn=lambda *_args: sa.schema.BLANK_SCHEMA
+                    )
+                yield reflected
+            finally:
+                if scratch.in_transaction():
+                    scratch.rollback()
+                scratch.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+                scratch.commit()
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _mysql_scratch(connection: Connection, revision: str) -> Iterator[sa.MetaData]:
+    """MySQL and MariaDB: a scratch database on the same server (dropped afterwards)."""
+    name = f"{SCRATCH_PREFIX}baseline_{uuid.uuid4().hex[:12]}"
+    connection.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    connection.commit()
+    try:
+        yield _build_and_reflect(connection.engine.url.set(database=name), revision)
+    finally:
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        connection.commit()
+
+
+def differences(connection: Connection, revision: str) -> list[str]:
+    """How the database's schema differs from the schema ``revision`` builds; [] if equal.
+
+    The scratch schema is built by the same dialect: a temporary SQLite file, a temporary
+    PostgreSQL schema, or a temporary MySQL/MariaDB database on the same server.
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        scratch = _postgresql_scratch(connection, revision)
+    elif dialect in ("mysql", "mariadb"):
+        scratch = _mysql_scratch(connection, revision)
+    else:
+        scratch = _sqlite_scratch(revision)
+    with scratch as expected:
+        for name in RUNNER_TABLES:
+            if name in expected.tables:
+                expected.remove(expected.tables[name])
+        return compare_with(connection, expected)
+
+
+def stamp_checked(connection: Connection, db: Database, revision: str, *, force: bool = False,
+                  detail: str | None = None) -> None:
+    """Record ``revision`` after checking the schema is that revision's (unless ``force``).
+
+    :raises MigrateError: the schema differs (listing how); nothing is written then.
+    """
+    from alembic import command
+
+    from ..database import ledger
+    from ..runtime import integrity
+    from ..runtime.failures import explain_failure
+
+    if not force:
+        try:
+            found = differences(connection, revision)
+        except MigrateError:
+            raise
+        except Exception as exc:
+            raise explain_failure(exc, None, connection, db) from exc
+        if found:
+            shown = "; ".join(found[:3]) + ("; ..." if len(found) > 3 else "")
+            raise MigrateError(
+                f"{db.masked} does not have the schema of {revision}: "
+                f"{len(found)} difference(s): {shown}; nothing stamped (--force to stamp anyway)"
+            )
+    ledger.ensure(connection)  # only now: a refused stamp leaves nothing behind
+    started = ledger.now()
+    try:
+        command.stamp(scripts.make_config(connection=connection), revision)
+        for rev in connections.current_in_transaction(connection):
+            ledger.write(
+                connection,
+                revision=rev,
+                direction="stamp",
+                checksum=integrity.shipped_checksum(rev),
+                started_at=started,
+                outcome="stamped",
+                detail=detail or ("forced" if force else None),
+            )
+        if connection.in_transaction():
+            connection.commit()
+    except Exception as exc:
+        raise explain_failure(exc, None, connection, db) from exc
+
+
+def record_repair(connection: Connection, db: Database, revision: str, *, applied: bool, force: bool) -> None:
+    """The operator's decision on a partial revision, after checking the schema agrees.
+
+    :raises UsageError: ``revision`` does not await repair.
+    :raises MigrateError: the schema is not the one the decision claims (unless ``force``).
+    """
+    from ..database import ledger
+    from ..history import graph
+    from ..runtime import integrity
+    from ..runtime.repair import REPAIRED, pending_repairs
+
+    waiting = pending_repairs(connection)
+    if revision not in waiting:
+        known = ", ".join(waiting) or "none"
+        raise UsageError(f"revision {revision} does not await repair (awaiting: {known})")
+    script = graph.script(revision)
+    parent = graph.as_tuple(script.down_revision if script is not None else None)
+    claimed = revision if applied else (parent[0] if len(parent) == 1 else "base")
+    if applied:
+        stamp_checked(connection, db, revision, force=force, detail="repair: applied by hand")
+    elif not force:
+        found = differences(connection, claimed) if claimed != "base" else []
+        if found:
+            raise MigrateError(
+                f"{db.masked} does not have the schema of {claimed} (before {revision}): "
+                f"{'; '.join(found[:3])}; nothing recorded (--force to record anyway)"
+            )
+    ledger.ensure(connection)
+    ledger.write(
+        connection,
+        revision=revision,
+        direction="repair",
+        checksum=integrity.shipped_checksum(revision),
+        started_at=ledger.now(),
+        outcome=REPAIRED,
+        detail="applied by hand" if applied else "reverted by hand",
+    )
+    connection.commit()

@@ -1,0 +1,54 @@
+"""Schema comparison (Alembic's autogenerate compare), rendered one readable line each.
+
+Used by ``check`` (the database against the models) and by ``stamp``'s safe baseline
+(the database against the schema a revision builds).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..database.ledger import include_name
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+
+#: What every comparison compares: types yes; server defaults no (known false
+#: positives across dialects).
+OPTIONS: dict[str, Any] = {
+    "compare_type": True,
+    "compare_server_default": False,
+    "include_name": include_name,
+}
+
+
+def differences(connection: Connection, expected: sa.MetaData) -> list[str]:
+    """How the connected database differs from ``expected``; [] when it matches."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(connection, opts=dict(OPTIONS))
+    found = compare_metadata(context, expected)
+    if connection.in_transaction():
+        connection.rollback()
+    return [render(diff) for diff in found]
+
+
+def render(diff: Any) -> str:
+    """One line for one autogenerate difference."""
+    if isinstance(diff, list):  # column modifications come grouped
+        return "; ".join(render(item) for item in diff)
+    kind, *args = diff
+    if kind.startswith("modify_"):
+        _schema, table, column, _info, old, new = args
+        return f"{kind} {table}.{column}: database {old!r}, models {new!r}"
+    names = []
+    for arg in args:
+        name = getattr(arg, "name", None)
+        table = getattr(getattr(arg, "table", None), "name", None)
+        if name is not None:
+            names.append(f"{table}.{name}" if table and table != name else str(name))
+        elif isinstance(arg, str):
+            names.append(arg)
+    return f"{kind} {' '.join(names)}".strip()

@@ -1,0 +1,252 @@
+"""``lint``: dangerous migrations caught before they ship.
+
+Each revision's SQL is rendered offline (what ``--sql`` prints), cut at Alembic's
+``-- Running upgrade A -> B`` markers, and handed to squawk (``squawk-cli``, optional:
+``mypkg[lint]``) as a file of its own, with what the runner knows: a revision runs in its
+own transaction, statements after its ``COMMIT`` are its autocommit block, and a statement
+lock timeout may be assumed. mypkg's own rules look at what squawk cannot see: a revision
+that changes the schema with a downgrade that does nothing, data changed in the same
+transaction as DDL, a constraint the naming convention leaves unnamed, and a script changed
+since a release shipped it (``lint --record-release VERSION`` keeps their checksums).
+
+Configuration, in the source root's ``pyproject.toml``::
+
+    [tool.mypkg.lint]
+    disable = ["prefer-bigint-over-int"]          # rules off everywhere
+    assume-lock-timeout = true                    # deploys use --statement-lock-timeout
+    [[tool.mypkg.lint.ignore]]                    # one finding accepted knowingly
+    revision = "4a14b7b9f9d6"
+    rule = "prefer-robust-stmts"
+    reason = "a new table: nothing to re-run against"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..errors import MigrateError, UsageError
+from ..identity import PACKAGE
+
+_RUNNING = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*?)\s*$", re.MULTILINE)
+_DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE | re.MULTILINE)
+_DML = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b(?![^;]*\balembic_version\b)", re.IGNORECASE | re.MULTILINE)
+#: Statements Alembic adds to every revision: not the revision's own work.
+_BOOKKEEPING = re.compile(r"alembic_version", re.IGNORECASE)
+
+
+class Finding(NamedTuple):
+    revision: str
+    rule: str
+    statement: str  #: the offending statement's first line
+    fix: str
+
+
+class Settings(NamedTuple):
+    disable: frozenset[str] = frozenset()
+    ignore: tuple[tuple[str, str], ...] = ()  #: (revision, rule) accepted knowingly
+    assume_lock_timeout: bool = False
+
+
+def load_settings(root: Path | None = None) -> Settings:
+    """``[tool.mypkg.lint]`` of the source root's ``pyproject.toml``; defaults without one.
+
+    :raises UsageError: an ignore entry without a reason.
+    """
+    import tomllib
+
+    path = (root or Path.cwd()) / "pyproject.toml"
+    if not path.is_file():
+        return Settings()
+    table = tomllib.loads(path.read_text()).get("tool", {}).get(PACKAGE, {}).get("lint", {})
+    ignores = []
+    for entry in table.get("ignore", []):
+        if not str(entry.get("reason", "")).strip():
+            raise UsageError(f"[tool.{PACKAGE}.lint.ignore] {entry.get('revision')} {entry.get('rule')}: give a reason")
+        ignores.append((str(entry["revision"]), str(entry["rule"])))
+    return Settings(frozenset(table.get("disable", [])), tuple(ignores), bool(table.get("assume-lock-timeout", False)))
+
+
+def split_by_revision(sql: str) -> dict[str, str]:
+    """Offline SQL cut into each revision's own statements, keyed by the revision that ran
+    (the target of an upgrade step, the source of a downgrade step)."""
+    marks = list(_RUNNING.finditer(sql))
+    chunks: dict[str, str] = {}
+    for index, mark in enumerate(marks):
+        end = marks[index + 1].start() if index + 1 < len(marks) else len(sql)
+        body = sql[mark.end():end]
+        body = re.sub(r"\s*BEGIN;\s*$", "\n", body)  # the next revision's BEGIN
+        direction, lower, upper = mark.groups()
+        revision = (upper if direction == "upgrade" else lower).strip()
+        chunks[revision] = "BEGIN;\n" + body.strip() + "\n"
+    return chunks
+
+
+def _own_work(chunk: str) -> list[str]:
+    statements = [s.strip() for s in chunk.split(";")]
+    return [s for s in statements if s and s.upper() not in ("BEGIN", "COMMIT") and not _BOOKKEEPING.search(s)]
+
+
+#: A constraint rendered without ``CONSTRAINT name`` before it: the database makes a name up,
+#: different per dialect, and a later revision cannot drop it portably.
+_UNNAMED = re.compile(r"(?<!\S)(UNIQUE|FOREIGN KEY|CHECK)\s*\(", re.IGNORECASE)
+_NAMED = re.compile(r"CONSTRAINT\s+\S+\s+$", re.IGNORECASE)
+
+
+def _unnamed_constraint(statement: str) -> str | None:
+    for match in _UNNAMED.finditer(statement):
+        if not _NAMED.search(statement[: match.start()]):
+            return match.group(1).upper()
+    return None
+
+
+def own_rules(upgrades: dict[str, str], downgrades: dict[str, str]) -> list[Finding]:
+    """mypkg's rules, at the level of Alembic revisions."""
+    found = []
+    for revision, chunk in upgrades.items():
+        work = _own_work(chunk)
+        for statement in work:
+            kind = _unnamed_constraint(statement)
+            if kind and _DDL.match(statement):
+                found.append(Finding(revision, "unnamed-constraint", statement.splitlines()[0],
+                                     f"name the {kind} constraint, or add its kind to the MetaData "
+                                     f"naming convention ({PACKAGE}/naming.py)"))
+                break
+        ddl = [s for s in work if _DDL.match(s)]
+        if ddl and not _own_work(downgrades.get(revision, "")):
+            found.append(Finding(revision, "empty-downgrade", ddl[0].splitlines()[0],
+                                 "write a downgrade that undoes the schema change, or raise in it"))
+        in_transaction = chunk.split("COMMIT;")[0]
+        dml = [s for s in _own_work(in_transaction) if _DML.match(s)]
+        if dml and [s for s in _own_work(in_transaction) if _DDL.match(s)]:
+            found.append(Finding(revision, "data-with-ddl", dml[0].splitlines()[0],
+                                 "move the data change into a revision of its own (or a batched backfill), "
+                                 "so DDL locks are not held while rows are rewritten"))
+    return found
+
+
+def squawk_findings(chunks: dict[str, str], settings: Settings) -> list[Finding] | None:
+    """squawk's findings per revision; None when squawk is not installed."""
+    import sys
+
+    beside = Path(sys.executable).parent / ("squawk.exe" if os.name == "nt" else "squawk")
+    squawk = shutil.which("squawk") or (str(beside) if beside.exists() else None)  # in this environment
+    if squawk is None:
+        return None
+    found = []
+    with tempfile.TemporaryDirectory(prefix=f"{PACKAGE}-lint-") as tmp:
+        for revision, chunk in chunks.items():
+            path = Path(tmp) / f"{revision}.sql"
+            prefix = "SET lock_timeout = '5s';\n" if settings.assume_lock_timeout else ""
+            path.write_text(prefix + chunk)
+            result = subprocess.run([squawk, "--reporter", "json", str(path)], capture_output=True, text=True,
+                                    env={**os.environ, "NO_COLOR": "1"})
+            try:
+                reports: list[dict[str, Any]] = json.loads(result.stdout or "[]")
+            except json.JSONDecodeError:
+                raise MigrateError(f"squawk failed on {revision}: {(result.stderr or result.stdout).strip()[:200]}") from None
+            lines = path.read_text().splitlines()
+            for report in reports:
+                at = report.get("line", -1)  # squawk counts lines from 0
+                line = lines[at].strip() if 0 <= at < len(lines) else ""
+                fix = report.get("help") or report.get("message", "")
+                found.append(Finding(revision, report["rule_name"], line, fix))
+    return found
+
+
+def range_of(text: str) -> str:
+    """A revision range, or the path of one revision script (Alembic's post-write hook
+    passes the new file): then that revision alone."""
+    if not text.endswith(".py") or not Path(text).is_file():
+        return text
+    from ..history.manifest import parse_script
+
+    script = parse_script(Path(text))
+    if script is None:
+        raise UsageError(f"{text} is not a revision script")
+    parents = script.down_revisions
+    return f"{parents[0]}:{script.revision}" if len(parents) == 1 else f"base:{script.revision}"
+
+
+#: Where ``lint --record-release`` keeps each release's script checksums, beside the scripts.
+RELEASED = "released.json"
+
+
+def _released_path() -> Path:
+    from ..history.scripts import script_location
+
+    return Path(script_location()) / RELEASED
+
+
+def record_release(version: str) -> tuple[Path, int]:
+    """Record the sha256 of every script release ``version`` shipped (the ancestors of its
+    head in the release map), so that lint notices when one of them changes later.
+
+    :raises UsageError: a version not in the release map, or no source tree to write into.
+    """
+    from ...releases import revision_for
+    from ..history.manifest import load
+
+    shipped = load()
+    if shipped.source != "scripts":
+        raise UsageError("--record-release writes beside the scripts: run it in the source tree")
+    revisions = shipped.ancestors((revision_for(version),))
+    path = _released_path()
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    recorded[version] = {rev: shipped.by_id[rev].sha256 for rev in sorted(revisions)}
+    path.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    return path, len(revisions)
+
+
+def released_changes() -> list[Finding]:
+    """Scripts changed since a release that shipped them: databases that applied the old
+    version keep it, and ``upgrade`` refuses them (checksum mismatch)."""
+    from ..history.manifest import load
+
+    path = _released_path()
+    if not path.exists():
+        return []
+    shipped = load()
+    found = []
+    for version, scripts in json.loads(path.read_text()).items():
+        for revision, sha256 in scripts.items():
+            now = shipped.by_id.get(revision)
+            if now is None or now.sha256 != sha256:
+                what = "was removed" if now is None else "changed"
+                found.append(Finding(revision, "released-script-changed",
+                                     now.filename if now else revision,
+                                     f"it {what} since release {version}: restore it and make the change in a new revision"))
+    return found
+
+
+def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settings: Settings | None = None,
+         ) -> tuple[list[Finding], bool]:
+    """Every finding, and whether squawk ran.
+
+    :raises UsageError: unknown revision, bad range.
+    """
+    from sqlalchemy.engine import make_url
+
+    from ..history.manifest import load as load_manifest
+    from ..runtime.offline import render
+
+    settings = settings or Settings()
+    url = make_url(f"{dialect}://lint/lint" if dialect != "sqlite" else "sqlite://")
+    start, _, end = revision_range.rpartition(":")
+    upgrades = split_by_revision(render("upgrade", revision_range if start else f"base:{end}", url))
+    downgrades = split_by_revision(render("downgrade", f"heads:{start or 'base'}", url))
+    downgrades = {rev: sql for rev, sql in downgrades.items() if rev in upgrades}
+    found = own_rules(upgrades, downgrades)
+    # Within the range linted; a released script since removed has no range to be in.
+    found.extend(f for f in released_changes() if f.revision in upgrades or f.revision not in load_manifest().by_id)
+    squawked = squawk_findings(upgrades, settings) if dialect == "postgresql" else []
+    if squawked is not None:
+        found.extend(squawked)
+    kept = [f for f in found if f.rule not in settings.disable and (f.revision, f.rule) not in settings.ignore]
+    return kept, squawked is not None

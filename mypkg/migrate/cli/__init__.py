@@ -1,0 +1,7 @@
+"""The command line: parsing (:mod:`.parser`), the handlers (:mod:`.handlers`), printing, signals.
+May use everything below it; holds no logic a Python caller of :mod:`..commands` would miss.
+"""
+
+from .handlers import main
+
+__all__ = ["main"]

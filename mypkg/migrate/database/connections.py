@@ -1,0 +1,210 @@
+"""Engines and connections: SQLite made transactional, failures made readable."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import MigrateError, UsageError
+from .settings import DEFAULT_BUSY_TIMEOUT, connect_timeout
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Connection, Engine
+
+    from .target import Database
+
+
+def check_sqlite_file(db: Database, *, will_write: bool) -> None:
+    """Fail early, with a clear message, where SQLite would fail late and vaguely.
+
+    :raises MigrateError: the directory is missing, or the file is not a SQLite database,
+        or (when the command writes) the file or its directory is read-only.
+    """
+    path = db.sqlite_path
+    if path is None:
+        return
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise MigrateError(f"directory {directory} does not exist (database {db.masked})")
+    if will_write and db.url.query.get("mode") == "ro":
+        raise UsageError(f"{db.masked} is opened read-only (mode=ro): this command writes; drop mode=ro")
+    if path.exists():
+        with path.open("rb") as handle:
+            header = handle.read(16)
+        if header and header != b"SQLite format 3\x00":
+            raise MigrateError(f"{path} is not a SQLite database")
+        if will_write and not os.access(path, os.W_OK):
+            raise MigrateError(f"{path} is read-only: cannot migrate it")
+    if will_write and not os.access(directory, os.W_OK):
+        # SQLite writes its journal (and the lock file) beside the database.
+        raise MigrateError(f"directory {directory} is read-only: cannot write {path.name} and its journal there")
+
+
+def _make_sqlite_transactional(engine: Engine, *, foreign_keys: bool, immediate: bool) -> None:
+    """SQLAlchemy's pysqlite recipe: SQLite DDL runs inside real transactions.
+
+    pysqlite by default commits before DDL, so a revision's CREATE TABLE and its
+    alembic_version update would be committed apart and a failure in between would
+    leave the schema ahead of the recorded revision.
+
+    With ``immediate``, transactions take SQLite's write lock when they begin
+    (``BEGIN IMMEDIATE``): a plain ``BEGIN`` reads first and must later upgrade its read
+    lock to a write lock, which fails at once, busy timeout or not, when an application
+    wrote in between (always in WAL mode). Taking it first, the busy timeout applies.
+    """
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        # Must be set outside a transaction: SQLite ignores it inside one.
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Inside Alembic's autocommit block each statement commits on its own (a
+        # backfill's batches begin their own transactions): no BEGIN then.
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            # Leaving an autocommit block, SQLAlchemy puts pysqlite back in its legacy mode
+            # (implicit BEGINs of its own): we emit every BEGIN, so switch that off again.
+            connection.connection.dbapi_connection.isolation_level = None
+            connection.exec_driver_sql(begin)
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    for_migrations: bool = False,
+    immediate: bool = False,
+    busy_timeout: float | None = None,
+    **kwargs: Any,
+) -> Engine:
+    """An engine for the schema.
+
+    On SQLite, DDL is transactional and foreign keys are enforced. Migration engines
+    switch enforcement off instead, because batch mode drops and recreates tables that
+    others reference; each revision is then checked with ``PRAGMA foreign_key_check``
+    before it commits (see :mod:`.environment`). ``immediate`` and ``busy_timeout``
+    (seconds to wait for another connection's lock): see :func:`connect`.
+    """
+    import sqlalchemy
+
+    from .settings import parse_url
+
+    parsed = parse_url(url) if isinstance(url, str) else url
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite and busy_timeout is not None:
+        kwargs.setdefault("connect_args", {})["timeout"] = busy_timeout
+    if parsed.get_backend_name() in ("mysql", "mariadb") and "connect_timeout" not in parsed.query:
+        kwargs.setdefault("connect_args", {})["connect_timeout"] = math.ceil(connect_timeout())
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = kwargs.setdefault("connect_args", {})
+        if "connect_timeout" not in parsed.query:
+            # libpq counts whole seconds, at least 2.
+            connect_args["connect_timeout"] = max(2, math.ceil(connect_timeout()))
+        if parsed.get_driver_name() == "psycopg" and for_migrations:
+            # No server-side prepared statements: a pooler may hand the next transaction
+            # to another server session, where they do not exist.
+            connect_args["prepare_threshold"] = None
+    engine = sqlalchemy.create_engine(parsed, **kwargs)
+    if sqlite:
+        _make_sqlite_transactional(engine, foreign_keys=not for_migrations, immediate=immediate)
+    return engine
+
+
+def locked_by_another(exc: BaseException) -> bool:
+    """SQLite gave up waiting for another connection's lock."""
+    return "database is locked" in first_line(exc) or "database table is locked" in first_line(exc)
+
+
+#: What "database is locked" means, for messages.
+LOCKED_HINT = (
+    "another connection held the database for longer than the busy timeout (an application "
+    "writing, or a reader in a long transaction); stop it or retry with a longer --busy-timeout"
+)
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's SQL echo and background links."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip() or type(orig).__name__
+    return text.splitlines()[0]
+
+
+def error_name(exc: BaseException) -> str:
+    """The driver's exception class name (``UndefinedTable``), else the exception's own."""
+    return type(getattr(exc, "orig", None) or exc).__name__
+
+
+@contextlib.contextmanager
+def database_errors(db: Database) -> Iterator[None]:
+    """Turn driver and SQLAlchemy failures into one-line :class:`MigrateError` messages."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    try:
+        yield
+    except MigrateError:
+        raise
+    except DBAPIError as exc:
+        message = first_line(exc)
+        if exc.connection_invalidated or "connect" in message.lower():
+            raise MigrateError(f"cannot connect to {db.masked}: {message}") from exc
+        if "not a database" in message:
+            raise MigrateError(f"{db.masked} is not a SQLite database") from exc
+        if locked_by_another(exc):
+            raise MigrateError(f"{db.masked}: {message}: {LOCKED_HINT}; nothing was changed") from exc
+        raise MigrateError(f"{db.masked}: {message}") from exc
+    except SQLAlchemyError as exc:
+        raise MigrateError(f"{db.masked}: {first_line(exc)}") from exc
+
+
+@contextlib.contextmanager
+def connect(
+    db: Database, *, will_write: bool, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> Iterator[Connection]:
+    """A connection for a command: the caller's own, or one made and closed here.
+
+    A SQLite file engine handed in by the caller is replaced by one made
+    transactional (see :func:`create_engine`) on the same file. On SQLite, a command
+    that writes begins its transactions with ``BEGIN IMMEDIATE`` and waits up to
+    ``busy_timeout`` seconds for other connections' locks.
+    """
+    from sqlalchemy.engine import Connection, Engine
+
+    if isinstance(db.handed_in, Connection):
+        yield db.handed_in
+        return
+    if isinstance(db.handed_in, Engine) and db.sqlite_path is None:
+        with database_errors(db), db.handed_in.connect() as connection:
+            yield connection
+        return
+    check_sqlite_file(db, will_write=will_write)
+    engine = create_engine(db.url, for_migrations=True, immediate=will_write, busy_timeout=busy_timeout)
+    try:
+        with database_errors(db), engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def read_current(connection: Connection) -> tuple[str, ...]:
+    """The revisions in the version table; reads only, never creates the table."""
+    heads = current_in_transaction(connection)
+    # End the read transaction SQLAlchemy began: Alembic must start its own
+    # per-revision transactions, or it treats them as external and commits nothing.
+    connection.commit()
+    return heads
+
+
+def current_in_transaction(connection: Connection) -> tuple[str, ...]:
+    """The version table as this transaction sees it (no commit, unlike read_current)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return tuple(MigrationContext.configure(connection).get_current_heads())

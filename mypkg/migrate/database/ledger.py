@@ -1,0 +1,181 @@
+"""The ledger: one row per revision applied, reverted, stamped or failed.
+
+Alembic's ``alembic_version`` holds only where a database is now. The ledger, a table
+the runner creates (never the shipped revisions, so it exists whatever revision a
+database is at), records the history Flyway and Liquibase keep: which revision, which
+way, the sha256 of the script as shipped, the package version, UTC start and finish,
+duration and outcome. A row for an applied or reverted revision is written in that
+revision's own transaction, so it commits or rolls back with it; a failure is written
+after the rollback, in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from ..identity import LEDGER_TABLE, VERSION_TABLE
+from ..results import LedgerRow
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+
+TABLE = LEDGER_TABLE
+#: Tables the runner owns: never compared with the models, never dropped by revisions.
+RUNNER_TABLES = frozenset({TABLE, VERSION_TABLE})
+
+
+_table: sa.Table | None = None
+
+
+def include_name(name: str | None, type_: str, _parents: Any) -> bool:
+    """Alembic's ``include_name`` hook: leave the runner's own tables out."""
+    return not (type_ == "table" and name in RUNNER_TABLES)
+
+
+def existing_tables(connection: Connection) -> list[str]:
+    """Tables of the database (its default schema) other than the runner's own."""
+    import sqlalchemy as sa
+
+    found = sorted(set(sa.inspect(connection).get_table_names()) - RUNNER_TABLES)
+    if connection.in_transaction():
+        connection.commit()
+    return found
+
+
+def is_ours(connection: Connection) -> bool:
+    """The version table or the ledger exists: migrated before (if to base since)."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(connection)
+    found = any(inspector.has_table(name) for name in RUNNER_TABLES)
+    if connection.in_transaction():
+        connection.commit()
+    return found
+
+
+def table() -> sa.Table:
+    global _table
+    if _table is None:
+        import sqlalchemy as sa
+
+        _table = sa.Table(
+            TABLE,
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("revision", sa.String(64), nullable=False),
+            sa.Column("direction", sa.String(16), nullable=False),
+            sa.Column("checksum", sa.String(64)),
+            sa.Column("package_version", sa.String(64), nullable=False),
+            sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("duration_ms", sa.Float, nullable=False),
+            sa.Column("outcome", sa.String(16), nullable=False),
+            sa.Column("detail", sa.Text),
+        )
+    return _table
+
+
+def ensure(connection: Connection) -> None:
+    """Create the ledger if missing: databases migrated before it existed get it now."""
+    table().create(connection, checkfirst=True)
+    connection.commit()
+
+
+def exists(connection: Connection) -> bool:
+    import sqlalchemy as sa
+
+    found = sa.inspect(connection).has_table(TABLE)
+    connection.commit()
+    return found
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def write(
+    connection: Connection,
+    *,
+    revision: str,
+    direction: str,
+    checksum: str | None,
+    started_at: dt.datetime,
+    outcome: str,
+    detail: str | None = None,
+    returning_server_pid: bool = False,
+) -> int | None:
+    """Insert one row in the connection's current transaction (the caller commits); its id
+    where the driver tells it. With ``returning_server_pid``, on PostgreSQL, the server
+    process that ran the INSERT instead (what the lock check needs, in the same round trip)."""
+    from ..version import package_version
+
+    finished = now()
+    values = (
+        revision,
+        direction,
+        checksum,
+        package_version(),
+        stored(connection, started_at),
+        stored(connection, finished),
+        (finished - started_at).total_seconds() * 1000,
+        outcome,
+        detail,
+    )
+    # Straight to the driver's cursor, on the same connection and so in the same
+    # transaction: written once per revision, where SQLAlchemy's statement machinery
+    # would cost more than the INSERT itself.
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    statement = _INSERT.format(marks=", ".join([marker] * len(values)))
+    server_pid = returning_server_pid and connection.dialect.name == "postgresql"
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(statement + (" RETURNING pg_backend_pid()" if server_pid else ""), values)
+        return cursor.fetchone()[0] if server_pid else getattr(cursor, "lastrowid", None)
+    finally:
+        cursor.close()
+
+
+def delete(connection: Connection, row_id: int) -> None:
+    """Remove one row, in the connection's current transaction."""
+    connection.execute(table().delete().where(table().c.id == row_id))
+
+
+_INSERT = (
+    f"INSERT INTO {TABLE} (revision, direction, checksum, package_version, started_at, "
+    "finished_at, duration_ms, outcome, detail) VALUES ({marks})"
+)
+
+
+def stored(connection: Connection, moment: dt.datetime) -> dt.datetime | str:
+    """A timestamp as SQLAlchemy's DateTime stores it: SQLite keeps naive UTC text."""
+    if connection.dialect.name == "sqlite":
+        return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment
+
+
+def rows(connection: Connection) -> list[LedgerRow]:
+    """Every row, oldest first; [] when the ledger does not exist yet."""
+    if not exists(connection):
+        return []
+    result = connection.execute(table().select().order_by(table().c.id)).mappings().all()
+    connection.commit()
+    return [LedgerRow(**_utc(dict(row))) for row in result]
+
+
+def _utc(row: dict[str, Any]) -> dict[str, Any]:
+    # SQLite returns naive datetimes; every timestamp written here is UTC.
+    for key in ("started_at", "finished_at"):
+        if row[key].tzinfo is None:
+            row[key] = row[key].replace(tzinfo=dt.timezone.utc)
+    return row
+
+
+def recorded_checksums(connection: Connection) -> dict[str, str | None]:
+    """For each revision, the checksum recorded when it was last applied or stamped."""
+    recorded: dict[str, str | None] = {}
+    for row in rows(connection):
+        if row.outcome in ("applied", "stamped"):
+            recorded[row.revision] = row.checksum
+    return recorded

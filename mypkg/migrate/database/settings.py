@@ -1,0 +1,171 @@
+"""Where the database is, resolved in one place: option, environment, config file, default."""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False  # typing itself is not imported on the fast path
+
+from ..errors import MigrateError, UsageError
+from ..identity import (
+    CONNECT_TIMEOUT_VAR,
+    DATABASE_URL_VAR,
+    DEFAULT_URL,
+    MIGRATION_URL_VAR,
+    PACKAGE,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+#: Default for ``--lock-timeout`` (seconds): long enough for a migrator to finish a
+#: real migration, short enough that a stuck deploy fails instead of hanging forever.
+DEFAULT_LOCK_TIMEOUT = 300.0
+#: Default for ``--busy-timeout`` (seconds): SQLite waits this long for an application's
+#: write, or a reader's transaction, to end before a migration's statement gives up.
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+# Driver module -> (pip requirement, conda-forge package), for the "install it" message.
+_DRIVER_PACKAGES: dict[str, tuple[str, str]] = {
+    "psycopg": (f"'{PACKAGE}[postgresql]' (psycopg[binary])", "psycopg"),
+    "psycopg2": ("psycopg2-binary", "psycopg2"),
+    "pg8000": ("pg8000", "pg8000"),
+    "pymysql": (f"'{PACKAGE}[mysql]' (PyMySQL)", "pymysql"),
+    "mysqldb": ("mysqlclient", "mysqlclient"),
+    "oracledb": ("oracledb", "oracledb"),
+    "pyodbc": ("pyodbc", "pyodbc"),
+}
+
+
+#: Default for ``--connect-timeout`` (seconds): a server that accepts and never answers
+#: fails the command instead of hanging it.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+def resolve_url_string(option: str | None = None, config_file_url: str | None = None) -> str:
+    """The database URL as text, from the first of: option, ``$MYPKG_MIGRATION_URL``,
+    ``$MYPKG_DATABASE_URL``, the config file's ``sqlalchemy.url``, the default
+    ``sqlite:///mypkg.db``.
+
+    :raises UsageError: the option or a variable is set but empty (a missing secret must
+        not silently mean the default database).
+    """
+    if option is not None:
+        if not option.strip():
+            raise UsageError("--url is empty: give a database URL")
+        return option
+    for name in (MIGRATION_URL_VAR, DATABASE_URL_VAR):
+        value = os.environ.get(name)
+        if value is not None:
+            if not value.strip():
+                raise UsageError(f"${name} is set but empty (a missing secret?): set it to a database URL or unset it")
+            return value
+    return config_file_url or DEFAULT_URL
+
+
+def connect_timeout() -> float:
+    """Seconds to wait for a connection: ``$MYPKG_CONNECT_TIMEOUT`` (what ``--connect-timeout``
+    sets), else :data:`DEFAULT_CONNECT_TIMEOUT`."""
+    import math
+
+    text = os.environ.get(CONNECT_TIMEOUT_VAR)
+    if text is None:
+        return DEFAULT_CONNECT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"${CONNECT_TIMEOUT_VAR} must be a positive number of seconds, not {text!r}")
+    return value
+
+
+#: Query parameters whose values are secrets (psycopg/libpq ``password``, ``sslpassword``,
+#: drivers' tokens and keys): masked wherever a URL is shown.
+_SECRET_WORDS = ("pass", "pwd", "secret", "token", "credential", "apikey", "api_key", "sslkey")
+
+
+def is_secret_parameter(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def mask(url: str | URL) -> str:
+    """The URL with its password, and every secret query parameter, replaced by ``***``:
+    the only form ever printed or logged."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if isinstance(url, str):
+        if url.startswith("sqlite"):
+            return _mask_text(url)  # shown as written: SQLAlchemy would re-quote file: URIs
+        try:
+            url = make_url(url)
+        except (ArgumentError, ValueError):
+            return _mask_text(url)
+    hidden = {key: "MASKEDSECRET" for key in url.query if is_secret_parameter(key)}
+    if hidden:
+        url = url.update_query_dict(hidden)
+    return url.render_as_string(hide_password=True).replace("MASKEDSECRET", "***")
+
+
+def _mask_text(url: str) -> str:
+    """Unparseable: hide anything between "://user:" and "@", and secret query values."""
+    import re
+
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if sep and at and ":" in creds:
+        url = f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return re.sub(
+        r"([?&])([^=&]+)=([^&]*)",
+        lambda m: f"{m.group(1)}{m.group(2)}={'***' if is_secret_parameter(m.group(2)) else m.group(3)}",
+        url,
+    )
+
+
+def parse_url(text: str) -> URL:
+    """Parse and validate a database URL.
+
+    :raises UsageError: malformed URL, unknown dialect, async driver.
+    :raises MigrateError: the dialect's driver is not installed (says what to install).
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise UsageError(
+            f"malformed database URL {mask(text)!r}: expected dialect[+driver]://..., "
+            f"for example {DEFAULT_URL} or postgresql://user@host/dbname"
+        ) from None
+    except ValueError:  # the port, which SQLAlchemy converts to an int
+        raise UsageError(f"malformed database URL {mask(text)!r}: the port must be a number") from None
+    if url.port is not None and not 0 < url.port < 65536:
+        raise UsageError(f"malformed database URL {mask(text)!r}: port {url.port} is out of range")
+    if url.get_backend_name() == "sqlite" and url.query and not (url.database or "").startswith("file:"):
+        # SQLite's own URI parameters (mode=ro, cache, immutable) work only in URI form.
+        url = url.set(database=f"file:{url.database}").update_query_dict({"uri": "true"})
+    if url.drivername in ("postgresql", "postgres"):
+        # psycopg 3 is the one PostgreSQL driver mypkg ships an extra for.
+        url = url.set(drivername="postgresql+psycopg")
+    try:
+        dialect_cls = url.get_dialect()
+    except NoSuchModuleError:
+        raise UsageError(
+            f"unknown database dialect {url.drivername!r} in {mask(url)}: "
+            "use sqlite:///FILE, postgresql://user@host/dbname or mysql+pymysql://user@host/dbname"
+        ) from None
+    if getattr(dialect_cls, "is_async", False):
+        raise UsageError(f"async driver {url.drivername!r} is not supported: use a sync driver")
+    try:
+        dialect_cls.import_dbapi()
+    except ImportError as exc:
+        module = (exc.name or dialect_cls.driver).split(".")[0]
+        pip_name, conda_name = _DRIVER_PACKAGES.get(module.lower(), (module, module))
+        raise MigrateError(
+            f"the driver {module!r} for {url.drivername}:// is not installed: "
+            f"pip install {pip_name}, or conda install -c conda-forge {conda_name}"
+        ) from None
+    return url

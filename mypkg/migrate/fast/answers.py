@@ -1,0 +1,334 @@
+"""Read-only answers without SQLAlchemy or Alembic: the path every deploy and replica takes.
+
+``status``, ``current`` and a no-op ``upgrade`` run at every start, usually with nothing
+to do. The full path imports SQLAlchemy and Alembic and executes every revision script
+(over a second with a thousand revisions); the answer needs only the version table,
+read with the driver alone (``sqlite3``, ``psycopg``), and the revision graph, read from
+the manifest (:mod:`.manifest`), never by importing a script.
+
+The fast path answers only when it is sure to answer exactly as the full path would
+(a test compares them); anything unusual (a URL it does not parse the way SQLAlchemy
+does, a revision it does not know, a history whose order it cannot replay, a database that does not exist
+or cannot be read, no ledger yet) returns ``None`` and the full path takes over, with
+its error messages. ``MYPKG_NO_FASTPATH=1`` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import NamedTuple
+
+from ..identity import LEDGER_TABLE, NO_FASTPATH_VAR, VERSION_TABLE
+from ..results import BACKFILLING
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..history.manifest import Manifest
+    from ..results import Status
+
+DISABLE_VAR = NO_FASTPATH_VAR
+#: The ledger outcome of a data migration under way or stopped part way (:mod:`.backfill`).
+
+# SQLAlchemy's own URL pattern (sqlalchemy/engine/url.py), so both paths agree on parts.
+_URL = re.compile(
+    r"""
+    (?P<name>[\w\+]+)://
+    (?:
+        (?P<username>[^:/]*)
+        (?::(?P<password>[^@]*))?
+    @)?
+    (?:
+        (?:
+            \[(?P<ipv6host>[^/\?]+)\] |
+            (?P<ipv4host>[^/:\?]+)
+        )?
+        (?::(?P<port>[^/\?]*))?
+    )?
+    (?:/(?P<database>[^\?]*))?
+    (?:\?(?P<query>.*))?
+    """,
+    re.X,
+)
+# Nothing SQLAlchemy would unquote or re-quote: then the text is rendered as it is.
+_PLAIN = re.compile(r"^[\w.\-~ +/]*$", re.ASCII)
+
+
+class DatabaseState(NamedTuple):
+    masked_url: str
+    current: tuple[str, ...]
+    #: (revision, checksum, outcome) oldest first; None: no ledger table yet, or not read.
+    ledger: list[tuple[str, str | None, str]] | None
+    #: A data migration is under way or stopped part way (a ``backfilling`` ledger row).
+    backfilling: bool = False
+
+
+def enabled() -> bool:
+    return not os.environ.get(DISABLE_VAR)
+
+
+def _sqlite_state(database: str, masked: str, with_ledger: bool) -> DatabaseState | None:
+    import sqlite3
+
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    try:
+        with open(database, "rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                return None  # empty or not SQLite: the full path decides and explains
+    except OSError:
+        return None
+    try:
+        # A plain path (see _PLAIN): only the space needs escaping in a file: URI.
+        connection = sqlite3.connect(f"file:{database.replace(' ', '%20')}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return _read(connection, masked, tables, with_ledger)
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+
+
+def _postgresql_state(
+    parts: dict[str, Any], query: dict[str, str], masked: str, with_ledger: bool
+) -> DatabaseState | None:
+    from . import libpq
+
+    if not libpq.installed("psycopg"):
+        return None  # the full path names the package to install
+    params = {
+        "host": parts["ipv4host"] or parts["ipv6host"],
+        "port": parts["port"],
+        "user": parts["username"],
+        "password": parts["password"],
+        "dbname": parts["database"],
+        **query,
+    }
+    import math
+
+    from ..database.settings import connect_timeout
+
+    if "connect_timeout" not in query:
+        params["connect_timeout"] = str(max(2, math.ceil(connect_timeout())))  # as the full path
+    params = {k: v for k, v in params.items() if v}
+    try:
+        connection: Any = libpq.Connection(params)
+    except libpq.Unavailable:
+        return _psycopg_state(params, masked, with_ledger)
+    except libpq.ConnectError as exc:  # in psycopg's words, as the full path would say it
+        _refuse(masked, str(exc))
+    try:
+        with connection:
+            found = connection.execute(_TABLES_SQL)
+            return _read(connection, masked, {row[0] for row in found}, with_ledger, in_one_value=True)
+    except libpq.Unavailable:
+        return None
+
+
+#: Which of the runner's tables exist in the schema the full path would use.
+_TABLES_SQL = (
+    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE n.nspname = current_schema() AND c.relname IN ('{VERSION_TABLE}', '{LEDGER_TABLE}')"
+)
+
+
+def _refuse(masked: str, message: str) -> None:
+    """The full path would fail the same way: say so now, in its words, rather than
+    connect a second time (a dead server's timeout twice, a wrong password twice)."""
+    from ..errors import MigrateError
+
+    first = (message.strip() or "connection failed").splitlines()[0]
+    where = "cannot connect to " if "connect" in first.lower() else ""
+    raise MigrateError(f"{where}{masked}: {first}") from None
+
+
+def _psycopg_state(params: dict[str, str], masked: str, with_ledger: bool) -> DatabaseState | None:
+    """The same reads through psycopg, where no libpq can be loaded by path."""
+    import psycopg
+
+    try:
+        connection = psycopg.connect(**params, autocommit=True)
+    except psycopg.OperationalError as exc:
+        _refuse(masked, str(exc) or type(exc).__name__)
+    except psycopg.Error:
+        return None
+    try:
+        with connection:
+            found = connection.execute(_TABLES_SQL).fetchall()
+            return _read(connection, masked, {row[0] for row in found}, with_ledger)
+    except psycopg.Error:
+        return None
+
+
+def _read(
+    connection: Any, masked: str, tables: set[str], with_ledger: bool, *, in_one_value: bool = False
+) -> DatabaseState:
+    current: tuple[str, ...] = ()
+    if VERSION_TABLE in tables:
+        current = tuple(row[0] for row in connection.execute(f"SELECT version_num FROM {VERSION_TABLE}"))
+    ledger = None
+    backfilling = False
+    if with_ledger and LEDGER_TABLE in tables:
+        if in_one_value:
+            ledger = _ledger_in_one_value(connection)
+        else:
+            ledger = [
+                (row[0], row[1], row[2])
+                for row in connection.execute(
+                    f"SELECT revision, checksum, outcome FROM {LEDGER_TABLE} ORDER BY id"
+                )
+            ]
+        backfilling = any(outcome == BACKFILLING for _, _, outcome in ledger)
+    elif LEDGER_TABLE in tables:  # the ledger itself is not needed: only whether one is under way
+        backfilling = bool(list(connection.execute(
+            f"SELECT 1 FROM {LEDGER_TABLE} WHERE outcome = '{BACKFILLING}' LIMIT 1"
+        )))
+    return DatabaseState(masked, current, ledger, backfilling)
+
+
+def _ledger_in_one_value(connection: Any) -> list[tuple[str, str | None, str]]:
+    """The ledger as one text value: a thousand rows read value by value through ctypes
+    cost more than the query. Fields are split by the unit separator, rows by the record
+    separator (neither is in a revision id, a checksum or an outcome); no checksum is ''."""
+    [(text,)] = connection.execute(
+        f"SELECT string_agg(concat_ws(chr(31), revision, coalesce(checksum, ''), outcome), chr(30) ORDER BY id) "
+        f"FROM {LEDGER_TABLE}"
+    )
+    rows = []
+    for record in (text or "").split("\x1e") if text else ():
+        revision, checksum, outcome = record.split("\x1f")
+        rows.append((revision, checksum or None, outcome))
+    return rows
+
+
+class ParsedUrl(NamedTuple):
+    dialect: str  #: "sqlite" or "postgresql"
+    parts: dict[str, Any]
+    query: dict[str, str]
+    masked: str  #: exactly as SQLAlchemy renders it with the password hidden
+
+
+def parse(url: str) -> ParsedUrl | None:
+    """Split a URL the way SQLAlchemy does; None for anything this module does not handle."""
+    match = _URL.fullmatch(url)
+    if match is None:
+        return None
+    parts = match.groupdict()
+    name = parts["name"]
+    if name in ("sqlite", "sqlite+pysqlite"):
+        database = parts["database"] or ""
+        if parts["query"] or parts["username"] or parts["ipv4host"] or not _PLAIN.match(database):
+            return None
+        return ParsedUrl("sqlite", parts, {}, f"{name}:///{database}")  # plain: nothing to quote
+    if name not in ("postgresql", "postgresql+psycopg"):
+        return None
+    from urllib.parse import parse_qsl, quote, quote_plus
+
+    if any(value and not _PLAIN.match(value) for value in (parts["username"], parts["database"])):
+        return None
+    if parts["password"] is not None and "%" in parts["password"]:
+        return None
+    pairs = parse_qsl(parts["query"] or "")
+    query = dict(pairs)
+    if len(query) != len(pairs) or "%" in (parts["query"] or ""):
+        return None
+    masked = "postgresql+psycopg://"
+    if parts["username"] is not None:
+        masked += quote(parts["username"], safe=" +")
+        if parts["password"] is not None:
+            masked += ":***"
+        masked += "@"
+    if parts["ipv6host"]:
+        masked += f"[{parts['ipv6host']}]"
+    elif parts["ipv4host"]:
+        masked += parts["ipv4host"]
+    if parts["port"]:
+        if not parts["port"].isdigit() or not 0 < int(parts["port"]) < 65536:
+            return None  # the full path explains
+        masked += f":{int(parts['port'])}"
+    if parts["database"] is not None:
+        masked += "/" + quote(parts["database"], safe=" +/")
+    if query:
+        from ..database.settings import is_secret_parameter
+
+        masked += "?" + "&".join(
+            f"{quote_plus(k)}={'***' if is_secret_parameter(k) else quote_plus(query[k])}" for k in sorted(query)
+        )
+    return ParsedUrl("postgresql", parts, query, masked)
+
+
+def read_state(url: str, *, with_ledger: bool = True) -> DatabaseState | None:
+    """The version table (and the ledger), read with the driver alone; None if unsure."""
+    parsed = parse(url)
+    if parsed is None:
+        return None
+    if parsed.dialect == "sqlite":
+        return _sqlite_state(parsed.parts["database"] or "", parsed.masked, with_ledger)
+    return _postgresql_state(parsed.parts, parsed.query, parsed.masked, with_ledger)
+
+
+def _status_from(state: DatabaseState, shipped: Manifest) -> Status | None:
+    """The full path's Status, on any graph (merges, branches, labels, dependencies);
+    None when the history's order is not one the manifest can replay exactly."""
+    from ..results import RevisionInfo, Status
+
+    if any(rev not in shipped for rev in state.current):
+        return None
+    ordered = shipped.ordered()
+    if ordered is None:
+        return None
+    applied_ids = set(shipped.ancestors(state.current))
+    heads = set(shipped.heads)
+    everything = [
+        RevisionInfo(rev.revision, rev.down_revisions, rev.message, rev.revision in heads)
+        for rev in ordered
+    ]
+    return Status(
+        database=state.masked_url,
+        current=state.current,
+        heads=shipped.heads,
+        applied=[rev for rev in everything if rev.revision in applied_ids],
+        pending=[rev for rev in everything if rev.revision not in applied_ids],
+    )
+
+
+def status(url: str) -> Status | None:
+    """What :func:`.commands.status` returns, or None when only the full path can tell."""
+    from ..history.manifest import load
+
+    state = read_state(url, with_ledger=False)
+    if state is None or state.backfilling:
+        return None  # an interrupted data migration: the full path tells its progress
+    return _status_from(state, load())
+
+
+def nothing_to_upgrade(url: str) -> Status | None:
+    """The status, if ``upgrade`` to head has nothing to do and nothing to refuse.
+
+    The full path would also create a missing ledger and refuse on a checksum
+    mismatch: in those cases this returns None and the full path runs.
+    """
+    from ..history.manifest import load
+
+    state = read_state(url)
+    if state is None or state.ledger is None:
+        return None
+    shipped = load()
+    found = _status_from(state, shipped)
+    if found is None or not found.at_head:
+        return None
+    recorded: dict[str, str | None] = {}
+    for revision, checksum, outcome in state.ledger:
+        if outcome in ("applied", "stamped"):
+            recorded[revision] = checksum
+    if any(rev not in shipped for rev in recorded):
+        return None
+    for revision in shipped.ancestors(state.current):
+        if recorded.get(revision) not in (None, shipped.by_id[revision].sha256):
+            return None
+    return found

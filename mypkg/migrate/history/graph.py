@@ -1,0 +1,173 @@
+"""Questions about the shipped revision graph, answered by Alembic's ScriptDirectory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import MigrateError, UsageError
+from ..identity import PACKAGE
+from ..results import RevisionInfo
+from . import scripts
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+
+
+#: Targets Alembic resolves itself, against the database.
+SYMBOLIC = ("head", "heads", "base")
+
+
+def script(revision: str) -> Script | None:
+    """The shipped script of ``revision``; None when the package does not ship it."""
+    from alembic.util import CommandError
+
+    try:
+        return scripts.script_directory().get_revision(revision)
+    except CommandError:
+        return None
+
+
+def describe(revision: str | None) -> str:
+    """``id (message)`` for messages; ``base (empty)`` for no revision."""
+    if revision is None:
+        return "base (empty)"
+    found = script(revision)
+    return f"{revision} ({found.doc})" if found is not None else revision
+
+
+def require_known(current: Sequence[str], where: str) -> None:
+    """:raises MigrateError: the database is at a revision this package does not ship."""
+    from ..version import package_version
+
+    unknown = [rev for rev in current if script(rev) is None]
+    if unknown:
+        raise MigrateError(
+            f"{where} is at revision {', '.join(unknown)}, which {PACKAGE} "
+            f"{package_version()} does not ship: it was migrated by a newer {PACKAGE}; "
+            "install that version (or newer) to migrate or downgrade it"
+        )
+
+
+def require_revision(revision: str) -> None:
+    """Fail as a usage error on a revision the package does not have.
+
+    Relative (``-1``, ``+2``, ``head-1``) and symbolic (``head``, ``base``, ``heads``)
+    revisions are left to Alembic, which resolves them against the database.
+    """
+    if revision in SYMBOLIC or is_relative(revision):
+        return
+    if any(sign in revision for sign in "+-") and revision.split("+")[0].split("-")[0] in SYMBOLIC:
+        return
+    from alembic.util import CommandError
+
+    try:
+        found = scripts.script_directory().get_revisions(revision)
+    except CommandError as exc:
+        # Alembic says "Can't locate" for a prefix of several revisions, too.
+        candidates = sorted(
+            script.revision for script in scripts.script_directory().walk_revisions()
+            if script.revision.startswith(revision)
+        )
+        if len(revision) >= 4 and len(candidates) > 1:
+            raise UsageError(
+                f"ambiguous revision {revision!r}: it starts {', '.join(candidates)}; give more characters"
+            ) from None
+        raise UsageError(f"unknown revision {revision!r}: {exc}") from None
+    if not found:
+        raise UsageError(f"unknown revision {revision!r}")
+
+
+def planned(current: Sequence[str], destination: str, direction: str, *, strict: bool = False) -> list[Script]:
+    """The revisions Alembic is about to run, in order; used to name a failing one.
+
+    With ``strict``, a target that cannot mean anything from ``current`` is a usage error
+    (a relative step the wrong way or past the end, a destination behind an upgrade).
+
+    :raises UsageError: with ``strict`` only.
+    """
+    from alembic.util import CommandError
+
+    if strict:
+        _require_direction(destination, direction)
+    directory = scripts.script_directory()
+    try:
+        if direction == "upgrade":
+            steps = directory._upgrade_revs(destination, tuple(current))
+        else:
+            steps = directory._downgrade_revs(destination, tuple(current))
+    except CommandError as exc:
+        if strict:
+            at = ", ".join(current) or "base"
+            raise UsageError(f"cannot {direction} to {destination} from {at}: {exc}") from None
+        return []
+    except Exception:  # noqa: BLE001 - only for messages; Alembic reports the real error
+        return []
+    return [step.revision for step in steps]
+
+
+def _require_direction(destination: str, direction: str) -> None:
+    import re
+
+    step = re.fullmatch(r"([+-])(\d+)", destination)
+    if step is None:
+        return
+    sign, count = step.groups()
+    if direction == "upgrade" and sign == "-":
+        raise UsageError(f"upgrade {destination} would go back {count} revision(s): use downgrade {destination}")
+    if direction == "downgrade" and sign == "+":
+        raise UsageError(f"downgrade {destination} would go forward {count} revision(s): use upgrade {destination}")
+
+
+def absolute(plan: Sequence[Script], direction: str, revision: str) -> str:
+    """The revision a relative target (``-1``, ``+2``) means now, so a retry after some
+    revisions completed does not go further than asked. Other targets stay as given
+    (``heads`` must stay every head)."""
+    if not plan or not is_relative(revision):
+        return revision
+    last = plan[-1]
+    if direction == "upgrade":
+        return last.revision
+    down = last.down_revision
+    if down is None:
+        return "base"
+    return down if isinstance(down, str) else revision
+
+
+def is_relative(revision: str) -> bool:
+    """``-1``, ``+2``, ``head-1``, ``base+2``, ``abc123+1``: counted from somewhere."""
+    import re
+
+    return re.fullmatch(r"(?:\w+)?[+-]\d+", revision) is not None
+
+
+def as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def heads() -> tuple[str, ...]:
+    return tuple(scripts.script_directory().get_heads())
+
+
+def history() -> list[RevisionInfo]:
+    """Every shipped revision, oldest first."""
+    revisions = list(scripts.script_directory().walk_revisions())
+    revisions.reverse()
+    return [
+        RevisionInfo(
+            revision=rev.revision,
+            down_revisions=as_tuple(rev.down_revision),
+            message=rev.doc,
+            is_head=rev.is_head,
+        )
+        for rev in revisions
+    ]
+
+
+def ancestors(current: Sequence[str]) -> set[str]:
+    """Every revision applied when the database is at ``current``."""
+    if not current:
+        return set()
+    return {rev.revision for rev in scripts.script_directory().iterate_revisions(current, "base")}

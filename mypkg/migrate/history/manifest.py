@@ -1,0 +1,255 @@
+"""The revision manifest: every shipped revision's id, parents, labels, message and sha256.
+
+Built into the wheel (and so the conda package) as ``<package>/migrations/manifest.json``
+by ``hatch_build.py``; in a source tree or an editable install it is computed from the
+scripts on the fly. It answers "which revisions exist, which are heads, in which order
+does Alembic list them, what did each script look like when shipped" without importing
+a single script, so it is also the fast path for read-only questions.
+
+Scripts are read with :mod:`ast` (module-level assignments in any formatting, annotated
+or not, tuples or lists over several lines), in the order Alembic loads them, and the
+history order is Alembic's own (:mod:`.order`). Standard library only: the wheel build
+loads this file by path, before the package is installed and without Alembic.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FILENAME = "manifest.json"
+FORMAT = 2
+#: The module-level names Alembic reads from a revision script.
+FIELDS = ("revision", "down_revision", "branch_labels", "depends_on")
+
+
+class ScriptError(ValueError):
+    """A revision script whose header cannot be read without running it."""
+
+
+class Revision(NamedTuple):
+    revision: str
+    down_revisions: tuple[str, ...]
+    message: str
+    sha256: str
+    #: Relative to ``versions/``, with ``/`` (subfolders with recursive_version_locations).
+    filename: str
+    branch_labels: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+
+
+def _as_tuple(value: object, name: str, where: str) -> tuple[str, ...]:
+    if value is None or value == ():
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise ScriptError(f"{where}: {name} must be a string, a tuple or list of strings, or None")
+
+
+def _message(docstring: str | None) -> str:
+    """Alembic's ``Script.doc``: the docstring's first paragraph."""
+    import re
+
+    return re.split("\n\n", docstring.strip())[0] if docstring else ""
+
+
+def parse_script(path: Path, filename: str | None = None) -> Revision | None:
+    """A revision script's header, read with :mod:`ast` (never imported).
+
+    None for files Alembic skips (``__init__.py``, editor lock files ``.#x.py``).
+
+    :raises ScriptError: a header that is not made of literals, or no ``revision``.
+    """
+    import ast
+    import hashlib
+
+    name = filename or path.name
+    if path.name.startswith((".#", "__init__")) or not path.name.endswith(".py"):
+        return None
+    data = path.read_bytes()
+    try:
+        tree = ast.parse(data, filename=str(path))
+    except SyntaxError as exc:
+        raise ScriptError(f"{name}: not valid Python: {exc.msg} (line {exc.lineno})") from None
+    values: dict[str, object] = {}
+    for node in tree.body:  # later assignments win, as when Python runs the module
+        if isinstance(node, ast.Assign):
+            targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            targets = [node.target.id]
+        else:
+            continue
+        for target in targets:
+            if target in FIELDS:
+                try:
+                    values[target] = ast.literal_eval(node.value)  # type: ignore[arg-type]
+                except ValueError:
+                    raise ScriptError(f"{name}: {target} must be a literal (line {node.lineno})") from None
+    revision = values.get("revision")
+    if not isinstance(revision, str):
+        raise ScriptError(f"{name}: no module-level revision = '...' (Alembic could not load it either)")
+    return Revision(
+        revision=revision,
+        down_revisions=_as_tuple(values.get("down_revision"), "down_revision", name),
+        message=_message(ast.get_docstring(tree, clean=False)),
+        sha256=hashlib.sha256(data).hexdigest(),
+        filename=name,
+        branch_labels=_as_tuple(values.get("branch_labels"), "branch_labels", name),
+        depends_on=_as_tuple(values.get("depends_on"), "depends_on", name),
+    )
+
+
+def script_paths(versions: Path, *, recursive: bool) -> list[tuple[Path, str]]:
+    """The files under ``versions`` in the order Alembic loads them (files sorted, then
+    subfolders sorted, depth first), each with its name relative to ``versions``."""
+    found: list[tuple[Path, str]] = []
+    for root, dirs, files in os.walk(versions):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__") if recursive else []
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            found.append((versions.joinpath(os.path.relpath(path, versions)), os.path.relpath(path, versions).replace(os.sep, "/")))
+    return found
+
+
+def scan(versions: Path, *, recursive: bool = True) -> list[Revision]:
+    """Every revision under ``versions``, in Alembic's load order.
+
+    :raises ScriptError: a script whose header cannot be read (the build fails on it).
+    """
+    found = [parse_script(path, name) for path, name in script_paths(versions, recursive=recursive)]
+    return [rev for rev in found if rev is not None]
+
+
+def to_json(revisions: list[Revision], history_order: list[str] | None = None) -> str:
+    """The manifest file, with the history order (:mod:`.order`) the build worked out once:
+    every ``status`` needs it, and a thousand revisions take milliseconds to order."""
+    order = history_order
+    payload = {"format": FORMAT, "revisions": [rev._asdict() for rev in revisions], "history_order": order}
+    return json.dumps(payload, indent=1, sort_keys=True) + "\n"
+
+
+def from_json(text: str) -> tuple[list[Revision], list[str] | None]:
+    """The revisions, and the history order if the build recorded one."""
+    payload = json.loads(text)
+    revisions = [
+        Revision(**{key: tuple(value) if isinstance(value, list) else value for key, value in item.items()})
+        for item in payload["revisions"]
+    ]
+    return revisions, payload.get("history_order")
+
+
+class Manifest:
+    """The shipped revision graph, from the manifest file or the scripts themselves."""
+
+    def __init__(self, revisions: list[Revision], source: str, history_order: list[str] | None = None) -> None:
+        self.revisions = revisions  #: in Alembic's load order
+        self.recorded_order = history_order  #: as the build worked it out, if it did
+        self.by_id = {rev.revision: rev for rev in revisions}
+        self.source = source  #: "manifest" (built) or "scripts" (parsed on the fly)
+        children = {parent for rev in revisions for parent in rev.down_revisions}
+        #: In load order, as Alembic's ``get_heads()`` gives them.
+        self.heads = tuple(rev.revision for rev in revisions if rev.revision not in children)
+        self.labels = {label: rev.revision for rev in revisions for label in rev.branch_labels}
+
+    def __contains__(self, revision: str) -> bool:
+        return revision in self.by_id
+
+    def dependencies(self, revision: str) -> tuple[str, ...]:
+        """``depends_on`` resolved to revision ids (a branch label names its revision)."""
+        return tuple(self.labels.get(dep, dep) for dep in self.by_id[revision].depends_on)
+
+    def ancestors(self, revisions: tuple[str, ...]) -> list[str]:
+        """Every revision applied when the database is at ``revisions`` (inclusive),
+        dependencies included, as Alembic counts them."""
+        seen: dict[str, None] = {}  # ordered, O(1) membership
+        stack = list(revisions)
+        while stack:
+            rev = stack.pop()
+            if rev in seen or rev not in self.by_id:
+                continue
+            seen[rev] = None
+            stack.extend(self.by_id[rev].down_revisions)
+            stack.extend(self.dependencies(rev))
+        return list(seen)
+
+    def problems(self) -> list[str]:
+        """What makes this graph one Alembic would refuse or warn about; [] when sound."""
+        found = []
+        if len(self.by_id) != len(self.revisions):
+            found.append("a revision id is used by two scripts")
+        for rev in self.revisions:
+            for parent in (*rev.down_revisions, *self.dependencies(rev.revision)):
+                if parent not in self.by_id:
+                    found.append(f"{rev.filename}: {rev.revision} refers to {parent}, which no script defines")
+        return found
+
+    def ordered(self) -> list[Revision] | None:
+        """Oldest first, exactly as Alembic's history lists them; None when Alembic's own
+        order is not deterministic (a revision with several dependencies to resolve)."""
+        if self.recorded_order is not None:
+            ids: list[str] | None = self.recorded_order
+        else:
+            from .order import history_order
+
+            ids = history_order(self)
+        return None if ids is None else [self.by_id[rev] for rev in ids]
+
+
+@functools.cache
+def load() -> Manifest:
+    """The installed package's manifest, else a scan of the source tree's scripts."""
+    # Beside this module, as importlib.resources would find it in a regular install;
+    # a plain path skips importing importlib.resources (and zipfile) on the fast path.
+    from ..identity import BUNDLED_SCRIPTS
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    built = os.path.join(package, BUNDLED_SCRIPTS, FILENAME)
+    if os.path.isfile(built):
+        with open(built, encoding="utf-8") as handle:
+            revisions, order = from_json(handle.read())
+        return Manifest(revisions, "manifest", order)
+    from pathlib import Path
+
+    from .scripts import script_location
+
+    return Manifest(scan(Path(script_location()) / "versions"), "scripts")
+
+
+def read_releases(path: Path) -> dict[str, str]:
+    """The ``RELEASES`` mapping of a release map module, read with :mod:`ast`.
+
+    :raises ScriptError: no ``RELEASES = {...}`` literal of strings.
+    """
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets if isinstance(node, ast.Assign) else []
+        named = any(isinstance(target, ast.Name) and target.id == "RELEASES" for target in targets)
+        if named and node.value is not None:  # type: ignore[union-attr]
+            try:
+                value = ast.literal_eval(node.value)  # type: ignore[union-attr]
+            except ValueError:
+                break
+            if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+                return value
+    raise ScriptError(f"{path.name}: no RELEASES = {{'version': 'revision', ...}} literal")
+
+
+def release_problems(releases: dict[str, str], shipped: Manifest) -> list[tuple[str, str]]:
+    """(version, why) for each release naming no shipped revision (or a prefix of several)."""
+    found = []
+    for version, revision in releases.items():
+        matches = [rev for rev in shipped.by_id if rev.startswith(revision)]
+        if revision not in shipped.by_id and len(matches) != 1:
+            what = "no shipped revision" if not matches else f"{len(matches)} revisions"
+            found.append((version, f"release {version} names revision {revision!r}, which matches {what}"))
+    return found

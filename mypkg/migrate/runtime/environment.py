@@ -1,0 +1,163 @@
+"""Alembic's environment, run by both ``alembic`` (authors, from a source checkout) and
+``mypkg-migrate`` (operators, from an install): ``alembic/env.py`` only calls
+:func:`run_migrations`, so both commands run the scripts with one configuration.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..database import connections, settings
+from ..database.ledger import include_name
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from alembic.config import Config
+
+
+def target_metadata(config: Config) -> sa.MetaData:
+    """The models' MetaData, for autogenerate and comparisons.
+
+    The runner says when it only applies revisions (``with_models=False``): then the
+    ORM is not imported (a sizeable part of every run's start) and an empty MetaData
+    with the models' naming convention stands in. Alembic names every constraint a
+    script leaves unnamed from this MetaData's convention, so the scripts build the
+    same constraint names under ``alembic`` and under the runner.
+    """
+    if config.attributes.get("with_models", True) is False:
+        import sqlalchemy as sa
+
+        from ...naming import NAMING_CONVENTION
+
+        return sa.MetaData(naming_convention=NAMING_CONVENTION)
+    from ...models import metadata
+
+    return metadata
+
+
+def migration_options(config: Config) -> dict[str, Any]:
+    """What every run shares, online and offline."""
+    return {
+        "include_name": include_name,
+        "target_metadata": target_metadata(config),
+        # One transaction per revision: a failure keeps every revision before it.
+        "transaction_per_migration": True,
+        # Autogenerate writes SQLite-safe batch operations for ALTERs.
+        "render_as_batch": True,
+        # What `check` and autogenerate compare: types yes; server defaults no
+        # (known false positives across dialects).
+        "compare_type": True,
+        "compare_server_default": False,
+    }
+
+
+def database_url(config: Config) -> Any:
+    """The URL the runner hands in, else $MYPKG_DATABASE_URL, alembic.ini, the default."""
+    handed_in = config.attributes.get("url")
+    if handed_in is not None:
+        return handed_in
+    text = settings.resolve_url_string(None, config.get_main_option("sqlalchemy.url"))
+    return settings.parse_url(text)
+
+
+def check_sqlite_foreign_keys(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+    """Migrations run with SQLite's foreign keys off (batch mode recreates tables);
+    refuse to commit a revision that left a dangling reference."""
+    connection = ctx.connection
+    if connection is None or connection.dialect.name != "sqlite":
+        return
+    problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if problems:
+        table, rowid, parent, _ = problems[0]
+        raise RuntimeError(
+            f"foreign key check failed: {len(problems)} row(s), e.g. {table} rowid {rowid} "
+            f"references a missing {parent} row"
+        )
+
+
+def _offline(context: Any, config: Config) -> None:
+    """Write the SQL to the output instead of running it (``--sql``)."""
+    context.configure(
+        url=database_url(config),
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        **migration_options(config),
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _ledger_writer(connection: Any) -> Any:
+    """For the ``alembic`` command: an ``on_version_apply`` hook that writes the ledger row
+    inside each revision's transaction, as the runner does, so the ledger stays true
+    whoever migrated (``history --applied`` after ``alembic downgrade -1``)."""
+    from . import integrity
+    from ..database import ledger
+
+    ledger.ensure(connection)  # commits: nothing may stay open before configure()
+    started = [ledger.now()]
+
+    def write(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        script = ctx.script.get_revision(step.up_revision_id) if ctx.script is not None else None
+        ledger.write(
+            connection,
+            revision=step.up_revision_id,
+            direction="upgrade" if step.is_upgrade else "downgrade",
+            checksum=integrity.file_checksum(script.path) if script is not None else None,
+            started_at=started[0],
+            outcome="applied" if step.is_upgrade else "reverted",
+            detail="alembic command",
+        )
+        started[0] = ledger.now()
+
+    return write
+
+
+def _alembic_command(config: Config) -> str | None:
+    """The ``alembic`` subcommand running, if any. ``cmd_opts`` is set by Alembic's own
+    command line only: not by the runner, which writes its ledger rows itself, nor by
+    test harnesses such as pytest-alembic."""
+    command = getattr(config.cmd_opts, "cmd", None)
+    return getattr(command[0], "__name__", None) if command else None
+
+
+def _run_with(context: Any, config: Config, connection: Any) -> None:
+    callbacks = [check_sqlite_foreign_keys, *config.attributes.get("on_version_apply", ())]
+    if _alembic_command(config) in ("upgrade", "downgrade"):
+        callbacks.append(_ledger_writer(connection))
+    context.configure(connection=connection, on_version_apply=callbacks, **migration_options(config))
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _online(context: Any, config: Config) -> None:
+    import sqlalchemy as sa
+
+    # The runner hands in a Connection it owns; pytest-alembic may hand in an Engine.
+    handed_in = config.attributes.get("connection")
+    if isinstance(handed_in, sa.Connection):
+        _run_with(context, config, handed_in)
+        return
+    engine = handed_in or connections.create_engine(database_url(config), for_migrations=True)
+    try:
+        with engine.connect() as connection:
+            _run_with(context, config, connection)
+    finally:
+        if handed_in is None:
+            engine.dispose()
+
+
+def run_migrations() -> None:
+    """The body of ``env.py``."""
+    from alembic import context
+
+    config = context.config
+    # Only the `alembic` command has an ini file; the runner sets up its own logging.
+    if config.config_file_name is not None and not config.attributes.get("connection"):
+        from logging.config import fileConfig  # here: the runner's start-up skips it
+
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
+    if context.is_offline_mode():
+        _offline(context, config)
+    else:
+        _online(context, config)

@@ -1,0 +1,44 @@
+"""A failure during a migration, told in one line: which revision, why, where the database is."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..database import connections
+from ..errors import MigrateError
+from ..history import graph
+from ..identity import COMMAND
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+    from sqlalchemy.engine import Connection
+
+    from ..database.target import Database
+
+
+def explain_failure(
+    exc: Exception, failed: Script | None, connection: Connection, db: Database, *, partial: bool = False
+) -> Exception:
+    """One line: which revision failed, the driver's reason, where the database is now."""
+    from alembic.util import CommandError
+
+    if isinstance(exc, MigrateError):
+        return exc
+    reason = connections.first_line(exc)
+    if isinstance(exc, CommandError) and failed is None:
+        return MigrateError(reason)
+    try:
+        current = connections.read_current(connection)
+        now = graph.describe(current[0] if current else None)
+    except Exception:  # noqa: BLE001 - the connection itself may be gone
+        now = "unknown"
+    what = f"revision {failed.revision} ({failed.doc})" if failed is not None else "migration"
+    hint = f" ({connections.LOCKED_HINT})" if connections.locked_by_another(exc) else ""
+    message = f"{what} failed: {connections.error_name(exc)}: {reason}{hint}; {db.masked} is at {now}"
+    if partial and failed is not None:
+        message += (
+            f", but DDL on MySQL/MariaDB is not transactional: what {failed.revision} ran before "
+            f"failing stays (see {COMMAND} history --applied); fix the schema by hand, then "
+            f"{COMMAND} repair {failed.revision} --applied or --reverted"
+        )
+    return MigrateError(message)

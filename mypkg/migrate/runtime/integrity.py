@@ -1,0 +1,127 @@
+"""Integrity: do the applied revisions still match the scripts this package ships?
+
+The ledger records the sha256 of every script when it ran; the manifest holds the
+sha256 of every script shipped. A difference means the history was rewritten after it
+reached this database, which ``upgrade`` refuses (unless told) and ``verify`` reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..database import ledger
+from ..errors import MigrateError
+from ..history.manifest import load as load_manifest
+from ..identity import COMMAND, PACKAGE
+from ..results import ChecksumProblem
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+    from sqlalchemy.engine import Connection
+
+    from ..database.target import Database
+
+
+def problems(connection: Connection, current: Sequence[str]) -> list[ChecksumProblem]:
+    """Every applied revision whose script differs, is gone, or is unknown here."""
+    shipped = load_manifest()
+    recorded = ledger.recorded_checksums(connection)
+    found = [
+        ChecksumProblem(rev, "unknown revision", "the database is at it; this package does not ship it")
+        for rev in current
+        if rev not in shipped
+    ]
+    applied_now = shipped.ancestors(tuple(current))
+    for rev in applied_now:
+        checksum = recorded.get(rev)
+        if checksum is not None and checksum != shipped.by_id[rev].sha256:
+            found.append(
+                ChecksumProblem(
+                    rev,
+                    "mismatch",
+                    f"{shipped.by_id[rev].filename} changed since it was applied "
+                    f"(recorded sha256 {checksum[:12]}…, shipped {shipped.by_id[rev].sha256[:12]}…)",
+                )
+            )
+    applied_set = set(applied_now)
+    for rev in recorded:
+        if rev not in shipped and rev not in current and rev not in applied_set:
+            found.append(ChecksumProblem(rev, "missing script", "recorded as applied; no longer shipped"))
+    return found
+
+
+def refuse_on_problems(connection: Connection, current: Sequence[str], db: Database) -> None:
+    """:raises MigrateError: an applied revision's script changed or is gone."""
+    found = [p for p in problems(connection, current) if p.kind != "unknown revision"]
+    if found:
+        first = found[0]
+        raise MigrateError(
+            f"{db.masked}: {len(found)} applied revision(s) differ from the scripts "
+            f"shipped, e.g. {first.revision}: {first.detail}; run {COMMAND} verify, "
+            "or upgrade with --ignore-checksums"
+        )
+
+
+def file_checksum(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a script as it is on disk now: what actually runs."""
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def edited_scripts() -> list[ChecksumProblem]:
+    """Installed scripts that differ from the manifest built with the package (edited,
+    or deleted, after install). Empty in a source tree, whose manifest is the scripts."""
+    from pathlib import Path
+
+    from ..history.scripts import script_directory
+
+    shipped = load_manifest()
+    if shipped.source != "manifest":
+        return []
+    versions = Path(script_directory().versions)
+    found = []
+    for rev in shipped.revisions:
+        path = versions / rev.filename
+        if not path.is_file():
+            found.append(ChecksumProblem(rev.revision, "edited script", f"{rev.filename} is missing from the install"))
+        elif file_checksum(path) != rev.sha256:
+            found.append(
+                ChecksumProblem(rev.revision, "edited script", f"{rev.filename} was changed after the package was built")
+            )
+    return found
+
+
+def refuse_edited(plan: Sequence[Script], db: Database) -> None:
+    """:raises MigrateError: a script about to run differs from the one the package shipped."""
+    shipped = load_manifest()
+    if shipped.source != "manifest":
+        return
+    for script in plan:
+        entry = shipped.by_id.get(script.revision)
+        if entry is not None and file_checksum(script.path) != entry.sha256:
+            raise MigrateError(
+                f"{db.masked}: {entry.filename} ({script.revision}) was changed after the package "
+                f"was built; nothing was run; reinstall {PACKAGE}, or upgrade with --ignore-checksums"
+            )
+
+
+def release_problems() -> list[ChecksumProblem]:
+    """Entries of the release map that name no shipped revision."""
+    from pathlib import Path
+
+    from ..history import manifest
+
+    releases = manifest.read_releases(Path(__file__).resolve().parent.parent / "releases.py")
+    return [
+        ChecksumProblem(version, "bad release", detail)
+        for version, detail in manifest.release_problems(releases, load_manifest())
+    ]
+
+
+def shipped_checksum(revision: str) -> str | None:
+    """The manifest's sha256 of ``revision``'s script; None when not shipped."""
+    entry = load_manifest().by_id.get(revision)
+    return entry.sha256 if entry is not None else None

@@ -1,0 +1,80 @@
+"""Offline SQL (``--sql``) that fails part way: name the revision, keep what came before.
+
+Alembic writes ``-- Running upgrade A -> B`` before it runs B's ``upgrade()`` (and
+``-- Running downgrade B -> A`` before B's ``downgrade()``), so the last such line of the
+output names the revision that failed, and everything before it is the complete SQL of
+the revisions that rendered.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import TYPE_CHECKING, Literal
+
+from ..database import connections
+from ..errors import MigrateError, UsageError
+from ..history import graph, scripts
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+_RUNNING = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*?)\s*$", re.MULTILINE)
+
+
+class OfflineSQLError(MigrateError):
+    """A revision could not be rendered; :attr:`sql` holds the SQL of those before it."""
+
+    def __init__(self, message: str, sql: str) -> None:
+        super().__init__(message)
+        self.sql = sql
+
+
+def failure(exc: BaseException, output: str) -> OfflineSQLError:
+    """The error for ``exc`` raised while rendering, given the output produced so far."""
+    found = list(_RUNNING.finditer(output))
+    reason = f"{connections.error_name(exc)}: {connections.first_line(exc)}"
+    if not found:
+        return OfflineSQLError(f"offline SQL failed before the first revision: {reason}", "")
+    last = found[-1]
+    direction, lower, upper = last.groups()
+    revision = upper if direction == "upgrade" else lower
+    # The revision's own "BEGIN;" (one transaction per revision) comes just before it.
+    start = last.start()
+    before = output[:start]
+    if before.rstrip().endswith("BEGIN;"):
+        before = before.rstrip()[: -len("BEGIN;")]
+    return OfflineSQLError(
+        f"offline SQL failed in revision {revision.strip()}: {reason}; "
+        "the SQL of the revisions before it was written to the output",
+        before,
+    )
+
+
+def render(direction: Literal["upgrade", "downgrade"], revision_range: str, url: URL) -> str:
+    """The SQL of ``direction`` over ``revision_range`` for ``url``'s dialect (nothing is
+    connected); :func:`.commands.offline_sql` documents the promises.
+
+    :raises UsageError: unknown revision, or a downgrade without ``FROM:``.
+    :raises MigrateError: a script that cannot be rendered offline (:class:`OfflineSQLError`).
+    """
+    from alembic.util import CommandError
+
+    from alembic import command
+
+    start, sep, end = revision_range.rpartition(":")
+    if direction == "downgrade" and not sep:
+        raise UsageError("downgrade --sql needs a range FROM:TO, e.g. head:base")
+    for revision in (start, end):
+        if revision:
+            graph.require_revision(revision)
+    buffer = io.StringIO()
+    config = scripts.make_config(url=url)
+    config.output_buffer = buffer
+    try:
+        getattr(command, direction)(config, revision_range, sql=True)
+    except CommandError as exc:
+        raise MigrateError(connections.first_line(exc)) from exc
+    except Exception as exc:  # a script that needs a live database, or a plain bug
+        raise failure(exc, buffer.getvalue()) from exc
+    return buffer.getvalue()

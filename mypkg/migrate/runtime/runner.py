@@ -1,0 +1,329 @@
+"""The run loop: apply or revert revisions under the migration lock, one transaction each.
+
+Alembic runs the scripts; around it the runner takes the lock, re-reads where the
+database is, refuses what it must (an unknown revision, changed scripts), writes a
+ledger row inside each revision's transaction, retries a revision rolled back by the
+statement lock timeout, and turns a failure into one line naming the revision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import backfill, integrity, repair
+from ..database import connections, ledger, locks
+from ..history import graph, scripts
+from .failures import explain_failure
+from ..errors import MigrateError, UsageError
+from ..identity import COMMAND
+from ..results import AppliedRevision, BackfillProgress, MigrationResult
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+    from sqlalchemy.engine import Connection
+
+    from ..database.target import Database
+
+#: Bounded retry of a revision whose statement waited longer than
+#: ``statement_lock_timeout`` for a table lock (PostgreSQL ``lock_timeout``).
+STATEMENT_LOCK_RETRIES = 3
+
+
+def _is_lock_timeout(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03"  # lock_not_available
+
+
+def run(
+    direction: Literal["upgrade", "downgrade"],
+    db: Database,
+    revision: str,
+    *,
+    on_applied: Callable[[AppliedRevision], None] | None,
+    lock_timeout: float,
+    statement_lock_timeout: float | None,
+    on_wait: Callable[[str], None] | None,
+    ignore_checksums: bool = False,
+    backup: bool = False,
+    busy_timeout: float = connections.DEFAULT_BUSY_TIMEOUT,
+    adopt: Callable[[Connection, Database], None] | None = None,
+    on_progress: Callable[[BackfillProgress], None] | None = None,
+) -> MigrationResult:
+    """Move ``db`` to ``revision``; see :func:`.commands.upgrade` for the promises."""
+    from sqlalchemy import event
+
+    from .backup import backup_sqlite
+
+    graph.require_revision(revision)
+    if backup and db.sqlite_path is None:
+        tool = "mariadb-dump (mysqldump)" if db.is_mysql else "pg_dump" if db.is_postgresql else "its own tools"
+        raise UsageError(f"--backup copies a SQLite file; back {db.backend} up with {tool}")
+    with locks.locked(db, lock_timeout, on_wait, busy_timeout) as (connection, session):
+        # Read only now, under the lock: the previous holder may have migrated.
+        before = connections.read_current(connection)
+        graph.require_known(before, db.masked)
+        if db.is_mysql:
+            repair.refuse_while_partial(connection, db)
+        if direction == "upgrade" and not before:
+            before = _adopt_or_refuse(connection, db, adopt)
+        if direction == "upgrade" and not ignore_checksums:
+            integrity.refuse_on_problems(connection, before, db)
+        plan = graph.planned(before, revision, direction, strict=True)
+        if direction == "upgrade" and not ignore_checksums:
+            integrity.refuse_edited(plan, db)
+        destination = graph.absolute(plan, direction, revision)
+        # The backup comes before anything is written, the ledger table included.
+        backup_path = backup_sqlite(db, before) if backup and plan else None
+        ledger.ensure(connection)
+        tracker = _Tracker(connection, session, on_applied, _settings_for(connection, db, statement_lock_timeout),
+                           running=[script.revision for script in plan] if db.is_mysql else None,
+                           direction=direction)
+        config = scripts.make_config(connection=connection, on_version_apply=[tracker.record], with_models=False,
+                                     **{backfill.PROGRESS_ATTRIBUTE: on_progress})
+        event.listen(connection, "begin", tracker.begin)
+        event.listen(connection, "before_cursor_execute", tracker.statement)
+        retries = 0
+        try:
+            while True:
+                try:
+                    _run_env(config, direction, destination)
+                    tracker.committed()
+                    break
+                except Exception as exc:
+                    if connection.in_transaction():
+                        connection.rollback()
+                    tracker.rolled_back()
+                    failed = plan[len(tracker.applied)] if len(tracker.applied) < len(plan) else None
+                    if statement_lock_timeout and _is_lock_timeout(exc) and retries < STATEMENT_LOCK_RETRIES:
+                        retries += 1
+                        pause = 0.5 * 2 ** (retries - 1)
+                        if on_wait is not None:
+                            name = failed.revision if failed is not None else "a revision"
+                            on_wait(
+                                f"{name} waited over {statement_lock_timeout:g}s for a table "
+                                f"lock and was rolled back; retry {retries} of "
+                                f"{STATEMENT_LOCK_RETRIES} in {pause:g}s"
+                            )
+                        time.sleep(pause)
+                        continue
+                    ran = tracker.changes if db.is_mysql else None
+                    tracker.stopped = True  # what follows is bookkeeping, not a revision
+                    if not isinstance(exc, locks.PoolingError):  # nothing to record in a stranger's session
+                        _record_failure(connection, failed, direction, tracker.started_at, exc, ran=ran,
+                                        replaces=tracker.running_row)
+                    tracker.running_row = None
+                    raise explain_failure(exc, failed, connection, db, partial=bool(ran)) from exc
+        finally:
+            event.remove(connection, "begin", tracker.begin)
+            event.remove(connection, "before_cursor_execute", tracker.statement)
+        after = connections.read_current(connection)
+    return MigrationResult(db.masked, before, after, tracker.applied, backup_path)
+
+
+def _adopt_or_refuse(
+    connection: Connection, db: Database, adopt: Callable[[Connection, Database], None] | None
+) -> tuple[str, ...]:
+    """A database with tables but no version table is not this package's, or was built
+    another way: refuse, unless told how to adopt it (``upgrade --baseline REV``: the
+    caller's check that the schema is REV's, then a stamp; the run loop knows no checks).
+
+    :raises MigrateError: tables and no ``adopt``, or whatever ``adopt`` raises.
+    """
+    tables = ledger.existing_tables(connection)
+    if not tables or ledger.is_ours(connection):
+        return ()
+    if adopt is None:
+        shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
+        raise MigrateError(
+            f"{db.masked} has {len(tables)} table(s) ({shown}) but no version table: it was built "
+            f"another way, or belongs to another application; nothing was written. If its schema is "
+            f"a revision's, say which: {COMMAND} stamp REV, or upgrade --baseline REV (both check "
+            "the schema first)"
+        )
+    adopt(connection, db)
+    return connections.read_current(connection)
+
+
+def _settings_for(connection: Connection, db: Database, statement_lock_timeout: float | None) -> list[str]:
+    """PostgreSQL settings for each revision's transaction, as SET LOCAL: they end with the
+    transaction, so none is left on a server session an application may share (pooling)."""
+    if not db.is_postgresql:
+        return []
+    found = []
+    if connection.dialect.server_version_info >= (14,):
+        # The server ends this session soon after its client dies, instead of running the
+        # statement to its end holding the revision's locks (PostgreSQL 14+).
+        found.append("SET LOCAL client_connection_check_interval = '1s'")
+    if statement_lock_timeout:
+        found.append(f"SET LOCAL lock_timeout = '{int(statement_lock_timeout * 1000)}ms'")
+    return found
+
+
+#: Statements that change nothing a repair would have to undo.
+_READS = frozenset({"SELECT", "SHOW", "SET", "DESCRIBE", "EXPLAIN", "BEGIN", "START", "COMMIT", "ROLLBACK"})
+
+
+class _Tracker:
+    """Times each revision and reports it only once it committed.
+
+    A revision starts at the first transaction after the previous one was recorded (an
+    autocommit block inside it begins further transactions: the clock keeps running);
+    it is recorded by Alembic's ``on_version_apply`` inside its transaction, and handed
+    to ``on_applied`` when the next transaction begins or the run ends, that is after
+    its commit. What ``on_applied`` does (printing to a closed pipe, say) never decides
+    the migration.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        session: locks.Session,
+        on_applied: Callable[[AppliedRevision], None] | None,
+        settings: list[str],
+        *,
+        running: list[str] | None = None,
+        direction: str = "upgrade",
+    ) -> None:
+        #: Where DDL is not transactional, the plan: a ledger row as each revision starts.
+        self.running = running
+        self.direction = direction
+        self.running_row: int | None = None
+        self.stopped = False
+        self.connection = connection
+        self.session = session
+        self.on_applied = on_applied
+        self.settings = settings
+        self.applied: list[AppliedRevision] = []
+        self.pending: list[AppliedRevision] = []
+        self.in_revision = False
+        self.clock = time.perf_counter()
+        self.started_at = ledger.now()
+        self.changes: list[str] = []  #: statements of the running revision that change things
+
+    def begin(self, connection: Connection) -> None:
+        if self.stopped:
+            return
+        self.committed()
+        if not self.in_revision:
+            self.in_revision = True
+            self.clock, self.started_at = time.perf_counter(), ledger.now()
+            self.changes = []
+            step = len(self.applied) + len(self.pending)
+            if self.running is not None and step < len(self.running):
+                # Committed by the revision's first DDL statement; removed as it completes.
+                self.running_row = ledger.write(
+                    connection, revision=self.running[step], direction=self.direction,
+                    checksum=None, started_at=self.started_at, outcome=repair.RUNNING,
+                )
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # an autocommit block: no transaction to scope settings to
+        for statement in self.settings:
+            connection.exec_driver_sql(statement)
+
+    def statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        """Remember what the revision ran that changes the database: where DDL is not
+        transactional (MySQL), a failure leaves it behind."""
+        words = statement.split()
+        if (self.in_revision and words and words[0].upper() not in _READS
+                and "alembic_version" not in statement and ledger.TABLE not in statement):
+            change = " ".join(words)[:120]
+            if not self.changes or self.changes[-1] != change:  # a backfill's batches: once
+                self.changes.append(change)
+
+    def record(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        # Up or down, up_revision_id names the script that just ran.
+        found = graph.script(step.up_revision_id)
+        entry = AppliedRevision(
+            revision=step.up_revision_id,
+            message=found.doc if found is not None else "",
+            direction="upgrade" if step.is_upgrade else "downgrade",
+            seconds=time.perf_counter() - self.clock,
+        )
+        # Still inside the revision's transaction: the row commits with it, and the
+        # INSERT tells which server session runs it (PostgreSQL).
+        server_pid = ledger.write(
+            self.connection,
+            revision=entry.revision,
+            direction=entry.direction,
+            # Of the file that ran, which --ignore-checksums may let differ from the manifest.
+            checksum=integrity.file_checksum(found.path) if found is not None else None,
+            started_at=self.started_at,
+            outcome="applied" if step.is_upgrade else "reverted",
+            returning_server_pid=True,
+        )
+        # The commit is about to happen: in the lock holder's session, or not at all.
+        self.session.verify(server_pid if self.connection.dialect.name == "postgresql" else None)
+        if self.running_row is not None:
+            ledger.delete(self.connection, self.running_row)
+            self.running_row = None
+        self.pending.append(entry)
+        self.in_revision = False
+
+    def committed(self) -> None:
+        """Everything recorded so far has committed: report it."""
+        done, self.pending = self.pending, []
+        for entry in done:
+            self.applied.append(entry)
+            if self.on_applied is not None:
+                try:
+                    self.on_applied(entry)
+                except Exception:  # noqa: BLE001 - a reporting failure never fails a migration
+                    logging.getLogger(__name__).warning("on_applied failed", exc_info=True)
+
+    def rolled_back(self) -> None:
+        self.pending.clear()
+        self.in_revision = False
+
+
+def _run_env(config: Any, direction: str, destination: str) -> None:
+    """What ``alembic.command.upgrade``/``downgrade`` do, with the ScriptDirectory this
+    process already loaded: Alembic's commands would load (import) every script again."""
+    from alembic.runtime.environment import EnvironmentContext
+
+    directory = scripts.script_directory()
+
+    def steps(rev: Any, _context: Any) -> Any:
+        if direction == "upgrade":
+            return directory._upgrade_revs(destination, rev)
+        return directory._downgrade_revs(destination, rev)
+
+    with EnvironmentContext(
+        config, directory, fn=steps, as_sql=False, starting_rev=None, destination_rev=destination
+    ):
+        directory.run_env()
+
+
+def _record_failure(
+    connection: Connection, failed: Script | None, direction: str, started_at: Any, exc: Exception,
+    ran: list[str] | None = None,
+    replaces: int | None = None,
+) -> None:
+    """A failed revision rolled back with its own ledger row: record it apart. Where DDL
+    is not transactional and some of it ran (``ran``), the row says ``partial`` and lists it,
+    in place of the ``running`` row (``replaces``) its first statement committed."""
+    if failed is None:
+        return
+    detail = f"{connections.error_name(exc)}: {connections.first_line(exc)}"
+    with contextlib.suppress(Exception):
+        if ran and any(row.revision == failed.revision for row in backfill.interrupted(connection)):
+            ran = None  # stopped in its backfill: resumable as it stands (see mypkg.batch), no repair
+    if ran:
+        detail += f"; ran before it failed: {'; '.join(ran)}"
+    with contextlib.suppress(Exception):  # the connection itself may be what failed
+        if connection.in_transaction():
+            connection.rollback()
+        if replaces is not None:
+            ledger.delete(connection, replaces)
+        ledger.write(
+            connection,
+            revision=failed.revision,
+            direction=direction,
+            checksum=integrity.shipped_checksum(failed.revision),
+            started_at=started_at,
+            outcome=repair.PARTIAL if ran else "failed",
+            detail=detail,
+        )
+        connection.commit()

@@ -1,0 +1,1 @@
+"""Checks: lint, pytest-alembic and the stairway."""

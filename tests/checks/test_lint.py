@@ -1,0 +1,204 @@
+"""``mypkg-migrate lint``: squawk on each revision's rendered SQL, mypkg's own rules, the
+project's accepted findings, and the hook after ``alembic revision``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mypkg
+from mypkg.migrate.checks import lint
+from tests.conftest import REPO
+
+HEAD = mypkg.heads()[0]
+
+INDEX_NOT_CONCURRENT = '''\
+"""test only: an index built the blocking way
+
+Revision ID: 11a7000000a1
+Revises: {parent}
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "11a7000000a1"
+down_revision = "{parent}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_my_table_name", "my_table", ["name"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_my_table_name", table_name="my_table")
+'''
+
+NO_DOWNGRADE_AND_DATA = '''\
+"""test only: DDL and data together, and nothing to go back
+
+Revision ID: 11a7000000a2
+Revises: 11a7000000a1
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "11a7000000a2"
+down_revision = "11a7000000a1"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("note", sa.Column("archived", sa.Boolean, nullable=True))
+    op.execute("UPDATE note SET archived = false")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def run_lint(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-m", "mypkg", "lint", *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture
+def project(source_copy: Path) -> Path:
+    """A source checkout with the shipped pyproject.toml (its accepted findings)."""
+    shutil.copy(REPO / "pyproject.toml", source_copy / "pyproject.toml")
+    shutil.copy(REPO / "alembic.ini", source_copy / "alembic.ini")
+    return source_copy
+
+
+def test_the_shipped_revisions_lint_clean(project: Path) -> None:
+    result = run_lint(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "no findings" and result.stderr == ""
+
+
+def test_squawk_and_the_own_rules_find_dangerous_revisions(project: Path) -> None:
+    versions = project / "alembic" / "versions"
+    (versions / "9998_11a7000000a1_index.py").write_text(INDEX_NOT_CONCURRENT.format(parent=HEAD))
+    (versions / "9999_11a7000000a2_data.py").write_text(NO_DOWNGRADE_AND_DATA)
+    result = run_lint(project)
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert any(line.startswith("11a7000000a1  require-concurrent-index-creation  CREATE INDEX ix_my_table_name")
+               for line in lines), lines
+    assert any(line.startswith("11a7000000a2  empty-downgrade  ALTER TABLE note ADD COLUMN archived") for line in lines)
+    assert any(line.startswith("11a7000000a2  data-with-ddl  UPDATE note SET archived = false") for line in lines)
+    assert all(" -> " in line for line in lines)  # each says the fix
+    found = json.loads(run_lint(project, "--json").stdout)
+    assert {(f["revision"], f["rule"]) for f in found} >= {
+        ("11a7000000a1", "require-concurrent-index-creation"), ("11a7000000a2", "empty-downgrade"),
+    }
+    only = run_lint(project, f"{HEAD}:11a7000000a1")  # a range: that revision only
+    assert only.returncode == 1 and "11a7000000a2" not in only.stdout
+
+
+def test_findings_accepted_in_pyproject_need_a_reason(project: Path) -> None:
+    (project / "alembic" / "versions" / "9998_11a7000000a1_index.py").write_text(INDEX_NOT_CONCURRENT.format(parent=HEAD))
+    config = project / "pyproject.toml"
+    config.write_text(config.read_text() + '\n[[tool.mypkg.lint.ignore]]\nrevision = "11a7000000a1"\n'
+                      'rule = "require-concurrent-index-creation"\nreason = "a table of ten rows"\n')
+    assert run_lint(project).returncode == 0
+    config.write_text(config.read_text().replace('reason = "a table of ten rows"', 'reason = ""'))
+    refused = run_lint(project)
+    assert refused.returncode == 2 and "give a reason" in refused.stderr
+
+
+def test_alembic_revision_runs_lint_on_the_new_script(project: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(project)}
+    result = subprocess.run([sys.executable, "-m", "alembic", "revision", "-m", "nothing yet"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Running post write hook 'lint'" in result.stdout + result.stderr
+    assert "no findings" in result.stdout + result.stderr
+
+
+def test_a_script_path_means_that_revision_alone() -> None:
+    script = next((REPO / "alembic" / "versions").glob(f"*_{HEAD}_*.py"))
+    parent = mypkg.history()[-2].revision
+    assert lint.range_of(str(script)) == f"{parent}:{HEAD}"
+    assert lint.range_of("base:heads") == "base:heads"
+
+
+def test_without_squawk_the_own_rules_still_run(project: Path, tmp_path: Path) -> None:
+    """An interpreter whose environment has no squawk (a venv of its own, on a PATH without it)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    site = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    env.update(PYTHONPATH=os.pathsep.join([str(project), site]), PATH="/usr/bin:/bin")
+    (project / "alembic" / "versions" / "9999_11a7000000a2_data.py").write_text(
+        NO_DOWNGRADE_AND_DATA.replace('"11a7000000a1"', f'"{HEAD}"'))
+    result = subprocess.run([str(venv / "bin" / "python"), "-m", "mypkg", "lint"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "squawk is not installed" in line and "pip install 'mypkg[lint]'" in line
+    assert "11a7000000a2  empty-downgrade" in result.stdout
+
+
+UNNAMED_UNIQUE = '''\
+"""test only: a unique constraint left unnamed
+
+Revision ID: 11a7000000a3
+Revises: {parent}
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "11a7000000a3"
+down_revision = "{parent}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("probe", sa.Column("id", sa.Integer, primary_key=True), sa.Column("code", sa.String(8)),
+                    sa.UniqueConstraint("code"))
+
+
+def downgrade() -> None:
+    op.drop_table("probe")
+'''
+
+
+def test_an_unnamed_constraint_is_found_only_without_a_naming_convention(project: Path) -> None:
+    (project / "alembic" / "versions" / "9999_11a7000000a3_probe.py").write_text(UNNAMED_UNIQUE.format(parent=HEAD))
+    assert run_lint(project).returncode == 0  # the convention names it uq_probe_code
+    naming = project / "mypkg" / "naming.py"
+    naming.write_text(naming.read_text().replace('    "uq": "uq_%(table_name)s_%(column_0_name)s",\n', ""))
+    result = run_lint(project)
+    assert result.returncode == 1
+    assert "11a7000000a3  unnamed-constraint  CREATE TABLE probe (" in result.stdout
+    assert "add its kind to the MetaData naming convention" in result.stdout
+
+
+def test_a_script_changed_since_its_release_is_found(project: Path) -> None:
+    recorded = run_lint(project, "--record-release", "0.1.0")
+    assert recorded.returncode == 0, recorded.stderr
+    assert "recorded the checksums of 6 script(s) of release 0.1.0" in recorded.stdout
+    assert json.loads((project / "alembic" / "released.json").read_text())["0.1.0"].keys() == {
+        rev.revision for rev in mypkg.history()
+    }
+    assert run_lint(project).returncode == 0
+    script = next((project / "alembic" / "versions").glob(f"*_{HEAD}_*.py"))
+    script.write_text(script.read_text() + "\n# a later edit\n")
+    result = run_lint(project)
+    assert result.returncode == 1
+    assert f"{HEAD}  released-script-changed  {script.name}  -> it changed since release 0.1.0" in result.stdout
+    unknown = run_lint(project, "--record-release", "9.9")
+    assert unknown.returncode == 2 and "unknown mypkg version '9.9'" in unknown.stderr

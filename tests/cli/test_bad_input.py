@@ -1,0 +1,182 @@
+"""Bad input, table-driven: a documented exit code, one line on stderr, no traceback, no
+secret, and the database exactly as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+import mypkg
+from tests.conftest import command_prefix
+
+SECRET = "s3cret"
+REVISIONS = [rev.revision for rev in mypkg.history()]
+DEAD_PG = f"postgresql://app:{SECRET}@127.0.0.1:1/app"
+
+
+class Case(NamedTuple):
+    args: tuple[str, ...]
+    exit: int
+    says: str  #: a phrase the one stderr line must contain
+    env: dict[str, str] = {}
+
+
+CASES: dict[str, Case] = {
+    # --- the command line itself: exit 2 ---
+    "unknown command": Case(("bogus",), 2, "invalid choice: 'bogus'"),
+    "no command": Case((), 2, "required: COMMAND"),
+    "only a global option": Case(("--json",), 2, "required: COMMAND"),
+    "verbose and unknown command": Case(("-v", "bogus"), 2, "invalid choice"),
+    "unknown option": Case(("upgrade", "--nope"), 2, "unrecognized arguments: --nope"),
+    "extra argument": Case(("heads", "extra"), 2, "unrecognized arguments: extra"),
+    "unknown revision": Case(("upgrade", "nope"), 2, "unknown revision 'nope'"),
+    "too short a prefix": Case(("upgrade", "1"), 2, "unknown revision '1'"),
+    "upgrade backwards": Case(("upgrade", "-1"), 2, "upgrade -1 would go back 1 revision(s): use downgrade -1"),
+    "downgrade forwards": Case(("downgrade", "+1"), 2, "downgrade +1 would go forward"),
+    "upgrade past the head": Case(("upgrade", "+99"), 2, "cannot upgrade to +99"),
+    "downgrade past base": Case(("downgrade", "-99"), 2, "cannot downgrade to -99"),
+    "downgrade without revision": Case(("downgrade",), 2, "downgrade needs a revision"),
+    "downgrade base without --yes": Case(("downgrade", "base"), 2, "confirm with --yes"),
+    "unknown release": Case(("upgrade", "--to-version", "9.9"), 2, "unknown mypkg version '9.9'"),
+    "revision and release": Case(("upgrade", "head", "--to-version", "0.1.0"), 2, "not both"),
+    "downgrade revision and release": Case(("downgrade", "-1", "--to-version", "0.1.0"), 2, "not both"),
+    "from-version online": Case(("upgrade", "--from-version", "0.1.0"), 2, "add --sql"),
+    "from-version and range": Case(("upgrade", "--sql", "--from-version", "0.1.0", "base:head"), 2, "not both"),
+    "offline downgrade without range": Case(("downgrade", "--sql", "-1"), 2, "needs a range FROM:TO"),
+    "offline unknown revision": Case(("upgrade", "--sql", "nope:head"), 2, "unknown revision 'nope'"),
+    "stamp without revision": Case(("stamp",), 2, "required: REV"),
+    "stamp unknown revision": Case(("stamp", "nope"), 2, "unknown revision 'nope'"),
+    "lock timeout nan": Case(("upgrade", "--lock-timeout", "nan"), 2, "not a finite number of seconds"),
+    "lock timeout inf": Case(("upgrade", "--lock-timeout", "inf"), 2, "not a finite number of seconds"),
+    "lock timeout negative": Case(("upgrade", "--lock-timeout", "-1"), 2, "must not be negative"),
+    "lock timeout words": Case(("upgrade", "--lock-timeout", "soon"), 2, "not a number of seconds"),
+    "stamp lock timeout nan": Case(("stamp", "head", "--lock-timeout", "nan"), 2, "not a finite number"),
+    "wait nan": Case(("status", "--wait", "nan"), 2, "not a finite number of seconds"),
+    "wait inf": Case(("status", "--wait", "inf"), 2, "not a finite number of seconds"),
+    "wait negative": Case(("status", "--wait", "-1"), 2, "must not be negative"),
+    "busy timeout nan": Case(("upgrade", "--busy-timeout", "nan"), 2, "not a finite number"),
+    "busy timeout negative": Case(("downgrade", "-1", "--busy-timeout", "-1"), 2, "must not be negative"),
+    "statement lock timeout negative": Case(("upgrade", "--statement-lock-timeout", "-5"), 2, "must not be negative"),
+    "connect timeout zero": Case(("--connect-timeout", "0", "status"), 2, "must be more than zero"),
+    "connect timeout nan": Case(("--connect-timeout", "nan", "status"), 2, "not a finite number"),
+    "connect timeout variable": Case(("status",), 2, "MYPKG_CONNECT_TIMEOUT must be a positive number",
+                                     {"MYPKG_CONNECT_TIMEOUT": "later"}),
+    # --- the database URL: exit 2 ---
+    "empty --url": Case(("--url", "", "status"), 2, "--url is empty"),
+    "empty variable": Case(("status",), 2, "$MYPKG_DATABASE_URL is set but empty", {"MYPKG_DATABASE_URL": ""}),
+    "blank migration variable": Case(("upgrade",), 2, "$MYPKG_MIGRATION_URL is set but empty",
+                                     {"MYPKG_MIGRATION_URL": "  "}),
+    "unknown dialect": Case(("--url", "foo://x", "current"), 2, "unknown database dialect 'foo'"),
+    "not a URL": Case(("--url", "not a url", "current"), 2, "malformed database URL"),
+    "port not a number": Case(("--url", f"postgresql://u:{SECRET}@127.0.0.1:abc/db", "status"), 2, "the port must be a number"),
+    "port out of range": Case(("--url", f"postgresql://u:{SECRET}@127.0.0.1:99999/db", "status"), 2, "port 99999 is out of range"),
+    "async driver": Case(("--url", "postgresql+asyncpg://u@127.0.0.1/db", "status"), 2, "async driver"),
+    "backup of PostgreSQL": Case(("--url", DEAD_PG, "upgrade", "--backup"), 2, "--backup copies a SQLite file"),
+    "downgrade backup of PostgreSQL": Case(("--url", DEAD_PG, "downgrade", "-1", "--backup"), 2, "--backup copies"),
+    "read-only URL, upgrade": Case(("--url", "{db}?mode=ro", "upgrade"), 2, "opened read-only (mode=ro)"),
+    "read-only URL, stamp": Case(("--url", "{db}?mode=ro", "stamp", "head"), 2, "opened read-only (mode=ro)"),
+    # --- the database: exit 1 ---
+    "missing directory, status": Case(("--url", "sqlite:///{tmp}/nodir/x.db", "status"), 1, "does not exist"),
+    "missing directory, current": Case(("--url", "sqlite:///{tmp}/nodir/x.db", "current"), 1, "does not exist"),
+    "missing directory, ledger": Case(("--url", "sqlite:///{tmp}/nodir/x.db", "history", "--applied"), 1, "does not exist"),
+    "missing directory, upgrade": Case(("--url", "sqlite:///{tmp}/nodir/x.db", "upgrade"), 1, "does not exist"),
+    "not SQLite, status": Case(("--url", "{notsqlite}", "status"), 1, "is not a SQLite database"),
+    "not SQLite, upgrade": Case(("--url", "{notsqlite}", "upgrade"), 1, "is not a SQLite database"),
+    "server down, status": Case(("--url", DEAD_PG, "status"), 1, "cannot connect to postgresql+psycopg://app:***@"),
+    "server down, upgrade": Case(("--url", DEAD_PG, "upgrade"), 1, "cannot connect to"),
+    "password in the query": Case(("--url", f"postgresql://app@127.0.0.1:1/app?password={SECRET}", "status"), 1,
+                                  "password=***"),
+    "ssl password in the query": Case(
+        ("--url", f"postgresql://app@127.0.0.1:1/app?sslpassword={SECRET}&password={SECRET}", "current", "--json"),
+        1, "sslpassword=***"),
+    "password in the variable": Case(("status",), 1, "cannot connect", {"MYPKG_DATABASE_URL": DEAD_PG}),
+    "missing MySQL driver": Case(("--url", f"mysql://u:{SECRET}@127.0.0.1:1/db", "current"), 1, "pip install mysqlclient"),
+    "check behind head": Case(("--url", "{db}", "check"), 1, "is not at head"),
+    "stamp a different schema": Case(("--url", "{db}", "stamp", "head"), 1, "does not have the schema of head"),
+    "foreign database": Case(("--url", "{foreign}", "upgrade"), 1, "but no version table"),
+    "foreign database, wrong baseline": Case(("--url", "{foreign}", "upgrade", "--baseline", "head"), 1,
+                                             "does not have the schema of head"),
+    "foreign database, unknown baseline": Case(("--url", "{foreign}", "upgrade", "--baseline", "nope"), 2,
+                                               "unknown revision 'nope'"),
+    "newer database, upgrade": Case(("--url", "{newer}", "upgrade"), 1, "migrated by a newer mypkg"),
+    "newer database, status": Case(("--url", "{newer}", "status"), 1, "migrated by a newer mypkg"),
+    "newer database, downgrade": Case(("--url", "{newer}", "downgrade", "-1"), 1, "migrated by a newer mypkg"),
+    "newer database, stamp": Case(("--url", "{newer}", "stamp", "head", "--force"), 1, "migrated by a newer mypkg"),
+}
+
+
+def snapshot(path: Path) -> str:
+    """The database's content (schema and rows), or the file's bytes when not SQLite."""
+    if not path.exists():
+        return "absent"
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+            return "\n".join(connection.iterdump())
+    except sqlite3.DatabaseError:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bad-input")
+    behind = root / "behind.db"
+    mypkg.upgrade(f"sqlite:///{behind}", REVISIONS[-2])
+    foreign = root / "foreign.db"
+    with sqlite3.connect(foreign) as connection:
+        connection.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        connection.execute("INSERT INTO customers (name) VALUES ('someone else''s data')")
+    newer = root / "newer.db"
+    mypkg.upgrade(f"sqlite:///{newer}")
+    with sqlite3.connect(newer) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'f00dfeed9999'")
+    notsqlite = root / "notes.txt"
+    notsqlite.write_text("not a database\n" * 10)
+    return {"db": behind, "foreign": foreign, "newer": newer, "notsqlite": notsqlite, "tmp": root}
+
+
+def test_the_table_is_large_enough() -> None:
+    assert len(CASES) >= 60
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input(name: str, databases: dict[str, Path], tmp_path: Path) -> None:
+    case = CASES[name]
+    values = {key: f"sqlite:///{path}" if key != "tmp" else str(path) for key, path in databases.items()}
+    args = [arg.format(**values) for arg in case.args]
+    if "--url" not in args and not any(key.endswith("_URL") for key in case.env):
+        args = ["--url", values["db"], *args]  # the database every case must leave as it was
+    files = [path for key, path in databases.items() if key != "tmp"]
+    before = {path: snapshot(path) for path in files}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    env.update(case.env)
+    result = subprocess.run([*command_prefix(), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == case.exit, (args, result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert case.says in lines[0], lines[0]
+    assert SECRET not in result.stdout + result.stderr
+    assert {path: snapshot(path) for path in files} == before
+    assert list(tmp_path.iterdir()) == []  # nothing created in the working directory either
+
+
+def test_an_ambiguous_prefix_lists_the_candidates(tmp_path: Path) -> None:
+    from tests.history import histories
+
+    root = histories.project_with(tmp_path / "project", histories.old_merge(tail=3))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    result = subprocess.run([sys.executable, "-m", "mypkg", "--url", f"sqlite:///{tmp_path / 'x.db'}", "upgrade", "cc00000000"],
+                            cwd=root, env={**env, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "ambiguous revision 'cc00000000': it starts cc0000000000, cc0000000002, cc0000000003" in line
+    assert "give more characters" in line
+    assert not (tmp_path / "x.db").exists()

@@ -1,0 +1,1 @@
+"""The revision graph: real and generated histories under both commands, the author workflow."""

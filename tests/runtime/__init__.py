@@ -1,0 +1,1 @@
+"""Running against real databases: the API, the run loop, locks, ledger, kills, platforms, poolers."""

@@ -1,0 +1,155 @@
+"""The Python API an application calls, and what a failing revision leaves behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import mypkg
+from mypkg.migrate.database import connections as database
+from mypkg.migrate.errors import MigrateError, UsageError
+
+HEAD = mypkg.heads()[0]
+REVISIONS = [rev.revision for rev in mypkg.history()]
+
+
+def test_the_package_exports_the_whole_api() -> None:
+    from mypkg.migrate import commands as api
+
+    missing = set(api.__all__) - set(mypkg.__all__)
+    assert not missing, missing
+    for name in mypkg.__all__:
+        assert getattr(mypkg, name) is not None
+
+
+def test_ledger_and_verify_through_the_package(sqlite_url: str) -> None:
+    result = mypkg.upgrade(sqlite_url)
+    rows = mypkg.applied_history(sqlite_url)
+    assert [(row.revision, row.direction, row.outcome) for row in rows] == [
+        (step.revision, "upgrade", "applied") for step in result.applied
+    ]
+    assert isinstance(rows[0], mypkg.LedgerRow) and rows[0].finished_at >= rows[0].started_at
+    assert mypkg.verify(sqlite_url) == []
+
+
+class TestTargets:
+    """The database may be given as a URL string, a URL, an Engine or a Connection."""
+
+    def test_upgrade_with_url_string_reports_each_revision(self, db_url: str) -> None:
+        seen: list[mypkg.AppliedRevision] = []
+        result = mypkg.upgrade(db_url, on_applied=seen.append)
+        assert result.before == () and result.after == (HEAD,)
+        assert [step.revision for step in seen] == REVISIONS == [s.revision for s in result.applied]
+        assert all(step.direction == "upgrade" and step.seconds >= 0 for step in seen)
+        assert mypkg.status(db_url).at_head
+
+    def test_upgrade_with_engine_then_connection(self, db_url: str) -> None:
+        engine = database.create_engine(db_url)
+        try:
+            mypkg.upgrade(engine, REVISIONS[1])
+            assert mypkg.current(engine) == (REVISIONS[1],)
+            with engine.connect() as connection:
+                mypkg.upgrade(connection)
+                assert mypkg.current(connection) == (HEAD,)
+        finally:
+            engine.dispose()
+
+    def test_sqlite_engine_for_the_app_enforces_foreign_keys(self, sqlite_url: str) -> None:
+        mypkg.upgrade(sqlite_url)
+        engine = database.create_engine(sqlite_url)
+        try:
+            with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+                connection.execute(sa.text("INSERT INTO note (my_table_id, body) VALUES (42, 'x')"))
+        finally:
+            engine.dispose()
+
+    def test_unknown_revision_is_a_usage_error(self, sqlite_url: str) -> None:
+        with pytest.raises(UsageError, match="unknown revision"):
+            mypkg.upgrade(sqlite_url, "nope")
+
+    def test_check_returns_no_differences_at_head(self, db_url: str) -> None:
+        mypkg.upgrade(db_url)
+        assert mypkg.check(db_url) == []
+
+    def test_check_refuses_a_database_behind_head(self, db_url: str) -> None:
+        mypkg.upgrade(db_url, REVISIONS[0])
+        with pytest.raises(MigrateError, match="not at head"):
+            mypkg.check(db_url)
+
+    def test_offline_sql_for_postgresql_wraps_each_revision_in_a_transaction(self) -> None:
+        sql = mypkg.offline_sql("upgrade", "base:head", "postgresql://u@h/db")
+        assert sql.count("BEGIN;") >= len(REVISIONS) - 1
+        assert "CREATE INDEX CONCURRENTLY" in sql
+
+
+FAILING_REVISION = '''\
+"""test-only: creates a table, then fails
+
+Revision ID: 0badf00d0001
+Revises: {parent}
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0badf00d0001"
+down_revision = "{parent}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+    op.add_column("my_table", sa.Column("half_column", sa.Integer, nullable=True))
+    op.execute("UPDATE my_table SET name = name")
+    raise RuntimeError("deliberate failure after DDL")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def run_copy(source: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m mypkg`` from a copy of the sources (its own alembic/ folder)."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    env.pop("MYPKG_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "mypkg", *args],
+        cwd=source, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+class TestFailingRevision:
+    """A revision that raises: exit 1, its id in the message, the database at the last good revision."""
+
+    def test_failure_rolls_back_only_the_failing_revision(self, source_copy: Path, db_url: str) -> None:
+        versions = source_copy / "alembic" / "versions"
+        (versions / "9999_0badf00d0001_fails.py").write_text(FAILING_REVISION.format(parent=HEAD))
+        result = run_copy(source_copy, "--url", db_url, "upgrade")
+        assert result.returncode == 1
+        error = result.stderr.strip().splitlines()
+        assert len(error) == 1 and "Traceback" not in result.stderr
+        assert "revision 0badf00d0001" in error[0] and "deliberate failure after DDL" in error[0]
+        assert f"is at {HEAD}" in error[0]
+        # Every earlier revision committed; nothing of the failing one remains.
+        assert mypkg.current(db_url) == (HEAD,)
+        engine = database.create_engine(db_url)
+        try:
+            inspector = sa.inspect(engine)
+            assert "half_done" not in inspector.get_table_names()
+            assert "half_column" not in {c["name"] for c in inspector.get_columns("my_table")}
+        finally:
+            engine.dispose()
+        # With the script fixed, the next run completes.
+        fixed = (versions / "9999_0badf00d0001_fails.py").read_text().replace(
+            '    raise RuntimeError("deliberate failure after DDL")\n', ""
+        )
+        (versions / "9999_0badf00d0001_fails.py").write_text(fixed)
+        again = run_copy(source_copy, "--url", db_url, "upgrade")
+        assert again.returncode == 0, again.stderr
+        assert "applied  0badf00d0001" in again.stdout

@@ -1,0 +1,271 @@
+"""What orchestrators and shells do to a migrator: SIGTERM and SIGINT mid-revision, a
+closed or full stdout, servers that never answer; and timings that include autocommit
+blocks. Real processes, real SQLite files and the suite's PostgreSQL server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import mypkg
+from tests.conftest import command_prefix
+from tests.runtime.test_concurrency import SLOW_REVISION, _copy_env, _tables_and_columns
+
+HEAD = mypkg.heads()[0]
+REVISIONS = [rev.revision for rev in mypkg.history()]
+
+
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                                 (signal.SIGINT, 130, "interrupted")])
+def test_a_signal_mid_revision_rolls_it_back_and_records_no_failure(
+    signum: int, code: int, word: str, source_copy: Path, db_url: str, tmp_path: Path
+) -> None:
+    (source_copy / "alembic" / "versions" / "9999_5107dead0001_slow.py").write_text(SLOW_REVISION.format(parent=HEAD))
+    marker = tmp_path / "half-way"
+    migrator = subprocess.Popen(
+        [sys.executable, "-m", "mypkg", "--url", db_url, "upgrade"], cwd=source_copy,
+        env=_copy_env(source_copy, MYPKG_TEST_SLOW_MARKER=str(marker)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As from a terminal or an orchestrator: a suite started in the background (`cmd &`,
+        # nohup) hands its children SIGINT ignored, and then no program sees Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert migrator.poll() is None, migrator.communicate()
+        assert time.monotonic() < deadline, "the slow revision never started"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    migrator.send_signal(signum)
+    out, err = migrator.communicate(timeout=60)
+    assert migrator.returncode == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and word in lines[0] and "rolled back" in lines[0], err
+    assert f"applied  {HEAD}" in out  # what committed before was reported
+    assert mypkg.current(db_url) == (HEAD,)
+    assert "slow_partial" not in _tables_and_columns(db_url)
+    outcomes = [(row.revision, row.outcome) for row in mypkg.applied_history(db_url)]
+    assert ("5107dead0001", "failed") not in outcomes and all(o != "failed" for _, o in outcomes)
+    # The lock went with it: the next migrator does not wait.
+    again = subprocess.run([sys.executable, "-m", "mypkg", "--url", db_url, "upgrade", "--lock-timeout", "5"],
+                           cwd=source_copy, env=_copy_env(source_copy), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "waiting" not in again.stderr and "applied  5107dead0001" in again.stdout
+
+
+def test_a_reader_that_leaves_does_not_stop_the_migration(db_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    command = " ".join([*command_prefix(), "--url", f"'{db_url}'", "upgrade"])
+    result = subprocess.run(["bash", "-c", f"{command} | head -1; echo \"exit ${{PIPESTATUS[0]}}\""],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    first, status = result.stdout.strip().splitlines()
+    assert first.startswith(f"applied  {REVISIONS[0]}")
+    assert status == "exit 0", result.stderr
+    assert result.stderr == ""
+    assert mypkg.current(db_url) == (HEAD,)
+    applied = [row.revision for row in mypkg.applied_history(db_url) if row.outcome == "applied"]
+    assert applied == REVISIONS
+
+
+def test_a_full_stdout_does_not_stop_the_migration(db_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([*command_prefix(), "--url", db_url, "upgrade"], cwd=tmp_path, env=env,
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "cannot write to stdout" in line and "carrying on" in line
+    assert mypkg.current(db_url) == (HEAD,)
+
+
+def test_each_applied_line_is_printed_after_its_commit(postgresql_url: str, pg_server, tmp_path: Path) -> None:  # noqa: ANN001
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    migrator = subprocess.Popen([*command_prefix(), "--url", postgresql_url, "upgrade"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    name = postgresql_url.split("?")[0].rsplit("/", 1)[-1]
+    seen = []
+    with psycopg.connect(host=str(pg_server.socket_dir), user=pg_server.user, dbname=name, autocommit=True) as watcher:
+        for line in migrator.stdout:
+            if line.startswith("applied "):
+                revision = line.split()[1]
+                committed = watcher.execute(
+                    "SELECT count(*) FROM mypkg_migration_ledger WHERE revision = %s AND outcome = 'applied'",
+                    (revision,),
+                ).fetchone()[0]
+                seen.append((revision, committed))
+    migrator.wait(60)
+    migrator.stderr.close()
+    migrator.stdout.close()
+    assert migrator.returncode == 0
+    assert seen == [(revision, 1) for revision in REVISIONS]
+
+
+AUTOCOMMIT_REVISION = '''\
+"""test only: work inside an autocommit block
+
+Revision ID: 5107aaaa0001
+Revises: {parent}
+"""
+from alembic import op
+
+revision = "5107aaaa0001"
+down_revision = "{parent}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("SELECT 1")
+    with op.get_context().autocommit_block():
+        op.execute("SELECT pg_sleep(1.2)")
+    op.execute("SELECT 1")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_a_revision_with_an_autocommit_block_is_timed_whole(source_copy: Path, postgresql_url: str) -> None:
+    (source_copy / "alembic" / "versions" / "9999_5107aaaa0001_autocommit.py").write_text(
+        AUTOCOMMIT_REVISION.format(parent=HEAD))
+    result = subprocess.run([sys.executable, "-m", "mypkg", "--url", postgresql_url, "upgrade"], cwd=source_copy,
+                            env=_copy_env(source_copy), capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if "5107aaaa0001" in line)
+    assert int(line.rsplit("(", 1)[1].split()[0]) >= 1200, line
+    rows = subprocess.run([sys.executable, "-m", "mypkg", "--url", postgresql_url, "history", "--applied", "--json"],
+                          cwd=source_copy, env=_copy_env(source_copy), capture_output=True, text=True, timeout=120)
+    (row,) = [r for r in json.loads(rows.stdout) if r["revision"] == "5107aaaa0001"]
+    assert row["duration_ms"] >= 1200
+
+
+class SilentServer:
+    """A TCP listener on 127.0.0.1 that accepts connections and never answers."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(16)
+        self.port = self.socket.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.socket.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+@pytest.mark.parametrize("command", [["status"], ["current"], ["upgrade"]])
+def test_a_server_that_never_answers_fails_once_within_the_connect_timeout(command: list[str], tmp_path: Path) -> None:
+    silent = SilentServer()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+        url = f"postgresql://app:s3cret@127.0.0.1:{silent.port}/app"
+        started = time.monotonic()
+        result = subprocess.run([*command_prefix(), "--connect-timeout", "2", "--url", url, *command],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        waited = time.monotonic() - started
+    finally:
+        silent.close()
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "cannot connect to postgresql+psycopg://app:***@127.0.0.1" in line and "timeout" in line.lower()
+    assert "s3cret" not in result.stderr
+    assert 2 <= waited < 12  # bounded; and one attempt only:
+    assert len(silent.accepted) == 1
+
+
+def test_a_backup_that_fails_leaves_no_file_and_no_migration(tmp_path: Path) -> None:
+    """A full disk, reproduced with a file-size limit on the migrator: the backup fails, its
+    partial file is removed, nothing is migrated, and the message says the backup failed."""
+    import resource
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    url = f"sqlite:///{db}"
+    mypkg.upgrade(url)
+    with sqlite3.connect(db) as connection:
+        connection.executemany("INSERT INTO my_table (name, display_name) VALUES (?, ?)",
+                               [(f"name {i} " + "x" * 80, f"display {i}") for i in range(3000)])
+    size = db.stat().st_size
+    before = "\n".join(sqlite3.connect(db).iterdump())
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    result = subprocess.run([*command_prefix(), "--url", url, "downgrade", "-1", "--backup"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "the backup of" in line and "failed" in line and "nothing was migrated" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "app.db.mypkg-migrate.lock"]
+    assert "\n".join(sqlite3.connect(db).iterdump()) == before
+    assert mypkg.current(url) == (HEAD,)
+
+
+@pytest.fixture
+def read_only_directory(tmp_path: Path):  # noqa: ANN201
+    """A directory holding a database one revision behind, then made read-only: a read-only
+    bind mount for root (which file modes do not stop), file modes for anyone else."""
+    writable = tmp_path / "data"
+    writable.mkdir()
+    mypkg.upgrade(f"sqlite:///{writable / 'app.db'}", REVISIONS[-2])
+    if os.geteuid() != 0:
+        writable.chmod(0o555)
+        yield writable
+        writable.chmod(0o755)
+        return
+    mounted = tmp_path / "ro"
+    mounted.mkdir()
+    subprocess.run(["mount", "--bind", str(writable), str(mounted)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mounted)], check=True)
+        yield mounted
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+
+
+@pytest.mark.parametrize("args, says", [
+    (("upgrade",), "is read-only"),
+    (("downgrade", "-1"), "is read-only"),
+    (("stamp", "head", "--force"), "is read-only"),
+])
+def test_a_read_only_directory_is_refused_before_any_write(read_only_directory: Path, args: tuple[str, ...],
+                                                          says: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    url = f"sqlite:///{read_only_directory / 'app.db'}"
+    result = subprocess.run([*command_prefix(), "--url", url, *args], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert says in line, line
+    assert mypkg.current(url) == (REVISIONS[-2],)
+    status = subprocess.run([*command_prefix(), "--url", url, "status"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 1 and "pending:  1 revision(s)" in status.stdout  # reading works
+    new = subprocess.run([*command_prefix(), "--url", f"sqlite:///{read_only_directory / 'new.db'}", "upgrade"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert new.returncode == 1 and "is read-only" in new.stderr

@@ -1,0 +1,210 @@
+"""MariaDB as a first-class database: a real server the suite starts itself (unix socket,
+as the ``mysql`` user), PyMySQL. The lock, the shipped revisions both ways, the safe
+baseline, and honesty about DDL that is not transactional: a revision that fails part way
+is recorded as partial, blocks further migrations until ``repair``."""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mypkg
+from tests.conftest import Cli, applied_lines, command_prefix, run_at_once
+
+HEAD = mypkg.heads()[0]
+REVISIONS = [rev.revision for rev in mypkg.history()]
+
+
+def test_life_cycle(cli: Cli, mysql_url: str) -> None:
+    up = cli("--url", mysql_url, "upgrade")
+    assert up.returncode == 0, up.stderr
+    assert [line.split()[1] for line in up.stdout.splitlines() if line.startswith("applied")] == REVISIONS
+    assert cli("--url", mysql_url, "status").returncode == 0
+    check = cli("--url", mysql_url, "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert cli("--url", mysql_url, "verify").returncode == 0
+    down = cli("--url", mysql_url, "downgrade", "base", "--yes")
+    assert down.returncode == 0, down.stderr
+    assert mypkg.current(mysql_url) == ()
+    assert cli("--url", mysql_url, "upgrade").returncode == 0
+    assert mypkg.current(mysql_url) == (HEAD,)
+
+
+def test_stamp_checks_the_schema_in_a_scratch_database(cli: Cli, mysql_url: str, mariadb_server) -> None:  # noqa: ANN001
+    assert cli("--url", mysql_url, "upgrade", REVISIONS[2]).returncode == 0
+    refused = cli("--url", mysql_url, "stamp", "head")
+    assert refused.returncode == 1 and "does not have the schema of head" in refused.stderr
+    assert mypkg.current(mysql_url) == (REVISIONS[2],)
+    with mariadb_server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("SHOW DATABASES LIKE 'mypkg\\_baseline\\_%'")
+        assert cursor.fetchall() == ()  # the scratch database was dropped
+
+
+def test_backup_names_the_right_tool(cli: Cli, mysql_url: str) -> None:
+    result = cli("--url", mysql_url, "upgrade", "--backup")
+    assert result.returncode == 2 and "back mysql up with mariadb-dump (mysqldump)" in result.stderr
+
+
+def test_eight_migrators_at_once_apply_each_revision_once(mysql_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    results = run_at_once([*command_prefix(), "--url", mysql_url, "upgrade", "--lock-timeout", "120"], 8,
+                          env=env, cwd=tmp_path)
+    assert [r.returncode for r in results] == [0] * 8, [r.stderr for r in results]
+    assert applied_lines(results) == {rev: 1 for rev in REVISIONS}
+    ledger = collections.Counter(row.revision for row in mypkg.applied_history(mysql_url) if row.outcome == "applied")
+    assert ledger == {rev: 1 for rev in REVISIONS}
+    assert mypkg.current(mysql_url) == (HEAD,)
+
+
+PARTLY_FAILING = '''\\
+"""test only: adds a column, then fails when told to
+
+Revision ID: 0badf00d0003
+Revises: {parent}
+"""
+import os
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0badf00d0003"
+down_revision = "{parent}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("my_table", sa.Column("half_done", sa.Integer, nullable=True))
+    if os.environ.get("MYPKG_TEST_FAIL"):
+        raise RuntimeError("deliberate failure after DDL")
+    op.create_index("ix_my_table_half_done", "my_table", ["half_done"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_my_table_half_done", table_name="my_table")
+    op.drop_column("my_table", "half_done")
+'''
+
+
+def test_a_revision_that_fails_part_way_is_recorded_and_blocks_until_repaired(
+    source_copy: Path, mysql_url: str, mariadb_server  # noqa: ANN001
+) -> None:
+    (source_copy / "alembic" / "versions" / "9999_0badf00d0003_partly.py").write_text(PARTLY_FAILING.format(parent=HEAD))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(source_copy)}
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mypkg", "--url", mysql_url, *args], cwd=source_copy,
+                              env={**env, **extra}, capture_output=True, text=True, timeout=180)
+
+    failed = run("upgrade", MYPKG_TEST_FAIL="1")
+    assert failed.returncode == 1
+    (line,) = failed.stderr.strip().splitlines()
+    assert "revision 0badf00d0003" in line and f"is at {HEAD}" in line
+    assert "not transactional" in line and "repair 0badf00d0003 --applied or --reverted" in line
+    rows = [r for r in mypkg.applied_history(mysql_url) if r.revision == "0badf00d0003"]
+    assert len(rows) == 1, rows
+    (row,) = rows
+    assert row.outcome == "partial" and "ADD COLUMN half_done" in row.detail
+
+    status = run("status")
+    assert status.returncode == 1 and "repair:   0badf00d0003 failed part way" in status.stdout
+    refused = run("upgrade")
+    assert refused.returncode == 1 and "needs repair" in refused.stderr and "nothing was run" in refused.stderr
+    # A repair that the schema contradicts is refused: the column is still there.
+    contradicted = run("repair", "0badf00d0003", "--reverted")
+    assert contradicted.returncode == 1 and "does not have the schema of" in contradicted.stderr
+    # The operator undoes it by hand, records that, and the next upgrade completes.
+    with mariadb_server.connect(mysql_url.split("?")[0].rsplit("/", 1)[-1]) as connection, connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE my_table DROP COLUMN half_done")
+    repaired = run("repair", "0badf00d0003", "--reverted")
+    assert repaired.returncode == 0, repaired.stderr
+    assert "recorded 0badf00d0003 as reverted by hand" in repaired.stdout
+    done = run("upgrade")
+    assert done.returncode == 0, done.stderr
+    assert mypkg.current(mysql_url) == ("0badf00d0003",)
+    assert run("status").returncode == 0
+    not_waiting = run("repair", "0badf00d0003", "--applied")
+    assert not_waiting.returncode == 2 and "does not await repair" in not_waiting.stderr
+
+
+def test_the_lock_is_named_for_the_database(mysql_url: str, mariadb_server) -> None:  # noqa: ANN001
+    """Named locks are server-wide: a migrator of another database does not wait."""
+    other = mariadb_server.create_database()
+    try:
+        name = mysql_url.split("?")[0].rsplit("/", 1)[-1]
+        with mariadb_server.connect(name) as holder, holder.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, 0)", (f"mypkg-migrate:{name}",))
+            assert cursor.fetchone()[0] == 1
+            cursor.execute("SELECT CONNECTION_ID(), host FROM information_schema.processlist WHERE id = CONNECTION_ID()")
+            holder_id, holder_host = cursor.fetchone()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+            elsewhere = subprocess.run([*command_prefix(), "--url", other, "upgrade", "--lock-timeout", "2"],
+                                       env=env, capture_output=True, text=True, timeout=120)
+            assert elsewhere.returncode == 0, elsewhere.stderr
+            here = subprocess.run([*command_prefix(), "--url", mysql_url, "upgrade", "--lock-timeout", "1"],
+                                  env=env, capture_output=True, text=True, timeout=120)
+            assert here.returncode == 1
+            assert "waiting up to 1s for the migration lock" in here.stderr
+            assert f"held by server connection {holder_id} from {holder_host}" in here.stderr.splitlines()[0]
+            assert mypkg.current(mysql_url) == ()
+    finally:
+        mariadb_server.drop_database(other)
+
+
+def test_offline_sql_applies_with_the_mariadb_client(cli: Cli, mysql_url: str, mariadb_server) -> None:  # noqa: ANN001
+    from tests.servers.mariadb import find
+
+    sql = cli("--url", mysql_url, "upgrade", "--sql", "base:head")
+    assert sql.returncode == 0, sql.stderr
+    name = mysql_url.split("?")[0].rsplit("/", 1)[-1]
+    applied = subprocess.run([find("mariadb"), f"--socket={mariadb_server.socket}", "-u", "root", name],
+                             input=sql.stdout, capture_output=True, text=True, timeout=120)
+    assert applied.returncode == 0, applied.stderr
+    assert mypkg.current(mysql_url) == (HEAD,)
+    assert mypkg.check(mysql_url) == []
+
+
+def test_a_migrator_killed_mid_revision_leaves_it_awaiting_repair(
+    source_copy: Path, mysql_url: str, mariadb_server, tmp_path: Path  # noqa: ANN001
+) -> None:
+    """DDL already committed when the migrator dies: the revision's ``running`` row stays,
+    and with no migrator alive it awaits repair instead of being run again over its leftovers."""
+    import signal
+    import time
+
+    from tests.runtime.test_concurrency import SLOW_REVISION
+
+    (source_copy / "alembic" / "versions" / "9999_5107dead0001_slow.py").write_text(SLOW_REVISION.format(parent=HEAD))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(source_copy)}
+    marker = tmp_path / "half-way"
+    migrator = subprocess.Popen([sys.executable, "-m", "mypkg", "--url", mysql_url, "upgrade"], cwd=source_copy,
+                                env={**env, "MYPKG_TEST_SLOW_MARKER": str(marker)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert migrator.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mypkg", "--url", mysql_url, *args], cwd=source_copy, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    # While it runs, its revision is not reported as stranded.
+    assert "repair:" not in run("status").stdout
+    migrator.send_signal(signal.SIGKILL)
+    migrator.communicate()
+    status = run("status")
+    assert status.returncode == 1 and "repair:   5107dead0001 failed part way" in status.stdout
+    refused = run("upgrade")
+    assert refused.returncode == 1 and "needs repair" in refused.stderr and "killed?" in refused.stderr
+    name = mysql_url.split("?")[0].rsplit("/", 1)[-1]
+    with mariadb_server.connect(name) as connection, connection.cursor() as cursor:
+        cursor.execute("DROP TABLE slow_partial")
+        cursor.execute("ALTER TABLE my_table DROP COLUMN slow_column")
+    assert run("repair", "5107dead0001", "--reverted").returncode == 0
+    done = run("upgrade")
+    assert done.returncode == 0, done.stderr
+    assert mypkg.current(mysql_url) == ("5107dead0001",)
