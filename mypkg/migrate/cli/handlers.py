@@ -10,10 +10,10 @@ import contextlib
 import os
 import sys
 
-from . import process
 from ..errors import ExitCode, MigrateError, UsageError
 from ..identity import COMMAND as PROG
 from ..identity import CONNECT_TIMEOUT_VAR, PACKAGE
+from . import process
 from .output import Output, revision_dict, short
 from .parser import COMMANDS, build_parser
 
@@ -102,8 +102,8 @@ def _target_revision(args: argparse.Namespace) -> str:
 
 def _fast_status(args: argparse.Namespace, *, upgrade: bool = False) -> Any:
     """The fast path's answer (see :mod:`.fastpath`), or None to take the full path."""
-    from ..fast import answers as fastpath
     from ..database.settings import resolve_url_string
+    from ..fast import answers as fastpath
 
     if args.verbose or not fastpath.enabled():
         return None

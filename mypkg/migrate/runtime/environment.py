@@ -91,8 +91,8 @@ def _ledger_writer(connection: Any) -> Any:
     """For the ``alembic`` command: an ``on_version_apply`` hook that writes the ledger row
     inside each revision's transaction, as the runner does, so the ledger stays true
     whoever migrated (``history --applied`` after ``alembic downgrade -1``)."""
-    from . import integrity
     from ..database import ledger
+    from . import integrity
 
     ledger.ensure(connection)  # commits: nothing may stay open before configure()
     started = [ledger.now()]

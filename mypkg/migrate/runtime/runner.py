@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import backfill, integrity, repair
 from ..database import connections, ledger, locks
-from ..history import graph, scripts
-from .failures import explain_failure
 from ..errors import MigrateError, UsageError
+from ..history import graph, scripts
 from ..identity import COMMAND
 from ..results import AppliedRevision, BackfillProgress, MigrationResult
+from . import backfill, integrity, repair
+from .failures import explain_failure
 
 if TYPE_CHECKING:
     from alembic.script import Script
