@@ -360,3 +360,14 @@ def test_the_mutation_configuration_names_modules_and_tests_that_exist() -> None
             if not (REPO / file).is_file() or (test and f"def {test}(" not in (REPO / file).read_text()):
                 missing.append(f"{name}: {path}")
     assert missing == []
+
+
+def test_the_package_folder_is_found_whatever_depth_the_asking_module_sits_at() -> None:
+    """The bundled manifest and the release map are found from PACKAGE_DIR, not from
+    ``__file__`` of a module a folder move could put one level deeper."""
+    import mypkg
+    from mypkg.migrate.identity import PACKAGE_DIR
+
+    assert Path(PACKAGE_DIR) == Path(mypkg.__file__).resolve().parent
+    offenders = [str(p.relative_to(REPO)) for p in MODULES if p != IDENTITY and "__file__" in p.read_text()]
+    assert offenders == []

@@ -11,6 +11,8 @@ Standard library only, and nothing imported: the fast path starts here.
 
 from __future__ import annotations
 
+import os  # loaded by every interpreter at start-up: free
+
 #: The import name of the package that ships the schema (``mypkg``).
 PACKAGE = __name__.partition(".")[0]
 #: The console command, and the prefix of every message it prints.
@@ -36,5 +38,8 @@ DEFAULT_URL = f"sqlite:///{PACKAGE}.db"
 LOCK_NAME = COMMAND
 #: The folder name of the revision scripts inside the installed package.
 BUNDLED_SCRIPTS = "migrations"
+#: The installed package's folder (``<site-packages>/mypkg``), whatever depth a module
+#: asking sits at: the bundled scripts, their manifest and the release map live there.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Prefix of temporary files and schemas the machinery makes.
 SCRATCH_PREFIX = f"{PACKAGE}_"

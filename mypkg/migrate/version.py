@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from .identity import DISTRIBUTION
+from .identity import DISTRIBUTION, PACKAGE_DIR
 
 
 @functools.cache
@@ -17,6 +17,6 @@ def package_version() -> str:
         import re
         from pathlib import Path
 
-        recipe = Path(__file__).resolve().parents[2] / "recipe" / "recipe.yaml"
+        recipe = Path(PACKAGE_DIR).resolve().parent / "recipe" / "recipe.yaml"
         found = re.search(r'(?m)^  version: "([^"]+)"', recipe.read_text())
         return found.group(1) if found else "0+unknown"

@@ -33,6 +33,10 @@ done = backfill("item", values={"slug": sa.func.lower(sa.column("name"))}, where
                 batch_size=int(os.environ.get("BATCH_SIZE", "10000")))
 if os.environ.get("BACKFILL_RESULT"):  # what backfill() returned: the rows this run updated
     open(os.environ["BACKFILL_RESULT"], "w").write(str(done))
+if os.environ.get("AFTER_BACKFILL"):  # the window after the last batch: a long index build
+    import time
+    open(os.environ["AFTER_BACKFILL"], "w").write("done")
+    time.sleep(120)
 op.create_index("ix_item_slug", "item", ["slug"])
 """
 
@@ -159,6 +163,50 @@ def test_a_killed_backfill_keeps_every_committed_batch_and_the_next_run_finishes
     assert f" {done + 10_000:,} of {rows:,} rows" in again.stderr
     assert wrong_rows(url) == 0
     assert progress_rows(url) == []
+    assert item_table.run("status").returncode == 0
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_revision_stopped_after_its_last_batch_resumes_instead_of_sticking(
+    item_table: Project, tmp_path: Path, how: signal.Signals
+) -> None:
+    """The window after backfill() (the index on millions of rows) is stoppable too: the
+    progress row outlives the last batch until the revision commits, so resuming() skips
+    the add_column that committed, and the next run finishes the revision."""
+    fill(item_table.url, 50)
+    marker = tmp_path / "after-backfill"
+    migrator = subprocess.Popen(item_table.command("upgrade"), cwd=item_table.root,
+                                env={**item_table.env, "AFTER_BACKFILL": str(marker), "BATCH_SIZE": "10"},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and migrator.poll() is None:
+        time.sleep(0.02)
+    assert marker.exists(), migrator.communicate(timeout=60)[1]
+    migrator.send_signal(how)
+    _, stderr = migrator.communicate(timeout=60)
+
+    if how == signal.SIGTERM:
+        assert migrator.returncode == 143
+        [line] = [line for line in stderr.splitlines() if "terminated" in line]
+        assert f"revision {BACKFILL_REV} stopped after its backfill of item committed 50 of 50 rows" in line
+        assert "upgrade resumes it" in line and "Traceback" not in stderr
+    else:
+        assert migrator.returncode == -signal.SIGKILL
+    assert query(item_table.url, "SELECT version_num FROM alembic_version") == [(TABLE_REV,)]
+    assert [(row["done"], row["total"]) for row in progress_rows(item_table.url)] == [(50, 50)]
+    status = item_table.run("status")
+    assert status.returncode == 1 and f"backfill item ({BACKFILL_REV}): 50 of 50 rows" in status.stdout
+
+    again = item_table.run("upgrade")
+    assert again.returncode == 0, again.stderr
+    assert f"applied  {BACKFILL_REV}" in again.stdout
+    assert wrong_rows(item_table.url) == 0 and progress_rows(item_table.url) == []
+    engine = engine_for(item_table.url)
+    try:
+        indexes = {index["name"] for index in sa.inspect(engine).get_indexes("item")}
+    finally:
+        engine.dispose()
+    assert "ix_item_slug" in indexes
     assert item_table.run("status").returncode == 0
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mypkg
@@ -128,6 +130,38 @@ def test_a_revision_that_fails_part_way_is_recorded_and_blocks_until_repaired(
     assert run("status").returncode == 0
     not_waiting = run("repair", "0badf00d0003", "--applied")
     assert not_waiting.returncode == 2 and "does not await repair" in not_waiting.stderr
+
+
+def test_sigterm_half_way_through_a_revision_says_partial_and_asks_for_repair(
+    source_copy: Path, mysql_url: str, tmp_path: Path
+) -> None:
+    """MariaDB commits each DDL statement: a SIGTERM after the first ones cannot roll them
+    back, so the message and the ledger say what a failure says (partial, repair)."""
+    from tests.runtime.test_concurrency import SLOW_REVISION
+
+    (source_copy / "alembic" / "versions" / "9999_5107dead0001_slow.py").write_text(SLOW_REVISION.format(parent=HEAD))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(source_copy)}
+    marker = tmp_path / "half-way"
+    migrator = subprocess.Popen([sys.executable, "-m", "mypkg", "--url", mysql_url, "upgrade"], cwd=source_copy,
+                                env={**env, "MYPKG_TEST_SLOW_MARKER": str(marker)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and migrator.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), migrator.communicate(timeout=60)
+    migrator.send_signal(signal.SIGTERM)
+    _, err = migrator.communicate(timeout=60)
+    assert migrator.returncode == 143, err
+    (line,) = err.strip().splitlines()
+    assert "rolled back" not in line
+    assert "revision 5107dead0001 stopped part way" in line and "not transactional" in line
+    assert "repair 5107dead0001 --applied or --reverted" in line
+    rows = [r for r in mypkg.applied_history(mysql_url) if r.revision == "5107dead0001"]
+    assert [r.outcome for r in rows] == ["partial"]
+    assert "CREATE TABLE slow_partial" in rows[0].detail and "stopped by Terminated" in rows[0].detail
+    status = subprocess.run([sys.executable, "-m", "mypkg", "--url", mysql_url, "status"], cwd=source_copy,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 1 and "repair:   5107dead0001 failed part way" in status.stdout
 
 
 def test_the_lock_is_named_for_the_database(mysql_url: str, mariadb_server) -> None:  # noqa: ANN001

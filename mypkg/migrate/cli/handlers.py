@@ -373,14 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(__name__).exception("failed")
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    except process.Terminated:
-        print(f"{PROG}: terminated (SIGTERM): the running revision was rolled back; the database "
-              "is at the last revision that completed", file=sys.stderr)
-        return int(ExitCode.TERMINATED)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted: the running revision was rolled back; the database is at "
-              "the last revision that completed", file=sys.stderr)
-        return int(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt as stop:  # the run loop says what the stop left (runner._interrupted)
+        terminated = isinstance(stop, process.Terminated)
+        what = str(stop) or "nothing was left half done; the database is at the last revision that completed"
+        print(f"{PROG}: {'terminated (SIGTERM)' if terminated else 'interrupted'}: {what}", file=sys.stderr)
+        return int(ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED)
     except BrokenPipeError:  # `mypkg-migrate history | head`: the reader left, as in any CLI
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit

@@ -15,7 +15,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from ..identity import LEDGER_TABLE, VERSION_TABLE
-from ..results import LedgerRow
+from ..results import BACKFILLING, LedgerRow
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -140,6 +140,13 @@ def write(
 def delete(connection: Connection, row_id: int) -> None:
     """Remove one row, in the connection's current transaction."""
     connection.execute(table().delete().where(table().c.id == row_id))
+
+
+def clear_backfills(connection: Connection, revision: str) -> None:
+    """Remove ``revision``'s backfill progress rows, in the transaction that records the
+    revision: once it commits, nothing of it is left to resume."""
+    rows = table()
+    connection.execute(rows.delete().where(rows.c.revision == revision, rows.c.outcome == BACKFILLING))
 
 
 _INSERT = (

@@ -208,10 +208,9 @@ def load() -> Manifest:
     """The installed package's manifest, else a scan of the source tree's scripts."""
     # Beside this module, as importlib.resources would find it in a regular install;
     # a plain path skips importing importlib.resources (and zipfile) on the fast path.
-    from ..identity import BUNDLED_SCRIPTS
+    from ..identity import BUNDLED_SCRIPTS, PACKAGE_DIR
 
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    built = os.path.join(package, BUNDLED_SCRIPTS, FILENAME)
+    built = os.path.join(PACKAGE_DIR, BUNDLED_SCRIPTS, FILENAME)
     if os.path.isfile(built):
         with open(built, encoding="utf-8") as handle:
             revisions, order = from_json(handle.read())

@@ -9,7 +9,9 @@ key recorded. ``where`` selects the rows still to do, which makes a re-run idemp
 
 Each batch's transaction also updates the backfill's ledger row (outcome
 ``backfilling``: rows done, of how many, the last key), so progress and the data
-commit together; ``status`` shows it, and the row is removed with the last batch.
+commit together; ``status`` shows it. The row outlives the last batch until the
+revision itself commits (:func:`.ledger.clear_backfills`, in that transaction): a revision
+stopped after its backfill (building an index, say) is still resumable.
 Before the first batch, the revision's own transaction commits (Alembic's autocommit
 block): the DDL before the backfill is in place for the batches.
 """
@@ -83,10 +85,10 @@ def run(
             with _batch(connection):
                 changed = connection.execute(_update(target, values, condition, bounds)).rowcount
                 done, last = done + max(changed, 0), upper if upper is not None else last
-                if upper is None:  # the last batch: the progress row goes with it
-                    ledger.delete(connection, row_id)
-                else:
-                    _save(connection, row_id, target.name, done, progress.total, last)
+                # Kept after the last batch too: the revision's statements after backfill()
+                # (an index on millions of rows: minutes) may still be stopped, and the next
+                # run must know to skip what came before. It goes with the revision's commit.
+                _save(connection, row_id, target.name, done, max(progress.total, done), last)
             progress = progress._replace(done=done, last_key=last, seconds=time.perf_counter() - started,
                                          total=max(progress.total, done))
             report(progress, upper is None)

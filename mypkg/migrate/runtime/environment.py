@@ -108,6 +108,7 @@ def _ledger_writer(connection: Any) -> Any:
             outcome="applied" if step.is_upgrade else "reverted",
             detail="alembic command",
         )
+        ledger.clear_backfills(connection, step.up_revision_id)
         started[0] = ledger.now()
 
     return write

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..database import ledger
 from ..errors import MigrateError
 from ..history.manifest import load as load_manifest
-from ..identity import COMMAND, PACKAGE
+from ..identity import COMMAND, PACKAGE, PACKAGE_DIR
 from ..results import ChecksumProblem
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def release_problems() -> list[ChecksumProblem]:
 
     from ..history import manifest
 
-    releases = manifest.read_releases(Path(__file__).resolve().parent.parent / "releases.py")
+    releases = manifest.read_releases(Path(PACKAGE_DIR) / "releases.py")
     return [
         ChecksumProblem(version, "bad release", detail)
         for version, detail in manifest.release_problems(releases, load_manifest())

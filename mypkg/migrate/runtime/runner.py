@@ -92,6 +92,9 @@ def run(
                     _run_env(config, direction, destination)
                     tracker.committed()
                     break
+                except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM unwound like it
+                    tracker.stopped = True
+                    raise _interrupted(stop, connection, db, plan, tracker, direction) from None
                 except Exception as exc:
                     if connection.in_transaction():
                         connection.rollback()
@@ -254,6 +257,7 @@ class _Tracker:
             outcome="applied" if step.is_upgrade else "reverted",
             returning_server_pid=True,
         )
+        ledger.clear_backfills(self.connection, entry.revision)
         # The commit is about to happen: in the lock holder's session, or not at all.
         self.session.verify(server_pid if self.connection.dialect.name == "postgresql" else None)
         if self.running_row is not None:
@@ -296,17 +300,67 @@ def _run_env(config: Any, direction: str, destination: str) -> None:
         directory.run_env()
 
 
+#: What an interrupt that stopped nothing half way says.
+ROLLED_BACK = "the running revision was rolled back; the database is at the last revision that completed"
+
+
+def _interrupted(
+    stop: KeyboardInterrupt, connection: Connection, db: Database, plan: list[Script], tracker: _Tracker,
+    direction: str,
+) -> KeyboardInterrupt:
+    """What an interrupt left behind, told as a failure would be, as the same kind of
+    interrupt (the command's exit code tells SIGINT from SIGTERM). A revision that
+    committed part of its work (a backfill's batches; DDL on MySQL) is not "rolled back":
+    a backfill resumes on the next run, a MySQL revision is recorded ``partial``."""
+    with contextlib.suppress(Exception):
+        if connection.in_transaction():
+            connection.rollback()
+    now: tuple[str, ...] = ()
+    with contextlib.suppress(Exception):
+        now = connections.read_current(connection)
+    # Recorded but not yet reported: committed if the version table moved past it.
+    committed = [e for e in tracker.pending if (e.revision in now) == (direction == "upgrade")]
+    tracker.pending.clear()
+    tracker.applied.extend(committed)
+    done = len(tracker.applied)
+    if done >= len(plan):
+        return type(stop)(f"stopped after the migration completed; the database is at {', '.join(now) or 'base'}")
+    failed = plan[done]
+    stopped = None
+    with contextlib.suppress(Exception):
+        stopped = next((p for p in backfill.interrupted(connection) if p.revision == failed.revision), None)
+    if stopped is not None:
+        return type(stop)(
+            f"revision {failed.revision} stopped after its backfill of {stopped.table} committed "
+            f"{stopped.done} of {stopped.total} rows; the rest of the revision was rolled back; "
+            f"{COMMAND} upgrade resumes it"
+        )
+    ran = tracker.changes if db.is_mysql else []
+    if ran:
+        _record_failure(connection, failed, direction, tracker.started_at, None, ran=ran,
+                        replaces=tracker.running_row, reason=f"stopped by {type(stop).__name__}")
+        tracker.running_row = None
+        return type(stop)(
+            f"revision {failed.revision} stopped part way, and DDL on MySQL/MariaDB is not "
+            f"transactional: what it ran stays (recorded as partial, see {COMMAND} history "
+            f"--applied); fix the schema by hand, then {COMMAND} repair {failed.revision} "
+            "--applied or --reverted"
+        )
+    return type(stop)(ROLLED_BACK)
+
+
 def _record_failure(
-    connection: Connection, failed: Script | None, direction: str, started_at: Any, exc: Exception,
+    connection: Connection, failed: Script | None, direction: str, started_at: Any, exc: Exception | None,
     ran: list[str] | None = None,
     replaces: int | None = None,
+    reason: str | None = None,
 ) -> None:
     """A failed revision rolled back with its own ledger row: record it apart. Where DDL
     is not transactional and some of it ran (``ran``), the row says ``partial`` and lists it,
     in place of the ``running`` row (``replaces``) its first statement committed."""
     if failed is None:
         return
-    detail = f"{connections.error_name(exc)}: {connections.first_line(exc)}"
+    detail = reason if exc is None else f"{connections.error_name(exc)}: {connections.first_line(exc)}"
     with contextlib.suppress(Exception):
         if ran and any(row.revision == failed.revision for row in backfill.interrupted(connection)):
             ran = None  # stopped in its backfill: resumable as it stands (see mypkg.batch), no repair
