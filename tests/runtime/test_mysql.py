@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import mypkg
 from tests.conftest import Cli, applied_lines, command_prefix, run_at_once
 
@@ -162,6 +164,82 @@ def test_sigterm_half_way_through_a_revision_says_partial_and_asks_for_repair(
     status = subprocess.run([sys.executable, "-m", "mypkg", "--url", mysql_url, "status"], cwd=source_copy,
                             env=env, capture_output=True, text=True, timeout=120)
     assert status.returncode == 1 and "repair:   5107dead0001 failed part way" in status.stdout
+
+
+SLOW_DOWNGRADE = '''\
+"""test only: two tables; its downgrade drops one, then waits when told to
+
+Revision ID: 5107dead0002
+Revises: {parent}
+"""
+import os
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "5107dead0002"
+down_revision = "{parent}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("first_half", sa.Column("id", sa.Integer, primary_key=True))
+    op.create_table("second_half", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table("second_half")
+    marker = os.environ.get("MYPKG_TEST_SLOW_MARKER")
+    if marker:
+        Path(marker).write_text("half way")
+        time.sleep(120)
+    op.drop_table("first_half")
+'''
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_downgrade_stopped_half_way_and_reverted_by_hand_is_recorded_at_the_revision_before(
+    source_copy: Path, mysql_url: str, mariadb_server, tmp_path: Path, how: signal.Signals  # noqa: ANN001
+) -> None:
+    """repair REV --reverted after an interrupted downgrade moves the version table to the
+    revision before REV (it still named REV): status and upgrade see the truth."""
+    (source_copy / "alembic" / "versions" / "9999_5107dead0002_down.py").write_text(SLOW_DOWNGRADE.format(parent=HEAD))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(source_copy)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mypkg", "--url", mysql_url, *args], cwd=source_copy,
+                              env=env, capture_output=True, text=True, timeout=180)
+
+    assert run("upgrade").returncode == 0
+    marker = tmp_path / "half-way"
+    migrator = subprocess.Popen([sys.executable, "-m", "mypkg", "--url", mysql_url, "downgrade", "-1"],
+                                cwd=source_copy, env={**env, "MYPKG_TEST_SLOW_MARKER": str(marker)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and migrator.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), migrator.communicate(timeout=60)
+    migrator.send_signal(how)
+    migrator.communicate(timeout=60)
+    assert mypkg.current(mysql_url) == ("5107dead0002",)
+    assert run("status").returncode == 1  # awaiting repair
+
+    # Refused while the schema contradicts it, then finished by hand and recorded.
+    contradicted = run("repair", "5107dead0002", "--reverted")
+    assert contradicted.returncode == 1 and "does not have the schema of" in contradicted.stderr
+    with mariadb_server.connect(mysql_url.split("?")[0].rsplit("/", 1)[-1]) as connection, connection.cursor() as cursor:
+        cursor.execute("DROP TABLE first_half")
+    repaired = run("repair", "5107dead0002", "--reverted")
+    assert repaired.returncode == 0, repaired.stderr
+    assert mypkg.current(mysql_url) == (HEAD,)
+    status = run("status")
+    assert status.returncode == 1 and "5107dead0002" in status.stdout and "repair:" not in status.stdout
+    again = run("upgrade")
+    assert again.returncode == 0, again.stderr
+    assert mypkg.current(mysql_url) == ("5107dead0002",) and run("status").returncode == 0
 
 
 def test_the_lock_is_named_for_the_database(mysql_url: str, mariadb_server) -> None:  # noqa: ANN001

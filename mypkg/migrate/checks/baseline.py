@@ -188,13 +188,19 @@ def record_repair(connection: Connection, db: Database, revision: str, *, applie
     claimed = revision if applied else (parent[0] if len(parent) == 1 else "base")
     if applied:
         stamp_checked(connection, db, revision, force=force, detail="repair: applied by hand")
-    elif not force:
-        found = differences(connection, claimed) if claimed != "base" else []
+    else:
+        found = differences(connection, claimed) if claimed != "base" and not force else []
         if found:
             raise MigrateError(
                 f"{db.masked} does not have the schema of {claimed} (before {revision}): "
                 f"{'; '.join(found[:3])}; nothing recorded (--force to record anyway)"
             )
+        # A downgrade that stopped part way left the version table at the revision itself:
+        # reverted by hand, the database is at the revision before it (an upgrade's is already).
+        if connections.current_in_transaction(connection) != ((claimed,) if claimed != "base" else ()):
+            from alembic import command
+
+            command.stamp(scripts.make_config(connection=connection), claimed)
     ledger.ensure(connection)
     ledger.write(
         connection,
