@@ -264,7 +264,7 @@ def stamp(
     graph.require_revision(revision)
     with locks.locked(db, lock_timeout, on_wait, busy_timeout) as (connection, _session):
         before = connections.read_current(connection)
-        graph.require_known(before, db.masked)
+        graph.require_known([rev for rev in before if rev.strip()], db.masked)  # stamp replaces a blank row
         baseline.stamp_checked(connection, db, revision, force=force)
         after = connections.read_current(connection)
     return MigrationResult(db.masked, before, after, [])

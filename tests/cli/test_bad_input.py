@@ -109,6 +109,26 @@ CASES: dict[str, Case] = {
     "newer database, status": Case(("--url", "{newer}", "status"), 1, "migrated by a newer mypkg"),
     "newer database, downgrade": Case(("--url", "{newer}", "downgrade", "-1"), 1, "migrated by a newer mypkg"),
     "newer database, stamp": Case(("--url", "{newer}", "stamp", "head", "--force"), 1, "migrated by a newer mypkg"),
+    # --- issue 24: the edges ---
+    "empty --to-version": Case(("upgrade", "--to-version", ""), 2, "--to-version: is empty"),
+    "blank --to-version, downgrade": Case(("downgrade", "--to-version", " "), 2, "--to-version: is empty"),
+    "empty --from-version": Case(("upgrade", "--sql", "--from-version", "", "head"), 2, "--from-version: is empty"),
+    "statement lock timeout below a millisecond": Case(("upgrade", "--statement-lock-timeout", "0.0004"), 2,
+                                                       "must be between 0.001 and"),
+    "statement lock timeout zero": Case(("upgrade", "--statement-lock-timeout", "0"), 2, "must be between 0.001"),
+    "statement lock timeout past the server's": Case(("upgrade", "--statement-lock-timeout", "1e12"), 2,
+                                                     "must be between 0.001 and 2147483.647"),
+    "secret parameters by meaning": Case(
+        ("--url", f"postgresql://app@127.0.0.1:1/app?private_key={SECRET}&auth={SECRET}&aws_access_key_id={SECRET}"
+                  f"&key={SECRET}&client_credentials={SECRET}&apitoken={SECRET}", "status"), 1,
+        "auth=***&aws_access_key_id=***"),
+    "secret parameters by meaning, full path": Case(
+        ("--url", f"postgresql://app@127.0.0.1:1/app?private_key={SECRET}&auth={SECRET}", "upgrade"), 1,
+        "auth=***&private_key=***"),
+    "blank version row, status": Case(("--url", "{blank}", "status"), 1, "holds an empty revision id"),
+    "blank version row, current": Case(("--url", "{blank}", "current"), 1, "holds an empty revision id"),
+    "blank version row, upgrade": Case(("--url", "{blank}", "upgrade"), 1, "stamp REV"),
+    "blank version row, downgrade": Case(("--url", "{blank}", "downgrade", "-1"), 1, "holds an empty revision id"),
 }
 
 
@@ -136,9 +156,13 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     mypkg.upgrade(f"sqlite:///{newer}")
     with sqlite3.connect(newer) as connection:
         connection.execute("UPDATE alembic_version SET version_num = 'f00dfeed9999'")
+    blank = root / "blank.db"
+    mypkg.upgrade(f"sqlite:///{blank}")
+    with sqlite3.connect(blank) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = ''")
     notsqlite = root / "notes.txt"
     notsqlite.write_text("not a database\n" * 10)
-    return {"db": behind, "foreign": foreign, "newer": newer, "notsqlite": notsqlite, "tmp": root}
+    return {"db": behind, "foreign": foreign, "newer": newer, "blank": blank, "notsqlite": notsqlite, "tmp": root}
 
 
 def test_the_table_is_large_enough() -> None:
@@ -180,3 +204,52 @@ def test_an_ambiguous_prefix_lists_the_candidates(tmp_path: Path) -> None:
     assert "ambiguous revision 'cc00000000': it starts cc0000000000, cc0000000002, cc0000000003" in line
     assert "give more characters" in line
     assert not (tmp_path / "x.db").exists()
+
+
+def version_rows(path: Path) -> list[str]:
+    with sqlite3.connect(path) as connection:
+        return [row[0] for row in connection.execute("SELECT version_num FROM alembic_version")]
+
+
+def test_a_blank_version_row_is_left_by_a_checked_stamp_not_a_hand_edit(tmp_path: Path) -> None:
+    path = tmp_path / "blank.db"
+    mypkg.upgrade(f"sqlite:///{path}")
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = ''")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    stamp = subprocess.run([*command_prefix(), "--url", f"sqlite:///{path}", "stamp", "head"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert stamp.returncode == 0, stamp.stderr
+    assert version_rows(path) == [REVISIONS[-1]]
+    assert mypkg.status(f"sqlite:///{path}").at_head
+
+
+@pytest.mark.parametrize("command", [("upgrade",), ("downgrade", "-1")])
+def test_a_version_row_holding_a_prefix_is_completed_not_doubled(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """Alembic accepts a unique prefix in the version table, then writes the next revision
+    beside it: two rows, and every command failing after."""
+    path = tmp_path / "prefix.db"
+    mypkg.upgrade(f"sqlite:///{path}", REVISIONS[-2])
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = ?", (REVISIONS[-2][:4],))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    result = subprocess.run([*command_prefix(), "--url", f"sqlite:///{path}", *command], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    expected = REVISIONS[-1] if command == ("upgrade",) else REVISIONS[-3]
+    assert version_rows(path) == [expected]
+    assert mypkg.current(f"sqlite:///{path}") == (expected,)
+
+
+@pytest.mark.parametrize("seconds", [0, 0.0004, 1e12, float("nan")])
+def test_the_api_refuses_a_statement_lock_timeout_postgresql_would_read_as_none(tmp_path: Path, seconds: float) -> None:
+    path = tmp_path / "app.db"
+    with pytest.raises(mypkg.UsageError, match="must be between 0.001"):
+        mypkg.upgrade(f"sqlite:///{path}", statement_lock_timeout=seconds)
+    assert not path.exists()
+
+
+def test_a_statement_lock_timeout_is_rounded_up_to_whole_milliseconds() -> None:
+    from mypkg.migrate.database.settings import statement_lock_timeout_ms
+
+    assert [statement_lock_timeout_ms(s) for s in (0.001, 0.0011, 0.5, 5, 2_147_483.647)] == [1, 2, 500, 5000, 2_147_483_647]

@@ -151,6 +151,7 @@ def stamp_checked(connection: Connection, db: Database, revision: str, *, force:
     ledger.ensure(connection)  # only now: a refused stamp leaves nothing behind
     started = ledger.now()
     try:
+        connections.drop_blank_version_rows(connection)  # Alembic cannot stamp over one
         command.stamp(scripts.make_config(connection=connection), revision)
         for rev in connections.current_in_transaction(connection):
             ledger.write(

@@ -222,9 +222,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )
     option(migrations, "--sql", action="store_true",
            help="print the SQL for the dialect of --url instead of running it")
-    option(migrations, "--to-version", metavar="VERSION",
+    option(migrations, "--to-version", metavar="VERSION", type=_not_blank,
            help=f"target the schema {PACKAGE} VERSION shipped (instead of REV)")
-    option(migrations, "--from-version", metavar="VERSION",
+    option(migrations, "--from-version", metavar="VERSION", type=_not_blank,
            help=f"with --sql: start from the schema {PACKAGE} VERSION shipped")
     option(migrations, "--backup", action="store_true",
            help="SQLite: first copy the database next to it (online backup API) and print the path")
@@ -272,7 +272,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     option(
         migrations,
         "--statement-lock-timeout",
-        type=_seconds,
+        type=_lock_seconds,
         metavar="SECONDS",
         help="PostgreSQL: roll a revision back when one of its statements waits longer "
         "than this for a table lock, and retry it up to 3 times, so the application's "
@@ -298,6 +298,26 @@ def _seconds(value: str) -> float:
     if seconds < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
     return seconds
+
+
+def _lock_seconds(value: str) -> float:
+    from ..database.settings import statement_lock_timeout_ms
+    from ..errors import UsageError
+
+    seconds = _seconds(value)
+    try:
+        statement_lock_timeout_ms(seconds)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--statement-lock-timeout ")) from None
+    return seconds
+
+
+def _not_blank(value: str) -> str:
+    """An empty value is an unset variable in a CI script (``--to-version "$RELEASE"``), not
+    "no version": refused as an empty --url is."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("is empty (an unset variable?): give a version")
+    return value
 
 
 def _positive_seconds(value: str) -> float:

@@ -208,3 +208,41 @@ def current_in_transaction(connection: Connection) -> tuple[str, ...]:
     from alembic.runtime.migration import MigrationContext
 
     return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+def _version_table() -> Any:
+    import sqlalchemy as sa
+
+    from ..identity import VERSION_TABLE
+
+    return sa.table(VERSION_TABLE, sa.column("version_num"))
+
+
+def complete_version_rows(connection: Connection, current: tuple[str, ...]) -> tuple[str, ...]:
+    """Version rows written by hand as a unique prefix of a revision id (``1c63``): Alembic
+    accepts one, then writes the next revision beside it, and with two rows every command
+    fails. Each is rewritten to the full id (committed), under the migration lock."""
+    from ..history.manifest import load
+
+    known = load().by_id
+    found = []
+    for rev in current:
+        matches = [full for full in known if full.startswith(rev)] if rev.strip() and rev not in known else []
+        if len(matches) == 1:
+            table = _version_table()
+            connection.execute(table.update().where(table.c.version_num == rev).values(version_num=matches[0]))
+            found.append(matches[0])
+        else:
+            found.append(rev)
+    if tuple(found) != current:
+        connection.commit()
+    return tuple(found)
+
+
+def drop_blank_version_rows(connection: Connection) -> None:
+    """Remove version rows holding an empty id (a hand edit), in the current transaction."""
+    import sqlalchemy as sa
+
+    table = _version_table()
+    if sa.inspect(connection).has_table(table.name):
+        connection.execute(table.delete().where(sa.func.trim(table.c.version_num) == ""))

@@ -80,9 +80,32 @@ def connect_timeout() -> float:
     return value
 
 
-#: Query parameters whose values are secrets (psycopg/libpq ``password``, ``sslpassword``,
-#: drivers' tokens and keys): masked wherever a URL is shown.
-_SECRET_WORDS = ("pass", "pwd", "secret", "token", "credential", "apikey", "api_key", "sslkey")
+#: PostgreSQL's lock_timeout is whole milliseconds in an int: 0 means no limit at all.
+LOCK_TIMEOUT_RANGE = (0.001, 2_147_483.647)
+
+
+def statement_lock_timeout_ms(seconds: float) -> int:
+    """``--statement-lock-timeout`` as PostgreSQL's ``lock_timeout`` (whole ms, never 0).
+
+    :raises UsageError: below a millisecond (it would read as no limit) or above the
+        server's maximum (about 24.8 days), or not a finite number.
+    """
+    import math
+
+    low, high = LOCK_TIMEOUT_RANGE
+    if not (isinstance(seconds, int | float) and math.isfinite(seconds)) or not low <= seconds <= high:
+        raise UsageError(
+            f"--statement-lock-timeout must be between {low:g} and {high:.3f} seconds, not {seconds!r} "
+            "(PostgreSQL reads less than a millisecond as no limit at all)"
+        )
+    return math.ceil(round(seconds * 1000, 6))
+
+
+#: Query parameters whose values are secrets are masked wherever a URL is shown. Their
+#: names are open-ended (``password``, ``sslpassword``, ``private_key``, ``aws_access_key_id``,
+#: ``auth``, ``token``...), so a name is secret by what it says: anything naming a password,
+#: a secret, a key, a token, a credential or auth. Masking a harmless value costs nothing.
+_SECRET_WORDS = ("pass", "pwd", "secret", "key", "token", "credential", "auth")
 
 
 def is_secret_parameter(name: str) -> bool:

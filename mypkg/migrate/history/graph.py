@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import MigrateError, UsageError
-from ..identity import PACKAGE
+from ..identity import COMMAND, PACKAGE
 from ..results import RevisionInfo
 from . import scripts
 
@@ -22,6 +22,8 @@ def script(revision: str) -> Script | None:
     """The shipped script of ``revision``; None when the package does not ship it."""
     from alembic.util import CommandError
 
+    if not revision.strip():  # a blank version row (a hand edit): Alembic asserts on it
+        return None
     try:
         return scripts.script_directory().get_revision(revision)
     except CommandError:
@@ -40,6 +42,11 @@ def require_known(current: Sequence[str], where: str) -> None:
     """:raises MigrateError: the database is at a revision this package does not ship."""
     from ..version import package_version
 
+    if any(not rev.strip() for rev in current):
+        raise MigrateError(
+            f"the version table of {where} holds an empty revision id (written by hand?): say "
+            f"which revision its schema is: {COMMAND} stamp REV (the schema is checked first)"
+        )
     unknown = [rev for rev in current if script(rev) is None]
     if unknown:
         raise MigrateError(

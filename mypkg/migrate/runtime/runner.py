@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..database import connections, ledger, locks
+from ..database.settings import statement_lock_timeout_ms
 from ..errors import MigrateError, UsageError
 from ..history import graph, scripts
 from ..identity import COMMAND
@@ -58,6 +59,8 @@ def run(
     from .backup import backup_sqlite
 
     graph.require_revision(revision)
+    if statement_lock_timeout is not None:
+        statement_lock_timeout_ms(statement_lock_timeout)  # a usage error before anything connects
     if backup and db.sqlite_path is None:
         tool = "mariadb-dump (mysqldump)" if db.is_mysql else "pg_dump" if db.is_postgresql else "its own tools"
         raise UsageError(f"--backup copies a SQLite file; back {db.backend} up with {tool}")
@@ -65,6 +68,7 @@ def run(
         # Read only now, under the lock: the previous holder may have migrated.
         before = connections.read_current(connection)
         graph.require_known(before, db.masked)
+        before = connections.complete_version_rows(connection, before)
         if db.is_mysql:
             repair.refuse_while_partial(connection, db)
         if direction == "upgrade" and not before:
@@ -161,7 +165,7 @@ def _settings_for(connection: Connection, db: Database, statement_lock_timeout: 
         # statement to its end holding the revision's locks (PostgreSQL 14+).
         found.append("SET LOCAL client_connection_check_interval = '1s'")
     if statement_lock_timeout:
-        found.append(f"SET LOCAL lock_timeout = '{int(statement_lock_timeout * 1000)}ms'")
+        found.append(f"SET LOCAL lock_timeout = '{statement_lock_timeout_ms(statement_lock_timeout)}ms'")
     return found
 
 
