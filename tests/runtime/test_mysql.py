@@ -320,3 +320,16 @@ def test_a_migrator_killed_mid_revision_leaves_it_awaiting_repair(
     done = run("upgrade")
     assert done.returncode == 0, done.stderr
     assert mypkg.current(mysql_url) == ("5107dead0001",)
+
+
+def test_the_handshake_bound_is_lifted_once_connected(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement (an index build) may run past --connect-timeout: only the greeting is bounded."""
+    from mypkg.migrate.database import connections
+
+    monkeypatch.setenv("MYPKG_CONNECT_TIMEOUT", "1")
+    engine = connections.create_engine(mysql_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT SLEEP(2.5)").scalar() == 0
+    finally:
+        engine.dispose()

@@ -102,8 +102,19 @@ def create_engine(
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite and busy_timeout is not None:
         kwargs.setdefault("connect_args", {})["timeout"] = busy_timeout
-    if parsed.get_backend_name() in ("mysql", "mariadb") and "connect_timeout" not in parsed.query:
-        kwargs.setdefault("connect_args", {})["connect_timeout"] = math.ceil(connect_timeout())
+    handshake_bound = []
+    if parsed.get_backend_name() in ("mysql", "mariadb"):
+        connect_args = kwargs.setdefault("connect_args", {})
+        if "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = math.ceil(connect_timeout())
+        if parsed.get_driver_name() == "pymysql":
+            # PyMySQL's connect_timeout bounds the TCP connect only: a server that accepts
+            # and never sends its greeting hangs the client for ever. Reads and writes are
+            # bounded until the connection is made, then unbounded again (lifted below): a
+            # revision's statement may run for an hour.
+            handshake_bound = [name for name in ("read_timeout", "write_timeout") if name not in parsed.query]
+            for name in handshake_bound:
+                connect_args[name] = connect_args.get("connect_timeout", connect_timeout())
     if parsed.get_backend_name() == "postgresql":
         connect_args = kwargs.setdefault("connect_args", {})
         if "connect_timeout" not in parsed.query:
@@ -114,6 +125,10 @@ def create_engine(
             # to another server session, where they do not exist.
             connect_args["prepare_threshold"] = None
     engine = sqlalchemy.create_engine(parsed, **kwargs)
+    if handshake_bound:
+        from sqlalchemy import event
+
+        event.listen(engine, "connect", lambda dbapi, _record: _unbound(dbapi, handshake_bound))
     if sqlite:
         _make_sqlite_transactional(engine, foreign_keys=not for_migrations, immediate=immediate)
     return engine
@@ -208,6 +223,13 @@ def current_in_transaction(connection: Connection) -> tuple[str, ...]:
     from alembic.runtime.migration import MigrationContext
 
     return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+def _unbound(dbapi_connection: Any, names: list[str]) -> None:
+    """PyMySQL reads its timeouts before every read and write (private attributes, stable
+    from 1.1 to 2.2): set back to None, the socket blocks again for the statements."""
+    for name in names:
+        setattr(dbapi_connection, f"_{name}", None)
 
 
 def _version_table() -> Any:
