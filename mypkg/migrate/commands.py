@@ -16,8 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from .database import connections, ledger, locks
-from .database.connections import DEFAULT_BUSY_TIMEOUT
-from .database.settings import DEFAULT_LOCK_TIMEOUT
+from .database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from .database.target import Target, resolve
 from .errors import MigrateError, UsageError
 from .history import graph

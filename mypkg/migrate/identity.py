@@ -28,6 +28,8 @@ NO_FASTPATH_VAR = f"{ENV_PREFIX}_NO_FASTPATH"
 MIGRATION_URL_VAR = f"{ENV_PREFIX}_MIGRATION_URL"
 #: Seconds to wait for a connection (the --connect-timeout option sets it too).
 CONNECT_TIMEOUT_VAR = f"{ENV_PREFIX}_CONNECT_TIMEOUT"
+#: SQLite: seconds to wait for another connection's lock (the --busy-timeout option sets it too).
+BUSY_TIMEOUT_VAR = f"{ENV_PREFIX}_BUSY_TIMEOUT"
 #: The ledger table the runner keeps beside Alembic's version table.
 LEDGER_TABLE = f"{PACKAGE}_migration_ledger"
 #: Alembic's version table (Alembic's default name, as the scripts' authors see it).

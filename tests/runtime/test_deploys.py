@@ -274,3 +274,35 @@ def test_a_read_only_directory_is_refused_before_any_write(read_only_directory: 
     new = subprocess.run([*command_prefix(), "--url", f"sqlite:///{read_only_directory / 'new.db'}", "upgrade"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert new.returncode == 1 and "is read-only" in new.stderr
+
+
+@pytest.mark.parametrize("command", [["status"], ["current"], ["upgrade"], ["history", "--applied"], ["verify"],
+                                     ["downgrade", "-1"], ["stamp", "head"]])
+@pytest.mark.parametrize("how", ["option", "variable"])
+def test_the_busy_timeout_bounds_every_command_on_a_held_sqlite_file(command: list[str], how: str, tmp_path: Path) -> None:
+    """Another process holds the file (an exclusive transaction): every command gives up
+    after --busy-timeout (or $MYPKG_BUSY_TIMEOUT), the fast path's connection included
+    (before: 5 s more there, and the read commands waited 30 s whatever was asked)."""
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    mypkg.upgrade(f"sqlite:///{db}")
+    before = "\n".join(sqlite3.connect(db).iterdump())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    bound = ["--busy-timeout", "1"] if how == "option" else []
+    if how == "variable":
+        env["MYPKG_BUSY_TIMEOUT"] = "1"
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        started = time.monotonic()
+        result = subprocess.run([*command_prefix(), "--url", f"sqlite:///{db}", *bound, *command], cwd=tmp_path,
+                                env=env, capture_output=True, text=True, timeout=120)
+        waited = time.monotonic() - started
+    finally:
+        holder.close()
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "database is locked" in line and "--busy-timeout" in line
+    assert 1 <= waited < 4.5, waited
+    assert "\n".join(sqlite3.connect(db).iterdump()) == before

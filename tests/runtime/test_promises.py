@@ -134,12 +134,17 @@ def test_sqlite_query_parameters_turn_the_path_into_a_uri_once() -> None:
     assert settings.parse_url("sqlite:///app.db").database == "app.db"
 
 
-def test_the_documented_defaults_are_the_ones_used() -> None:
+def test_the_documented_defaults_are_the_ones_used(monkeypatch: pytest.MonkeyPatch) -> None:
     """README and --help promise 30 s for SQLite's busy timeout, 10 s to connect, 300 s for the lock."""
     from mypkg.migrate.cli.parser import build_parser
 
+    monkeypatch.delenv("MYPKG_BUSY_TIMEOUT", raising=False)
     args = build_parser("upgrade").parse_args(["upgrade"])
-    assert (args.busy_timeout, args.lock_timeout) == (30.0, 300.0)
+    assert args.lock_timeout == 300.0 and not hasattr(args, "busy_timeout")  # unset: the variable, else 30
+    assert (settings.busy_timeout(), settings.DEFAULT_BUSY_TIMEOUT) == (30.0, 30.0)
+    monkeypatch.setenv("MYPKG_BUSY_TIMEOUT", "2.5")
+    assert settings.busy_timeout() == 2.5
+    assert build_parser("status").parse_args(["status", "--busy-timeout", "4"]).busy_timeout == 4.0
     assert settings.DEFAULT_CONNECT_TIMEOUT == 10.0
 
 

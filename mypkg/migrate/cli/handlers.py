@@ -11,8 +11,8 @@ import os
 import sys
 
 from ..errors import ExitCode, MigrateError, UsageError
+from ..identity import BUSY_TIMEOUT_VAR, CONNECT_TIMEOUT_VAR, PACKAGE
 from ..identity import COMMAND as PROG
-from ..identity import CONNECT_TIMEOUT_VAR, PACKAGE
 from . import process
 from .output import Output, revision_dict, short
 from .parser import COMMANDS, build_parser
@@ -34,6 +34,7 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
             out.line(f"{at_head.database}: nothing to do, at {short(at_head.current)}")
             return ExitCode.OK
     from .. import commands
+    from ..database import settings
 
     if args.sql:
         from ..runtime.offline import OfflineSQLError
@@ -58,7 +59,7 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         "statement_lock_timeout": args.statement_lock_timeout,
         "on_wait": out.waiting,
         "backup": args.backup,
-        "busy_timeout": args.busy_timeout,
+        "busy_timeout": settings.busy_timeout(),
     }
     if args.command == "upgrade":
         from ..runtime.progress import StderrProgress
@@ -262,10 +263,11 @@ def _heads(args: argparse.Namespace, out: Output) -> ExitCode:
 
 def _stamp(args: argparse.Namespace, out: Output) -> ExitCode:
     from .. import commands
+    from ..database import settings
 
     result = commands.stamp(
         args.url, args.revision, force=args.force, lock_timeout=args.lock_timeout, on_wait=out.waiting,
-        busy_timeout=args.busy_timeout,
+        busy_timeout=settings.busy_timeout(),
     )
     out.line(f"{result.database}: stamped {short(result.after)} (was {short(result.before)})")
     return ExitCode.OK
@@ -353,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(args, "connect_timeout"):
         # Read by every connection this process makes (settings.connect_timeout()).
         os.environ[CONNECT_TIMEOUT_VAR] = repr(args.connect_timeout)
+    if hasattr(args, "busy_timeout"):  # likewise for every SQLite connection, the fast path's too
+        os.environ[BUSY_TIMEOUT_VAR] = repr(args.busy_timeout)
     if args.verbose:
         import logging  # only here: every start-up pays for what it imports
 
@@ -361,10 +365,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     process.skip_template_highlighting()
     process.terminate_like_interrupt()
     try:
-        if CONNECT_TIMEOUT_VAR in os.environ:
-            from ..database.settings import connect_timeout
+        if CONNECT_TIMEOUT_VAR in os.environ or BUSY_TIMEOUT_VAR in os.environ:
+            from ..database import settings
 
-            connect_timeout()  # a bad value is a usage error whatever the database
+            settings.connect_timeout()  # a bad value is a usage error whatever the database
+            settings.busy_timeout()
         return int(HANDLERS[args.command](args, out))
     except MigrateError as exc:
         if args.verbose:

@@ -11,8 +11,14 @@ import os
 import sys
 
 from ..database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
+from ..identity import (
+    BUSY_TIMEOUT_VAR,
+    CONNECT_TIMEOUT_VAR,
+    DEFAULT_URL,
+    MIGRATION_URL_VAR,
+    PACKAGE,
+)
 from ..identity import COMMAND as PROG
-from ..identity import CONNECT_TIMEOUT_VAR, DEFAULT_URL, MIGRATION_URL_VAR, PACKAGE
 from ..identity import DATABASE_URL_VAR as ENV_VAR
 
 TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
@@ -78,6 +84,14 @@ def _shared_options() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"give up connecting after SECONDS (default: ${CONNECT_TIMEOUT_VAR}, else "
         f"{DEFAULT_CONNECT_TIMEOUT:g}; a connect_timeout in the URL wins)",
+    )
+    group.add_argument(
+        "--busy-timeout",
+        type=_seconds,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help="SQLite: wait this long for an application's write or a reader's transaction "
+        f"to end, on every connection (default: ${BUSY_TIMEOUT_VAR}, else {DEFAULT_BUSY_TIMEOUT:g})",
     )
     return parent
 
@@ -259,15 +273,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait this long for another migrator to finish, then fail (exit 1, "
         f"nothing changed); default {DEFAULT_LOCK_TIMEOUT:g}",
-    )
-    option(
-        ("upgrade", "downgrade", "stamp"),
-        "--busy-timeout",
-        type=_seconds,
-        default=DEFAULT_BUSY_TIMEOUT,
-        metavar="SECONDS",
-        help="SQLite: wait this long for an application's write or a reader's transaction "
-        f"to end before a revision fails; default {DEFAULT_BUSY_TIMEOUT:g}",
     )
     option(
         migrations,

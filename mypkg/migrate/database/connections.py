@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MigrateError, UsageError
-from .settings import DEFAULT_BUSY_TIMEOUT, connect_timeout
+from .settings import busy_timeout as settings_busy_timeout
+from .settings import connect_timeout
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -182,7 +183,7 @@ def database_errors(db: Database) -> Iterator[None]:
 
 @contextlib.contextmanager
 def connect(
-    db: Database, *, will_write: bool, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    db: Database, *, will_write: bool, busy_timeout: float | None = None
 ) -> Iterator[Connection]:
     """A connection for a command: the caller's own, or one made and closed here.
 
@@ -201,6 +202,8 @@ def connect(
             yield connection
         return
     check_sqlite_file(db, will_write=will_write)
+    if busy_timeout is None:
+        busy_timeout = settings_busy_timeout()
     engine = create_engine(db.url, for_migrations=True, immediate=will_write, busy_timeout=busy_timeout)
     try:
         with database_errors(db), engine.connect() as connection:

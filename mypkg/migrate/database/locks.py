@@ -295,7 +295,7 @@ def locked(
     db: Database,
     lock_timeout: float,
     on_wait: Waiting | None,
-    busy_timeout: float = connections.DEFAULT_BUSY_TIMEOUT,
+    busy_timeout: float | None = None,
 ) -> Iterator[tuple[Connection, Session]]:
     """A connection for a command that writes, holding the migration lock.
 

@@ -8,6 +8,7 @@ TYPE_CHECKING = False  # typing itself is not imported on the fast path
 
 from ..errors import MigrateError, UsageError
 from ..identity import (
+    BUSY_TIMEOUT_VAR,
     CONNECT_TIMEOUT_VAR,
     DATABASE_URL_VAR,
     DEFAULT_URL,
@@ -77,6 +78,24 @@ def connect_timeout() -> float:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
         raise UsageError(f"${CONNECT_TIMEOUT_VAR} must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def busy_timeout() -> float:
+    """SQLite: seconds every connection of this process waits for another's lock:
+    ``$MYPKG_BUSY_TIMEOUT`` (what ``--busy-timeout`` sets), else :data:`DEFAULT_BUSY_TIMEOUT`.
+    The fast path's connection takes it too, so the bound holds on every path."""
+    import math
+
+    text = os.environ.get(BUSY_TIMEOUT_VAR)
+    if text is None:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"${BUSY_TIMEOUT_VAR} must be a number of seconds, zero or more, not {text!r}")
     return value
 
 

@@ -19,6 +19,7 @@ import os
 import re
 from typing import NamedTuple
 
+from ..errors import MigrateError
 from ..identity import LEDGER_TABLE, NO_FASTPATH_VAR, VERSION_TABLE
 from ..results import BACKFILLING
 
@@ -72,6 +73,8 @@ def enabled() -> bool:
 def _sqlite_state(database: str, masked: str, with_ledger: bool) -> DatabaseState | None:
     import sqlite3
 
+    from ..database.settings import busy_timeout
+
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     try:
@@ -82,12 +85,19 @@ def _sqlite_state(database: str, masked: str, with_ledger: bool) -> DatabaseStat
         return None
     try:
         # A plain path (see _PLAIN): only the space needs escaping in a file: URI.
-        connection = sqlite3.connect(f"file:{database.replace(' ', '%20')}?mode=ro", uri=True)
+        connection = sqlite3.connect(f"file:{database.replace(' ', '%20')}?mode=ro", uri=True,
+                                     timeout=busy_timeout())
     except sqlite3.Error:
         return None
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         return _read(connection, masked, tables, with_ledger)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):  # waited the whole bound: not again
+            from ..database.connections import LOCKED_HINT
+
+            raise MigrateError(f"{masked}: {exc}: {LOCKED_HINT}; nothing was changed") from None
+        return None
     except sqlite3.Error:
         return None
     finally:
@@ -140,8 +150,6 @@ _TABLES_SQL = (
 def _refuse(masked: str, message: str) -> None:
     """The full path would fail the same way: say so now, in its words, rather than
     connect a second time (a dead server's timeout twice, a wrong password twice)."""
-    from ..errors import MigrateError
-
     first = (message.strip() or "connection failed").splitlines()[0]
     where = "cannot connect to " if "connect" in first.lower() else ""
     raise MigrateError(f"{where}{masked}: {first}") from None

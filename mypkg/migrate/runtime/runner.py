@@ -49,7 +49,7 @@ def run(
     on_wait: Callable[[str], None] | None,
     ignore_checksums: bool = False,
     backup: bool = False,
-    busy_timeout: float = connections.DEFAULT_BUSY_TIMEOUT,
+    busy_timeout: float | None = None,
     adopt: Callable[[Connection, Database], None] | None = None,
     on_progress: Callable[[BackfillProgress], None] | None = None,
 ) -> MigrationResult:
