@@ -231,6 +231,32 @@ class TestBackup:
             columns = {row[1] for row in copy.execute("PRAGMA table_info(my_table)")}
         assert "display_name" not in columns
 
+    @pytest.mark.parametrize("mode", [0o600, 0o640])
+    def test_a_backup_is_readable_by_no_more_users_than_the_database(self, tmp_path: Path, mode: int) -> None:
+        """Under the usual umask (022) a new file is 0644: a 0600 database's backup must not be."""
+        import os
+        import stat
+        import subprocess
+
+        from tests.conftest import command_prefix
+
+        path = tmp_path / "app.db"
+        mypkg.upgrade(f"sqlite:///{path}", REVISIONS[0])
+        os.chmod(path, mode)
+        group = 65534 if os.geteuid() == 0 else path.stat().st_gid  # root: a group not its own
+        if os.geteuid() == 0:
+            os.chown(path, -1, group)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+        result = subprocess.run([*command_prefix(), "--url", f"sqlite:///{path}", "upgrade", "--backup"],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                                preexec_fn=lambda: os.umask(0o022))
+        assert result.returncode == 0, result.stderr
+        (backup,) = tmp_path.glob("app.db.*.bak")
+        status = backup.stat()
+        assert stat.S_IMODE(status.st_mode) == mode
+        assert status.st_gid == group
+        assert not list(tmp_path.glob("*.partial"))
+
     def test_backup_on_postgresql_is_a_usage_error(self, cli: Cli, postgresql_url: str) -> None:
         result = cli("--url", postgresql_url, "upgrade", "--backup")
         assert result.returncode == 2 and "pg_dump" in result.stderr

@@ -28,6 +28,7 @@ def backup_sqlite(db: Database, current: Sequence[str]) -> str | None:
     partial = destination.with_name(destination.name + ".partial")
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
+        _create_like(partial, path)
         target = sqlite3.connect(partial)
         try:
             with target:
@@ -44,3 +45,15 @@ def backup_sqlite(db: Database, current: Sequence[str]) -> str | None:
     finally:
         source.close()
     return str(destination)
+
+
+def _create_like(copy: os.PathLike[str], original: os.PathLike[str]) -> None:
+    """Create ``copy`` empty, readable by no more users than ``original``: its mode (never
+    widened by the umask, since it exists before SQLite opens it) and, where allowed, its
+    group. A backup of a 0600 database is 0600, not the umask's 0644."""
+    status = os.stat(original)
+    mode = status.st_mode & 0o777
+    os.close(os.open(copy, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode))
+    with contextlib.suppress(OSError):  # changing the group needs to be a member of it
+        os.chown(copy, -1, status.st_gid)
+    os.chmod(copy, mode)  # exactly the original's: the umask may have narrowed it
