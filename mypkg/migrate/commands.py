@@ -325,8 +325,13 @@ def verify(target: Target = None) -> list[ChecksumProblem]:
     applied before the ledger existed have nothing recorded and pass), every installed
     script against the manifest built with the package, and the release map against the
     shipped revisions. An empty list means everything matches.
+
+    :raises MigrateError: the database cannot be read, or is a SQLite file that does not exist.
     """
     db = resolve(target)
+    connections.check_sqlite_file(db, will_write=False)
+    if db.file_missing():  # reading it must not create it (a typo in the path, say)
+        raise MigrateError(f"{db.masked} does not exist: nothing was applied there to verify")
     with connections.connect(db, will_write=False) as connection:
         found = integrity.problems(connection, connections.read_current(connection))
     return found + integrity.edited_scripts() + integrity.release_problems()

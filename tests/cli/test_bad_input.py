@@ -128,6 +128,8 @@ CASES: dict[str, Case] = {
     "secret parameters by meaning, full path": Case(
         ("--url", f"postgresql://app@127.0.0.1:1/app?private_key={SECRET}&auth={SECRET}", "upgrade"), 1,
         "auth=***&private_key=***"),
+    "verify a missing file": Case(("--url", "sqlite:///{tmp}/typo.db", "verify"), 1,
+                                  "typo.db does not exist: nothing was applied there to verify"),
     "blank version row, status": Case(("--url", "{blank}", "status"), 1, "holds an empty revision id"),
     "blank version row, current": Case(("--url", "{blank}", "current"), 1, "holds an empty revision id"),
     "blank version row, upgrade": Case(("--url", "{blank}", "upgrade"), 1, "stamp REV"),
@@ -256,3 +258,23 @@ def test_a_statement_lock_timeout_is_rounded_up_to_whole_milliseconds() -> None:
     from mypkg.migrate.database.settings import statement_lock_timeout_ms
 
     assert [statement_lock_timeout_ms(s) for s in (0.001, 0.0011, 0.5, 5, 2_147_483.647)] == [1, 2, 500, 5000, 2_147_483_647]
+
+
+@pytest.mark.parametrize("command, says", [
+    (("verify",), None),
+    (("status",), "current:  base (no database: {path} does not exist; upgrade creates it)"),
+    (("current",), "base (no database: {path} does not exist; upgrade creates it)"),
+    (("history", "--applied"), "the ledger is empty"),
+])
+def test_reading_a_missing_sqlite_file_never_creates_it_and_says_it_is_missing(
+    tmp_path: Path, command: tuple[str, ...], says: str | None
+) -> None:
+    path = tmp_path / "typo.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    result = subprocess.run([*command_prefix(), "--url", f"sqlite:///{path}", *command], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert not path.exists()
+    if says is None:
+        assert result.returncode == 1 and "does not exist" in result.stderr
+    else:
+        assert says.format(path=path) in result.stdout, result.stdout

@@ -118,12 +118,21 @@ def _full_status(args: argparse.Namespace) -> Any:
     return commands.status(args.url)
 
 
+def _base(database: str) -> str:
+    """No revision: an empty database, or (SQLite) no file at all, which a typo in the path
+    looks like: say which."""
+    path = database.removeprefix("sqlite:///") if database.startswith("sqlite:///") else ""
+    if path and "?" not in path and path != ":memory:" and not os.path.exists(path):
+        return f"base (no database: {path} does not exist; upgrade creates it)"
+    return "base (empty database)"
+
+
 def _current(args: argparse.Namespace, out: Output) -> ExitCode:
     state = _fast_status(args) or _full_status(args)
 
     def text() -> None:
         if not state.current:
-            out.line("base (empty database)")
+            out.line(_base(state.database))
         for rev in state.current:
             message = next((r.message for r in state.applied if r.revision == rev), "")
             head = " (head)" if rev in state.heads else ""
@@ -154,7 +163,7 @@ def _status(args: argparse.Namespace, out: Output) -> ExitCode:
 
     def text() -> None:
         out.line(f"database: {state.database}")
-        out.line(f"current:  {short(state.current)}")
+        out.line(f"current:  {short(state.current) if state.current else _base(state.database)}")
         out.line(f"head:     {short(state.heads)}")
         out.line(f"applied:  {len(state.applied)} revision(s)")
         out.line(f"pending:  {len(state.pending)} revision(s)")
