@@ -128,6 +128,13 @@ CASES: dict[str, Case] = {
     "secret parameters by meaning, full path": Case(
         ("--url", f"postgresql://app@127.0.0.1:1/app?private_key={SECRET}&auth={SECRET}", "upgrade"), 1,
         "auth=***&private_key=***"),
+    "offline upgrade that goes down": Case(("upgrade", "--sql", "head:base"), 2,
+                                           "upgrade --sql head:base goes down: for that SQL, run downgrade --sql head:base"),
+    "offline downgrade that goes up": Case(("downgrade", "--sql", "base:head"), 2,
+                                           "goes up: for that SQL, run upgrade --sql base:head"),
+    "offline upgrade between revisions backwards": Case(("upgrade", "--sql", f"{REVISIONS[1][:6]}:{REVISIONS[0][:6]}"),
+                                                        2, "goes down"),
+    "offline SQL with a backup": Case(("upgrade", "--sql", "--backup"), 2, "--sql runs none"),
     "verify a missing file": Case(("--url", "sqlite:///{tmp}/typo.db", "verify"), 1,
                                   "typo.db does not exist: nothing was applied there to verify"),
     "blank version row, status": Case(("--url", "{blank}", "status"), 1, "holds an empty revision id"),

@@ -36,6 +36,8 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
     from .. import commands
     from ..database import settings
 
+    if args.sql and args.backup:
+        raise UsageError("--backup copies the database before a migration runs; --sql runs none: drop one")
     if args.sql:
         from ..runtime.offline import OfflineSQLError
 

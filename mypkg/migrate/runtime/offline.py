@@ -68,6 +68,7 @@ def render(direction: Literal["upgrade", "downgrade"], revision_range: str, url:
     for revision in (start, end):
         if revision:
             graph.require_revision(revision)
+    _require_direction(direction, start or "base", end)
     buffer = io.StringIO()
     config = scripts.make_config(url=url)
     config.output_buffer = buffer
@@ -78,3 +79,28 @@ def render(direction: Literal["upgrade", "downgrade"], revision_range: str, url:
     except Exception as exc:  # a script that needs a live database, or a plain bug
         raise failure(exc, buffer.getvalue()) from exc
     return buffer.getvalue()
+
+
+def _require_direction(direction: str, start: str, end: str) -> None:
+    """``upgrade --sql head:base`` printed nothing and exited 0; ``downgrade --sql base:head``
+    printed Alembic's own complaint: a range that goes the other way is a usage error that
+    names the command that renders it.
+
+    :raises UsageError: ``start`` is not below ``end`` (upgrade) or above it (downgrade).
+    """
+    def ids(revision: str) -> tuple[str, ...] | None:
+        if revision == "base":
+            return ()
+        if revision in ("head", "heads"):
+            return graph.heads()
+        found = graph.script(revision) if not graph.is_relative(revision) else None
+        return (found.revision,) if found is not None else None  # relative: Alembic decides
+
+    lower, upper = (ids(start), ids(end)) if direction == "upgrade" else (ids(end), ids(start))
+    if lower is None or upper is None or set(lower) <= graph.ancestors(upper):
+        return
+    other = "downgrade" if direction == "upgrade" else "upgrade"
+    raise UsageError(
+        f"{direction} --sql {start}:{end} goes {'down' if direction == 'upgrade' else 'up'}: "
+        f"for that SQL, run {other} --sql {start}:{end}"
+    )
