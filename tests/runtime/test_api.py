@@ -153,3 +153,21 @@ class TestFailingRevision:
         again = run_copy(source_copy, "--url", db_url, "upgrade")
         assert again.returncode == 0, again.stderr
         assert "applied  0badf00d0001" in again.stdout
+
+
+def test_a_script_that_calls_sys_exit_fails_like_any_other(source_copy: Path, tmp_path: Path) -> None:
+    """Before: exit 3, nothing on stderr, no ledger row."""
+    from tests.history import histories
+
+    exits = histories.script("9999_0badex170001_exit.py", "0badex170001", HEAD, "test only: sys.exit(3)",
+                             upgrade='op.add_column("my_table", sa.Column("exited", sa.Integer))\n'
+                                     'import sys\nsys.exit(3)')
+    (source_copy / "alembic" / "versions" / exits.filename).write_text(exits.text)
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    result = run_copy(source_copy, "--url", url, "upgrade")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "revision 0badex170001" in line and "sys.exit(3)" in line and f"is at {HEAD}" in line
+    assert mypkg.current(url) == (HEAD,)
+    rows = [(row.revision, row.outcome) for row in mypkg.applied_history(url)]
+    assert rows[-1] == ("0badex170001", "failed")

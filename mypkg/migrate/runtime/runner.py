@@ -93,7 +93,10 @@ def run(
         try:
             while True:
                 try:
-                    _run_env(config, direction, destination)
+                    try:
+                        _run_env(config, direction, destination)
+                    except SystemExit as exit_:  # a script's sys.exit(): a failure like any other
+                        raise ScriptExited(f"the script called sys.exit({exit_.code!r})") from exit_
                     tracker.committed()
                     break
                 except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM unwound like it
@@ -302,6 +305,11 @@ def _run_env(config: Any, direction: str, destination: str) -> None:
         config, directory, fn=steps, as_sql=False, starting_rev=None, destination_rev=destination
     ):
         directory.run_env()
+
+
+class ScriptExited(RuntimeError):
+    """A revision script called ``sys.exit()``: it is rolled back and recorded as failed,
+    not taken for the command's own exit (which said nothing and kept no ledger row)."""
 
 
 #: What an interrupt that stopped nothing half way says.
