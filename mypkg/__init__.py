@@ -31,6 +31,7 @@ _API = (
     "verify",
     "applied_history",
     "repair",
+    "realign_checksums",
     "MigrationResult",
     "AppliedRevision",
     "BackfillProgress",

@@ -297,6 +297,29 @@ def repair(
     return MigrationResult(db.masked, before, after, [])
 
 
+def realign_checksums(
+    target: Target = None,
+    revision: str | None = None,
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    on_wait: Waiting | None = None,
+) -> list[str]:
+    """Accept the shipped scripts as they are now where an applied revision's script changed
+    since it ran (a comment, a reformat): Flyway's ``repair``. Recorded in the ledger per
+    revision (``realigned``: the new checksum, who and when, the old one); later upgrades
+    stop refusing. Returns the revisions realigned.
+
+    :param revision: only this one; None: every applied revision whose checksum differs.
+    :raises UsageError: ``revision`` is not applied with a differing checksum.
+    """
+    db = resolve(target)
+    if revision is not None:
+        graph.require_revision(revision)
+        revision = graph.script(revision).revision  # type: ignore[union-attr]  # a prefix, completed
+    with locks.locked(db, lock_timeout, on_wait) as (connection, _session):
+        return integrity.realign(connection, revision)
+
+
 def check(target: Target = None) -> list[str]:
     """Differences between the models and the database, one readable line each.
 

@@ -111,6 +111,33 @@ class TestChecksums:
         assert forced.returncode == 0, forced.stderr
         assert f"applied  {HEAD}" in forced.stdout
 
+    def test_repair_checksums_accepts_an_edited_script_for_good_and_records_who(
+        self, source_copy: Path, db_url: str
+    ) -> None:
+        """Flyway's repair: after a release edits an applied script (a comment), one recorded
+        decision instead of --ignore-checksums on every run."""
+        assert run_copy(source_copy, "--url", db_url, "upgrade").returncode == 0
+        script = next((source_copy / "alembic" / "versions").glob(f"*_{REVISIONS[1]}_*.py"))
+        script.write_text(script.read_text() + EDITED)
+        refused = run_copy(source_copy, "--url", db_url, "upgrade")
+        assert refused.returncode == 1 and "repair --checksums" in refused.stderr
+
+        nothing = run_copy(source_copy, "--url", db_url, "repair", REVISIONS[0], "--checksums")
+        assert nothing.returncode == 2 and "nothing to realign" in nothing.stderr
+        realigned = run_copy(source_copy, "--url", db_url, "repair", "--checksums")
+        assert realigned.returncode == 0, realigned.stderr
+        assert realigned.stdout.splitlines() == [f"realigned {REVISIONS[1]}: the shipped script is now the one recorded"]
+        row = mypkg.applied_history(db_url)[-1]
+        old, new = SHIPPED.by_id[REVISIONS[1]].sha256, hashlib.sha256(script.read_bytes()).hexdigest()
+        assert (row.revision, row.direction, row.outcome, row.checksum) == (REVISIONS[1], "repair", "realigned", new)
+        assert row.detail.startswith("checksum realigned by ") and row.detail.endswith(f"; was {old[:12]}")
+
+        for command in (["verify"], ["upgrade"], ["status"]):  # the fast path's no-op upgrade too
+            result = run_copy(source_copy, "--url", db_url, *command)
+            assert result.returncode == 0, (command, result.stderr)
+        again = run_copy(source_copy, "--url", db_url, "repair", "--checksums")
+        assert again.returncode == 0 and "nothing to realign" in again.stdout
+
     def test_an_unknown_revision_fails_verify(self, cli: Cli, db_url: str) -> None:
         mypkg.upgrade(db_url)
         engine = database.create_engine(db_url)

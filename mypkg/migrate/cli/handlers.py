@@ -324,6 +324,19 @@ def _lint(args: argparse.Namespace, out: Output) -> ExitCode:
 def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
     from .. import commands
 
+    if args.checksums:
+        if args.force:
+            raise UsageError("--force is for --applied or --reverted, not --checksums")
+        realigned = commands.realign_checksums(args.url, args.revision, lock_timeout=args.lock_timeout,
+                                               on_wait=out.waiting)
+        for rev in realigned:
+            out.line(f"realigned {rev}: the shipped script is now the one recorded")
+        if not realigned:
+            out.line("every applied revision's checksum matches the shipped script: nothing to realign")
+        return ExitCode.OK
+    if args.revision is None:
+        raise UsageError("repair --applied or --reverted needs the revision (REV)")
+
     result = commands.repair(args.url, args.revision, applied=args.applied, force=args.force,
                              lock_timeout=args.lock_timeout, on_wait=out.waiting)
     way = "applied" if args.applied else "reverted"

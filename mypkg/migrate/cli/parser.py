@@ -136,9 +136,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         f"  {PROG} lint\n  {PROG} lint 78a2efaef9ac:head --json",
     ),
     "repair": (
-        "MySQL/MariaDB: record how a revision that failed part way was fixed by hand",
+        "record how a revision that failed part way was fixed by hand (MySQL/MariaDB), or accept "
+        "edited scripts' checksums",
         f"  {PROG} repair 1341fe34ff84 --reverted   # its statements undone\n"
-        f"  {PROG} repair 1341fe34ff84 --applied    # completed by hand",
+        f"  {PROG} repair 1341fe34ff84 --applied    # completed by hand\n"
+        f"  {PROG} repair --checksums               # accept edited scripts once",
     ),
 }
 
@@ -249,7 +251,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
            help="upgrade even if an applied revision's script changed since it ran (see verify)")
     option(("stamp",), "--force", action="store_true",
            help="stamp even if the schema differs from the revision's")
-    option(("repair",), "revision", metavar="REV", help="the revision that failed part way")
+    option(("repair",), "revision", metavar="REV", nargs="?",
+           help="the revision that failed part way (with --checksums: only this one)")
     option(("lint",), "range", nargs="?", default="base:heads", metavar="FROM:TO",
            help="the revisions to lint (default: all, base:heads)")
     option(("lint",), "--record-release", metavar="VERSION",
@@ -261,6 +264,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         way = sub["repair"].add_mutually_exclusive_group(required=True)
         way.add_argument("--applied", action="store_true", help="it was completed by hand: record it as applied")
         way.add_argument("--reverted", action="store_true", help="what it ran was undone by hand")
+        way.add_argument("--checksums", action="store_true",
+                         help="accept the shipped scripts as they are now where an applied one changed "
+                         "(recorded in the ledger: who, when, the old checksum), as Flyway's repair")
         sub["repair"].add_argument("--force", action="store_true",
                                    help="record it even if the schema does not match the decision")
     option(("history",), "--applied", action="store_true",

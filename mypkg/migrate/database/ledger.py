@@ -15,7 +15,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from ..identity import LEDGER_TABLE, VERSION_TABLE
-from ..results import BACKFILLING, LedgerRow
+from ..results import BACKFILLING, CHECKSUM_OUTCOMES, LedgerRow
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -180,9 +180,9 @@ def _utc(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def recorded_checksums(connection: Connection) -> dict[str, str | None]:
-    """For each revision, the checksum recorded when it was last applied or stamped."""
+    """For each revision, the checksum recorded when it was last applied, stamped or realigned."""
     recorded: dict[str, str | None] = {}
     for row in rows(connection):
-        if row.outcome in ("applied", "stamped"):
+        if row.outcome in CHECKSUM_OUTCOMES:
             recorded[row.revision] = row.checksum
     return recorded

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from ..errors import MigrateError
 from ..identity import LEDGER_TABLE, NO_FASTPATH_VAR, VERSION_TABLE
-from ..results import BACKFILLING
+from ..results import BACKFILLING, CHECKSUM_OUTCOMES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -332,7 +332,7 @@ def nothing_to_upgrade(url: str) -> Status | None:
         return None
     recorded: dict[str, str | None] = {}
     for revision, checksum, outcome in state.ledger:
-        if outcome in ("applied", "stamped"):
+        if outcome in CHECKSUM_OUTCOMES:
             recorded[revision] = checksum
     if any(rev not in shipped for rev in recorded):
         return None

@@ -12,11 +12,11 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..database import ledger
+from ..database import connections, ledger
 from ..errors import MigrateError
 from ..history.manifest import load as load_manifest
 from ..identity import COMMAND, PACKAGE, PACKAGE_DIR
-from ..results import ChecksumProblem
+from ..results import REALIGNED, ChecksumProblem
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -60,8 +60,9 @@ def refuse_on_problems(connection: Connection, current: Sequence[str], db: Datab
         first = found[0]
         raise MigrateError(
             f"{db.masked}: {len(found)} applied revision(s) differ from the scripts "
-            f"shipped, e.g. {first.revision}: {first.detail}; run {COMMAND} verify, "
-            "or upgrade with --ignore-checksums"
+            f"shipped, e.g. {first.revision}: {first.detail}; run {COMMAND} verify; if the change is "
+            f"intended, accept it for good with {COMMAND} repair --checksums (or upgrade with "
+            "--ignore-checksums, this run only)"
         )
 
 
@@ -125,3 +126,36 @@ def shipped_checksum(revision: str) -> str | None:
     """The manifest's sha256 of ``revision``'s script; None when not shipped."""
     entry = load_manifest().by_id.get(revision)
     return entry.sha256 if entry is not None else None
+
+
+def realign(connection: Connection, only: str | None = None) -> list[str]:
+    """Accept the shipped scripts as they are now for every applied revision whose
+    recorded checksum differs (or only ``only``): one ledger row each (``realigned``,
+    the new checksum, who did it and the old one), committed together.
+
+    :raises UsageError: ``only`` is not an applied revision whose checksum differs.
+    """
+    import getpass
+    import socket
+
+    from ..errors import UsageError
+
+    current = connections.read_current(connection)
+    mismatched = [p.revision for p in problems(connection, current) if p.kind == "mismatch"]
+    if only is not None:
+        if only not in mismatched:
+            raise UsageError(f"{only}'s recorded checksum matches the shipped script (or it is not applied): "
+                             f"nothing to realign (differing: {', '.join(mismatched) or 'none'})")
+        mismatched = [only]
+    recorded = ledger.recorded_checksums(connection)
+    try:
+        who = f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # noqa: BLE001 - no user name in a bare container: still recorded
+        who = f"uid {os.getuid()}@{socket.gethostname()}" if hasattr(os, "getuid") else "unknown"
+    shipped = load_manifest()
+    for rev in mismatched:
+        ledger.write(connection, revision=rev, direction="repair", checksum=shipped.by_id[rev].sha256,
+                     started_at=ledger.now(), outcome=REALIGNED,
+                     detail=f"checksum realigned by {who}; was {(recorded.get(rev) or '')[:12]}")
+    connection.commit()
+    return mismatched
