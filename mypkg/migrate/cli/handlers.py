@@ -11,17 +11,16 @@ import os
 import sys
 
 from ..errors import ExitCode, MigrateError, UsageError
-from ..identity import BUSY_TIMEOUT_VAR, CONNECT_TIMEOUT_VAR, PACKAGE
+from ..identity import BUSY_TIMEOUT_VAR, CONNECT_TIMEOUT_VAR
 from ..identity import COMMAND as PROG
-from . import process
-from .output import Output, revision_dict, short
+from . import process, reads
+from .output import Output, short
 from .parser import COMMANDS, build_parser
 
 TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
-    from typing import Any
 
 
 
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
     target = _target_revision(args)
     if args.command == "upgrade" and target == "head" and not args.sql and not args.backup and not args.baseline:
-        at_head = _fast_status(args, upgrade=True)
+        at_head = reads.fast_status(args, upgrade=True)
         if at_head is not None:  # the deploy-time common case, without SQLAlchemy
             out.line(f"{at_head.database}: nothing to do, at {short(at_head.current)}")
             return ExitCode.OK
@@ -103,175 +102,6 @@ def _target_revision(args: argparse.Namespace) -> str:
     return target
 
 
-def _fast_status(args: argparse.Namespace, *, upgrade: bool = False) -> Any:
-    """The fast path's answer (see :mod:`.fastpath`), or None to take the full path."""
-    from ..database.settings import resolve_url_string
-    from ..fast import answers as fastpath
-
-    if args.verbose or not fastpath.enabled():
-        return None
-    url = resolve_url_string(args.url)
-    return fastpath.nothing_to_upgrade(url) if upgrade else fastpath.status(url)
-
-
-def _full_status(args: argparse.Namespace) -> Any:
-    from .. import commands
-
-    return commands.status(args.url)
-
-
-def _base(database: str) -> str:
-    """No revision: an empty database, or (SQLite) no file at all, which a typo in the path
-    looks like: say which."""
-    path = database.removeprefix("sqlite:///") if database.startswith("sqlite:///") else ""
-    if path and "?" not in path and path != ":memory:" and not os.path.exists(path):
-        return f"base (no database: {path} does not exist; upgrade creates it)"
-    return "base (empty database)"
-
-
-def _current(args: argparse.Namespace, out: Output) -> ExitCode:
-    state = _fast_status(args) or _full_status(args)
-
-    def text() -> None:
-        if not state.current:
-            out.line(_base(state.database))
-        for rev in state.current:
-            message = next((r.message for r in state.applied if r.revision == rev), "")
-            head = " (head)" if rev in state.heads else ""
-            out.line(f"{rev}{head}  {message}")
-
-    out.data(
-        {"database": state.database, "current": list(state.current), "at_head": state.at_head},
-        text,
-    )
-    return ExitCode.OK
-
-
-def _status(args: argparse.Namespace, out: Output) -> ExitCode:
-    if args.wait is not None:
-        from .. import commands
-
-        def waiting(state: commands.Status) -> None:
-            print(
-                f"waiting up to {args.wait:g}s for {state.database} to reach head "
-                f"({len(state.pending)} revision(s) pending)",
-                file=sys.stderr,
-                flush=True,
-            )
-
-        state = commands.wait_for_head(args.url, args.wait, on_wait=None if out.quiet else waiting)
-    else:
-        state = _fast_status(args) or _full_status(args)
-
-    def text() -> None:
-        out.line(f"database: {state.database}")
-        out.line(f"current:  {short(state.current) if state.current else _base(state.database)}")
-        out.line(f"head:     {short(state.heads)}")
-        out.line(f"applied:  {len(state.applied)} revision(s)")
-        out.line(f"pending:  {len(state.pending)} revision(s)")
-        for stopped in state.interrupted:
-            from ..runtime.progress import describe
-
-            out.line(f"stopped:  {describe(stopped)}; {PROG} upgrade continues it")
-        for rev in state.needs_repair:
-            out.line(f"repair:   {rev} failed part way; fix the schema, then {PROG} repair {rev} --applied or --reverted")
-        for rev in state.pending:
-            out.line(f"  {rev.revision}  {rev.message}")
-
-    out.data(
-        {
-            "database": state.database,
-            "current": list(state.current),
-            "heads": list(state.heads),
-            "at_head": state.at_head,
-            "applied": [revision_dict(rev) for rev in state.applied],
-            "pending": [revision_dict(rev) for rev in state.pending],
-            "needs_repair": list(state.needs_repair),
-            "interrupted": [stopped._asdict() for stopped in state.interrupted],
-        },
-        text,
-    )
-    return ExitCode.OK if state.at_head else ExitCode.FAILURE
-
-
-def _history(args: argparse.Namespace, out: Output) -> ExitCode:
-    from .. import commands
-
-    if args.applied:
-        return _applied_history(args, out)
-    revisions = commands.history()
-
-    def text() -> None:
-        for rev in revisions:
-            parent = ", ".join(rev.down_revisions) or "<base>"
-            head = " (head)" if rev.is_head else ""
-            out.line(f"{parent} -> {rev.revision}{head}, {rev.message}")
-
-    out.data([revision_dict(rev) for rev in revisions], text)
-    return ExitCode.OK
-
-
-def _applied_history(args: argparse.Namespace, out: Output) -> ExitCode:
-    from .. import commands
-
-    rows = commands.applied_history(args.url)
-
-    def text() -> None:
-        if not rows:
-            out.line(f"the ledger is empty: nothing migrated by {PROG} yet")
-        for row in rows:
-            out.line(
-                f"{row.finished_at:%Y-%m-%d %H:%M:%S}Z  {row.revision}  {row.direction:<9}  "
-                f"{row.outcome:<8}  {row.duration_ms:7.0f} ms  {PACKAGE} {row.package_version}"
-                f"  sha256 {(row.checksum or '-')[:12]}" + (f"  {row.detail}" if row.detail else "")
-            )
-
-    payload = [
-        {
-            **{k: getattr(row, k) for k in ("id", "revision", "direction", "checksum",
-                                            "package_version", "duration_ms", "outcome", "detail")},
-            "started_at": row.started_at.isoformat(),
-            "finished_at": row.finished_at.isoformat(),
-        }
-        for row in rows
-    ]
-    out.data(payload, text)
-    return ExitCode.OK
-
-
-def _verify(args: argparse.Namespace, out: Output) -> ExitCode:
-    from .. import commands
-
-    problems = commands.verify(args.url)
-
-    def text() -> None:
-        if not problems:
-            out.line("every applied revision matches the script shipped")
-            return
-        print(f"{len(problems)} problem(s):")
-        for problem in problems:
-            print(f"  {problem.revision}  {problem.kind}: {problem.detail}")
-
-    out.data(
-        {
-            "ok": not problems,
-            "problems": [
-                {"revision": p.revision, "kind": p.kind, "detail": p.detail} for p in problems
-            ],
-        },
-        text,
-    )
-    return ExitCode.FAILURE if problems else ExitCode.OK
-
-
-def _heads(args: argparse.Namespace, out: Output) -> ExitCode:
-    from .. import commands
-
-    found = commands.heads()
-    out.data(list(found), lambda: [out.line(rev) for rev in found])
-    return ExitCode.OK
-
-
 def _stamp(args: argparse.Namespace, out: Output) -> ExitCode:
     from .. import commands
     from ..database import settings
@@ -282,43 +112,6 @@ def _stamp(args: argparse.Namespace, out: Output) -> ExitCode:
     )
     out.line(f"{result.database}: stamped {short(result.after)} (was {short(result.before)})")
     return ExitCode.OK
-
-
-def _check(args: argparse.Namespace, out: Output) -> ExitCode:
-    from .. import commands
-
-    differences = commands.check(args.url)
-    if not differences:
-        out.line("no differences: the database matches the models")
-        return ExitCode.OK
-    print(f"{len(differences)} difference(s) between the models and the database:")
-    for difference in differences:
-        print(f"  {difference}")
-    return ExitCode.FAILURE
-
-
-def _lint(args: argparse.Namespace, out: Output) -> ExitCode:
-    from pathlib import Path
-
-    from ..checks import lint
-
-    if args.record_release:
-        path, count = lint.record_release(args.record_release)
-        out.line(f"recorded the checksums of {count} script(s) of release {args.record_release} in {path}")
-        return ExitCode.OK
-    findings, squawked = lint.lint(lint.range_of(args.range), args.dialect, lint.load_settings(Path.cwd()))
-    if not squawked and args.dialect == "postgresql":
-        print(f"{PROG}: squawk is not installed, so only {PACKAGE}'s own rules ran: "
-              f"pip install '{PACKAGE}[lint]' (squawk-cli; in a conda environment too)", file=sys.stderr)
-
-    def text() -> None:
-        if not findings:
-            out.line("no findings")
-        for found in findings:
-            out.line(f"{found.revision}  {found.rule}  {found.statement}  -> {found.fix}")
-
-    out.data([found._asdict() for found in findings], text)
-    return ExitCode.FAILURE if findings else ExitCode.OK
 
 
 def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
@@ -347,15 +140,15 @@ def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
 HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "upgrade": _run_migration,
     "downgrade": _run_migration,
-    "current": _current,
-    "history": _history,
-    "heads": _heads,
+    "current": reads.current,
+    "history": reads.history,
+    "heads": reads.heads,
     "stamp": _stamp,
-    "status": _status,
-    "check": _check,
-    "verify": _verify,
+    "status": reads.status,
+    "check": reads.check,
+    "verify": reads.verify,
     "repair": _repair,
-    "lint": _lint,
+    "lint": reads.lint,
 }
 
 
