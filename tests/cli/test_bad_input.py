@@ -285,3 +285,31 @@ def test_reading_a_missing_sqlite_file_never_creates_it_and_says_it_is_missing(
         assert result.returncode == 1 and "does not exist" in result.stderr
     else:
         assert says.format(path=path) in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("command", [("status",), ("status", "--json"), ("current",), ("history",),
+                                     ("history", "--applied"), ("heads",), ("verify",), ("verify", "--json")])
+def test_a_result_that_cannot_be_written_fails_the_command(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """A full disk (/dev/full): the output is the result, so losing it is a failure."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    mypkg.upgrade(url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([*command_prefix(), "--url", url, *command], cwd=tmp_path, env=env,
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "cannot write the result to stdout (No space left on device)" in line
+
+
+@pytest.mark.parametrize("command", [("upgrade",), ("downgrade", "-1")])
+def test_a_full_stdout_never_stops_a_migration(tmp_path: Path, command: tuple[str, ...]) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    mypkg.upgrade(url, REVISIONS[-2] if command == ("upgrade",) else "head")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([*command_prefix(), "--url", url, *command], cwd=tmp_path, env=env,
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "carrying on without it" in result.stderr
+    assert mypkg.current(url) == ((REVISIONS[-1],) if command == ("upgrade",) else (REVISIONS[-2],))

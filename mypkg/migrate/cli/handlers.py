@@ -137,6 +137,9 @@ def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.OK
 
 
+#: Commands whose output is their result: failing to write it fails them.
+RESULTS = frozenset({"current", "status", "history", "heads", "verify", "check", "lint"})
+
 HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "upgrade": _run_migration,
     "downgrade": _run_migration,
@@ -178,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import logging  # only here: every start-up pays for what it imports
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)-5s [%(name)s] %(message)s")
-    out = Output(as_json=args.json, quiet=args.quiet)
+    out = Output(as_json=args.json, quiet=args.quiet, is_result=args.command in RESULTS)
     process.skip_template_highlighting()
     process.terminate_like_interrupt()
     try:

@@ -1,5 +1,6 @@
 """What ``mypkg-migrate`` prints: progress and results on stdout (text or JSON), waits on
-stderr. Printing never decides a migration: a closed or full stdout only stops it."""
+stderr. Printing never decides a migration: a closed or full stdout only stops it. A command
+whose output *is* its result (status, history, verify...) fails when it cannot write it."""
 
 from __future__ import annotations
 
@@ -16,26 +17,37 @@ if TYPE_CHECKING:
 
 
 class Output:
-    def __init__(self, *, as_json: bool, quiet: bool) -> None:
+    def __init__(self, *, as_json: bool, quiet: bool, is_result: bool = False) -> None:
         self.as_json = as_json
         self.quiet = quiet
+        #: The output is the command's result (status, history...), not a migration's progress.
+        self.is_result = is_result
         self.closed = False  #: stdout went away (a closed pipe, a full disk): stop printing
 
     def line(self, text: str = "") -> None:
         """A progress or result line. Printing never decides a migration: a reader that
-        left (``| head -1``) or a full disk stops the printing, not the work."""
+        left (``| head -1``) or a full disk stops the printing, not the work. A result that
+        cannot be written (a full disk) fails the command: exit 1, one line."""
         if self.quiet or self.closed:
             return
+        self._write(text)
+
+    def _write(self, text: str) -> None:
         try:
             print(text, flush=True)
         except OSError as exc:
             self.closed = True
             with contextlib.suppress(OSError):
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-            if not isinstance(exc, BrokenPipeError):
-                with contextlib.suppress(OSError):
-                    print(f"{PROG}: cannot write to stdout ({exc.strerror}); carrying on without it",
-                          file=sys.stderr, flush=True)
+            if isinstance(exc, BrokenPipeError):
+                return  # the reader left on purpose (| head): nothing more to say
+            if self.is_result:
+                from ..errors import MigrateError
+
+                raise MigrateError(f"cannot write the result to stdout ({exc.strerror})") from None
+            with contextlib.suppress(OSError):
+                print(f"{PROG}: cannot write to stdout ({exc.strerror}); carrying on without it",
+                      file=sys.stderr, flush=True)
 
     def waiting(self, text: str) -> None:
         """Progress while blocked (lock waits, retries): stderr, so stdout stays clean."""
@@ -46,7 +58,8 @@ class Output:
         if self.as_json:
             import json
 
-            print(json.dumps(payload, indent=2))
+            if not self.closed:
+                self._write(json.dumps(payload, indent=2))
         else:
             text()
 
