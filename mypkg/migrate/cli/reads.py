@@ -37,7 +37,9 @@ def full_status(args: argparse.Namespace) -> Any:
 def base(database: str) -> str:
     """No revision: an empty database, or (SQLite) no file at all, which a typo in the path
     looks like: say which."""
-    path = database.removeprefix("sqlite:///") if database.startswith("sqlite:///") else ""
+    from urllib.parse import unquote
+
+    path = unquote(database.removeprefix("sqlite:///")) if database.startswith("sqlite:///") else ""
     if path and "?" not in path and path != ":memory:" and not os.path.exists(path):
         return f"base (no database: {path} does not exist; upgrade creates it)"
     return "base (empty database)"

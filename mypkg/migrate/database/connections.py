@@ -33,6 +33,8 @@ def check_sqlite_file(db: Database, *, will_write: bool) -> None:
         raise MigrateError(f"directory {directory} does not exist (database {db.masked})")
     if will_write and db.url.query.get("mode") == "ro":
         raise UsageError(f"{db.masked} is opened read-only (mode=ro): this command writes; drop mode=ro")
+    if path.is_dir():
+        raise MigrateError(f"{path} is a directory, not a SQLite database file (database {db.masked})")
     if path.exists():
         with path.open("rb") as handle:
             header = handle.read(16)

@@ -186,6 +186,13 @@ def parse_url(text: str) -> URL:
         raise UsageError(f"malformed database URL {mask(text)!r}: the port must be a number") from None
     if url.port is not None and not 0 < url.port < 65536:
         raise UsageError(f"malformed database URL {mask(text)!r}: port {url.port} is out of range")
+    if url.get_backend_name() == "sqlite" and (url.host or url.username or url.password or url.port):
+        # sqlite://app.db (two slashes) names a host, which SQLite has not: SQLAlchemy's
+        # complaint is five lines; say it in one, with the form that was meant.
+        raise UsageError(
+            f"malformed SQLite URL {mask(text)!r}: a file needs three slashes and no host or "
+            "user (sqlite:///relative/app.db, sqlite:////absolute/app.db)"
+        )
     if url.get_backend_name() == "sqlite" and url.query and not (url.database or "").startswith("file:"):
         # SQLite's own URI parameters (mode=ro, cache, immutable) work only in URI form.
         url = url.set(database=f"file:{url.database}").update_query_dict({"uri": "true"})

@@ -108,7 +108,10 @@ def planned(current: Sequence[str], destination: str, direction: str, *, strict:
             at = ", ".join(current) or "base"
             raise UsageError(f"cannot {direction} to {destination} from {at}: {exc}") from None
         return []
-    except Exception:  # noqa: BLE001 - only for messages; Alembic reports the real error
+    except Exception:  # noqa: BLE001 - Alembic asserts on some relative targets (head+1)
+        if strict:
+            at = ", ".join(current) or "base"
+            raise UsageError(f"cannot {direction} to {destination} from {at}: no revision is there") from None
         return []
     return [step.revision for step in steps]
 

@@ -212,12 +212,21 @@ def load() -> Manifest:
 
     built = os.path.join(PACKAGE_DIR, BUNDLED_SCRIPTS, FILENAME)
     if os.path.isfile(built):
-        with open(built, encoding="utf-8") as handle:
-            revisions, order = from_json(handle.read())
+        try:
+            with open(built, encoding="utf-8") as handle:
+                revisions, order = from_json(handle.read())
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # truncated, hand-edited
+            from ..errors import MigrateError
+            from ..identity import PACKAGE
+
+            raise MigrateError(
+                f"the install of {PACKAGE} is damaged: {BUNDLED_SCRIPTS}/{FILENAME} cannot be read "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); reinstall {PACKAGE}"
+            ) from None
         return Manifest(revisions, "manifest", order)
     from pathlib import Path
 
-    from .scripts import script_location
+    from .location import script_location
 
     return Manifest(scan(Path(script_location()) / "versions"), "scripts")
 

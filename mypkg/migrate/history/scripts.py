@@ -1,42 +1,21 @@
-"""Where the migration scripts are, in a wheel, an editable install or a source tree.
-
-The scripts are authored once, in ``alembic/`` at the source root. The wheel maps
-that folder to ``mypkg/migrations`` (see pyproject.toml); an editable install or a
-plain checkout imports ``mypkg`` from the source root, where ``alembic/`` sits
-beside it. Both are located through :mod:`importlib.resources`, never through the
-working directory.
+"""The migration scripts as Alembic sees them: its ``Config`` built in code, and the
+``ScriptDirectory`` loaded once per process and checked against the shipped manifest.
+Where they are is :mod:`.location`'s question.
 """
 
 from __future__ import annotations
 
 import functools
-from importlib.resources import files
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..identity import BUNDLED_SCRIPTS as BUNDLED
 from ..identity import PACKAGE
+from .location import script_location
+
+__all__ = ["make_config", "script_directory", "script_location"]
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
-
-
-@functools.cache
-def script_location() -> str:
-    """The ``script_location`` for Alembic: ``mypkg:migrations`` when installed,
-    else the absolute path of the source tree's ``alembic/`` folder."""
-    package = files(PACKAGE)
-    if package.joinpath(BUNDLED, "env.py").is_file():
-        # Alembic resolves "package:folder" with importlib.resources itself.
-        return f"{PACKAGE}:{BUNDLED}"
-    source = Path(str(package)).parent / "alembic"
-    if (source / "env.py").is_file():
-        return str(source)
-    raise FileNotFoundError(
-        f"{PACKAGE}'s migration scripts are missing: neither {package}/{BUNDLED} "
-        f"nor {source} holds env.py; reinstall {PACKAGE}"
-    )
 
 
 def make_config(**attributes: Any) -> Config:
@@ -55,7 +34,28 @@ def make_config(**attributes: Any) -> Config:
 
 @functools.cache
 def script_directory() -> ScriptDirectory:
-    """The revision graph, loaded once per process (every load imports every script)."""
+    """The revision graph, loaded once per process (every load imports every script).
+
+    :raises MigrateError: an installed script the package's manifest names is gone: Alembic
+        would see a shorter history (an upgrade stopping short of head and saying done, a
+        database "migrated by a newer" package, a KeyError), so nothing runs on it.
+    """
+    import os
+
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(make_config())
+    from .manifest import load
+
+    directory = ScriptDirectory.from_config(make_config())
+    shipped = load()
+    if shipped.source == "manifest":
+        missing = [rev.filename for rev in shipped.revisions
+                   if not os.path.isfile(os.path.join(directory.versions, rev.filename))]
+        if missing:
+            from ..errors import MigrateError
+
+            raise MigrateError(
+                f"the install of {PACKAGE} is damaged: {len(missing)} revision script(s) it shipped are "
+                f"missing, e.g. {missing[0]}; nothing was run; reinstall {PACKAGE}"
+            )
+    return directory
