@@ -306,3 +306,31 @@ def test_the_busy_timeout_bounds_every_command_on_a_held_sqlite_file(command: li
     assert "database is locked" in line and "--busy-timeout" in line
     assert 1 <= waited < 4.5, waited
     assert "\n".join(sqlite3.connect(db).iterdump()) == before
+
+
+def test_a_server_that_stops_mid_revision_is_told_in_one_line(source_copy: Path, tmp_path: Path) -> None:
+    """PostgreSQL shut down while a revision runs: one line saying the connection was lost and
+    that the revision did not commit; no driver noise, no 'is at unknown'."""
+    from tests.runtime.test_concurrency import SLOW_REVISION
+    from tests.servers.postgresql import PostgresServer
+
+    (source_copy / "alembic" / "versions" / "9999_5107dead0001_slow.py").write_text(SLOW_REVISION.format(parent=HEAD))
+    server = PostgresServer().start()
+    try:
+        url = server.create_database()
+        marker = tmp_path / "half-way"
+        migrator = subprocess.Popen([sys.executable, "-m", "mypkg", "--url", url, "upgrade"], cwd=source_copy,
+                                    env=_copy_env(source_copy, MYPKG_TEST_SLOW_MARKER=str(marker)),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline and migrator.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), migrator.communicate(timeout=60)
+    finally:
+        server.stop()
+    out, err = migrator.communicate(timeout=120)
+    assert migrator.returncode == 1, err
+    (line,) = err.strip().splitlines()
+    assert "revision 5107dead0001" in line and "unknown" not in line, line
+    assert "connection" in line.lower() and "not committed" in line, line
+    assert f"applied  {HEAD}" in out

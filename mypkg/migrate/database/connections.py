@@ -119,6 +119,13 @@ def create_engine(
             for name in handshake_bound:
                 connect_args[name] = connect_args.get("connect_timeout", connect_timeout())
     if parsed.get_backend_name() == "postgresql":
+        import logging
+
+        # psycopg logs its own clean-up failures after a lost connection ("error ignored
+        # terminating ..."); the failure is already told in one line. Shown with -v.
+        noisy = logging.getLogger("psycopg")
+        if not any(isinstance(handler, logging.NullHandler) for handler in noisy.handlers):
+            noisy.addHandler(logging.NullHandler())
         connect_args = kwargs.setdefault("connect_args", {})
         if "connect_timeout" not in parsed.query:
             # libpq counts whole seconds, at least 2.

@@ -27,14 +27,20 @@ def explain_failure(
     reason = connections.first_line(exc)
     if isinstance(exc, CommandError) and failed is None:
         return MigrateError(reason)
-    try:
-        current = connections.read_current(connection)
-        now = graph.describe(current[0] if current else None)
-    except Exception:  # noqa: BLE001 - the connection itself may be gone
-        now = "unknown"
     what = f"revision {failed.revision} ({failed.doc})" if failed is not None else "migration"
     hint = f" ({connections.LOCKED_HINT})" if connections.locked_by_another(exc) else ""
-    message = f"{what} failed: {connections.error_name(exc)}: {reason}{hint}; {db.masked} is at {now}"
+    message = f"{what} failed: {connections.error_name(exc)}: {reason}{hint}; "
+    try:
+        current = connections.read_current(connection)
+        message += f"{db.masked} is at {graph.describe(current[0] if current else None)}"
+    except Exception:  # noqa: BLE001 - the connection itself is gone (a server stopped, a network cut)
+        message += f"the connection to {db.masked} was lost"
+        if not partial:
+            running = f"{failed.revision} was" if failed is not None else "the running revision was"
+            return MigrateError(
+                f"{message}: {running} not committed (each revision commits alone, with its version "
+                f"row); {COMMAND} status tells where the database is once it answers"
+            )
     if partial and failed is not None:
         message += (
             f", but DDL on MySQL/MariaDB is not transactional: what {failed.revision} ran before "
