@@ -381,4 +381,4 @@ def offline_sql(
     :param target: only its dialect matters; nothing is connected.
     :raises UsageError: unknown revision, or a downgrade without ``FROM:``.
     """
-    return offline.render(direction, revision_range, resolve(target).url)
+    return offline.render(direction, revision_range, resolve(target, need_driver=False).url)

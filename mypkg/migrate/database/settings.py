@@ -166,9 +166,11 @@ def _mask_text(url: str) -> str:
     )
 
 
-def parse_url(text: str) -> URL:
+def parse_url(text: str, *, need_driver: bool = True) -> URL:
     """Parse and validate a database URL.
 
+    :param need_driver: False for offline SQL and lint, which only render: Alembic's
+        offline mode needs the dialect, not the DBAPI driver.
     :raises UsageError: malformed URL, unknown dialect, async driver.
     :raises MigrateError: the dialect's driver is not installed (says what to install).
     """
@@ -208,6 +210,8 @@ def parse_url(text: str) -> URL:
         ) from None
     if getattr(dialect_cls, "is_async", False):
         raise UsageError(f"async driver {url.drivername!r} is not supported: use a sync driver")
+    if not need_driver:
+        return url
     try:
         dialect_cls.import_dbapi()
     except ImportError as exc:

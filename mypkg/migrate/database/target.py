@@ -45,8 +45,8 @@ class Database(NamedTuple):
         return self.handed_in is None and self.sqlite_path is not None and not self.sqlite_path.exists()
 
 
-def resolve(target: Target) -> Database:
-    """The one :class:`Database` for ``target``.
+def resolve(target: Target, *, need_driver: bool = True) -> Database:
+    """The one :class:`Database` for ``target`` (``need_driver``: see :func:`.settings.parse_url`).
 
     :raises UsageError: malformed URL, unknown dialect, async driver.
     :raises MigrateError: the driver is not installed.
@@ -65,7 +65,7 @@ def resolve(target: Target) -> Database:
         shown = url
     elif target is None or isinstance(target, str):
         text = settings.resolve_url_string(target)
-        url = settings.parse_url(text)
+        url = settings.parse_url(text, need_driver=need_driver)
         # A SQLite URL rewritten into URI form (mode=ro...) is shown as the user wrote it.
         shown = text if url.get_backend_name() == "sqlite" and url.query else url
     else:
