@@ -202,3 +202,59 @@ def test_a_script_changed_since_its_release_is_found(project: Path) -> None:
     assert f"{HEAD}  released-script-changed  {script.name}  -> it changed since release 0.1.0" in result.stdout
     unknown = run_lint(project, "--record-release", "9.9")
     assert unknown.returncode == 2 and "unknown mypkg version '9.9'" in unknown.stderr
+
+
+def reads_the_database_history(root: Path) -> Path:
+    """Three revisions: a table, a data migration that reads the database (as real histories
+    do: it cannot be rendered offline), then a dangerous one after it."""
+    from tests.history import histories
+
+    root.mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        '[tool.mypkg.lint]\nassume-lock-timeout = true\ndisable = ["require-statement-timeout", '
+        '"prefer-bigint-over-int", "prefer-identity", "prefer-text-field"]\n')
+    return histories.project_with(root, [
+        histories.script("a.py", "aa00000000a1", None, "table",
+                         upgrade='op.create_table("t", sa.Column("id", sa.Integer, primary_key=True), '
+                                 'sa.Column("name", sa.String(20)))',
+                         downgrade='op.drop_table("t")'),
+        histories.script("b.py", "bb00000000b2", "aa00000000a1", "reads the database",
+                         upgrade='rows = op.get_bind().execute(sa.text("SELECT id FROM t")).fetchall()\n'
+                                 'assert rows is not None',
+                         downgrade='op.get_bind().execute(sa.text("SELECT 1")).fetchall()'),
+        histories.script("c.py", "cc00000000c3", "bb00000000b2", "dangerous",
+                         upgrade='op.add_column("t", sa.Column("code", sa.String(10), nullable=False))',
+                         downgrade='op.drop_column("t", "code")'),
+    ])
+
+
+def test_a_revision_that_reads_the_database_is_a_note_and_the_rest_is_linted(tmp_path: Path) -> None:
+    root = reads_the_database_history(tmp_path / "project")
+    result = run_lint(root)
+    notes = [line for line in result.stderr.splitlines() if "not checkable offline" in line]
+    assert [note.split(":")[1].strip() for note in notes] == ["note"] * 2, result.stderr
+    assert any("bb00000000b2 (upgrade) is not checkable offline" in note for note in notes)
+    assert any("bb00000000b2 (downgrade) is not checkable offline" in note for note in notes)
+    # The revision after it was linted: its NOT NULL column without a default is found.
+    assert result.returncode == 1
+    assert "cc00000000c3" in result.stdout, result.stdout
+
+
+def test_notes_alone_do_not_fail_the_lint(tmp_path: Path) -> None:
+    root = reads_the_database_history(tmp_path / "project")
+    result = run_lint(root, "aa00000000a1:bb00000000b2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "bb00000000b2 (upgrade) is not checkable offline" in result.stderr
+    assert "no findings" in result.stdout
+
+
+def test_a_range_is_downgraded_from_its_own_end_not_from_the_heads(tmp_path: Path) -> None:
+    """lint A:B rendered the downgrades from the heads: a revision past B that cannot be
+    rendered (or a finding past B) leaked into a lint of A:B."""
+    root = reads_the_database_history(tmp_path / "project")
+    (root / "alembic" / "versions" / "b.py").write_text(
+        (root / "alembic" / "versions" / "b.py").read_text().replace(
+            'op.get_bind().execute(sa.text("SELECT 1")).fetchall()', "pass"))
+    result = run_lint(root, "base:aa00000000a1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not checkable" not in result.stderr and "bb00000000b2" not in result.stdout + result.stderr

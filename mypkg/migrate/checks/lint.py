@@ -225,22 +225,68 @@ def released_changes() -> list[Finding]:
     return found
 
 
+class Unchecked(NamedTuple):
+    """A revision whose SQL cannot be rendered offline (it reads the database): a note."""
+
+    revision: str
+    direction: str
+    reason: str
+
+
+class LintResult(NamedTuple):
+    findings: list[Finding]
+    squawked: bool  #: squawk ran (it is optional)
+    unchecked: list[Unchecked]  #: revisions that could not be rendered, and why
+
+
+def render_each(direction: str, start: str, end: str, url: Any) -> tuple[dict[str, str], list[Unchecked]]:
+    """Each revision's offline SQL between ``start`` and ``end`` (an upgrade from ``start``
+    to ``end``; a downgrade from ``end`` back to ``start``), going on past a revision that
+    cannot be rendered offline (one that reads the database: ``op.get_bind()``, an ORM
+    session), which is returned as unchecked instead of ending the lint there."""
+    from ..history import graph
+    from ..runtime.offline import OfflineSQLError, render
+
+    chunks: dict[str, str] = {}
+    unchecked: list[Unchecked] = []
+    here = start if direction == "upgrade" else end
+    while True:
+        span = f"{here}:{end}" if direction == "upgrade" else f"{here}:{start}"
+        try:
+            chunks.update(split_by_revision(render(direction, span, url)))  # type: ignore[arg-type]
+            return chunks, unchecked
+        except OfflineSQLError as exc:
+            if exc.revision is None or any(u.revision == exc.revision for u in unchecked):
+                raise
+            chunks.update(split_by_revision(exc.sql))
+            unchecked.append(Unchecked(exc.revision, direction, exc.reason))
+            if direction == "upgrade":
+                here = exc.revision  # the next span starts just after it
+                continue
+            script = graph.script(exc.revision)
+            parents = graph.as_tuple(script.down_revision if script is not None else None)
+            if len(parents) != 1 or exc.revision == start:
+                return chunks, unchecked  # base, or a merge: the rest of the way is not linear
+            here = parents[0]
+
+
 def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settings: Settings | None = None,
-         ) -> tuple[list[Finding], bool]:
-    """Every finding, and whether squawk ran.
+         ) -> LintResult:
+    """Every finding, whether squawk ran, and the revisions that could not be rendered.
 
     :raises UsageError: unknown revision, bad range.
     """
     from sqlalchemy.engine import make_url
 
     from ..history.manifest import load as load_manifest
-    from ..runtime.offline import render
 
     settings = settings or Settings()
     url = make_url(f"{dialect}://lint/lint" if dialect != "sqlite" else "sqlite://")
     start, _, end = revision_range.rpartition(":")
-    upgrades = split_by_revision(render("upgrade", revision_range if start else f"base:{end}", url))
-    downgrades = split_by_revision(render("downgrade", f"heads:{start or 'base'}", url))
+    upgrades, unchecked = render_each("upgrade", start or "base", end, url)
+    # Back from the range's own end (not from the heads), down to its start.
+    downgrades, unchecked_down = render_each("downgrade", start or "base", end, url)
+    unchecked += unchecked_down
     downgrades = {rev: sql for rev, sql in downgrades.items() if rev in upgrades}
     found = own_rules(upgrades, downgrades)
     # Within the range linted; a released script since removed has no range to be in.
@@ -249,4 +295,4 @@ def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settin
     if squawked is not None:
         found.extend(squawked)
     kept = [f for f in found if f.rule not in settings.disable and (f.revision, f.rule) not in settings.ignore]
-    return kept, squawked is not None
+    return LintResult(kept, squawked is not None, unchecked)

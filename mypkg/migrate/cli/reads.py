@@ -210,7 +210,10 @@ def lint(args: argparse.Namespace, out: Output) -> ExitCode:
         path, count = lint.record_release(args.record_release)
         out.line(f"recorded the checksums of {count} script(s) of release {args.record_release} in {path}")
         return ExitCode.OK
-    findings, squawked = lint.lint(lint.range_of(args.range), args.dialect, lint.load_settings(Path.cwd()))
+    findings, squawked, unchecked = lint.lint(lint.range_of(args.range), args.dialect, lint.load_settings(Path.cwd()))
+    for note in unchecked:  # a note, not a finding: the exit code is the findings'
+        print(f"{PROG}: note: {note.revision} ({note.direction}) is not checkable offline: {note.reason}",
+              file=sys.stderr)
     if not squawked and args.dialect == "postgresql":
         print(f"{PROG}: squawk is not installed, so only {PACKAGE}'s own rules ran: "
               f"pip install '{PACKAGE}[lint]' (squawk-cli; in a conda environment too)", file=sys.stderr)

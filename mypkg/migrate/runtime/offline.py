@@ -25,9 +25,11 @@ _RUNNING = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*?)\s*$", re.
 class OfflineSQLError(MigrateError):
     """A revision could not be rendered; :attr:`sql` holds the SQL of those before it."""
 
-    def __init__(self, message: str, sql: str) -> None:
+    def __init__(self, message: str, sql: str, revision: str | None = None, reason: str = "") -> None:
         super().__init__(message)
         self.sql = sql
+        self.revision = revision  #: the revision that could not be rendered, when known
+        self.reason = reason  #: why, in one line
 
 
 def failure(exc: BaseException, output: str) -> OfflineSQLError:
@@ -35,7 +37,7 @@ def failure(exc: BaseException, output: str) -> OfflineSQLError:
     found = list(_RUNNING.finditer(output))
     reason = f"{connections.error_name(exc)}: {connections.first_line(exc)}"
     if not found:
-        return OfflineSQLError(f"offline SQL failed before the first revision: {reason}", "")
+        return OfflineSQLError(f"offline SQL failed before the first revision: {reason}", "", None, reason)
     last = found[-1]
     direction, lower, upper = last.groups()
     revision = upper if direction == "upgrade" else lower
@@ -48,6 +50,8 @@ def failure(exc: BaseException, output: str) -> OfflineSQLError:
         f"offline SQL failed in revision {revision.strip()}: {reason}; "
         "the SQL of the revisions before it was written to the output",
         before,
+        revision.strip(),
+        reason,
     )
 
 
