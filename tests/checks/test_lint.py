@@ -258,3 +258,31 @@ def test_a_range_is_downgraded_from_its_own_end_not_from_the_heads(tmp_path: Pat
     result = run_lint(root, "base:aa00000000a1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "not checkable" not in result.stderr and "bb00000000b2" not in result.stdout + result.stderr
+
+
+def test_an_installed_package_lints_as_the_source_tree_does(tmp_path: Path) -> None:
+    """The accepted findings live beside the scripts (alembic/lint.toml, bundled as
+    migrations/lint.toml): linted from an install, away from any pyproject.toml, the shipped
+    revisions are as clean as in the source tree."""
+    from tests.packaging.test_damaged_install import lay_out_install
+
+    site = lay_out_install(tmp_path)
+    assert (site / "mypkg" / "migrations" / "lint.toml").is_file()
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(site)}
+    for dialect in ("postgresql", "sqlite"):
+        result = subprocess.run([sys.executable, "-m", "mypkg", "lint", "--dialect", dialect], cwd=work, env=env,
+                                capture_output=True, text=True, timeout=180)
+        assert (result.returncode, result.stdout.strip()) == (0, "no findings"), (dialect, result.stdout, result.stderr)
+
+
+def test_batch_mode_table_copies_are_not_data_with_ddl(tmp_path: Path) -> None:
+    from mypkg.migrate.checks import lint
+
+    chunk = ("BEGIN;\nCREATE TABLE _alembic_tmp_t (id INTEGER NOT NULL, PRIMARY KEY (id));\n"
+             "INSERT INTO _alembic_tmp_t (id) SELECT t.id FROM t;\nDROP TABLE t;\n"
+             "ALTER TABLE _alembic_tmp_t RENAME TO t;\nCOMMIT;\n")
+    assert [f.rule for f in lint.own_rules({"r1": chunk}, {"r1": "BEGIN;\nDROP TABLE x;\nCOMMIT;\n"})] == []
+    with_data = chunk.replace("DROP TABLE t;", "UPDATE t SET id = id;\nDROP TABLE t;")
+    assert [f.rule for f in lint.own_rules({"r1": with_data}, {"r1": "BEGIN;\nDROP TABLE x;\nCOMMIT;\n"})] == ["data-with-ddl"]

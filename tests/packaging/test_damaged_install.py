@@ -24,6 +24,11 @@ HEAD = mypkg.heads()[0]
 
 @pytest.fixture
 def install(tmp_path: Path) -> Path:
+    return lay_out_install(tmp_path)
+
+
+def lay_out_install(tmp_path: Path) -> Path:
+    """site-packages as the wheel fills it: the package, migrations/ and its manifest."""
     site = tmp_path / "site"
     shutil.copytree(REPO / "mypkg", site / "mypkg", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "alembic", site / "mypkg" / "migrations", ignore=shutil.ignore_patterns("__pycache__"))

@@ -39,6 +39,7 @@ _DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE | 
 _DML = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b(?![^;]*\balembic_version\b)", re.IGNORECASE | re.MULTILINE)
 #: Statements Alembic adds to every revision: not the revision's own work.
 _BOOKKEEPING = re.compile(r"alembic_version", re.IGNORECASE)
+_BATCH_COPY = re.compile(r"INSERT\s+INTO\s+[\"`]?_alembic_tmp_", re.IGNORECASE)
 
 
 class Finding(NamedTuple):
@@ -54,23 +55,49 @@ class Settings(NamedTuple):
     assume_lock_timeout: bool = False
 
 
+#: The lint settings of the shipped revisions, beside them (``alembic/lint.toml``, bundled as
+#: ``migrations/lint.toml``): the findings accepted for a revision travel with the revision.
+SETTINGS_FILE = "lint.toml"
+
+
 def load_settings(root: Path | None = None) -> Settings:
-    """``[tool.mypkg.lint]`` of the source root's ``pyproject.toml``; defaults without one.
+    """The lint settings: the scripts' own ``lint.toml`` (installed or in the source tree),
+    with ``[tool.mypkg.lint]`` of ``root``'s ``pyproject.toml`` (default: the working
+    directory) added to it when there is one; defaults without either.
 
     :raises UsageError: an ignore entry without a reason.
     """
     import tomllib
 
+    tables = []
+    bundled = _scripts_folder() / SETTINGS_FILE
+    if bundled.is_file():
+        tables.append((str(bundled), tomllib.loads(bundled.read_text())))
     path = (root or Path.cwd()) / "pyproject.toml"
-    if not path.is_file():
-        return Settings()
-    table = tomllib.loads(path.read_text()).get("tool", {}).get(PACKAGE, {}).get("lint", {})
-    ignores = []
-    for entry in table.get("ignore", []):
-        if not str(entry.get("reason", "")).strip():
-            raise UsageError(f"[tool.{PACKAGE}.lint.ignore] {entry.get('revision')} {entry.get('rule')}: give a reason")
-        ignores.append((str(entry["revision"]), str(entry["rule"])))
-    return Settings(frozenset(table.get("disable", [])), tuple(ignores), bool(table.get("assume-lock-timeout", False)))
+    if path.is_file():
+        found = tomllib.loads(path.read_text()).get("tool", {}).get(PACKAGE, {}).get("lint")
+        if found is not None:
+            tables.append((f"[tool.{PACKAGE}.lint]", found))
+    disable: set[str] = set()
+    ignores: list[tuple[str, str]] = []
+    assume = False
+    for where, table in tables:
+        disable.update(table.get("disable", []))
+        assume = assume or bool(table.get("assume-lock-timeout", False))
+        for entry in table.get("ignore", []):
+            if not str(entry.get("reason", "")).strip():
+                raise UsageError(f"{where}: ignore {entry.get('revision')} {entry.get('rule')}: give a reason")
+            ignores.append((str(entry["revision"]), str(entry["rule"])))
+    return Settings(frozenset(disable), tuple(dict.fromkeys(ignores)), assume)
+
+
+def _scripts_folder() -> Path:
+    """The folder of the revision scripts: the source tree's ``alembic/``, or the install's."""
+    from ..history.location import script_location
+    from ..identity import BUNDLED_SCRIPTS, PACKAGE_DIR
+
+    location = script_location()
+    return Path(PACKAGE_DIR) / BUNDLED_SCRIPTS if location == f"{PACKAGE}:{BUNDLED_SCRIPTS}" else Path(location)
 
 
 def split_by_revision(sql: str) -> dict[str, str]:
@@ -123,7 +150,8 @@ def own_rules(upgrades: dict[str, str], downgrades: dict[str, str]) -> list[Find
             found.append(Finding(revision, "empty-downgrade", ddl[0].splitlines()[0],
                                  "write a downgrade that undoes the schema change, or raise in it"))
         in_transaction = chunk.split("COMMIT;")[0]
-        dml = [s for s in _own_work(in_transaction) if _DML.match(s)]
+        # Batch mode's copy into its temporary table is how SQLite alters a table, not data work.
+        dml = [s for s in _own_work(in_transaction) if _DML.match(s) and not _BATCH_COPY.match(s)]
         if dml and [s for s in _own_work(in_transaction) if _DDL.match(s)]:
             found.append(Finding(revision, "data-with-ddl", dml[0].splitlines()[0],
                                  "move the data change into a revision of its own (or a batched backfill), "
@@ -179,9 +207,7 @@ RELEASED = "released.json"
 
 
 def _released_path() -> Path:
-    from ..history.scripts import script_location
-
-    return Path(script_location()) / RELEASED
+    return _scripts_folder() / RELEASED
 
 
 def record_release(version: str) -> tuple[Path, int]:
