@@ -351,6 +351,10 @@ def verify(target: Target = None) -> list[ChecksumProblem]:
 
     :raises MigrateError: the database cannot be read, or is a SQLite file that does not exist.
     """
+    from .. import models
+    from .runtime.environment import require_one_convention
+
+    require_one_convention(models.metadata)  # alembic and the runner must name constraints alike
     db = resolve(target)
     connections.check_sqlite_file(db, will_write=False)
     if db.file_missing():  # reading it must not create it (a typo in the path, say)

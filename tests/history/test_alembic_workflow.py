@@ -105,3 +105,31 @@ def test_only_upgrade_and_downgrade_write_the_ledger(checkout: Path) -> None:
     with sqlite3.connect(checkout / "mypkg.db") as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "mypkg_migration_ledger" not in tables
+
+
+def test_models_with_another_naming_convention_are_refused_by_both_commands(checkout: Path) -> None:
+    """One source of truth: the runner names constraints from mypkg/naming.py, alembic from the
+    models' MetaData. A team that gives the models another convention is told at once, by
+    alembic and by verify, instead of getting other constraint names from each command."""
+    base = checkout / "mypkg" / "models" / "base.py"
+    base.write_text(base.read_text().replace(
+        "metadata = MetaData(naming_convention=NAMING_CONVENTION)",
+        'metadata = MetaData(naming_convention={**NAMING_CONVENTION, "uq": "uniq_%(table_name)s_%(column_0_name)s"})'))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    refused = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=checkout, env=environment,
+                             capture_output=True, text=True, timeout=120)
+    told = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "Traceback" not in told  # Alembic's own failure: exit 255
+    assert "FAILED: the models' MetaData names constraints by another convention" in told
+    assert "differs in uq" in told
+    database = checkout / "mypkg.db"
+    if database.exists():
+        with sqlite3.connect(database) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "my_table" not in tables  # nothing ran
+    environment["PYTHONPATH"] = str(checkout)
+    verify = subprocess.run([sys.executable, "-m", "mypkg", "--url", f"sqlite:///{checkout / 'x.db'}", "verify"],
+                            cwd=checkout, env=environment, capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 1
+    (line,) = verify.stderr.strip().splitlines()
+    assert "another convention than mypkg/naming.py" in line

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..database import connections, settings
 from ..database.ledger import include_name
+from ..errors import MigrateError
+from ..identity import COMMAND, PACKAGE
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -32,7 +34,37 @@ def target_metadata(config: Config) -> sa.MetaData:
         return sa.MetaData(naming_convention=NAMING_CONVENTION)
     from ...models import metadata
 
+    require_one_convention(metadata)
     return metadata
+
+
+def require_one_convention(metadata: sa.MetaData) -> None:
+    """The runner names constraints from ``naming.py`` (it does not import the models);
+    ``alembic`` from the models' MetaData. They must be one convention, or the two commands
+    build different constraint names from the same scripts, silently.
+
+    :raises MigrateError: (an Alembic ``CommandError`` too, so ``alembic`` prints it as its
+        own failure) the models' MetaData has another convention.
+    """
+    import sqlalchemy as sa
+    from alembic.util import CommandError
+
+    from ...naming import NAMING_CONVENTION
+
+    expected = dict(sa.MetaData(naming_convention=NAMING_CONVENTION).naming_convention)
+    if dict(metadata.naming_convention) != expected:
+
+        class ConventionMismatch(MigrateError, CommandError):
+            pass
+
+        differ = sorted(k for k in set(expected) | set(metadata.naming_convention)
+                        if expected.get(k) != metadata.naming_convention.get(k))
+        raise ConventionMismatch(
+            f"the models' MetaData names constraints by another convention than {PACKAGE}/naming.py "
+            f"(differs in {', '.join(map(str, differ))}): {COMMAND} and alembic would build different "
+            f"constraint names; give the models' MetaData naming_convention=NAMING_CONVENTION from "
+            f"{PACKAGE}.naming (the one source)"
+        )
 
 
 def migration_options(config: Config) -> dict[str, Any]:
