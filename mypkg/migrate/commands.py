@@ -329,6 +329,9 @@ def check(target: Target = None) -> list[str]:
     """
     from .. import models
     from .checks.compare import differences
+    from .runtime.environment import require_one_convention
+
+    require_one_convention(models.metadata)
 
     db = resolve(target)
     state = status(db)

@@ -128,8 +128,9 @@ def test_models_with_another_naming_convention_are_refused_by_both_commands(chec
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert "my_table" not in tables  # nothing ran
     environment["PYTHONPATH"] = str(checkout)
-    verify = subprocess.run([sys.executable, "-m", "mypkg", "--url", f"sqlite:///{checkout / 'x.db'}", "verify"],
-                            cwd=checkout, env=environment, capture_output=True, text=True, timeout=120)
-    assert verify.returncode == 1
-    (line,) = verify.stderr.strip().splitlines()
-    assert "another convention than mypkg/naming.py" in line
+    for command in ("verify", "check"):
+        result = subprocess.run([sys.executable, "-m", "mypkg", "--url", f"sqlite:///{checkout / 'x.db'}", command],
+                                cwd=checkout, env=environment, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1
+        (line,) = result.stderr.strip().splitlines()
+        assert "another convention than mypkg/naming.py" in line, (command, line)
