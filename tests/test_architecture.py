@@ -371,3 +371,30 @@ def test_the_package_folder_is_found_whatever_depth_the_asking_module_sits_at() 
     assert Path(PACKAGE_DIR) == Path(mypkg.__file__).resolve().parent
     offenders = [str(p.relative_to(REPO)) for p in MODULES if p != IDENTITY and "__file__" in p.read_text()]
     assert offenders == []
+
+
+def test_a_fresh_history_leaves_no_revision_of_this_project(tmp_path: Path) -> None:
+    """What an adoption needed by hand: the release map, the accepted lint findings and the
+    --help examples named this project's revisions after the rename."""
+    root = _copy_project(tmp_path / "acme-src")
+    done = subprocess.run([sys.executable, "tools/rename_package.py", "acme", "--fresh-history"], cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert list((root / "alembic" / "versions").rglob("*.py")) == []
+    releases = (root / "acme" / "releases.py").read_text()
+    assert "RELEASES: dict[str, str] = {}" in releases
+    lint = (root / "alembic" / "lint.toml").read_text()
+    assert "[[ignore]]" not in lint and "disable" in lint
+    shipped = {line.split("Revision ID: ")[1].strip() for path in (REPO / "alembic" / "versions").glob("*.py")
+               for line in path.read_text().splitlines() if line.startswith("Revision ID: ")}
+    assert len(shipped) >= 6
+    left = [str(path.relative_to(root)) for folder in ("acme", "alembic") for path in (root / folder).rglob("*")
+            if path.is_file() and any(rev in path.read_text(errors="ignore") for rev in shipped)]
+    assert left == []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG")}
+    env["PYTHONPATH"] = str(root)
+    for command in ("upgrade", "downgrade", "lint", "repair", "stamp"):
+        shown = subprocess.run([sys.executable, "-m", "acme", command, "--help"], cwd=root, env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert not [rev for rev in shipped if rev in shown.stdout], (command, shown.stdout)

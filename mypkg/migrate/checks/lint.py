@@ -9,13 +9,13 @@ that changes the schema with a downgrade that does nothing, data changed in the 
 transaction as DDL, a constraint the naming convention leaves unnamed, and a script changed
 since a release shipped it (``lint --record-release VERSION`` keeps their checksums).
 
-Configuration, in the source root's ``pyproject.toml``::
+Configuration, beside the scripts in ``alembic/lint.toml`` (bundled with them; a
+``pyproject.toml`` may add to it under ``[tool.mypkg.lint]``)::
 
-    [tool.mypkg.lint]
     disable = ["prefer-bigint-over-int"]          # rules off everywhere
     assume-lock-timeout = true                    # deploys use --statement-lock-timeout
-    [[tool.mypkg.lint.ignore]]                    # one finding accepted knowingly
-    revision = "4a14b7b9f9d6"
+    [[ignore]]                                    # one finding accepted knowingly
+    revision = "REV"
     rule = "prefer-robust-stmts"
     reason = "a new table: nothing to re-run against"
 """

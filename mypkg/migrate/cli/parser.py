@@ -101,13 +101,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "upgrade to a revision (default: head, every head if several)",
         f"  {PROG} upgrade\n  {PROG} upgrade +1\n  {PROG} upgrade --sql base:head\n"
         f"  {PROG} upgrade --lock-timeout 600 --statement-lock-timeout 5   # production\n"
-        f"  {PROG} upgrade --to-version 0.1.0 --backup\n"
-        f"  {PROG} upgrade --sql --from-version 0.1.0 --to-version 0.2.0",
+        f"  {PROG} upgrade --to-version VERSION --backup\n"
+        f"  {PROG} upgrade --sql --from-version OLD --to-version NEW",
     ),
     "downgrade": (
         "downgrade to a revision (-1: one step; base needs --yes)",
         f"  {PROG} downgrade -1\n  {PROG} downgrade base --yes\n  {PROG} downgrade --sql head:-1\n"
-        f"  {PROG} downgrade --to-version 0.1.0",
+        f"  {PROG} downgrade --to-version VERSION",
     ),
     "current": ("show the database's revision", f"  {PROG} current\n  {PROG} current --json"),
     "history": (
@@ -133,13 +133,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "lint": (
         f"render each revision's SQL and check it for dangerous migrations (squawk and {PACKAGE}'s own rules)",
-        f"  {PROG} lint\n  {PROG} lint 78a2efaef9ac:head --json",
+        f"  {PROG} lint\n  {PROG} lint REV:head --json",
     ),
     "repair": (
         "record how a revision that failed part way was fixed by hand (MySQL/MariaDB), or accept "
         "edited scripts' checksums",
-        f"  {PROG} repair 1341fe34ff84 --reverted   # its statements undone\n"
-        f"  {PROG} repair 1341fe34ff84 --applied    # completed by hand\n"
+        f"  {PROG} repair REV --reverted   # its statements undone\n"
+        f"  {PROG} repair REV --applied    # completed by hand\n"
         f"  {PROG} repair --checksums               # accept edited scripts once",
     ),
 }
