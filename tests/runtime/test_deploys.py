@@ -334,3 +334,36 @@ def test_a_server_that_stops_mid_revision_is_told_in_one_line(source_copy: Path,
     assert "revision 5107dead0001" in line and "unknown" not in line, line
     assert "connection" in line.lower() and "not committed" in line, line
     assert f"applied  {HEAD}" in out
+
+
+def test_a_sigterm_after_the_outcome_does_not_change_it(tmp_path: Path) -> None:
+    """An orchestrator stopping a pod whose migrator just finished: the exit code is the
+    command's (before: death by SIGTERM, silent)."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    script = (
+        "import os, signal, sys, time\n"
+        "from mypkg.migrate.cli import main\n"
+        f"sys.argv = ['mypkg-migrate', '--url', {url!r}, 'upgrade']\n"
+        "code = main()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.5)\n"
+        "sys.exit(code)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and mypkg.current(url) == (HEAD,)
+
+
+def test_a_program_calling_main_gets_its_own_sigterm_handler_back(tmp_path: Path) -> None:
+    script = (
+        "import signal, sys\n"
+        "from mypkg.migrate.cli import main\n"
+        "def mine(signum, frame): pass\n"
+        "signal.signal(signal.SIGTERM, mine)\n"
+        f"main(['--url', 'sqlite:///{tmp_path / 'app.db'}', 'current'])\n"
+        "sys.exit(0 if signal.getsignal(signal.SIGTERM) is mine else 3)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

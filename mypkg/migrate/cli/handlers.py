@@ -167,6 +167,7 @@ def _command_in(argv: list[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mypkg-migrate``; returns the exit code."""
+    whole_process = argv is None  # the console script or python -m, not a caller's own program
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(only=_command_in(argv)).parse_args(argv)
     for name, default in (("url", None), ("json", False), ("verbose", False), ("quiet", False)):
@@ -183,7 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)-5s [%(name)s] %(message)s")
     out = Output(as_json=args.json, quiet=args.quiet, is_result=args.command in RESULTS)
     process.skip_template_highlighting()
-    process.terminate_like_interrupt()
+    previous = process.terminate_like_interrupt()
+    try:
+        return _run(args, out)
+    finally:
+        process.after_the_outcome(previous, whole_process=whole_process)
+
+
+def _run(args: argparse.Namespace, out: Output) -> int:
+    """The command, its failures turned into one line and an exit code."""
     try:
         if CONNECT_TIMEOUT_VAR in os.environ or BUSY_TIMEOUT_VAR in os.environ:
             from ..database import settings

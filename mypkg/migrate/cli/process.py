@@ -27,7 +27,8 @@ class Terminated(KeyboardInterrupt):
     revision rolls back and the migration lock is released."""
 
 
-def terminate_like_interrupt() -> None:
+def terminate_like_interrupt() -> Any:
+    """Install the SIGTERM handler; returns the one it replaced (None off the main thread)."""
     import signal
 
     def handler(signum: int, _frame: Any) -> None:
@@ -35,4 +36,16 @@ def terminate_like_interrupt() -> None:
         raise Terminated
 
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        signal.signal(signal.SIGTERM, handler)
+        return signal.signal(signal.SIGTERM, handler)
+    return None
+
+
+def after_the_outcome(previous: Any, *, whole_process: bool) -> None:
+    """The command's outcome is decided. As the whole process (the console script), a
+    SIGTERM that lands now (an orchestrator stopping a finished pod) is ignored: it must not
+    turn the outcome into a silent death by signal. Called from a program of its own, the
+    caller's handler is put back."""
+    import signal
+
+    with contextlib.suppress(ValueError, TypeError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if whole_process or previous is None else previous)
