@@ -16,19 +16,23 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 import mypkg
 from mypkg.migrate.errors import ExitCode
 from tests.conftest import REPO, Cli
 
 README = (REPO / "README.md").read_text()
+#: The transcripts: the front page, then the guides in the site's order, one session.
+NAV = [page for entry in yaml.safe_load((REPO / "mkdocs.yml").read_text())["nav"] for page in entry.values()]
+TRANSCRIPTS = [REPO / "README.md", *(REPO / "docs" / page for page in NAV)]
 DURATION = re.compile(r"\(\d+ ms\)")
 
 
 def console_sessions() -> list[tuple[str, list[str]]]:
     """(command, expected output lines) for every ``$`` line of every console block."""
     steps: list[tuple[str, list[str]]] = []
-    for block in re.findall(r"```console\n(.*?)```", README, flags=re.S):
+    for block in [b for path in TRANSCRIPTS for b in re.findall(r"```console\n(.*?)```", path.read_text(), flags=re.S)]:
         for line in block.splitlines():
             if line.startswith("$ "):
                 steps.append((line[2:], []))
@@ -87,7 +91,7 @@ def test_every_command_line_in_both_readmes_parses() -> None:
     from mypkg.migrate.cli.handlers import build_parser
 
     seen = 0
-    for readme in ("README.md", "README.pt-BR.md"):
+    for readme in ("README.md", "README.pt-BR.md", *(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md"))):
         text = (REPO / readme).read_text()
         for kind, block in re.findall(r"```(bash|console)\n(.*?)```", text, flags=re.S):
             for line in block.splitlines():
