@@ -140,6 +140,12 @@ def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
 #: Commands whose output is their result: failing to write it fails them.
 RESULTS = frozenset({"current", "status", "history", "heads", "verify", "check", "lint"})
 
+def _fleet(args: argparse.Namespace, out: Output) -> ExitCode:
+    from .fleet import fleet
+
+    return fleet(args, out)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "upgrade": _run_migration,
     "downgrade": _run_migration,
@@ -152,6 +158,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "verify": reads.verify,
     "repair": _repair,
     "lint": reads.lint,
+    "fleet": _fleet,
 }
 
 

@@ -20,6 +20,7 @@ from ..identity import (
 )
 from ..identity import COMMAND as PROG
 from ..identity import DATABASE_URL_VAR as ENV_VAR
+from . import types
 
 TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def _shared_options() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--connect-timeout",
-        type=_positive_seconds,
+        type=types.positive_seconds,
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help=f"give up connecting after SECONDS (default: ${CONNECT_TIMEOUT_VAR}, else "
@@ -87,7 +88,7 @@ def _shared_options() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--busy-timeout",
-        type=_seconds,
+        type=types.seconds,
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help="SQLite: wait this long for an application's write or a reader's transaction "
@@ -134,6 +135,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lint": (
         f"render each revision's SQL and check it for dangerous migrations (squawk and {PACKAGE}'s own rules)",
         f"  {PROG} lint\n  {PROG} lint REV:head --json",
+    ),
+    "fleet": (
+        "one revision over many targets: a database per tenant, SQLite files; sharded across pods",
+        f"  {PROG} fleet upgrade --targets tenants.txt --jobs 4\n"
+        f"  {PROG} fleet status --sqlite-glob 'data/*.db' --json\n"
+        f"  {PROG} fleet upgrade --targets tenants.txt --shard $JOB_COMPLETION_INDEX/8 --canary 5",
     ),
     "repair": (
         "record how a revision that failed part way was fixed by hand (MySQL/MariaDB), or accept "
@@ -238,9 +245,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )
     option(migrations, "--sql", action="store_true",
            help="print the SQL for the dialect of --url instead of running it")
-    option(migrations, "--to-version", metavar="VERSION", type=_not_blank,
+    option(migrations, "--to-version", metavar="VERSION", type=types.not_blank,
            help=f"target the schema {PACKAGE} VERSION shipped (instead of REV)")
-    option(migrations, "--from-version", metavar="VERSION", type=_not_blank,
+    option(migrations, "--from-version", metavar="VERSION", type=types.not_blank,
            help=f"with --sql: start from the schema {PACKAGE} VERSION shipped")
     option(migrations, "--backup", action="store_true",
            help="SQLite: first copy the database next to it (online backup API) and print the path")
@@ -260,6 +267,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
            "so lint notices when one changes later")
     option(("lint",), "--dialect", default="postgresql", choices=("postgresql", "mysql", "sqlite"),
            help="render the SQL for this database (default: postgresql; squawk lints PostgreSQL only)")
+    if "fleet" in sub:
+        from .fleet import add_options
+
+        add_options(sub["fleet"])
     if "repair" in sub:
         way = sub["repair"].add_mutually_exclusive_group(required=True)
         way.add_argument("--applied", action="store_true", help="it was completed by hand: record it as applied")
@@ -274,7 +285,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     option(
         ("upgrade", "downgrade", "stamp", "repair"),
         "--lock-timeout",
-        type=_seconds,
+        type=types.seconds,
         default=DEFAULT_LOCK_TIMEOUT,
         metavar="SECONDS",
         help="wait this long for another migrator to finish, then fail (exit 1, "
@@ -283,7 +294,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     option(
         migrations,
         "--statement-lock-timeout",
-        type=_lock_seconds,
+        type=types.lock_seconds,
         metavar="SECONDS",
         help="PostgreSQL: roll a revision back when one of its statements waits longer "
         "than this for a table lock, and retry it up to 3 times, so the application's "
@@ -292,50 +303,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     option(("downgrade",), "--yes", action="store_true",
            help="confirm a downgrade to base (drops every table)")
     option(("stamp",), "revision", metavar="REV", help="revision to record")
-    option(("status",), "--wait", type=_seconds, metavar="SECONDS",
+    option(("status",), "--wait", type=types.seconds, metavar="SECONDS",
            help="poll until the database is at head, fail after SECONDS")
     return parser
 
 
-def _seconds(value: str) -> float:
-    import math
-
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if not math.isfinite(seconds):
-        raise argparse.ArgumentTypeError(f"not a finite number of seconds: {value!r}")
-    if seconds < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {value!r}")
-    return seconds
 
 
-def _lock_seconds(value: str) -> float:
-    from ..database.settings import statement_lock_timeout_ms
-    from ..errors import UsageError
-
-    seconds = _seconds(value)
-    try:
-        statement_lock_timeout_ms(seconds)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--statement-lock-timeout ")) from None
-    return seconds
 
 
-def _not_blank(value: str) -> str:
-    """An empty value is an unset variable in a CI script (``--to-version "$RELEASE"``), not
-    "no version": refused as an empty --url is."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError("is empty (an unset variable?): give a version")
-    return value
 
 
-def _positive_seconds(value: str) -> float:
-    seconds = _seconds(value)
-    if seconds == 0:
-        raise argparse.ArgumentTypeError(f"must be more than zero: {value!r}")
-    return seconds
 
 
 class _VersionAction(argparse.Action):

@@ -1,0 +1,142 @@
+"""``mypkg-migrate fleet upgrade|downgrade|status [REV]``: options, progress and the report.
+The work is :mod:`..fleet`'s; this is parsing and printing."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ..errors import ExitCode, UsageError
+from ..identity import COMMAND as PROG
+from .output import Output
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    from . import types
+
+    parser.add_argument("action", choices=("upgrade", "downgrade", "status"), help="what to do on every target")
+    parser.add_argument("revision", nargs="?", default=None, metavar="REV",
+                        help="upgrade: default head; downgrade: required (e.g. -1)")
+    parser.add_argument("--targets", action="append", default=[], metavar="FILE",
+                        help="one database URL per line (# comments, blank lines ignored); repeatable")
+    parser.add_argument("--sqlite-glob", action="append", default=[], metavar="PATTERN",
+                        help="every SQLite file matching PATTERN (quote it); repeatable")
+    parser.add_argument("--jobs", type=types.count, default=2, metavar="N",
+                        help="worker processes, each taking target after target (default 2)")
+    parser.add_argument("--shard", metavar="I/N", default=None,
+                        help="only the targets of shard I of N (stable hash of each target): "
+                        "--shard $(JOB_COMPLETION_INDEX)/N in a Kubernetes Indexed Job")
+    parser.add_argument("--max-failures", type=types.count, default=None, metavar="K",
+                        help="after K failed targets, start no new one")
+    parser.add_argument("--canary", type=types.count_or_zero, default=0, metavar="K",
+                        help="migrate K targets first; if one fails, start no other")
+    parser.add_argument("--lock-timeout", type=types.seconds, default=None, metavar="SECONDS",
+                        help="per target: wait this long for another migrator (default 300)")
+    parser.add_argument("--statement-lock-timeout", type=types.lock_seconds, default=None, metavar="SECONDS",
+                        help="per target, PostgreSQL: as upgrade's")
+    parser.add_argument("--yes", action="store_true", help="confirm a downgrade to base on every target")
+
+
+
+
+
+
+def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
+    from ..database import settings
+    from ..fleet import run, targets
+
+    if not args.targets and not args.sqlite_glob:
+        raise UsageError("fleet needs targets: --targets FILE and/or --sqlite-glob PATTERN")
+    if args.action == "downgrade" and args.revision is None:
+        raise UsageError("fleet downgrade needs a revision (e.g. -1)")
+    if args.action == "downgrade" and args.revision == "base" and not args.yes:
+        raise UsageError("downgrading every target to base drops every table: confirm with --yes")
+    if args.action == "status" and args.revision is not None:
+        raise UsageError("fleet status takes no revision: it reports each target against head")
+    if args.revision is not None:
+        from ..history import graph
+
+        graph.require_revision(args.revision)
+    shard = targets.parse_shard(args.shard) if args.shard else None
+    found = [t for path in args.targets for t in targets.from_file(path)]
+    found += [t for pattern in args.sqlite_glob for t in targets.from_sqlite_glob(pattern)]
+    chosen = targets.in_shard(targets.unique(found), shard)
+    options = {"lock_timeout": args.lock_timeout, "statement_lock_timeout": args.statement_lock_timeout,
+               "busy_timeout": settings.busy_timeout(), "confirm_base": args.yes}
+    progress = _Progress(len(chosen), quiet=args.quiet or args.json)
+    result = run.run(args.action, chosen, args.revision or "head", jobs=args.jobs, max_failures=args.max_failures,
+                     canary=args.canary, options=options, on_row=progress.row)
+    progress.finish()
+    summary = _summary(result, shard)
+    out.data({"summary": summary, "targets": [_row_dict(row) for row in result.rows]}, lambda: _text(result, summary, out))
+    return ExitCode.OK if result.ok else ExitCode.FAILURE
+
+
+def _summary(result: Any, shard: tuple[int, int] | None) -> dict[str, Any]:
+    return {
+        "action": result.action,
+        "revision": result.revision,
+        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "targets": len(result.rows),
+        "reached": sum(row.outcome in ("migrated", "unchanged", "at head") for row in result.rows),
+        **{outcome.replace(" ", "_"): result.count(outcome)
+           for outcome in ("migrated", "unchanged", "at head", "behind", "failed", "not started")},
+        "stopped": result.stopped,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    return {"target": row.target, "before": list(row.before), "after": list(row.after), "outcome": row.outcome,
+            "seconds": round(row.seconds, 3), "error": row.error}
+
+
+def _text(result: Any, summary: dict[str, Any], out: Output) -> None:
+    for row in result.rows:
+        if row.outcome in ("failed", "behind", "not started"):
+            detail = f": {row.error}" if row.error else (f" (at {', '.join(row.after) or 'base'})" if row.after or
+                                                           row.outcome == "behind" else "")
+            out.line(f"{row.outcome:<11} {row.target}{detail}")
+    counts = ", ".join(f"{summary[key.replace(' ', '_')]} {key}" for key in
+                       ("migrated", "unchanged", "at head", "behind", "failed", "not started")
+                       if summary[key.replace(" ", "_")])
+    shard = f" (shard {summary['shard']})" if summary["shard"] else ""
+    out.line(f"fleet {result.action} {result.revision if result.action != 'status' else ''}".rstrip()
+             + f"{shard}: {summary['targets']} target(s): {counts or 'none'} in {result.seconds:.1f}s")
+    if result.stopped:
+        out.line(f"stopped starting targets: {result.stopped}; rerun the same command to go on")
+    elif not result.ok and result.action != "status":
+        out.line("rerun the same command once the failures are fixed: targets already there cost one read")
+
+
+class _Progress:
+    """On a terminal, one line rewritten in place; in a log, a line per failure (the
+    summary comes at the end)."""
+
+    def __init__(self, total: int, *, quiet: bool) -> None:
+        self.total, self.quiet = total, quiet
+        self.done = self.failed = 0
+        self.started = time.monotonic()
+        self.terminal = sys.stderr.isatty()
+
+    def row(self, row: Any) -> None:
+        self.done += 1
+        self.failed += row.outcome == "failed"
+        if self.quiet:
+            return
+        if self.terminal:
+            rate = self.done / max(time.monotonic() - self.started, 1e-9)
+            left = (self.total - self.done) / rate if rate else 0
+            print(f"\r{PROG}: fleet: {self.done} of {self.total} done, {self.failed} failed, {rate:.1f}/s, "
+                  f"{left:.0f}s left ", end="", file=sys.stderr, flush=True)
+        elif row.outcome == "failed":
+            print(f"{PROG}: fleet: {row.target} failed: {row.error}", file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        if self.terminal and not self.quiet and self.done:
+            print(file=sys.stderr, flush=True)

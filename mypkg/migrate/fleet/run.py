@@ -1,0 +1,164 @@
+"""Running a fleet: every target in worker processes, bounded, each failure its own.
+
+Alembic is not safe across threads, so workers are processes (``--jobs``), each loading the
+package, SQLAlchemy and the revision graph once and then taking target after target: the
+cost of a target is its own work, not a Python start. A target already at the revision is
+answered by the fast path, without Alembic. Every target is migrated by the same run loop
+as ``mypkg-migrate upgrade``, under its own migration lock: two fleets over the same targets
+(overlapping shards, a rerun beside a straggler) still apply each revision once. The state
+lives in the targets: a fleet stopped half way is resumed by running it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from ..errors import MigrateError, UsageError
+from .targets import Target
+
+#: Outcomes that mean a target is where the fleet was asked to take it.
+REACHED = frozenset({"migrated", "unchanged", "at head"})
+ACTIONS = ("upgrade", "downgrade", "status")
+
+
+class Row(NamedTuple):
+    """One target's result, as the report and ``--json`` show it."""
+
+    target: str  #: its identity: the URL with secrets masked
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    outcome: str  #: migrated, unchanged, at head, behind, failed, not started
+    seconds: float
+    error: str | None = None
+
+
+class FleetResult(NamedTuple):
+    action: str
+    revision: str
+    rows: list[Row]
+    #: Why no new target was started before the end (--max-failures, --canary), if so.
+    stopped: str | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Every target reached the revision (``status``: every target at head)."""
+        return all(row.outcome in REACHED for row in self.rows)
+
+    def count(self, *outcomes: str) -> int:
+        return sum(row.outcome in outcomes for row in self.rows)
+
+
+def run(
+    action: str,
+    targets: Sequence[Target],
+    revision: str = "head",
+    *,
+    jobs: int = 2,
+    max_failures: int | None = None,
+    canary: int = 0,
+    options: dict[str, Any] | None = None,
+    on_row: Callable[[Row], None] | None = None,
+) -> FleetResult:
+    """Take every target to ``revision`` (or read its status), ``jobs`` at a time.
+
+    :param max_failures: after this many failed targets, start no new one.
+    :param canary: migrate this many targets first; if any fails, start no other.
+    :param options: per-target options for :func:`.commands.upgrade`/``downgrade``
+        (lock_timeout, statement_lock_timeout, busy_timeout, confirm_base).
+    :raises UsageError: an unknown action, jobs below 1, a negative bound.
+    """
+    import concurrent.futures as futures
+    import multiprocessing
+
+    if action not in ACTIONS:
+        raise UsageError(f"fleet {action}: the actions are {', '.join(ACTIONS)}")
+    if jobs < 1 or canary < 0 or (max_failures is not None and max_failures < 1):
+        raise UsageError("--jobs and --max-failures must be at least 1, --canary at least 0")
+    started = time.perf_counter()
+    rows: dict[str, Row] = {}
+    failures = 0
+    stopped: str | None = None
+    queue = list(targets)
+    # spawn: a worker starts clean (no connection, lock or signal state inherited).
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(max_workers=min(jobs, max(len(queue), 1)), mp_context=context) as pool:
+        phases = [queue[:canary], queue[canary:]] if canary else [queue]
+        for number, phase in enumerate(phases):
+            if stopped:
+                break
+            waiting = list(reversed(phase))
+            running: dict[futures.Future[Row], Target] = {}
+            while waiting or running:
+                while waiting and len(running) < jobs and not stopped:
+                    found = waiting.pop()
+                    running[pool.submit(migrate_one, action, found, revision, options or {})] = found
+                if not running:
+                    break
+                done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    found = running.pop(future)
+                    try:
+                        row = future.result()
+                    except Exception as exc:  # noqa: BLE001 - a worker died: that target failed
+                        row = Row(found.identity, (), (), "failed", 0.0, f"the worker died: {exc!r}")
+                    rows[found.identity] = row
+                    if row.outcome == "failed":
+                        failures += 1
+                        if max_failures is not None and failures >= max_failures and not stopped:
+                            stopped = f"{failures} target(s) failed (--max-failures {max_failures})"
+                    if on_row is not None:
+                        on_row(row)
+            if canary and number == 0 and failures and not stopped:
+                stopped = f"the canary failed ({failures} of {len(phase)} target(s), --canary {canary})"
+    for found in targets:
+        if found.identity not in rows:
+            rows[found.identity] = Row(found.identity, (), (), "not started", 0.0, stopped)
+    ordered = [rows[found.identity] for found in targets]
+    return FleetResult(action, revision, ordered, stopped, time.perf_counter() - started)
+
+
+def migrate_one(action: str, found: Target, revision: str, options: dict[str, Any]) -> Row:
+    """One target, in a worker: its failure is its row, never the fleet's."""
+    from .. import commands
+
+    clock = time.perf_counter()
+    try:
+        if action == "status":
+            state = _fast_status(found.url) or commands.status(found.url)
+            outcome = "at head" if state.at_head else "behind"
+            return Row(found.identity, state.current, state.current, outcome, time.perf_counter() - clock)
+        if action == "upgrade" and revision in ("head", "heads"):
+            state = _fast_nothing_to_do(found.url)
+            if state is not None:  # at head already: one read, no Alembic
+                return Row(found.identity, state.current, state.current, "unchanged", time.perf_counter() - clock)
+        if action == "upgrade":
+            result = commands.upgrade(found.url, revision, **_only(options, "lock_timeout",
+                                      "statement_lock_timeout", "busy_timeout"))
+        else:
+            result = commands.downgrade(found.url, revision, **_only(options, "lock_timeout",
+                                        "statement_lock_timeout", "busy_timeout", "confirm_base"))
+        outcome = "migrated" if result.applied else "unchanged"
+        return Row(found.identity, result.before, result.after, outcome, time.perf_counter() - clock)
+    except (MigrateError, UsageError) as exc:
+        return Row(found.identity, (), (), "failed", time.perf_counter() - clock, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug or an environment problem: still this target's
+        return Row(found.identity, (), (), "failed", time.perf_counter() - clock, f"{type(exc).__name__}: {exc}")
+
+
+def _only(options: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: options[name] for name in names if options.get(name) is not None}
+
+
+def _fast_status(url: str) -> Any:
+    from ..fast import answers
+
+    return answers.status(url) if answers.enabled() else None
+
+
+def _fast_nothing_to_do(url: str) -> Any:
+    from ..fast import answers
+
+    return answers.nothing_to_upgrade(url) if answers.enabled() else None
