@@ -1,0 +1,1 @@
+"""Fleets: many targets, shards, failures, concurrent fleets."""

@@ -1,0 +1,249 @@
+"""Fleets over a world built for real: 200 SQLite files, 20 PostgreSQL databases and 5 MariaDB
+databases on the suite's servers, a target that accepts and never answers (127.0.0.1), shard
+processes as a Kubernetes Indexed Job runs them, a fleet killed half way, two fleets at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import mypkg
+from tests.conftest import command_prefix
+from tests.runtime.test_deploys import SilentServer
+
+HEAD = mypkg.heads()[0]
+REVISIONS = [rev.revision for rev in mypkg.history()]
+SECRET = "s3cret"
+
+
+def fleet(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    return subprocess.run([*command_prefix(), "fleet", *args], cwd=cwd, env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def sqlite_files(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"tenant_{i:04}.db" for i in range(count)]
+    for path in paths:
+        path.touch()  # an empty file: a new tenant's database
+    return paths
+
+
+def version(path: Path) -> list[str]:
+    with sqlite3.connect(path) as connection:
+        return [row[0] for row in connection.execute("SELECT version_num FROM alembic_version")]
+
+
+def applied_once(path: Path) -> bool:
+    """Each revision has exactly one 'applied' ledger row: none ran twice."""
+    with sqlite3.connect(path) as connection:
+        rows = [row[0] for row in connection.execute(
+            "SELECT revision FROM mypkg_migration_ledger WHERE outcome = 'applied'")]
+    return sorted(rows) == sorted(REVISIONS)
+
+
+class TestSqliteFleet:
+    """200 files through --sqlite-glob."""
+
+    def test_upgrade_status_and_a_rerun_that_costs_one_read_each(self, tmp_path: Path) -> None:
+        paths = sqlite_files(tmp_path / "data", 200)
+        done = fleet("upgrade", "--sqlite-glob", "data/*.db", "--jobs", "2", "--json", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["summary"]["targets"] == 200 and report["summary"]["migrated"] == 200
+        assert {row["outcome"] for row in report["targets"]} == {"migrated"}
+        assert all(version(path) == [HEAD] and applied_once(path) for path in paths)
+
+        status = fleet("status", "--sqlite-glob", "data/*.db", "--json", cwd=tmp_path)
+        assert status.returncode == 0
+        assert json.loads(status.stdout)["summary"]["at_head"] == 200
+        again = fleet("upgrade", "--sqlite-glob", "data/*.db", cwd=tmp_path)
+        assert again.returncode == 0
+        assert again.stdout.strip().splitlines()[-1].startswith("fleet upgrade head: 200 target(s): 200 unchanged")
+
+    def test_status_names_the_targets_behind_and_exits_1(self, tmp_path: Path) -> None:
+        paths = sqlite_files(tmp_path / "data", 6)
+        for path in paths[:4]:
+            mypkg.upgrade(f"sqlite:///{path}")
+        status = fleet("status", "--sqlite-glob", "data/*.db", cwd=tmp_path)
+        assert status.returncode == 1
+        behind = [line for line in status.stdout.splitlines() if line.startswith("behind")]
+        assert len(behind) == 2 and str(paths[4]) in behind[0] + behind[1]
+
+    def test_a_failing_target_fails_alone_and_max_failures_stops_new_ones(self, tmp_path: Path) -> None:
+        paths = sqlite_files(tmp_path / "data", 12)
+        for path in paths[1:4]:  # another application's tables, no version table: refused
+            with sqlite3.connect(path) as connection:
+                connection.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+        isolated = fleet("upgrade", "--sqlite-glob", "data/*.db", "--json", cwd=tmp_path)
+        assert isolated.returncode == 1
+        summary = json.loads(isolated.stdout)["summary"]
+        assert (summary["migrated"], summary["failed"], summary["not_started"]) == (9, 3, 0)
+
+        for path in paths:  # afresh: empty again, the three foreign ones kept
+            if path not in paths[1:4]:
+                path.unlink()
+                path.touch()
+        bounded = fleet("upgrade", "--sqlite-glob", "data/*.db", "--jobs", "1", "--max-failures", "2", "--json",
+                        cwd=tmp_path)
+        assert bounded.returncode == 1
+        report = json.loads(bounded.stdout)
+        assert report["summary"]["failed"] == 2 and report["summary"]["not_started"] == 9
+        assert "--max-failures 2" in report["summary"]["stopped"]
+        assert [row["outcome"] for row in report["targets"][:3]] == ["migrated", "failed", "failed"]
+
+    def test_a_canary_that_fails_starts_no_other_target(self, tmp_path: Path) -> None:
+        paths = sqlite_files(tmp_path / "data", 10)
+        with sqlite3.connect(paths[2]) as connection:
+            connection.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+        result = fleet("upgrade", "--sqlite-glob", "data/*.db", "--canary", "3", cwd=tmp_path)
+        assert result.returncode == 1
+        assert "the canary failed (1 of 3 target(s), --canary 3)" in result.stdout
+        assert [path.stat().st_size for path in paths[3:]] == [0] * 7  # never started: still empty
+        ok = fleet("upgrade", "--sqlite-glob", "data/tenant_000[013-9].db", "--canary", "3", cwd=tmp_path)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    def test_two_fleets_at_once_apply_each_revision_once(self, tmp_path: Path) -> None:
+        paths = sqlite_files(tmp_path / "data", 60)
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+        command = [*command_prefix(), "fleet", "upgrade", "--sqlite-glob", "data/*.db", "--jobs", "2"]
+        both = [subprocess.Popen(command, cwd=tmp_path, env=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for _ in range(2)]
+        outputs = [process.communicate(timeout=600) for process in both]
+        assert [process.returncode for process in both] == [0, 0], outputs
+        assert all(version(path) == [HEAD] and applied_once(path) for path in paths)
+
+    def test_a_fleet_killed_half_way_is_finished_by_a_rerun(self, tmp_path: Path) -> None:
+        paths = sqlite_files(tmp_path / "data", 80)
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+        process = subprocess.Popen([*command_prefix(), "fleet", "upgrade", "--sqlite-glob", "data/*.db", "--jobs", "1"],
+                                   cwd=tmp_path, env=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            done = sum(1 for path in paths if path.stat().st_size and _at_head(path))
+            if done >= 10:
+                break
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)  # the fleet and its workers, as a node lost
+        process.communicate(timeout=60)
+        finished = sum(_at_head(path) for path in paths)
+        assert 10 <= finished < 80
+        rerun = fleet("upgrade", "--sqlite-glob", "data/*.db", "--json", cwd=tmp_path)
+        assert rerun.returncode == 0, rerun.stderr
+        summary = json.loads(rerun.stdout)["summary"]
+        assert summary["unchanged"] >= finished - 1 and summary["migrated"] + summary["unchanged"] == 80
+        assert all(version(path) == [HEAD] and applied_once(path) for path in paths)
+
+
+def _at_head(path: Path) -> bool:
+    try:
+        return version(path) == [HEAD]
+    except sqlite3.Error:
+        return False
+
+
+@pytest.fixture
+def server_targets(pg_server, mariadb_server, tmp_path: Path) -> Iterator[tuple[Path, list[str], SilentServer]]:  # noqa: ANN001
+    postgresql = [pg_server.create_database() for _ in range(20)]
+    mysql = [mariadb_server.create_database() for _ in range(5)]
+    silent = SilentServer()
+    lines = ["# tenants: PostgreSQL databases, MariaDB databases, and one that never answers", ""]
+    lines += postgresql + mysql
+    lines.append(postgresql[0] + "   # the same database twice: one target")
+    lines.append(f"postgresql://app:{SECRET}@127.0.0.1:{silent.port}/silent")
+    path = tmp_path / "tenants.txt"
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        yield path, postgresql + mysql, silent
+    finally:
+        silent.close()
+        for url in postgresql:
+            pg_server.drop_database(url)
+        for url in mysql:
+            mariadb_server.drop_database(url)
+
+
+def test_a_fleet_of_server_databases_with_one_that_never_answers(server_targets, tmp_path: Path) -> None:  # noqa: ANN001
+    path, urls, silent = server_targets
+    started = time.monotonic()
+    result = fleet("--connect-timeout", "2", "upgrade", "--targets", str(path), "--jobs", "2", "--json", cwd=tmp_path)
+    assert time.monotonic() - started < 120
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["summary"]["targets"] == 26 and report["summary"]["migrated"] == 25
+    (failed,) = [row for row in report["targets"] if row["outcome"] == "failed"]
+    assert failed["target"] == f"postgresql://app:***@127.0.0.1:{silent.port}/silent"
+    assert "timeout" in failed["error"].lower() and failed["seconds"] < 15
+    assert SECRET not in result.stdout + result.stderr
+    assert all(mypkg.current(url) == (HEAD,) for url in urls)
+    log = fleet("--connect-timeout", "2", "status", "--targets", str(path), cwd=tmp_path)
+    assert log.returncode == 1
+    assert [line for line in log.stderr.splitlines() if "failed" in line] != []
+
+
+def test_shards_as_an_indexed_job_runs_them_cover_every_target_once(tmp_path: Path) -> None:
+    """Three pods: JOB_COMPLETION_INDEX set as the Job controller sets it, and the argument
+    the manifest gives (Kubernetes expands $(JOB_COMPLETION_INDEX) in args)."""
+    sqlite_files(tmp_path / "data", 90)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    pods = [subprocess.Popen(["sh", "-c", " ".join([*command_prefix(), "fleet", "upgrade", "--sqlite-glob", "'data/*.db'",
+                                                   "--shard", '"$JOB_COMPLETION_INDEX/3"', "--json"])],
+                             cwd=tmp_path, env={**base, "JOB_COMPLETION_INDEX": str(index)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(3)]
+    reports = []
+    for pod in pods:
+        out, err = pod.communicate(timeout=600)
+        assert pod.returncode == 0, err
+        reports.append(json.loads(out))
+    taken = [row["target"] for report in reports for row in report["targets"]]
+    assert len(taken) == len(set(taken)) == 90  # every target, exactly once
+    assert all(report["targets"] for report in reports)  # each pod had work
+    assert [report["summary"]["shard"] for report in reports] == ["0/3", "1/3", "2/3"]
+
+
+@pytest.mark.parametrize("args, says", [
+    (("upgrade",), "fleet needs targets"),
+    (("upgrade", "--sqlite-glob", "x/*.db", "--shard", "3/3"), "--shard 3/3: I must be at least 0 and below N"),
+    (("upgrade", "--sqlite-glob", "x/*.db", "--shard", "two"), "--shard takes I/N"),
+    (("downgrade", "--sqlite-glob", "x/*.db"), "fleet downgrade needs a revision"),
+    (("downgrade", "base", "--sqlite-glob", "x/*.db"), "confirm with --yes"),
+    (("upgrade", "--sqlite-glob", "x/*.db", "--jobs", "0"), "--jobs: must be at least 1"),
+    (("upgrade", "nope", "--sqlite-glob", "x/*.db"), "unknown revision 'nope'"),
+])
+def test_bad_fleet_input_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], says: str) -> None:
+    result = fleet(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert says in line
+
+
+def test_a_malformed_targets_line_is_named_before_anything_runs(tmp_path: Path) -> None:
+    good = sqlite_files(tmp_path / "data", 1)[0]
+    (tmp_path / "tenants.txt").write_text(f"sqlite:///{good}\n\nnot a url at all\n")
+    result = fleet("upgrade", "--targets", "tenants.txt", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--targets tenants.txt, line 3: malformed database URL" in result.stderr
+    assert good.stat().st_size == 0  # nothing ran
+
+
+def test_the_python_api_returns_the_rows(tmp_path: Path) -> None:
+    import mypkg.fleet
+
+    paths = sqlite_files(tmp_path / "data", 8)
+    urls = [f"sqlite:///{path}" for path in paths]
+    result = mypkg.fleet.upgrade(urls + urls[:2], jobs=2)
+    assert result.ok and len(result.rows) == 8
+    assert {row.outcome for row in result.rows} == {"migrated"} and all(row.after == (HEAD,) for row in result.rows)
+    shards = [mypkg.fleet.status(urls, shard=(index, 2)) for index in range(2)]
+    assert sorted(row.target for shard in shards for row in shard.rows) == sorted(urls)
+    assert all(shard.ok for shard in shards)
