@@ -48,3 +48,18 @@ def test_help_names_the_targets() -> None:
     )
     assert result.returncode == 0
     assert "noop_upgrade N=1000 <= 0.1x Alembic" in result.stdout
+
+
+def test_the_fleet_benchmark_reports_every_figure_and_ratio(tmp_path: Path) -> None:
+    out = tmp_path / "fleet.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "fleet.py"), "--files", "6", "--alembic-sample", "1",
+         "--loop-sample", "2", "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert set(figures["seconds"]) == {"one_revision_fleet", "one_revision_xargs", "noop_fleet", "fleet_peak_rss_mb",
+                                       "noop_xargs", "status_fleet", "noop_alembic_loop"}
+    assert all(value > 0 for value in figures["seconds"].values())
+    assert len(figures["ratios"]) == 3 and "ratios:" in result.stdout

@@ -247,3 +247,31 @@ def test_the_python_api_returns_the_rows(tmp_path: Path) -> None:
     shards = [mypkg.fleet.status(urls, shard=(index, 2)) for index in range(2)]
     assert sorted(row.target for shard in shards for row in shard.rows) == sorted(urls)
     assert all(shard.ok for shard in shards)
+
+
+def test_the_guides_indexed_job_manifest_shards_the_fleet() -> None:
+    """The manifest in docs/fleets.md: an Indexed Job whose pods each take their shard."""
+    import re
+    import shlex
+
+    import yaml
+
+    from mypkg.migrate.cli.handlers import build_parser
+    from tests.conftest import REPO
+
+    (block,) = re.findall(r"```yaml\n(.*?)```", (REPO / "docs" / "fleets.md").read_text(), flags=re.S)
+    job = yaml.safe_load(block)
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["backoffLimitPerIndex"] >= 1
+    count = spec["completions"]
+    assert spec["parallelism"] <= count and spec["template"]["spec"]["restartPolicy"] == "Never"
+    (container,) = spec["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[:2] == ["fleet", "upgrade"]
+    assert args[args.index("--shard") + 1] == f"$(JOB_COMPLETION_INDEX)/{count}"
+    # As Kubernetes expands it for pod 3, the arguments parse.
+    expanded = [arg.replace("$(JOB_COMPLETION_INDEX)", "3") for arg in args]
+    parsed = build_parser("fleet").parse_args(expanded)
+    assert (parsed.shard, parsed.action) == (f"3/{count}", "upgrade")
+    assert not any("password" in shlex.join(args).lower() or "@" in arg for arg in args)
