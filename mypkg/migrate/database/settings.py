@@ -67,35 +67,31 @@ def resolve_url_string(option: str | None = None, config_file_url: str | None = 
 def connect_timeout() -> float:
     """Seconds to wait for a connection: ``$MYPKG_CONNECT_TIMEOUT`` (what ``--connect-timeout``
     sets), else :data:`DEFAULT_CONNECT_TIMEOUT`."""
-    import math
-
-    text = os.environ.get(CONNECT_TIMEOUT_VAR)
-    if text is None:
-        return DEFAULT_CONNECT_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise UsageError(f"${CONNECT_TIMEOUT_VAR} must be a positive number of seconds, not {text!r}")
-    return value
+    return _seconds_from(CONNECT_TIMEOUT_VAR, DEFAULT_CONNECT_TIMEOUT, zero_ok=False)
 
 
 def busy_timeout() -> float:
     """SQLite: seconds every connection of this process waits for another's lock:
     ``$MYPKG_BUSY_TIMEOUT`` (what ``--busy-timeout`` sets), else :data:`DEFAULT_BUSY_TIMEOUT`.
     The fast path's connection takes it too, so the bound holds on every path."""
+    return _seconds_from(BUSY_TIMEOUT_VAR, DEFAULT_BUSY_TIMEOUT, zero_ok=True)
+
+
+def _seconds_from(variable: str, default: float, *, zero_ok: bool) -> float:
+    """:raises UsageError: the variable is set to anything but a finite number of seconds
+    (more than zero, or zero or more with ``zero_ok``)."""
     import math
 
-    text = os.environ.get(BUSY_TIMEOUT_VAR)
+    text = os.environ.get(variable)
     if text is None:
-        return DEFAULT_BUSY_TIMEOUT
+        return default
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise UsageError(f"${BUSY_TIMEOUT_VAR} must be a number of seconds, zero or more, not {text!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        kind = "a number of seconds, zero or more" if zero_ok else "a positive number of seconds"
+        raise UsageError(f"${variable} must be {kind}, not {text!r}")
     return value
 
 
