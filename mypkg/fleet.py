@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from .migrate.fleet.run import FleetResult, Row
-from .migrate.fleet.targets import in_shard, target, unique
+from .migrate.fleet.targets import Target, in_shard, target, unique
 
 __all__ = ["upgrade", "downgrade", "status", "FleetResult", "Row"]
 
 
-def _targets(urls: Iterable[str], shard: tuple[int, int] | None) -> list[Any]:
+def _targets(urls: Iterable[str], shard: tuple[int, int] | None) -> list[Target]:
     return in_shard(unique([target(url) for url in urls]), shard)
 
 

@@ -320,3 +320,19 @@ def test_a_full_stdout_never_stops_a_migration(tmp_path: Path, command: tuple[st
     assert result.returncode == 0, result.stderr
     assert "carrying on without it" in result.stderr
     assert mypkg.current(url) == ((REVISIONS[-1],) if command == ("upgrade",) else (REVISIONS[-2],))
+
+
+def test_check_and_verify_listings_that_cannot_be_written_fail_too(tmp_path: Path) -> None:
+    """The lines after the first (the differences themselves) go through the same writer."""
+    path = tmp_path / "app.db"
+    url = f"sqlite:///{path}"
+    mypkg.upgrade(url)
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE not_in_the_models (id INTEGER PRIMARY KEY)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([*command_prefix(), "--url", url, "check"], cwd=tmp_path, env=env,
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "cannot write the result to stdout (No space left on device)" in line

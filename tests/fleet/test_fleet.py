@@ -9,6 +9,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -275,3 +276,28 @@ def test_the_guides_indexed_job_manifest_shards_the_fleet() -> None:
     parsed = build_parser("fleet").parse_args(expanded)
     assert (parsed.shard, parsed.action) == (f"3/{count}", "upgrade")
     assert not any("password" in shlex.join(args).lower() or "@" in arg for arg in args)
+
+
+def test_a_worker_killed_mid_target_fails_that_target_and_starts_no_other(source_copy: Path, tmp_path: Path) -> None:
+    """A worker process dies (an OOM kill, here its own SIGKILL from a revision): the pool is
+    broken; its target is failed, no new target starts, and the report still comes out."""
+    from tests.history import histories
+
+    killer = histories.script(
+        "9999_5107dead0009_kill.py", "5107dead0009", HEAD, "test only: kills its process on one tenant",
+        upgrade='import os, signal\nif "tenant_0002" in str(op.get_bind().engine.url):\n'
+                '    os.kill(os.getpid(), signal.SIGKILL)')
+    (source_copy / "alembic" / "versions" / killer.filename).write_text(killer.text)
+    sqlite_files(tmp_path / "data", 6)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    result = subprocess.run([sys.executable, "-m", "mypkg", "fleet", "upgrade", "--sqlite-glob", str(tmp_path / "data" / "*.db"),
+                             "--jobs", "1", "--json"], cwd=source_copy, env={**base, "PYTHONPATH": str(source_copy)},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    report = json.loads(result.stdout)
+    outcomes = {Path(row["target"]).name: row["outcome"] for row in report["targets"]}
+    assert outcomes["tenant_0002.db"] == "failed"
+    assert [outcomes[f"tenant_{i:04}.db"] for i in (0, 1)] == ["migrated", "migrated"]
+    assert set(outcomes[f"tenant_{i:04}.db"] for i in (3, 4, 5)) == {"not started"}
+    assert "a worker process died" in report["summary"]["stopped"]

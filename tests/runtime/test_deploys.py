@@ -367,3 +367,29 @@ def test_a_program_calling_main_gets_its_own_sigterm_handler_back(tmp_path: Path
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_plain_alembic_waits_the_users_busy_timeout_too(source_copy: Path, tmp_path: Path) -> None:
+    """Every SQLite engine takes $MYPKG_BUSY_TIMEOUT, the one plain alembic's env.py makes too
+    (it kept sqlite3's 5 s)."""
+    import shutil
+    import sqlite3
+
+    from tests.conftest import REPO
+
+    shutil.copy(REPO / "alembic.ini", source_copy / "alembic.ini")
+    db = tmp_path / "app.db"
+    mypkg.upgrade(f"sqlite:///{db}", REVISIONS[-2])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    env.update(MYPKG_DATABASE_URL=f"sqlite:///{db}", MYPKG_BUSY_TIMEOUT="1", PYTHONPATH=str(source_copy))
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=source_copy, env=env,
+                                capture_output=True, text=True, timeout=120)
+        waited = time.monotonic() - started
+    finally:
+        holder.close()
+    assert result.returncode != 0 and "database is locked" in result.stdout + result.stderr
+    assert 1 <= waited < 4.5, waited

@@ -42,10 +42,6 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="confirm a downgrade to base on every target")
 
 
-
-
-
-
 def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
     from ..database import settings
     from ..fleet import run, targets
@@ -78,17 +74,23 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
 
 
 def _summary(result: Any, shard: tuple[int, int] | None) -> dict[str, Any]:
+    from ..fleet.run import OUTCOMES, REACHED
+
     return {
         "action": result.action,
         "revision": result.revision,
         "shard": f"{shard[0]}/{shard[1]}" if shard else None,
         "targets": len(result.rows),
-        "reached": sum(row.outcome in ("migrated", "unchanged", "at head") for row in result.rows),
-        **{outcome.replace(" ", "_"): result.count(outcome)
-           for outcome in ("migrated", "unchanged", "at head", "behind", "failed", "not started")},
+        "reached": result.count(*REACHED),
+        **{_key(outcome): result.count(outcome) for outcome in OUTCOMES},
         "stopped": result.stopped,
         "seconds": round(result.seconds, 3),
     }
+
+
+def _key(outcome: str) -> str:
+    """An outcome as a JSON key: ``not started`` -> ``not_started``."""
+    return outcome.replace(" ", "_")
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
@@ -97,14 +99,14 @@ def _row_dict(row: Any) -> dict[str, Any]:
 
 
 def _text(result: Any, summary: dict[str, Any], out: Output) -> None:
+    from ..fleet.run import OUTCOMES
+
     for row in result.rows:
         if row.outcome in ("failed", "behind", "not started"):
             detail = f": {row.error}" if row.error else (f" (at {', '.join(row.after) or 'base'})" if row.after or
                                                            row.outcome == "behind" else "")
             out.line(f"{row.outcome:<11} {row.target}{detail}")
-    counts = ", ".join(f"{summary[key.replace(' ', '_')]} {key}" for key in
-                       ("migrated", "unchanged", "at head", "behind", "failed", "not started")
-                       if summary[key.replace(" ", "_")])
+    counts = ", ".join(f"{summary[_key(outcome)]} {outcome}" for outcome in OUTCOMES if summary[_key(outcome)])
     shard = f" (shard {summary['shard']})" if summary["shard"] else ""
     out.line(f"fleet {result.action} {result.revision if result.action != 'status' else ''}".rstrip()
              + f"{shard}: {summary['targets']} target(s): {counts or 'none'} in {result.seconds:.1f}s")

@@ -1,7 +1,7 @@
-"""``mypkg-migrate``: parsing and printing only; the work is in :mod:`.commands`.
+"""``mypkg-migrate``: parsing and printing only; the work is in :mod:`..commands`.
 
 Nothing heavy is imported at module level: a no-op ``upgrade`` or ``status`` is
-answered by :mod:`.fastpath` without SQLAlchemy or Alembic.
+answered by :mod:`..fast.answers` without SQLAlchemy or Alembic.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ TYPE_CHECKING = False  # every start-up pays for what this module imports: not t
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
-
-
 
 
 def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
@@ -139,6 +137,7 @@ def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
 
 #: Commands whose output is their result: failing to write it fails them.
 RESULTS = frozenset({"current", "status", "history", "heads", "verify", "check", "lint"})
+
 
 def _fleet(args: argparse.Namespace, out: Output) -> ExitCode:
     from .fleet import fleet

@@ -49,6 +49,12 @@ class Output:
                 print(f"{PROG}: cannot write to stdout ({exc.strerror}); carrying on without it",
                       file=sys.stderr, flush=True)
 
+    def result(self, text: str) -> None:
+        """A line of the result that -q does not silence (the problems ``verify`` found):
+        written, or failing the command as :meth:`line` does."""
+        if not self.closed:
+            self._write(text)
+
     def waiting(self, text: str) -> None:
         """Progress while blocked (lock waits, retries): stderr, so stdout stays clean."""
         if not self.quiet:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def fast_status(args: argparse.Namespace, *, upgrade: bool = False) -> Any:
-    """The fast path's answer (see :mod:`.fastpath`), or None to take the full path."""
+    """The fast path's answer (see :mod:`..fast.answers`), or None to take the full path."""
     from ..database.settings import resolve_url_string
     from ..fast import answers as fastpath
 
@@ -164,9 +164,9 @@ def verify(args: argparse.Namespace, out: Output) -> ExitCode:
         if not problems:
             out.line("every applied revision matches the script shipped")
             return
-        print(f"{len(problems)} problem(s):")
+        out.result(f"{len(problems)} problem(s):")
         for problem in problems:
-            print(f"  {problem.revision}  {problem.kind}: {problem.detail}")
+            out.result(f"  {problem.revision}  {problem.kind}: {problem.detail}")
 
     out.data(
         {
@@ -195,9 +195,9 @@ def check(args: argparse.Namespace, out: Output) -> ExitCode:
     if not differences:
         out.line("no differences: the database matches the models")
         return ExitCode.OK
-    print(f"{len(differences)} difference(s) between the models and the database:")
+    out.result(f"{len(differences)} difference(s) between the models and the database:")
     for difference in differences:
-        print(f"  {difference}")
+        out.result(f"  {difference}")
     return ExitCode.FAILURE
 
 

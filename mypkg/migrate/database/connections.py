@@ -95,7 +95,8 @@ def create_engine(
     switch enforcement off instead, because batch mode drops and recreates tables that
     others reference; each revision is then checked with ``PRAGMA foreign_key_check``
     before it commits (see :mod:`.environment`). ``immediate`` and ``busy_timeout``
-    (seconds to wait for another connection's lock): see :func:`connect`.
+    (seconds to wait for another connection's lock; default ``$MYPKG_BUSY_TIMEOUT``, else
+    30): see :func:`connect`.
     """
     import sqlalchemy
 
@@ -103,8 +104,9 @@ def create_engine(
 
     parsed = parse_url(url) if isinstance(url, str) else url
     sqlite = parsed.get_backend_name() == "sqlite"
-    if sqlite and busy_timeout is not None:
-        kwargs.setdefault("connect_args", {})["timeout"] = busy_timeout
+    if sqlite:  # every SQLite engine waits the user's bound, plain alembic's and scratch ones too
+        kwargs.setdefault("connect_args", {})["timeout"] = (
+            settings_busy_timeout() if busy_timeout is None else busy_timeout)
     handshake_bound = []
     if parsed.get_backend_name() in ("mysql", "mariadb"):
         connect_args = kwargs.setdefault("connect_args", {})
@@ -211,8 +213,6 @@ def connect(
             yield connection
         return
     check_sqlite_file(db, will_write=will_write)
-    if busy_timeout is None:
-        busy_timeout = settings_busy_timeout()
     engine = create_engine(db.url, for_migrations=True, immediate=will_write, busy_timeout=busy_timeout)
     try:
         with database_errors(db), engine.connect() as connection:

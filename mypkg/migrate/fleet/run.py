@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 from ..errors import MigrateError, UsageError
 from .targets import Target
 
+#: Every outcome a target can have, in the order reports list them.
+OUTCOMES = ("migrated", "unchanged", "at head", "behind", "failed", "not started")
 #: Outcomes that mean a target is where the fleet was asked to take it.
 REACHED = frozenset({"migrated", "unchanged", "at head"})
 ACTIONS = ("upgrade", "downgrade", "status")
@@ -93,8 +95,12 @@ def run(
             running: dict[futures.Future[Row], Target] = {}
             while waiting or running:
                 while waiting and len(running) < jobs and not stopped:
-                    found = waiting.pop()
-                    running[pool.submit(migrate_one, action, found, revision, options or {})] = found
+                    try:
+                        future = pool.submit(migrate_one, action, waiting[-1], revision, options or {})
+                    except futures.process.BrokenProcessPool:  # a worker was killed (out of memory...)
+                        stopped = "a worker process died: no new target was started"
+                        break
+                    running[future] = waiting.pop()
                 if not running:
                     break
                 done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
@@ -102,8 +108,9 @@ def run(
                     found = running.pop(future)
                     try:
                         row = future.result()
-                    except Exception as exc:  # noqa: BLE001 - a worker died: that target failed
-                        row = Row(found.identity, (), (), "failed", 0.0, f"the worker died: {exc!r}")
+                    except Exception as exc:  # noqa: BLE001 - its worker died (the pool is broken then)
+                        row = Row(found.identity, (), (), "failed", 0.0, f"the worker process died: {exc}")
+                        stopped = stopped or "a worker process died: no new target was started"
                     rows[found.identity] = row
                     if row.outcome == "failed":
                         failures += 1

@@ -38,6 +38,14 @@ def target_metadata(config: Config) -> sa.MetaData:
     return metadata
 
 
+def _convention_mismatch() -> type[MigrateError]:
+    """Our error and Alembic's at once, so ``alembic`` prints it as its own FAILED line;
+    built on first use, because importing Alembic is for the paths that run it."""
+    from alembic.util import CommandError
+
+    return type("ConventionMismatch", (MigrateError, CommandError), {})
+
+
 def require_one_convention(metadata: sa.MetaData) -> None:
     """The runner names constraints from ``naming.py`` (it does not import the models);
     ``alembic`` from the models' MetaData. They must be one convention, or the two commands
@@ -47,19 +55,14 @@ def require_one_convention(metadata: sa.MetaData) -> None:
         own failure) the models' MetaData has another convention.
     """
     import sqlalchemy as sa
-    from alembic.util import CommandError
 
     from ...naming import NAMING_CONVENTION
 
     expected = dict(sa.MetaData(naming_convention=NAMING_CONVENTION).naming_convention)
     if dict(metadata.naming_convention) != expected:
-
-        class ConventionMismatch(MigrateError, CommandError):
-            pass
-
         differ = sorted(k for k in set(expected) | set(metadata.naming_convention)
                         if expected.get(k) != metadata.naming_convention.get(k))
-        raise ConventionMismatch(
+        raise _convention_mismatch()(
             f"the models' MetaData names constraints by another convention than {PACKAGE}/naming.py "
             f"(differs in {', '.join(map(str, differ))}): {COMMAND} and alembic would build different "
             f"constraint names; give the models' MetaData naming_convention=NAMING_CONVENTION from "
