@@ -166,38 +166,20 @@ def test_sigterm_half_way_through_a_revision_says_partial_and_asks_for_repair(
     assert status.returncode == 1 and "repair:   5107dead0001 failed part way" in status.stdout
 
 
-SLOW_DOWNGRADE = '''\
-"""test only: two tables; its downgrade drops one, then waits when told to
+def slow_downgrade(parent: str) -> str:
+    """Two tables; the downgrade drops one, then waits when told to (a marker file)."""
+    from tests.history import histories
 
-Revision ID: 5107dead0002
-Revises: {parent}
-"""
-import os
-import time
-from pathlib import Path
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "5107dead0002"
-down_revision = "{parent}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_table("first_half", sa.Column("id", sa.Integer, primary_key=True))
-    op.create_table("second_half", sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade() -> None:
-    op.drop_table("second_half")
-    marker = os.environ.get("MYPKG_TEST_SLOW_MARKER")
-    if marker:
-        Path(marker).write_text("half way")
-        time.sleep(120)
-    op.drop_table("first_half")
-'''
+    return histories.script(
+        "9999_5107dead0002_down.py", "5107dead0002", parent, "test only: a downgrade that waits half way",
+        upgrade='op.create_table("first_half", sa.Column("id", sa.Integer, primary_key=True))\n'
+                'op.create_table("second_half", sa.Column("id", sa.Integer, primary_key=True))',
+        downgrade='import os, time\nop.drop_table("second_half")\n'
+                  'if os.environ.get("MYPKG_TEST_SLOW_MARKER"):\n'
+                  '    open(os.environ["MYPKG_TEST_SLOW_MARKER"], "w").write("half way")\n'
+                  '    time.sleep(120)\n'
+                  'op.drop_table("first_half")',
+    ).text
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
@@ -206,7 +188,7 @@ def test_a_downgrade_stopped_half_way_and_reverted_by_hand_is_recorded_at_the_re
 ) -> None:
     """repair REV --reverted after an interrupted downgrade moves the version table to the
     revision before REV (it still named REV): status and upgrade see the truth."""
-    (source_copy / "alembic" / "versions" / "9999_5107dead0002_down.py").write_text(SLOW_DOWNGRADE.format(parent=HEAD))
+    (source_copy / "alembic" / "versions" / "9999_5107dead0002_down.py").write_text(slow_downgrade(HEAD))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(source_copy)}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
