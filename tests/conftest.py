@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,6 +16,18 @@ from tests.servers.mariadb import MariaDBServer
 from tests.servers.postgresql import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def scratch(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A module's or session's scratch folder, removed when its fixture ends: pytest keeps
+    tmp_path_factory's folders whatever the retention policy (venvs and conda builds left
+    about 200 MB a run)."""
+    path = factory.mktemp(name)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 DIALECTS = ["sqlite", "postgresql"]
 
 

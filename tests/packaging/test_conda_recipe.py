@@ -28,12 +28,13 @@ import json
 import re
 import subprocess
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, scratch
 from tests.packaging.conda_bootstrap import bootstrap_channel
 
 pytestmark = pytest.mark.slow
@@ -149,31 +150,31 @@ def test_entry_point_agrees(rendered: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """(the .conda file, the bootstrap channel): the unmodified recipe, built offline."""
     import os
 
     from rattler_build import Stage0Recipe, ToolConfiguration
 
     channel = bootstrap_channel()
-    work = tmp_path_factory.mktemp("conda-build")
-    # Each run its own package cache: a stale cached mypkg must never be tested.
-    os.environ["RATTLER_CACHE_DIR"] = str(work / "rattler-cache")
-    variant = Stage0Recipe.from_file(RECIPE).render()[0]
-    result = variant.run_build(
-        tool_config=ToolConfiguration(), output_dir=work / "output", channels=[channel.as_uri()]
-    )
-    (package,) = result.packages
-    return Path(package), channel
+    with scratch(tmp_path_factory, "conda-build") as work:
+        # Each run its own package cache: a stale cached mypkg must never be tested.
+        os.environ["RATTLER_CACHE_DIR"] = str(work / "rattler-cache")
+        variant = Stage0Recipe.from_file(RECIPE).render()[0]
+        result = variant.run_build(
+            tool_config=ToolConfiguration(), output_dir=work / "output", channels=[channel.as_uri()]
+        )
+        (package,) = result.packages
+        yield Path(package), channel
 
 
 @pytest.fixture(scope="module")
-def extracted(built: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def extracted(built: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from conda_package_handling import api as cph
 
-    destination = tmp_path_factory.mktemp("extracted")
-    cph.extract(str(built[0]), dest_dir=str(destination))
-    return destination
+    with scratch(tmp_path_factory, "extracted") as destination:
+        cph.extract(str(built[0]), dest_dir=str(destination))
+        yield destination
 
 
 def test_package_metadata(built: tuple[Path, Path], extracted: Path, rendered: dict) -> None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 import mypkg
 from mypkg.migrate.history import manifest, scripts
 from mypkg.migrate.history.order import history_order
-from tests.conftest import REPO
+from tests.conftest import REPO, scratch
 from tests.fast.test_fastpath import HEAVY_MODULES, imported_by_fast_path
 from tests.runtime.test_api import run_copy
 
@@ -23,26 +24,26 @@ SHIPPED = sorted(p.name for p in (REPO / "alembic" / "versions").glob("*.py"))
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )
-    (built,) = out.glob("mypkg-*.whl")
-    return built
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with scratch(tmp_path_factory, "dist") as out:
+        subprocess.run(
+            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)],
+            check=True, capture_output=True, text=True, timeout=300,
+        )
+        (built,) = out.glob("mypkg-*.whl")
+        yield built
 
 
 @pytest.fixture(scope="module")
-def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh virtual environment, outside the repository, with only the wheel and its dependencies."""
-    root = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=300)
-    subprocess.run(
-        [str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
-        check=True, capture_output=True, text=True, timeout=600,
-    )
-    return root
+    with scratch(tmp_path_factory, "venv") as root:
+        subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=300)
+        subprocess.run(
+            [str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+            check=True, capture_output=True, text=True, timeout=600,
+        )
+        yield root
 
 
 def test_wheel_carries_models_env_and_every_revision(wheel: Path) -> None:
