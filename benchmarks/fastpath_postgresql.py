@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import run as bench  # noqa: E402  (benchmarks/run.py)
+
 from tests.servers.postgresql import PostgresServer  # noqa: E402
 
 

@@ -2,6 +2,7 @@
 
     import mypkg.fleet
     result = mypkg.fleet.upgrade(["postgresql://app@db/t1", "sqlite:///t2.db"], jobs=4)
+    tenants = mypkg.fleet.schemas("postgresql://app@db/app", "tenant_*")  # ...?schema=tenant_1
     failed = [row for row in result.rows if row.outcome == "failed"]
 
 Each function returns a :class:`~mypkg.migrate.fleet.run.FleetResult`: a row per target
@@ -16,7 +17,18 @@ from typing import Any
 from .migrate.fleet.run import FleetResult, Row
 from .migrate.fleet.targets import Target, in_shard, target, unique
 
-__all__ = ["upgrade", "downgrade", "status", "FleetResult", "Row"]
+__all__ = ["upgrade", "downgrade", "status", "schemas", "FleetResult", "Row"]
+
+
+def schemas(url: str, pattern: str = "*") -> list[str]:
+    """The URL (with ``schema=``) of every schema (PostgreSQL) or database (MySQL) of
+    ``url``'s server whose name matches the glob ``pattern``: targets for the functions below.
+
+        mypkg.fleet.upgrade(mypkg.fleet.schemas("postgresql://app@db/app", "tenant_*"))
+    """
+    from .migrate.fleet.targets import from_schemas
+
+    return [found.url for found in from_schemas(url, pattern)]
 
 
 def _targets(urls: Iterable[str], shard: tuple[int, int] | None) -> list[Target]:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from .database import connections, ledger, locks
+from .database import connections, ledger, locks, tenants
 from .database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from .database.target import Target, resolve
 from .errors import MigrateError, UsageError
@@ -157,7 +157,7 @@ def current(target: Target = None) -> tuple[str, ...]:
     """The revision(s) the database is at; empty for a new database. Writes nothing."""
     db = resolve(target)
     connections.check_sqlite_file(db, will_write=False)  # a missing directory is not "empty"
-    if db.file_missing():
+    if tenants.missing(db):
         return ()
     with connections.connect(db, will_write=False) as connection:
         return connections.read_current(connection)
@@ -183,7 +183,7 @@ def status(target: Target = None) -> Status:
     now: tuple[str, ...] = ()
     waiting: tuple[str, ...] = ()
     stopped: tuple[BackfillProgress, ...] = ()
-    if not db.file_missing():
+    if not tenants.missing(db):
         with connections.connect(db, will_write=False) as connection:
             now = connections.read_current(connection)
             graph.require_known(now, db.masked)
@@ -360,7 +360,7 @@ def verify(target: Target = None) -> list[ChecksumProblem]:
     require_one_convention(models.metadata)  # alembic and the runner must name constraints alike
     db = resolve(target)
     connections.check_sqlite_file(db, will_write=False)
-    if db.file_missing():  # reading it must not create it (a typo in the path, say)
+    if tenants.missing(db):  # reading it must not create it (a typo in the path, say)
         raise MigrateError(f"{db.masked} does not exist: nothing was applied there to verify")
     with connections.connect(db, will_write=False) as connection:
         found = integrity.problems(connection, connections.read_current(connection))
@@ -371,7 +371,7 @@ def applied_history(target: Target = None) -> list[LedgerRow]:
     """The ledger: every revision applied, reverted, stamped or failed, oldest first."""
     db = resolve(target)
     connections.check_sqlite_file(db, will_write=False)
-    if db.file_missing():
+    if tenants.missing(db):
         return []
     with connections.connect(db, will_write=False) as connection:
         return ledger.rows(connection)
@@ -388,4 +388,5 @@ def offline_sql(
     :param target: only its dialect matters; nothing is connected.
     :raises UsageError: unknown revision, or a downgrade without ``FROM:``.
     """
-    return offline.render(direction, revision_range, resolve(target, need_driver=False).url)
+    db = resolve(target, need_driver=False)
+    return offline.render(direction, revision_range, db.url, db.schema)

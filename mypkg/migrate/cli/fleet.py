@@ -26,6 +26,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="one database URL per line (# comments, blank lines ignored); repeatable")
     parser.add_argument("--sqlite-glob", action="append", default=[], metavar="PATTERN",
                         help="every SQLite file matching PATTERN (quote it); repeatable")
+    parser.add_argument("--schemas", action="append", default=[], metavar="PATTERN",
+                        help="every schema (PostgreSQL) or database (MySQL/MariaDB) of --url whose name "
+                        "matches PATTERN, e.g. 'tenant_*'; repeatable")
     parser.add_argument("--jobs", type=types.count, default=2, metavar="N",
                         help="worker processes, each taking target after target (default 2)")
     parser.add_argument("--shard", metavar="I/N", default=None,
@@ -46,8 +49,11 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
     from ..database import settings
     from ..fleet import run, targets
 
-    if not args.targets and not args.sqlite_glob:
-        raise UsageError("fleet needs targets: --targets FILE and/or --sqlite-glob PATTERN")
+    if not args.targets and not args.sqlite_glob and not args.schemas:
+        raise UsageError("fleet needs targets: --targets FILE, --schemas PATTERN (with --url) "
+                         "and/or --sqlite-glob PATTERN")
+    if args.schema is not None:
+        raise UsageError("fleet takes --schemas PATTERN (every matching schema of --url), not --schema")
     if args.action == "downgrade" and args.revision is None:
         raise UsageError("fleet downgrade needs a revision (e.g. -1)")
     if args.action == "downgrade" and args.revision == "base" and not args.yes:
@@ -61,6 +67,9 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
     shard = targets.parse_shard(args.shard) if args.shard else None
     found = [t for path in args.targets for t in targets.from_file(path)]
     found += [t for pattern in args.sqlite_glob for t in targets.from_sqlite_glob(pattern)]
+    if args.schemas:
+        url = settings.resolve_url_string(args.url)
+        found += [t for pattern in args.schemas for t in targets.from_schemas(url, pattern)]
     chosen = targets.in_shard(targets.unique(found), shard)
     options = {"lock_timeout": args.lock_timeout, "statement_lock_timeout": args.statement_lock_timeout,
                "busy_timeout": settings.busy_timeout(), "confirm_base": args.yes}

@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     whole_process = argv is None  # the console script or python -m, not a caller's own program
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(only=_command_in(argv)).parse_args(argv)
-    for name, default in (("url", None), ("json", False), ("verbose", False), ("quiet", False)):
+    for name, default in (("url", None), ("schema", None), ("json", False), ("verbose", False), ("quiet", False)):
         if not hasattr(args, name):
             setattr(args, name, default)
     if hasattr(args, "connect_timeout"):
@@ -205,6 +205,11 @@ def _run(args: argparse.Namespace, out: Output) -> int:
 
             settings.connect_timeout()  # a bad value is a usage error whatever the database
             settings.busy_timeout()
+        if args.schema is not None and args.command != "fleet":
+            from ..database import settings
+
+            # One form for a tenant's schema, whatever reads it: the URL's schema= parameter.
+            args.url = settings.with_schema(settings.resolve_url_string(args.url), args.schema)
         return int(HANDLERS[args.command](args, out))
     except MigrateError as exc:
         if args.verbose:

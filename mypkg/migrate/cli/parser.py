@@ -63,6 +63,13 @@ def _shared_options() -> argparse.ArgumentParser:
         help=f"database URL (default: ${MIGRATION_URL_VAR}, else ${ENV_VAR}, else {DEFAULT_URL})",
     )
     group.add_argument(
+        "--schema",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help="a tenant's schema (PostgreSQL) or database (MySQL/MariaDB) on the server of --url: "
+        "scripts run there, its version table and ledger live there (also: the URL's schema=NAME)",
+    )
+    group.add_argument(
         "--json",
         action="store_true",
         default=argparse.SUPPRESS,

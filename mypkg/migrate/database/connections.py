@@ -87,6 +87,7 @@ def create_engine(
     for_migrations: bool = False,
     immediate: bool = False,
     busy_timeout: float | None = None,
+    schema: str | None = None,
     **kwargs: Any,
 ) -> Engine:
     """An engine for the schema.
@@ -96,7 +97,8 @@ def create_engine(
     others reference; each revision is then checked with ``PRAGMA foreign_key_check``
     before it commits (see :mod:`.environment`). ``immediate`` and ``busy_timeout``
     (seconds to wait for another connection's lock; default ``$MYPKG_BUSY_TIMEOUT``, else
-    30): see :func:`connect`.
+    30): see :func:`connect`. ``schema``: PostgreSQL, a tenant's schema (see
+    :func:`_search_path`); MySQL names it as the URL's database instead.
     """
     import sqlalchemy
 
@@ -143,7 +145,36 @@ def create_engine(
         event.listen(engine, "connect", lambda dbapi, _record: _unbound(dbapi, handshake_bound))
     if sqlite:
         _make_sqlite_transactional(engine, foreign_keys=not for_migrations, immediate=immediate)
+    if schema is not None and parsed.get_backend_name() == "postgresql":
+        _search_path(engine, schema)
     return engine
+
+
+def _search_path(engine: Engine, schema: str) -> None:
+    """Every transaction runs with the tenant's schema alone on the search path: scripts'
+    unqualified names, the version table, the ledger and reflection all resolve there,
+    never to a same-named table in ``public``.
+
+    ``SET LOCAL`` in each transaction, not a session ``SET``: through a transaction pooler
+    a session setting would stay on a server connection that another client gets next.
+    An autocommit block (``CREATE INDEX CONCURRENTLY``) has no transaction to scope it
+    to: there the setting is the session's (the runner refuses transaction pooling before
+    any revision runs, so that session is ours alone).
+    """
+    from sqlalchemy import event
+
+    quoted = engine.dialect.identifier_preparer.quote_identifier(schema)
+
+    @event.listens_for(engine, "connect")
+    def _default_schema(_dbapi_connection: Any, _record: Any) -> None:
+        # Set after SQLAlchemy's first-connect initialisation, which reads current_schema():
+        # reflection and autogenerate take the tenant's schema as the default one.
+        engine.dialect.default_schema_name = schema
+
+    @event.listens_for(engine, "begin")
+    def _set(connection: Connection) -> None:
+        scope = "" if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT" else "LOCAL "
+        connection.exec_driver_sql(f"SET {scope}search_path TO {quoted}")
 
 
 def locked_by_another(exc: BaseException) -> bool:
@@ -213,7 +244,8 @@ def connect(
             yield connection
         return
     check_sqlite_file(db, will_write=will_write)
-    engine = create_engine(db.url, for_migrations=True, immediate=will_write, busy_timeout=busy_timeout)
+    engine = create_engine(db.url, for_migrations=True, immediate=will_write, busy_timeout=busy_timeout,
+                           schema=db.schema)
     try:
         with database_errors(db), engine.connect() as connection:
             yield connection

@@ -129,6 +129,11 @@ def write(
     marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     statement = _INSERT.format(marks=", ".join([marker] * len(values)))
     server_pid = returning_server_pid and connection.dialect.name == "postgresql"
+    if not connection.in_transaction():
+        # Begun by SQLAlchemy, not implicitly by the driver's cursor: its "begin" listeners
+        # (a tenant's search path, the SQLite BEGIN) must run first, and its commit() must
+        # know there is something to commit.
+        connection.begin()
     cursor = connection.connection.cursor()
     try:
         cursor.execute(statement + (" RETURNING pg_backend_pid()" if server_pid else ""), values)

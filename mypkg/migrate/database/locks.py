@@ -40,6 +40,15 @@ POLL_SECONDS = 0.2
 #: so every migrator of this package, of any version, contends for the same lock.
 ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
 
+
+def advisory_lock_key(schema: str | None) -> int:
+    """The lock of one (database, schema): tenants' schemas migrate side by side, each
+    under its own lock; without a schema, :data:`ADVISORY_LOCK_KEY`, as every version took."""
+    if schema is None:
+        return ADVISORY_LOCK_KEY
+    digest = hashlib.sha256(f"{LOCK_NAME}:schema:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
 Waiting = Callable[[str], None]
 
 
@@ -91,9 +100,11 @@ class PoolingError(MigrateError):
 class Session:
     """What the runner checks on the connection that holds the migration lock."""
 
-    def __init__(self, connection: Connection | None = None, pid: int | None = None) -> None:
+    def __init__(self, connection: Connection | None = None, pid: int | None = None,
+                 key: int = ADVISORY_LOCK_KEY) -> None:
         self.connection = connection
         self.pid = pid  #: the server process holding the PostgreSQL lock
+        self.key = key  #: which advisory lock: one per (database, schema)
 
     def verify(self, now: int | None = None) -> None:
         """Inside a transaction: it runs in the session that holds the lock. ``now``: the
@@ -127,8 +138,8 @@ def postgresql_lock(
     """
     from sqlalchemy import text
 
-    key = {"key": ADVISORY_LOCK_KEY}
-    session = Session(connection)
+    key = {"key": advisory_lock_key(db.schema)}
+    session = Session(connection, key=key["key"])
 
     def try_acquire() -> bool:
         if connection.execute(text(f"SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE {_OUR_LOCK} "
@@ -162,17 +173,17 @@ def postgresql_lock(
         connection.commit()
         yield session
     finally:
-        _release(connection, session.pid)
+        _release(connection, session.pid, session.key)
 
 
-def _release(connection: Connection, pid: int | None) -> None:
+def _release(connection: Connection, pid: int | None, lock_key: int = ADVISORY_LOCK_KEY) -> None:
     """Unlock in the holding session. When a pooler has put this client elsewhere, try
     again in new transactions for up to 15 s, each either landing in the holding session
     (and unlocking there) or ending that session at a moment it is idle (no one's
     transaction runs there), so no lock is left on a pooled connection."""
     from sqlalchemy import text
 
-    key = {"key": ADVISORY_LOCK_KEY, "pid": pid}
+    key = {"key": lock_key, "pid": pid}
     with contextlib.suppress(Exception):  # the session may be gone; the lock with it
         if connection.in_transaction():
             connection.rollback()

@@ -218,3 +218,24 @@ def parse_url(text: str, *, need_driver: bool = True) -> URL:
             f"pip install {pip_name}, or conda install -c conda-forge {conda_name}"
         ) from None
     return url
+
+
+def with_schema(text: str, schema: str | None) -> str:
+    """``text`` with ``--schema`` added as the URL's ``schema=`` parameter, the one form a
+    tenant's schema travels in (the API, a fleet's targets file, ``$MYPKG_DATABASE_URL``).
+
+    :raises UsageError: the URL names another schema already, or is malformed.
+    """
+    if schema is None:
+        return text
+    if not schema:
+        raise UsageError("--schema is empty: give 1 to 63 bytes (64 on MySQL), or leave it out for the default")
+    from urllib.parse import quote
+
+    url = parse_url(text, need_driver=False)
+    named = url.query.get("schema")
+    if named is not None and named != schema:
+        raise UsageError(f"--schema {schema!r} and the URL's schema={named!r} differ: give one")
+    if named is not None:
+        return text
+    return f"{text}{'&' if '?' in text else '?'}schema={quote(schema, safe='')}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Union
 
+from ..errors import UsageError
 from . import settings
 
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ class Database(NamedTuple):
     sqlite_path: Path | None
     #: The caller's own Engine or Connection, used instead of one made here.
     handed_in: Engine | Connection | None = None
+    #: The tenant's schema (PostgreSQL) or database (MySQL, MariaDB: ``url`` names it
+    #: already), from ``--schema`` or the URL's ``schema=`` parameter; None: the default.
+    schema: str | None = None
 
     @property
     def is_postgresql(self) -> bool:
@@ -70,7 +74,42 @@ def resolve(target: Target, *, need_driver: bool = True) -> Database:
         shown = text if url.get_backend_name() == "sqlite" and url.query else url
     else:
         url = shown = target
-    return Database(url, settings.mask(shown), url.get_backend_name(), sqlite_path(url), handed_in)
+    url, schema = _tenant_schema(url, handed_in)
+    return Database(url, settings.mask(shown), url.get_backend_name(), sqlite_path(url), handed_in, schema)
+
+
+#: The URL query parameter naming a tenant's schema: mypkg's own, never passed to a driver.
+SCHEMA_PARAMETER = "schema"
+#: Longest name each server keeps whole (PostgreSQL truncates longer ones, silently:
+#: two tenants would share a schema).
+_LONGEST = {"postgresql": 63, "mysql": 64, "mariadb": 64}
+
+
+def _tenant_schema(url: URL, handed_in: object) -> tuple[URL, str | None]:
+    """Take the ``schema=`` parameter out of ``url`` (for MySQL, it becomes the database).
+
+    :raises UsageError: given twice, empty, too long, with a NUL, or on a backend without
+        schemas (SQLite: a file per tenant instead), or with an Engine handed in.
+    """
+    if SCHEMA_PARAMETER not in url.query:
+        return url, None
+    value = url.query[SCHEMA_PARAMETER]
+    backend = url.get_backend_name()
+    if not isinstance(value, str):
+        raise UsageError(f"the URL names {SCHEMA_PARAMETER}= {len(value)} times: give one schema")
+    if backend not in _LONGEST:
+        raise UsageError(f"--schema is for PostgreSQL and MySQL/MariaDB; {backend} has no schemas "
+                         "(a SQLite tenant is a file of its own: fleet --sqlite-glob)")
+    if handed_in is not None:
+        raise UsageError("--schema needs a URL: an Engine or Connection handed in keeps its own search path")
+    longest = _LONGEST[backend]
+    if not value or "\x00" in value or len(value.encode("utf-8")) > longest:
+        raise UsageError(f"schema name {value!r}: give 1 to {longest} bytes, no NUL ({backend} would "
+                         "truncate a longer one)")
+    url = url.difference_update_query([SCHEMA_PARAMETER])
+    if backend != "postgresql":
+        url = url.set(database=value)  # a MySQL schema is a database on the same server
+    return url, value
 
 
 def sqlite_path(url: URL) -> Path | None:

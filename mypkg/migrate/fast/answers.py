@@ -105,7 +105,7 @@ def _sqlite_state(database: str, masked: str, with_ledger: bool) -> DatabaseStat
 
 
 def _postgresql_state(
-    parts: dict[str, Any], query: dict[str, str], masked: str, with_ledger: bool
+    parts: dict[str, Any], query: dict[str, str], masked: str, with_ledger: bool, schema: str | None = None
 ) -> DatabaseState | None:
     from . import libpq
 
@@ -117,7 +117,7 @@ def _postgresql_state(
         "user": parts["username"],
         "password": parts["password"],
         "dbname": parts["database"],
-        **query,
+        **{key: value for key, value in query.items() if key != "schema"},  # mypkg's own, not libpq's
     }
     import math
 
@@ -129,22 +129,35 @@ def _postgresql_state(
     try:
         connection: Any = libpq.Connection(params)
     except libpq.Unavailable:
-        return _psycopg_state(params, masked, with_ledger)
+        return _psycopg_state(params, masked, with_ledger, schema)
     except libpq.ConnectError as exc:  # in psycopg's words, as the full path would say it
         _refuse(masked, str(exc))
     try:
         with connection:
-            found = connection.execute(_TABLES_SQL)
-            return _read(connection, masked, {row[0] for row in found}, with_ledger, in_one_value=True)
+            found = connection.execute(_tables_sql(schema))
+            return _read(connection, masked, {row[0] for row in found}, with_ledger, in_one_value=True,
+                         schema=schema)
     except libpq.Unavailable:
         return None
 
 
-#: Which of the runner's tables exist in the schema the full path would use.
-_TABLES_SQL = (
-    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    f"WHERE n.nspname = current_schema() AND c.relname IN ('{VERSION_TABLE}', '{LEDGER_TABLE}')"
-)
+def _tables_sql(schema: str | None) -> str:
+    """Which of the runner's tables exist in the schema the full path would use: the
+    tenant's, else the connection's current one."""
+    where = "current_schema()" if schema is None else _literal(schema)
+    return ("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE n.nspname = {where} AND c.relname IN ('{VERSION_TABLE}', '{LEDGER_TABLE}')")
+
+
+def _literal(text: str) -> str:
+    """A PostgreSQL string constant holding ``text`` exactly (PQexec takes no parameters):
+    an escape string, read the same whatever ``standard_conforming_strings`` says."""
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
 
 
 def _refuse(masked: str, message: str) -> None:
@@ -155,7 +168,9 @@ def _refuse(masked: str, message: str) -> None:
     raise MigrateError(f"{where}{masked}: {first}") from None
 
 
-def _psycopg_state(params: dict[str, str], masked: str, with_ledger: bool) -> DatabaseState | None:
+def _psycopg_state(
+    params: dict[str, str], masked: str, with_ledger: bool, schema: str | None = None
+) -> DatabaseState | None:
     """The same reads through psycopg, where no libpq can be loaded by path."""
     import psycopg
 
@@ -167,45 +182,51 @@ def _psycopg_state(params: dict[str, str], masked: str, with_ledger: bool) -> Da
         return None
     try:
         with connection:
-            found = connection.execute(_TABLES_SQL).fetchall()
-            return _read(connection, masked, {row[0] for row in found}, with_ledger)
+            found = connection.execute(_tables_sql(schema)).fetchall()
+            return _read(connection, masked, {row[0] for row in found}, with_ledger, schema=schema)
     except psycopg.Error:
         return None
 
 
 def _read(
-    connection: Any, masked: str, tables: set[str], with_ledger: bool, *, in_one_value: bool = False
+    connection: Any, masked: str, tables: set[str], with_ledger: bool, *, in_one_value: bool = False,
+    schema: str | None = None,
 ) -> DatabaseState:
+    # A tenant's tables by their qualified names: no search path is set on this connection.
+    version_table, ledger_table = (
+        (VERSION_TABLE, LEDGER_TABLE) if schema is None
+        else (f"{_identifier(schema)}.{VERSION_TABLE}", f"{_identifier(schema)}.{LEDGER_TABLE}")
+    )
     current: tuple[str, ...] = ()
     if VERSION_TABLE in tables:
-        current = tuple(row[0] for row in connection.execute(f"SELECT version_num FROM {VERSION_TABLE}"))
+        current = tuple(row[0] for row in connection.execute(f"SELECT version_num FROM {version_table}"))
     ledger = None
     backfilling = False
     if with_ledger and LEDGER_TABLE in tables:
         if in_one_value:
-            ledger = _ledger_in_one_value(connection)
+            ledger = _ledger_in_one_value(connection, ledger_table)
         else:
             ledger = [
                 (row[0], row[1], row[2])
                 for row in connection.execute(
-                    f"SELECT revision, checksum, outcome FROM {LEDGER_TABLE} ORDER BY id"
+                    f"SELECT revision, checksum, outcome FROM {ledger_table} ORDER BY id"
                 )
             ]
         backfilling = any(outcome == BACKFILLING for _, _, outcome in ledger)
     elif LEDGER_TABLE in tables:  # the ledger itself is not needed: only whether one is under way
         backfilling = bool(list(connection.execute(
-            f"SELECT 1 FROM {LEDGER_TABLE} WHERE outcome = '{BACKFILLING}' LIMIT 1"
+            f"SELECT 1 FROM {ledger_table} WHERE outcome = '{BACKFILLING}' LIMIT 1"
         )))
     return DatabaseState(masked, current, ledger, backfilling)
 
 
-def _ledger_in_one_value(connection: Any) -> list[tuple[str, str | None, str]]:
+def _ledger_in_one_value(connection: Any, ledger_table: str = LEDGER_TABLE) -> list[tuple[str, str | None, str]]:
     """The ledger as one text value: a thousand rows read value by value through ctypes
     cost more than the query. Fields are split by the unit separator, rows by the record
     separator (neither is in a revision id, a checksum or an outcome); no checksum is ''."""
     [(text,)] = connection.execute(
         f"SELECT string_agg(concat_ws(chr(31), revision, coalesce(checksum, ''), outcome), chr(30) ORDER BY id) "
-        f"FROM {LEDGER_TABLE}"
+        f"FROM {ledger_table}"
     )
     rows = []
     for record in (text or "").split("\x1e") if text else ():
@@ -219,6 +240,7 @@ class ParsedUrl(NamedTuple):
     parts: dict[str, Any]
     query: dict[str, str]
     masked: str  #: exactly as SQLAlchemy renders it with the password hidden
+    schema: str | None = None  #: a tenant's schema (the URL's ``schema=``)
 
 
 def parse(url: str) -> ParsedUrl | None:
@@ -267,7 +289,10 @@ def parse(url: str) -> ParsedUrl | None:
         masked += "?" + "&".join(
             f"{quote_plus(k)}={'***' if is_secret_parameter(k) else quote_plus(query[k])}" for k in sorted(query)
         )
-    return ParsedUrl("postgresql", parts, query, masked)
+    schema = query.get("schema")
+    if schema is not None and (not schema or len(schema.encode("utf-8")) > 63 or "\x00" in schema):
+        return None  # the full path explains
+    return ParsedUrl("postgresql", parts, query, masked, schema)
 
 
 def read_state(url: str, *, with_ledger: bool = True) -> DatabaseState | None:
@@ -277,10 +302,10 @@ def read_state(url: str, *, with_ledger: bool = True) -> DatabaseState | None:
         return None
     if parsed.dialect == "sqlite":
         return _sqlite_state(parsed.parts["database"] or "", parsed.masked, with_ledger)
-    return _postgresql_state(parsed.parts, parsed.query, parsed.masked, with_ledger)
+    return _postgresql_state(parsed.parts, parsed.query, parsed.masked, with_ledger, parsed.schema)
 
 
-def _status_from(state: DatabaseState, shipped: Manifest) -> Status | None:
+def status_from(state: DatabaseState, shipped: Manifest) -> Status | None:
     """The full path's Status, on any graph (merges, branches, labels, dependencies);
     None when the history's order is not one the manifest can replay exactly."""
     from ..results import RevisionInfo, Status
@@ -312,7 +337,7 @@ def status(url: str) -> Status | None:
     state = read_state(url, with_ledger=False)
     if state is None or state.backfilling:
         return None  # an interrupted data migration: the full path tells its progress
-    return _status_from(state, load())
+    return status_from(state, load())
 
 
 def nothing_to_upgrade(url: str) -> Status | None:
@@ -324,10 +349,14 @@ def nothing_to_upgrade(url: str) -> Status | None:
     from ..history.manifest import load
 
     state = read_state(url)
-    if state is None or state.ledger is None:
+    return None if state is None else nothing_to_upgrade_in(state, load())
+
+
+def nothing_to_upgrade_in(state: DatabaseState, shipped: Manifest) -> Status | None:
+    """:func:`nothing_to_upgrade`, judged on a state read already (a fleet reads many at once)."""
+    if state.ledger is None:
         return None
-    shipped = load()
-    found = _status_from(state, shipped)
+    found = status_from(state, shipped)
     if found is None or not found.at_head:
         return None
     recorded: dict[str, str | None] = {}

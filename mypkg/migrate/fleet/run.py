@@ -84,6 +84,14 @@ def run(
     failures = 0
     stopped: str | None = None
     queue = list(targets)
+    if action != "downgrade":  # many schemas of one PostgreSQL database: one query for them all
+        from .bulk import answer
+
+        rows.update(answer(action, revision, queue, Row))
+        for row in rows.values():
+            if on_row is not None:
+                on_row(row)
+        queue = [found for found in queue if found.identity not in rows]
     # spawn: a worker starts clean (no connection, lock or signal state inherited).
     context = multiprocessing.get_context("spawn")
     with futures.ProcessPoolExecutor(max_workers=min(jobs, max(len(queue), 1)), mp_context=context) as pool:

@@ -63,6 +63,40 @@ def from_sqlite_glob(pattern: str) -> list[Target]:
             if os.path.isfile(path)]
 
 
+#: Schemas (PostgreSQL) and databases (MySQL) of the server's own, never a tenant's.
+_SYSTEM_SCHEMAS = {
+    "postgresql": "SELECT nspname FROM pg_namespace WHERE left(nspname, 3) <> 'pg_' AND nspname <> 'information_schema'",
+    "mysql": "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN "
+             "('information_schema', 'mysql', 'performance_schema', 'sys')",
+}
+
+
+def from_schemas(url: str, pattern: str) -> list[Target]:
+    """Every schema (PostgreSQL) or database (MySQL, MariaDB) of ``url``'s server whose
+    name matches the glob ``pattern`` (``tenant_*``; case matters), sorted, each a target
+    carrying its ``schema=``.
+
+    :raises UsageError: ``url`` is not PostgreSQL or MySQL, or names a schema itself.
+    :raises MigrateError: the server cannot be read.
+    """
+    import fnmatch
+
+    from ..database import connections
+    from ..database.settings import with_schema
+    from ..database.target import resolve
+
+    db = resolve(url)
+    if db.schema is not None:
+        raise UsageError("--schemas lists the schemas of --url: give the URL without schema=")
+    kind = "postgresql" if db.is_postgresql else "mysql" if db.is_mysql else None
+    if kind is None:
+        raise UsageError(f"--schemas is for PostgreSQL and MySQL/MariaDB, not {db.backend} "
+                         "(SQLite tenants: --sqlite-glob)")
+    with connections.connect(db, will_write=False) as connection:
+        names = [row[0] for row in connection.exec_driver_sql(_SYSTEM_SCHEMAS[kind])]
+    return [target(with_schema(url, name)) for name in sorted(names) if fnmatch.fnmatchcase(name, pattern)]
+
+
 def unique(targets: list[Target]) -> list[Target]:
     """Duplicates (by identity) are one target; the first line naming it wins."""
     seen: dict[str, Target] = {}

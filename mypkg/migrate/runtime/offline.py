@@ -55,9 +55,12 @@ def failure(exc: BaseException, output: str) -> OfflineSQLError:
     )
 
 
-def render(direction: Literal["upgrade", "downgrade"], revision_range: str, url: URL) -> str:
+def render(
+    direction: Literal["upgrade", "downgrade"], revision_range: str, url: URL, schema: str | None = None
+) -> str:
     """The SQL of ``direction`` over ``revision_range`` for ``url``'s dialect (nothing is
-    connected); :func:`.commands.offline_sql` documents the promises.
+    connected); :func:`.commands.offline_sql` documents the promises. With a tenant's
+    ``schema``, the SQL first goes there (:func:`tenant_preamble`).
 
     :raises UsageError: unknown revision, or a downgrade without ``FROM:``.
     :raises MigrateError: a script that cannot be rendered offline (:class:`OfflineSQLError`).
@@ -74,6 +77,8 @@ def render(direction: Literal["upgrade", "downgrade"], revision_range: str, url:
             graph.require_revision(revision)
     _require_direction(direction, start or "base", end)
     buffer = io.StringIO()
+    if schema is not None:
+        buffer.write(tenant_preamble(url, schema, create=direction == "upgrade"))
     config = scripts.make_config(url=url)
     config.output_buffer = buffer
     try:
@@ -83,6 +88,20 @@ def render(direction: Literal["upgrade", "downgrade"], revision_range: str, url:
     except Exception as exc:  # a script that needs a live database, or a plain bug
         raise failure(exc, buffer.getvalue()) from exc
     return buffer.getvalue()
+
+
+def tenant_preamble(url: URL, schema: str, *, create: bool) -> str:
+    """The statements that put a SQL script in a tenant's schema, as the online run does:
+    created if missing (an upgrade), then the only place unqualified names resolve."""
+    dialect = url.get_dialect()()
+    quoted = dialect.identifier_preparer.quote_identifier(schema)
+    if url.get_backend_name() == "postgresql":
+        lines = [f"CREATE SCHEMA IF NOT EXISTS {quoted};"] if create else []
+        lines.append(f"SET search_path TO {quoted};")
+    else:  # MySQL, MariaDB: a tenant is a database
+        lines = [f"CREATE DATABASE IF NOT EXISTS {quoted};"] if create else []
+        lines.append(f"USE {quoted};")
+    return "\n".join(lines) + "\n\n"
 
 
 def _require_direction(direction: str, start: str, end: str) -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..database import connections, ledger, locks
+from ..database import connections, ledger, locks, tenants
 from ..database.settings import statement_lock_timeout_ms
 from ..errors import MigrateError, UsageError
 from ..history import graph, scripts
@@ -64,7 +64,11 @@ def run(
     if backup and db.sqlite_path is None:
         tool = "mariadb-dump (mysqldump)" if db.is_mysql else "pg_dump" if db.is_postgresql else "its own tools"
         raise UsageError(f"--backup copies a SQLite file; back {db.backend} up with {tool}")
+    if direction == "upgrade":
+        tenants.create_database(db)  # MySQL: a new tenant's database, before connecting to it
     with locks.locked(db, lock_timeout, on_wait, busy_timeout) as (connection, session):
+        if direction == "upgrade":
+            tenants.create_schema(connection, db)  # PostgreSQL: a new tenant's schema
         # Read only now, under the lock: the previous holder may have migrated.
         before = connections.read_current(connection)
         graph.require_known(before, db.masked)

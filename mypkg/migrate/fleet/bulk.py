@@ -1,0 +1,106 @@
+"""Many schemas of one PostgreSQL database read in one query, not a connection each.
+
+``fleet status`` and a no-op ``fleet upgrade`` over thousands of tenant schemas need each
+schema's version table (and, for the upgrade, its ledger). A single statement reads them
+all: each schema's own ``SELECT`` is run server-side by ``query_to_xml``, so the statement
+stays small whatever the count. Each answer is then judged against the shipped graph
+exactly as the fast path judges one database (:mod:`..fast.answers`). A schema this cannot
+judge (an unknown revision, no ledger yet, a checksum that differs, a history only the
+full path can order) is left to the per-target path, which explains or migrates it.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..identity import LEDGER_TABLE, VERSION_TABLE
+from .targets import Target
+
+#: For every tenant schema among ``:names`` that has a version table: its versions and
+#: (with a ledger) the ledger's rows, each as an XML forest.
+_READ_SQL = (
+    "SELECT n.nspname, "
+    f"query_to_xml(format('SELECT version_num FROM %I.{VERSION_TABLE}', n.nspname), false, true, '')::text, "
+    f"CASE WHEN to_regclass(format('%I.{LEDGER_TABLE}', n.nspname)) IS NOT NULL THEN query_to_xml(format("
+    f"'SELECT revision, checksum, outcome FROM %I.{LEDGER_TABLE} ORDER BY id', n.nspname), false, true, '')::text END "
+    "FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid "
+    f"WHERE c.relname = '{VERSION_TABLE}' AND c.relkind IN ('r', 'p') AND n.nspname = ANY(:names)"
+)
+
+
+def answer(action: str, revision: str, targets: Sequence[Target], make_row: Callable[..., Any]) -> dict[str, Any]:
+    """Rows (by identity) for the PostgreSQL schema targets that share a database with at
+    least one other and that this can answer: ``status``, or ``upgrade`` to head with
+    nothing to do. The others are not in the result."""
+    if action not in ("status", "upgrade") or (action == "upgrade" and revision not in ("head", "heads")):
+        return {}
+    groups: dict[Any, list[tuple[Target, Any]]] = {}
+    for found in targets:
+        db = _schema_target(found)
+        if db is not None:
+            groups.setdefault(db.url, []).append((found, db))
+    rows: dict[str, Any] = {}
+    for members in groups.values():
+        if len(members) > 1:
+            rows.update(_read_group(action, members, make_row))
+    return rows
+
+
+def _schema_target(found: Target) -> Any:
+    from ..database.target import resolve
+    from ..errors import MigrateError
+
+    if "schema=" not in found.url or not found.url.startswith("postgres"):
+        return None
+    try:
+        db = resolve(found.url)
+    except MigrateError:
+        return None  # the per-target path says what is wrong
+    return db if db.is_postgresql and db.schema is not None else None
+
+
+def _forest(text: str | None) -> list[dict[str, str]]:
+    """query_to_xml's rows (a forest of <row> elements) as dicts; NULL columns are absent."""
+    if not text:
+        return []
+    return [{field.tag: field.text or "" for field in row} for row in ElementTree.fromstring(f"<r>{text}</r>")]
+
+
+def _read_group(action: str, members: list[tuple[Target, Any]], make_row: Callable[..., Any]) -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    from ..database import connections
+    from ..errors import MigrateError
+    from ..fast.answers import DatabaseState, nothing_to_upgrade_in, status_from
+    from ..history.manifest import load
+
+    started = time.perf_counter()
+    first = members[0][1]
+    try:
+        with connections.connect(first._replace(schema=None), will_write=False) as connection:
+            found = {name: (versions, ledger) for name, versions, ledger in connection.execute(
+                sa.text(_READ_SQL), {"names": [db.schema for _, db in members]})}
+            connection.rollback()
+    except MigrateError:
+        return {}  # unreachable, or a schema it may not read: each target tells its own
+    shipped = load()
+    share = (time.perf_counter() - started) / len(members)
+    rows = {}
+    for target, db in members:
+        versions, ledger = found.get(db.schema, (None, None))
+        current = tuple(row["version_num"] for row in _forest(versions))
+        history = None if ledger is None else [
+            (row["revision"], row.get("checksum"), row["outcome"]) for row in _forest(ledger)]
+        state = DatabaseState(target.identity, current, history)
+        if action == "status":
+            judged = status_from(state, shipped)
+            outcome = None if judged is None else "at head" if judged.at_head else "behind"
+        else:
+            judged = nothing_to_upgrade_in(state, shipped)
+            outcome = None if judged is None else "unchanged"
+        if outcome is not None:
+            rows[target.identity] = make_row(target.identity, current, current, outcome, share)
+    return rows

@@ -1,0 +1,171 @@
+"""Fleets of tenant schemas, built for real: 500 schemas in one PostgreSQL database (odd
+names among them), 20 tenant databases on MariaDB, through ``--schemas PATTERN --url``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import mypkg
+import mypkg.fleet
+from tests.fleet.test_fleet import HEAD, fleet
+from tests.servers.postgresql import PostgresServer, database_name
+
+REVISIONS = sorted(rev.revision for rev in mypkg.history())
+FIRST = mypkg.history()[0].revision
+TENANTS = 500
+ODD = ['tenant_"quoted"', "tenant_; DROP TABLE canary;--", "tenant_É"]
+
+
+def pg(server: PostgresServer, url: str) -> psycopg.Connection:
+    return psycopg.connect(host=str(server.socket_dir), user=server.user, dbname=database_name(url), autocommit=True)
+
+
+def sessions(server: PostgresServer, url: str) -> int:
+    """Sessions ever established to the database (pg_stat_database, PostgreSQL 14+)."""
+    with pg(server, url) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    time.sleep(1.2)  # a session's statistics reach the shared counters when it ends
+    with pg(server, url) as conn:
+        return conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def tenants(pg_server: PostgresServer) -> Iterator[tuple[str, list[str]]]:
+    """One database: ``public`` with a table of its own, 500 empty tenant schemas and three
+    with odd names, and ``other`` (not a tenant)."""
+    url = pg_server.create_database()
+    names = [f"tenant_{i:04}" for i in range(TENANTS)] + ODD
+    with pg(pg_server, url) as conn:
+        conn.execute("CREATE TABLE public.canary (id int)")
+        for name in [*names, "other"]:
+            conn.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(psycopg.sql.Identifier(name)))
+    try:
+        yield url, names
+    finally:
+        pg_server.drop_database(url)
+
+
+def applied_everywhere(server: PostgresServer, url: str, names: list[str]) -> dict[str, list[str]]:
+    """Each schema's applied ledger rows, sorted: each revision once means none ran twice."""
+    found = {}
+    with pg(server, url) as conn:
+        for name in names:
+            found[name] = sorted(row[0] for row in conn.execute(psycopg.sql.SQL(
+                "SELECT revision FROM {}.mypkg_migration_ledger WHERE outcome = 'applied'").format(
+                psycopg.sql.Identifier(name))))
+    return found
+
+
+def test_five_hundred_schemas_upgrade_then_status_in_one_query(
+    pg_server: PostgresServer, tenants: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    url, names = tenants
+    behind = fleet("--url", url, "status", "--schemas", "tenant_*", "--json", cwd=tmp_path)
+    assert behind.returncode == 1
+    assert json.loads(behind.stdout)["summary"]["behind"] == len(names)
+
+    # Two fleets at once over the same schemas: each revision still applied once.
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    from tests.conftest import command_prefix
+
+    command = [*command_prefix(), "--url", url, "fleet", "upgrade", "--schemas", "tenant_*", "--jobs", "2", "--json"]
+    both = [subprocess.Popen(command, cwd=tmp_path, env=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [process.communicate(timeout=900) for process in both]
+    assert [process.returncode for process in both] == [0, 0], [err[-2000:] for _, err in outputs]
+    summaries = [json.loads(out)["summary"] for out, _ in outputs]
+    assert all(s["targets"] == len(names) and s["reached"] == len(names) for s in summaries)
+    assert sum(s["migrated"] for s in summaries) >= len(names)  # every schema migrated by one or the other
+    ledgers = applied_everywhere(pg_server, url, names)
+    assert all(rows == REVISIONS for rows in ledgers.values()), {k: v for k, v in ledgers.items() if v != REVISIONS}
+    with pg(pg_server, url) as conn:
+        public = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        other = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'other'").fetchone()[0]
+    assert public == {"canary"} and other == 0  # nothing outside the pattern touched
+
+    before = sessions(pg_server, url)
+    status = fleet("--url", url, "status", "--schemas", "tenant_*", "--json", cwd=tmp_path)
+    opened = sessions(pg_server, url) - before
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["summary"]["at_head"] == len(names)
+    assert {row["after"][0] for row in report["targets"]} == {HEAD}
+    # Listing the schemas, one query for all 503, and this function's own two: never one per schema.
+    assert 2 <= opened <= 6, opened
+
+    before = sessions(pg_server, url)
+    noop = fleet("--url", url, "upgrade", "--schemas", "tenant_*", "--json", cwd=tmp_path)
+    opened = sessions(pg_server, url) - before
+    assert noop.returncode == 0, noop.stderr
+    assert json.loads(noop.stdout)["summary"]["unchanged"] == len(names)
+    assert 2 <= opened <= 6, opened  # nothing to do: the versions and ledgers read at once
+
+
+def test_a_schema_at_an_unknown_revision_is_told_alone(pg_server: PostgresServer, tmp_path: Path) -> None:
+    url = pg_server.create_database()
+    try:
+        for name in ("tenant_a", "tenant_b", "tenant_c"):
+            assert mypkg.upgrade(f"{url}&schema={name}").after == (HEAD,)
+        with pg(pg_server, url) as conn:
+            conn.execute("UPDATE tenant_b.alembic_version SET version_num = 'feedfacecafe'")
+        mypkg.downgrade(f"{url}&schema=tenant_c", "-1")
+        status = fleet("--url", url, "status", "--schemas", "tenant_*", "--json", cwd=tmp_path)
+        rows = {row["target"].rsplit("schema=", 1)[1]: row for row in json.loads(status.stdout)["targets"]}
+        assert status.returncode == 1
+        assert rows["tenant_a"]["outcome"] == "at head" and rows["tenant_c"]["outcome"] == "behind"
+        assert rows["tenant_b"]["outcome"] == "failed" and "feedfacecafe" in rows["tenant_b"]["error"]
+
+        # A no-op upgrade read at once still refuses what the full path refuses: an edited script.
+        with pg(pg_server, url) as conn:
+            conn.execute("UPDATE tenant_b.alembic_version SET version_num = %s", (HEAD,))
+            conn.execute("UPDATE tenant_a.mypkg_migration_ledger SET checksum = 'edited' WHERE revision = %s",
+                         (FIRST,))
+        upgrade = fleet("--url", url, "upgrade", "--schemas", "tenant_*", "--json", cwd=tmp_path)
+        rows = {row["target"].rsplit("schema=", 1)[1]: row for row in json.loads(upgrade.stdout)["targets"]}
+        assert upgrade.returncode == 1
+        assert rows["tenant_a"]["outcome"] == "failed" and "checksum" in rows["tenant_a"]["error"]
+        assert (rows["tenant_b"]["outcome"], rows["tenant_c"]["outcome"]) == ("unchanged", "migrated")
+    finally:
+        pg_server.drop_database(url)
+
+
+def test_twenty_mariadb_tenant_databases(mariadb_server, tmp_path: Path) -> None:  # noqa: ANN001
+    url = mariadb_server.create_database()
+    names = [f"fleet_tenant_{i:02}" for i in range(20)]
+    try:
+        with mariadb_server.connect() as conn, conn.cursor() as cursor:
+            for name in names[:10]:  # half exist already, half are new tenants
+                cursor.execute(f"CREATE DATABASE `{name}`")
+        listed = mypkg.fleet.schemas(url, "fleet_tenant_*")
+        assert len(listed) == 10  # only those that exist are listed
+        result = mypkg.fleet.upgrade(listed + [f"{url}&schema={name}" for name in names[10:]], jobs=2)
+        assert result.ok, [row.error for row in result.rows if row.error]
+        assert len(result.rows) == 20 and {row.after for row in result.rows} == {(HEAD,)}
+        status = fleet("--url", url, "status", "--schemas", "fleet_tenant_*", "--json", cwd=tmp_path)
+        assert status.returncode == 0 and json.loads(status.stdout)["summary"]["at_head"] == 20
+    finally:
+        with mariadb_server.connect() as conn, conn.cursor() as cursor:
+            for name in names:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        mariadb_server.drop_database(url)
+
+
+@pytest.mark.parametrize("args, says", [
+    (("status", "--schemas", "t_*", "--url", "sqlite:///x.db"), "--schemas is for PostgreSQL and MySQL/MariaDB"),
+    (("status", "--schema", "t1", "--sqlite-glob", "x/*.db"), "fleet takes --schemas PATTERN"),
+    (("status", "--schemas", "t_*", "--url", "postgresql://u@/db?schema=a"), "give the URL without schema="),
+])
+def test_bad_schema_fleets_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], says: str) -> None:
+    result = fleet(*args, cwd=tmp_path)
+    assert result.returncode == 2, result
+    (line,) = result.stderr.strip().splitlines()
+    assert says in line
+
