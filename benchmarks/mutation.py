@@ -5,6 +5,14 @@
     .venv/bin/python benchmarks/mutation.py                   # every module configured
     .venv/bin/python benchmarks/mutation.py --jobs 2 fastpath # two trees, mutants dealt out
     .venv/bin/python benchmarks/mutation.py --sample 40 locks # 40 mutants drawn (fixed seed)
+    .venv/bin/python benchmarks/mutation.py --since main~3 --jobs 2   # only the lines a change touched
+
+``--since REF`` mutates only the lines changed since REF (``git diff REF``, the working tree's
+committed state: commit first) in the configured modules, runs each module's tests against
+each mutant, and prints each survivor as ``file:line  mutation  (tests run)``; a changed
+module with no configured tests is named, so the change adds them. ``--sample N`` then caps
+the mutants over the whole change (drawn with a fixed seed), for a change too large to
+mutate whole in a few minutes.
 
 The modules and the tests that exercise each are configured in ``pyproject.toml``,
 ``[tool.mypkg.mutation]`` (``timeout``: seconds before a mutant's test run counts as killed,
@@ -70,10 +78,32 @@ def _is_type_checking(node: ast.AST) -> bool:
     )
 
 
+def changed_lines(since: str) -> dict[str, set[int]]:
+    """Python files under mypkg/ changed since ``since`` (committed), with the line numbers
+    each change added or edited in the new file (``git diff -U0``'s hunks)."""
+    import re
+
+    diff = subprocess.run(["git", "diff", "-U0", f"{since}..HEAD", "--", "mypkg"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout
+    found: dict[str, set[int]] = {}
+    path = None
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            path = line[6:] if line.startswith("+++ b/") and line.endswith(".py") else None
+        elif path and line.startswith("@@"):
+            match = re.match(r"@@ -\S+ \+(\d+)(?:,(\d+))? @@", line)
+            if match:
+                start, count = int(match.group(1)), int(match.group(2) or 1)
+                found.setdefault(path, set()).update(range(start, start + count))
+    return {path: lines for path, lines in found.items() if lines}
+
+
 def run_module(
-    name: str, spec: dict[str, str], copies: list[Path], sample: int | None = None
-) -> tuple[int, int, int, float, list[str]]:
-    """(mutants run, killed, skipped as typing-only, baseline seconds, survivors' diffs).
+    name: str, spec: dict[str, str], copies: list[Path], sample: int | None = None,
+    lines: set[int] | None = None,
+) -> tuple[int, int, int, float, list[tuple[int, str]]]:
+    """(mutants run, killed, skipped as typing-only, baseline seconds, survivors as
+    (line, diff)). ``lines``: mutate only these lines (``--since``).
 
     With several copies of the tree, the mutants are dealt out among them and run at
     once (cosmic-ray mutates in place: one mutant per tree at a time)."""
@@ -105,6 +135,9 @@ def run_module(
         found = db.execute("SELECT job_id, start_pos_row, start_pos_col FROM mutation_specs "
                            "ORDER BY start_pos_row, start_pos_col, operator_name, occurrence").fetchall()
         doomed = [job for job, row, col in found if any(start <= (row, col) < end for start, end in spans)]
+        if lines is not None:  # --since: the lines the change touched, and no other
+            _drop(db, [job for job, row, _ in found if row not in lines and job not in set(doomed)])
+            found = [(job, row, col) for job, row, col in found if row in lines]
         _drop(db, doomed)
         jobs = [job for job, _, _ in found if job not in set(doomed)]
         if sample is not None and sample < len(jobs):
@@ -127,9 +160,10 @@ def run_module(
     outcomes = []
     for copy in copies:
         with sqlite3.connect(copy / session.name) as db:
-            outcomes += db.execute("SELECT test_outcome, diff FROM work_results").fetchall()
-    survivors = [diff for outcome, diff in outcomes if "SURVIVED" in str(outcome)]
-    return len(outcomes), len(outcomes) - len(survivors), len(doomed), seconds, survivors
+            outcomes += db.execute("SELECT r.test_outcome, r.diff, s.start_pos_row FROM work_results r "
+                                   "JOIN mutation_specs s ON s.job_id = r.job_id").fetchall()
+    survivors = [(row, diff) for outcome, diff, row in outcomes if "SURVIVED" in str(outcome)]
+    return len(outcomes), len(outcomes) - len(survivors), len([j for j in doomed if lines is None]), seconds, survivors
 
 
 def _env(copy: Path) -> dict[str, str]:
@@ -146,10 +180,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="names under [tool.mypkg.mutation.modules] (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="copies of the tree run at once (default 1)")
-    parser.add_argument("--sample", type=int, help="at most this many mutants per module, drawn with a fixed seed")
+    parser.add_argument("--sample", type=int, help="at most this many mutants per module (with --since: over "
+                        "the whole change), drawn with a fixed seed")
+    parser.add_argument("--since", metavar="REF", help="mutate only the lines changed since REF")
     args = parser.parse_args(argv)
     modules = configured()
     chosen = args.modules or list(modules)
+    lines: dict[str, set[int]] = {}
+    if args.since:
+        lines = changed_lines(args.since)
+        by_path = {spec["module"]: name for name, spec in modules.items()}
+        for path in sorted(set(lines) - set(by_path)):
+            print(f"{path}: changed, but no tests are configured for it in [tool.mypkg.mutation.modules]")
+        chosen = [by_path[path] for path in sorted(lines) if path in by_path]
+        total_lines = sum(len(lines[modules[name]["module"]]) for name in chosen)
+        print(f"--since {args.since}: {len(chosen)} configured module(s), {total_lines} changed line(s)")
     with tempfile.TemporaryDirectory(prefix="mypkg-mutation-") as tmp:
         archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, check=True, capture_output=True).stdout
         copies = [Path(tmp) / f"tree{index}" for index in range(max(1, args.jobs))]
@@ -157,13 +202,24 @@ def main(argv: list[str] | None = None) -> int:
             copy.mkdir()
             subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
         print(f"{'module':<28}{'mutants':>8}{'killed':>8}{'score':>8}{'typing':>8}{'tests s':>8}")
+        totals = [0, 0]
         for name in chosen:
-            total, killed, skipped, seconds, survivors = run_module(name, modules[name], copies, args.sample)
-            print(f"{modules[name]['module']:<28}{total:>8}{killed:>8}{killed / max(total, 1):>8.0%}"
+            path = modules[name]["module"]
+            share = args.sample
+            if args.since and args.sample is not None:  # the cap is over the change: shared by lines changed
+                share = max(1, round(args.sample * len(lines[path]) / max(total_lines, 1)))
+            total, killed, skipped, seconds, survivors = run_module(
+                name, modules[name], copies, share, lines.get(path) if args.since else None)
+            totals[0] += total
+            totals[1] += killed
+            print(f"{path:<28}{total:>8}{killed:>8}{killed / max(total, 1):>8.0%}"
                   f"{skipped:>8}{seconds:>8.0f}", flush=True)
-            for diff in survivors:
+            for row, diff in survivors:
                 changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
-                print("    survived: " + " | ".join(changed))
+                print(f"    {path}:{row}  {' | '.join(changed)}  ({modules[name]['tests']})")
+        if args.since:
+            print(f"--since {args.since}: {totals[0]} mutant(s) run, {totals[1]} killed, "
+                  f"{totals[0] - totals[1]} survived")
     return 0
 
 

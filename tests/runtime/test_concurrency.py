@@ -282,10 +282,29 @@ class TestStatementLockTimeout:
             engine.dispose()
         assert app_queries == ["ok"]
         assert result.returncode == 1
-        assert "retry 3 of 3" in result.stderr
+        # Each retry names the revision rolled back, and the pauses double: 0.5, 1, 2 s.
+        retries = [line for line in result.stderr.splitlines() if "was rolled back; retry" in line]
+        assert [line.split(": ", 1)[-1] for line in retries] == [
+            f"cdc55a093c1f waited over 0.5s for a table lock and was rolled back; retry {n} of 3 in {pause}"
+            for n, pause in ((1, "0.5s"), (2, "1s"), (3, "2s"))]
         error = result.stderr.strip().splitlines()[-1]
         assert "revision cdc55a093c1f" in error and "LockNotAvailable" in error
         assert mypkg.current(postgresql_url) == (self.BEFORE_ALTER,)
+
+    def test_no_set_local_is_sent_inside_an_autocommit_block(
+        self, pg_server, postgresql_url: str, cli: Cli  # noqa: ANN001
+    ) -> None:
+        """The last revision builds its index CONCURRENTLY, in an autocommit block: there is no
+        transaction there for SET LOCAL to scope, and PostgreSQL would warn on every statement."""
+        log = pg_server.root / "log"
+        seen = log.stat().st_size
+        result = cli("--url", postgresql_url, "upgrade", "--statement-lock-timeout", "5")
+        assert result.returncode == 0, result.stderr
+        with log.open(encoding="utf-8", errors="replace") as handle:
+            handle.seek(seen)
+            written = handle.read()
+        assert "SET LOCAL can only be used in transaction blocks" not in written
+        assert mypkg.current(postgresql_url) == (HEAD,)
 
     def test_a_retry_succeeds_once_the_reader_finishes(self, postgresql_url: str, cli: Cli) -> None:
         mypkg.upgrade(postgresql_url, self.BEFORE_ALTER)

@@ -315,3 +315,29 @@ def test_the_handshake_bound_is_lifted_once_connected(mysql_url: str, monkeypatc
             assert connection.exec_driver_sql("SELECT SLEEP(2.5)").scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_a_first_revision_failing_at_its_first_statement_is_failed_not_partial(
+    cli: Cli, mysql_url: str, mariadb_server  # noqa: ANN001
+) -> None:
+    """Alembic creates its version table just before the first revision runs (DDL: committed
+    at once on MariaDB). That statement is Alembic's, not the revision's: a first revision
+    that fails at its own first statement changed nothing, so it is failed, with no repair."""
+    first = REVISIONS[0]
+    mypkg.upgrade(mysql_url, first)
+    mypkg.downgrade(mysql_url, "base", confirm_base=True)  # the ledger stays: migrated here before
+    name = mysql_url.split("?")[0].rsplit("/", 1)[-1]
+    with mariadb_server.connect(name) as connection, connection.cursor() as cursor:
+        cursor.execute("DROP TABLE alembic_version")
+        cursor.execute("CREATE TABLE my_table (id INT PRIMARY KEY)")  # in the way of the first statement
+    failed = cli("--url", mysql_url, "upgrade")
+    assert failed.returncode == 1 and f"revision {first}" in failed.stderr
+    assert "not transactional" not in failed.stderr and "repair" not in failed.stderr
+    row = [r for r in mypkg.applied_history(mysql_url) if r.revision == first][-1]
+    assert row.outcome == "failed", row
+    status = cli("--url", mysql_url, "status")
+    assert status.returncode == 1 and "repair:" not in status.stdout
+    with mariadb_server.connect(name) as connection, connection.cursor() as cursor:
+        cursor.execute("DROP TABLE my_table")
+    done = cli("--url", mysql_url, "upgrade")  # nothing to repair: it simply runs
+    assert done.returncode == 0, done.stderr

@@ -175,3 +175,30 @@ def test_a_foreign_database_names_three_of_its_tables(tmp_path, count: int, show
     with pytest.raises(MigrateError) as refused:
         mypkg.upgrade(f"sqlite:///{path}")
     assert f"has {count} table(s) ({shown} but no version table" in str(refused.value)
+
+
+def test_a_source_tree_never_refuses_a_script_edited_after_it_was_read(source_copy, tmp_path) -> None:  # noqa: ANN001
+    """An author's long-lived process (a dev server, a notebook) upgrades, the author edits a
+    pending script, the process upgrades again: a source tree has no shipped manifest to be
+    true to, so the edit runs (only an installed package refuses one)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    url = f"sqlite:///{tmp_path / 'dev.db'}"
+    program = textwrap.dedent(f"""
+        import pathlib, mypkg
+        from mypkg.migrate.history import manifest
+        first = mypkg.history()[0].revision
+        mypkg.upgrade({url!r}, first)
+        assert manifest.load().source == "scripts"
+        pending = pathlib.Path(mypkg.__file__).parent.parent / "alembic" / "versions"
+        script = sorted(pending.glob("*.py"))[-1]
+        script.write_text(script.read_text() + "\\n# edited by the author after the first upgrade\\n")
+        print(mypkg.upgrade({url!r}).after[0])
+    """)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MYPKG_")}
+    done = subprocess.run([sys.executable, "-c", program], cwd=source_copy, env={**env, "PYTHONPATH": str(source_copy)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == mypkg.heads()[0]

@@ -26,13 +26,16 @@ def find_pgbouncer() -> str:
 
 
 class PgBouncer:
-    def __init__(self, server: PostgresServer, pool_mode: str, pool_size: int = 4) -> None:
+    def __init__(self, server: PostgresServer, pool_mode: str, pool_size: int = 4, password: str | None = None) -> None:
+        """``password``: clients must give it (SCRAM), as through a managed pooler; the
+        server behind stays on trust."""
         self.server = server
         self.pool_mode = pool_mode
         self.pool_size = pool_size
         self.root = Path(tempfile.mkdtemp(prefix=f"mypkg-bouncer-{pool_mode}-"))
         self.process: subprocess.Popen[str] | None = None
-        (self.root / "userlist.txt").write_text(f'"{server.user}" ""\n')
+        secret = (password or "").replace('"', '""')
+        (self.root / "userlist.txt").write_text(f'"{server.user}" "{secret}"\n')
         (self.root / "pgbouncer.ini").write_text(
             "[databases]\n"
             f"* = host={server.socket_dir} port=5432\n"
@@ -40,7 +43,7 @@ class PgBouncer:
             "listen_addr =\n"  # no TCP at all: the unix socket only
             f"listen_port = {PORT}\n"
             f"unix_socket_dir = {self.root}\n"
-            "auth_type = trust\n"
+            f"auth_type = {'scram-sha-256' if password else 'trust'}\n"
             f"auth_file = {self.root / 'userlist.txt'}\n"
             f"pool_mode = {pool_mode}\n"
             f"default_pool_size = {pool_size}\n"

@@ -9,7 +9,6 @@ statement lock timeout, and turns a failure into one line naming the revision.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,6 +21,7 @@ from ..identity import COMMAND
 from ..results import AppliedRevision, BackfillProgress, MigrationResult
 from . import backfill, integrity, repair
 from .failures import explain_failure
+from .tracker import Tracker
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -86,13 +86,14 @@ def run(
         # The backup comes before anything is written, the ledger table included.
         backup_path = backup_sqlite(db, before) if backup and plan else None
         ledger.ensure(connection)
-        tracker = _Tracker(connection, session, on_applied, _settings_for(connection, db, statement_lock_timeout),
+        tracker = Tracker(connection, session, on_applied, _settings_for(connection, db, statement_lock_timeout),
                            running=[script.revision for script in plan] if db.is_mysql else None,
                            direction=direction)
         config = scripts.make_config(connection=connection, on_version_apply=[tracker.record], with_models=False,
                                      **{backfill.PROGRESS_ATTRIBUTE: on_progress})
         event.listen(connection, "begin", tracker.begin)
         event.listen(connection, "before_cursor_execute", tracker.statement)
+        event.listen(connection, "after_cursor_execute", tracker.statement_done)
         retries = 0
         try:
             while True:
@@ -123,7 +124,10 @@ def run(
                             )
                         time.sleep(pause)
                         continue
-                    ran = tracker.changes if db.is_mysql else None
+                    # A statement the server refused did nothing; one whose answer the lost
+                    # connection never brought back may have run.
+                    lost = bool(getattr(exc, "connection_invalidated", False))
+                    ran = tracker.ran(including_running=lost) if db.is_mysql else None
                     tracker.stopped = True  # what follows is bookkeeping, not a revision
                     if not isinstance(exc, locks.PoolingError):  # nothing to record in a stranger's session
                         _record_failure(connection, failed, direction, tracker.started_at, exc, ran=ran,
@@ -133,6 +137,7 @@ def run(
         finally:
             event.remove(connection, "begin", tracker.begin)
             event.remove(connection, "before_cursor_execute", tracker.statement)
+            event.remove(connection, "after_cursor_execute", tracker.statement_done)
         after = connections.read_current(connection)
     return MigrationResult(db.masked, before, after, tracker.applied, backup_path)
 
@@ -177,122 +182,6 @@ def _settings_for(connection: Connection, db: Database, statement_lock_timeout: 
 
 
 #: Statements that change nothing a repair would have to undo.
-_READS = frozenset({"SELECT", "SHOW", "SET", "DESCRIBE", "EXPLAIN", "BEGIN", "START", "COMMIT", "ROLLBACK"})
-
-
-class _Tracker:
-    """Times each revision and reports it only once it committed.
-
-    A revision starts at the first transaction after the previous one was recorded (an
-    autocommit block inside it begins further transactions: the clock keeps running);
-    it is recorded by Alembic's ``on_version_apply`` inside its transaction, and handed
-    to ``on_applied`` when the next transaction begins or the run ends, that is after
-    its commit. What ``on_applied`` does (printing to a closed pipe, say) never decides
-    the migration.
-    """
-
-    def __init__(
-        self,
-        connection: Connection,
-        session: locks.Session,
-        on_applied: Callable[[AppliedRevision], None] | None,
-        settings: list[str],
-        *,
-        running: list[str] | None = None,
-        direction: str = "upgrade",
-    ) -> None:
-        #: Where DDL is not transactional, the plan: a ledger row as each revision starts.
-        self.running = running
-        self.direction = direction
-        self.running_row: int | None = None
-        self.stopped = False
-        self.connection = connection
-        self.session = session
-        self.on_applied = on_applied
-        self.settings = settings
-        self.applied: list[AppliedRevision] = []
-        self.pending: list[AppliedRevision] = []
-        self.in_revision = False
-        self.clock = time.perf_counter()
-        self.started_at = ledger.now()
-        self.changes: list[str] = []  #: statements of the running revision that change things
-
-    def begin(self, connection: Connection) -> None:
-        if self.stopped:
-            return
-        self.committed()
-        if not self.in_revision:
-            self.in_revision = True
-            self.clock, self.started_at = time.perf_counter(), ledger.now()
-            self.changes = []
-            step = len(self.applied) + len(self.pending)
-            if self.running is not None and step < len(self.running):
-                # Committed by the revision's first DDL statement; removed as it completes.
-                self.running_row = ledger.write(
-                    connection, revision=self.running[step], direction=self.direction,
-                    checksum=None, started_at=self.started_at, outcome=repair.RUNNING,
-                )
-        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-            return  # an autocommit block: no transaction to scope settings to
-        for statement in self.settings:
-            connection.exec_driver_sql(statement)
-
-    def statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        """Remember what the revision ran that changes the database: where DDL is not
-        transactional (MySQL), a failure leaves it behind."""
-        words = statement.split()
-        if (self.in_revision and words and words[0].upper() not in _READS
-                and "alembic_version" not in statement and ledger.TABLE not in statement):
-            change = " ".join(words)[:120]
-            if not self.changes or self.changes[-1] != change:  # a backfill's batches: once
-                self.changes.append(change)
-
-    def record(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-        # Up or down, up_revision_id names the script that just ran.
-        found = graph.script(step.up_revision_id)
-        entry = AppliedRevision(
-            revision=step.up_revision_id,
-            message=found.doc if found is not None else "",
-            direction="upgrade" if step.is_upgrade else "downgrade",
-            seconds=time.perf_counter() - self.clock,
-        )
-        # Still inside the revision's transaction: the row commits with it, and the
-        # INSERT tells which server session runs it (PostgreSQL).
-        server_pid = ledger.write(
-            self.connection,
-            revision=entry.revision,
-            direction=entry.direction,
-            # Of the file that ran, which --ignore-checksums may let differ from the manifest.
-            checksum=integrity.file_checksum(found.path) if found is not None else None,
-            started_at=self.started_at,
-            outcome="applied" if step.is_upgrade else "reverted",
-            returning_server_pid=True,
-        )
-        ledger.clear_backfills(self.connection, entry.revision)
-        # The commit is about to happen: in the lock holder's session, or not at all.
-        self.session.verify(server_pid if self.connection.dialect.name == "postgresql" else None)
-        if self.running_row is not None:
-            ledger.delete(self.connection, self.running_row)
-            self.running_row = None
-        self.pending.append(entry)
-        self.in_revision = False
-
-    def committed(self) -> None:
-        """Everything recorded so far has committed: report it."""
-        done, self.pending = self.pending, []
-        for entry in done:
-            self.applied.append(entry)
-            if self.on_applied is not None:
-                try:
-                    self.on_applied(entry)
-                except Exception:  # noqa: BLE001 - a reporting failure never fails a migration
-                    logging.getLogger(__name__).warning("on_applied failed", exc_info=True)
-
-    def rolled_back(self) -> None:
-        self.pending.clear()
-        self.in_revision = False
-
-
 def _run_env(config: Any, direction: str, destination: str) -> None:
     """What ``alembic.command.upgrade``/``downgrade`` do, with the ScriptDirectory this
     process already loaded: Alembic's commands would load (import) every script again."""
@@ -321,7 +210,7 @@ ROLLED_BACK = "the running revision was rolled back; the database is at the last
 
 
 def _interrupted(
-    stop: KeyboardInterrupt, connection: Connection, db: Database, plan: list[Script], tracker: _Tracker,
+    stop: KeyboardInterrupt, connection: Connection, db: Database, plan: list[Script], tracker: Tracker,
     direction: str,
 ) -> KeyboardInterrupt:
     """What an interrupt left behind, told as a failure would be, as the same kind of
@@ -351,7 +240,7 @@ def _interrupted(
             f"{stopped.done} of {stopped.total} rows; the rest of the revision was rolled back; "
             f"{COMMAND} upgrade resumes it"
         )
-    ran = tracker.changes if db.is_mysql else []
+    ran = tracker.ran(including_running=True) if db.is_mysql else []  # stopped mid-statement: it may have run
     if ran:
         _record_failure(connection, failed, direction, tracker.started_at, None, ran=ran,
                         replaces=tracker.running_row, reason=f"stopped by {type(stop).__name__}")

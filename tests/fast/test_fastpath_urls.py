@@ -1,0 +1,68 @@
+"""The fast path reads the URL as SQLAlchemy does, proven where a misread fails: through a
+real pgbouncer that asks for a password (SCRAM) and listens on a port of its own, so a
+dropped port or a password sent still percent-encoded cannot connect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+
+import mypkg
+from tests.conftest import Cli
+from tests.servers.pgbouncer import PORT, PgBouncer
+from tests.servers.postgresql import PostgresServer, database_name
+
+PLAIN = "plain-secret-1"
+RESERVED = "p@ss:w/rd %"  # every character a URL must encode
+
+
+@pytest.fixture(scope="module")
+def plain(pg_server: PostgresServer) -> Iterator[PgBouncer]:
+    running = PgBouncer(pg_server, "session", password=PLAIN).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def reserved(pg_server: PostgresServer) -> Iterator[PgBouncer]:
+    running = PgBouncer(pg_server, "session", password=RESERVED).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def answers(cli: Cli, url: str) -> list[tuple[int, str]]:
+    """``status`` and ``current`` on the fast path and on the full path."""
+    found = []
+    for fast in ({}, {"MYPKG_NO_FASTPATH": "1"}):
+        for command in ("status", "current"):
+            result = cli("--url", url, command, **fast)
+            found.append((result.returncode, result.stdout + result.stderr))
+    return found
+
+
+def test_an_explicit_port_in_the_url_is_the_port_used(plain: PgBouncer, postgresql_url: str, cli: Cli) -> None:
+    """pgbouncer's socket is .s.PGSQL.6432: a fast path that dropped the port would look for
+    PostgreSQL's default 5432 there, and find nothing."""
+    mypkg.upgrade(postgresql_url)
+    url = f"postgresql://{plain.server.user}:{PLAIN}@:{PORT}/{database_name(postgresql_url)}?host={plain.root}"
+    fast_status, fast_current, full_status, full_current = answers(cli, url)
+    assert fast_status[0] == 0 and "current:  " + mypkg.heads()[0] in fast_status[1], fast_status
+    assert (fast_status, fast_current) == (full_status, full_current)
+    assert PLAIN not in fast_status[1]
+
+
+def test_a_percent_encoded_password_is_decoded(reserved: PgBouncer, postgresql_url: str, cli: Cli) -> None:
+    mypkg.upgrade(postgresql_url)
+    url = (f"postgresql://{reserved.server.user}:{quote(RESERVED, safe='')}@/{database_name(postgresql_url)}"
+           f"?host={reserved.root}&port={PORT}")
+    fast_status, fast_current, full_status, full_current = answers(cli, url)
+    assert fast_status[0] == 0 and fast_current[1].split()[0] == mypkg.heads()[0], fast_status
+    assert (fast_status, fast_current) == (full_status, full_current)
+    wrong = cli("--url", url.replace(quote(RESERVED, safe=""), "wrong"), "status")
+    assert wrong.returncode == 1 and "authentication failed" in wrong.stderr  # the bouncer does check
