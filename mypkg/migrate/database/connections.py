@@ -150,6 +150,20 @@ def create_engine(
     return engine
 
 
+#: Where a connection's pool record keeps its tenant's schema (:func:`tenant_schema`).
+_TENANT = "mypkg_tenant_schema"
+
+
+def tenant_schema(connection: Connection) -> str | None:
+    """The tenant's schema this connection runs in (PostgreSQL), None otherwise.
+
+    Lookups of the runner's own tables name it: unqualified, PostgreSQL checks the name's
+    visibility in every schema that has a table of that name (60 ms a lookup beside 10,000
+    tenants), where a qualified lookup is one index probe.
+    """
+    return connection.info.get(_TENANT) if connection.dialect.name == "postgresql" else None
+
+
 def _search_path(engine: Engine, schema: str) -> None:
     """Every transaction runs with the tenant's schema alone on the search path: scripts'
     unqualified names, the version table, the ledger and reflection all resolve there,
@@ -166,10 +180,11 @@ def _search_path(engine: Engine, schema: str) -> None:
     quoted = engine.dialect.identifier_preparer.quote_identifier(schema)
 
     @event.listens_for(engine, "connect")
-    def _default_schema(_dbapi_connection: Any, _record: Any) -> None:
+    def _default_schema(_dbapi_connection: Any, record: Any) -> None:
         # Set after SQLAlchemy's first-connect initialisation, which reads current_schema():
         # reflection and autogenerate take the tenant's schema as the default one.
         engine.dialect.default_schema_name = schema
+        record.info[_TENANT] = schema
 
     @event.listens_for(engine, "begin")
     def _set(connection: Connection) -> None:
@@ -266,7 +281,8 @@ def current_in_transaction(connection: Connection) -> tuple[str, ...]:
     """The version table as this transaction sees it (no commit, unlike read_current)."""
     from alembic.runtime.migration import MigrationContext
 
-    return tuple(MigrationContext.configure(connection).get_current_heads())
+    opts = {"version_table_schema": tenant_schema(connection)}
+    return tuple(MigrationContext.configure(connection, opts=opts).get_current_heads())
 
 
 def _unbound(dbapi_connection: Any, names: list[str]) -> None:
@@ -310,5 +326,5 @@ def drop_blank_version_rows(connection: Connection) -> None:
     import sqlalchemy as sa
 
     table = _version_table()
-    if sa.inspect(connection).has_table(table.name):
+    if sa.inspect(connection).has_table(table.name, schema=tenant_schema(connection)):
         connection.execute(table.delete().where(sa.func.trim(table.c.version_num) == ""))

@@ -38,7 +38,9 @@ def existing_tables(connection: Connection) -> list[str]:
     """Tables of the database (its default schema) other than the runner's own."""
     import sqlalchemy as sa
 
-    found = sorted(set(sa.inspect(connection).get_table_names()) - RUNNER_TABLES)
+    from .connections import tenant_schema
+
+    found = sorted(set(sa.inspect(connection).get_table_names(schema=tenant_schema(connection))) - RUNNER_TABLES)
     if connection.in_transaction():
         connection.commit()
     return found
@@ -48,8 +50,10 @@ def is_ours(connection: Connection) -> bool:
     """The version table or the ledger exists: migrated before (if to base since)."""
     import sqlalchemy as sa
 
+    from .connections import tenant_schema
+
     inspector = sa.inspect(connection)
-    found = any(inspector.has_table(name) for name in RUNNER_TABLES)
+    found = any(inspector.has_table(name, schema=tenant_schema(connection)) for name in RUNNER_TABLES)
     if connection.in_transaction():
         connection.commit()
     return found
@@ -79,16 +83,26 @@ def table() -> sa.Table:
 
 def ensure(connection: Connection) -> None:
     """Create the ledger if missing: databases migrated before it existed get it now."""
-    table().create(connection, checkfirst=True)
+    if not has(connection):
+        table().create(connection, checkfirst=False)
     connection.commit()
 
 
 def exists(connection: Connection) -> bool:
-    import sqlalchemy as sa
-
-    found = sa.inspect(connection).has_table(TABLE)
+    """Whether the ledger exists (the read transaction is ended)."""
+    found = has(connection)
     connection.commit()
     return found
+
+
+def has(connection: Connection) -> bool:
+    """Whether the ledger exists, read in the current transaction (a tenant's, by its
+    qualified name: see :func:`.connections.tenant_schema`)."""
+    import sqlalchemy as sa
+
+    from .connections import tenant_schema
+
+    return sa.inspect(connection).has_table(TABLE, schema=tenant_schema(connection))
 
 
 def now() -> dt.datetime:

@@ -190,9 +190,7 @@ class _batch:
 
 
 def _has_ledger(connection: Connection) -> bool:
-    import sqlalchemy as sa
-
-    return sa.inspect(connection).has_table(ledger.TABLE)
+    return ledger.has(connection)
 
 
 def _progress_row(connection: Connection, revision: str, table: str) -> tuple[int, int, object] | None:

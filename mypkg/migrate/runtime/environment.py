@@ -161,7 +161,10 @@ def _run_with(context: Any, config: Config, connection: Any) -> None:
     callbacks = [check_sqlite_foreign_keys, *config.attributes.get("on_version_apply", ())]
     if _alembic_command(config) in ("upgrade", "downgrade"):
         callbacks.append(_ledger_writer(connection))
-    context.configure(connection=connection, on_version_apply=callbacks, **migration_options(config))
+    # A tenant's version table by its qualified name (Alembic's cookbook): one index probe,
+    # where an unqualified lookup checks every schema holding one.
+    context.configure(connection=connection, on_version_apply=callbacks,
+                      version_table_schema=connections.tenant_schema(connection), **migration_options(config))
     with context.begin_transaction():
         context.run_migrations()
 
