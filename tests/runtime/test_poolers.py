@@ -149,3 +149,24 @@ def test_a_lock_taken_through_another_session_is_refused_not_shared(
         assert mypkg.current(url) == ()
     finally:
         pg_server.drop_database(url)
+
+
+def test_a_tenants_search_path_never_stays_on_a_pooled_session(
+    one_session_bouncer: PgBouncer, pg_server: PostgresServer
+) -> None:
+    """Reading a tenant through transaction pooling (the full path, whose every transaction
+    sets the tenant's search path): the one server session every client shares keeps its
+    own search path afterwards, so the next client's unqualified names are not the tenant's."""
+    url = pg_server.create_database()
+    try:
+        assert mypkg.upgrade(f"{url}&schema=tenant_a").after == (HEAD,)
+        pooled = one_session_bouncer.url(url)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+        for command in (["status"], ["check"], ["history", "--applied"]):
+            result = subprocess.run([*command_prefix(), "--url", pooled, "--schema", "tenant_a", *command],
+                                    capture_output=True, text=True, timeout=120, env={**env, "MYPKG_NO_FASTPATH": "1"})
+            assert result.returncode == 0, (command, result.stderr)
+        with psycopg.connect(pooled, autocommit=True) as other:  # the same server session, another client
+            assert other.execute("SHOW search_path").fetchone()[0] == '"$user", public'
+    finally:
+        pg_server.drop_database(url)
