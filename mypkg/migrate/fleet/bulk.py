@@ -19,6 +19,11 @@ from typing import Any
 from ..identity import LEDGER_TABLE, VERSION_TABLE
 from .targets import Target
 
+#: Schemas read per transaction: each read takes a lock on the table it reads, and a
+#: transaction may hold only so many (``max_locks_per_transaction``, 64 per connection
+#: by default, shared by the server: 10,000 at once is "out of shared memory").
+CHUNK = 500
+
 #: For every tenant schema among ``:names`` that has a version table: its versions and
 #: (with a ledger) the ledger's rows, each as an XML forest.
 _READ_SQL = (
@@ -81,9 +86,12 @@ def _read_group(action: str, members: list[tuple[Target, Any]], make_row: Callab
     first = members[0][1]
     try:
         with connections.connect(first._replace(schema=None), will_write=False) as connection:
-            found = {name: (versions, ledger) for name, versions, ledger in connection.execute(
-                sa.text(_READ_SQL), {"names": [db.schema for _, db in members]})}
-            connection.rollback()
+            found = {}
+            names = [db.schema for _, db in members]
+            for start in range(0, len(names), CHUNK):
+                found.update({name: (versions, ledger) for name, versions, ledger in connection.execute(
+                    sa.text(_READ_SQL), {"names": names[start:start + CHUNK]})})
+                connection.rollback()  # its table locks go with it
     except MigrateError:
         return {}  # unreachable, or a schema it may not read: each target tells its own
     shipped = load()
