@@ -173,6 +173,11 @@ def test_identity_keeps_the_names_databases_already_carry() -> None:
     )
     # The advisory lock key every earlier release took (written out in 0.1.0's locking.py).
     assert locks.ADVISORY_LOCK_KEY == int.from_bytes(hashlib.sha256(b"mypkg-migrate").digest()[:8], "big", signed=True)
+    # A tenant's lock, as this release takes it: the next release must take the same one, or a
+    # fleet of the old version and a fleet of the new would migrate one schema at once.
+    assert locks.advisory_lock_key("tenant_a") == int.from_bytes(
+        hashlib.sha256(b"mypkg-migrate:schema:tenant_a").digest()[:8], "big", signed=True)
+    assert locks.advisory_lock_key(None) == locks.ADVISORY_LOCK_KEY
 
 
 def _copy_project(destination: Path) -> Path:

@@ -46,3 +46,13 @@ def test_a_secret_under_any_spelling_is_never_printed(cli: Cli, name: str) -> No
     result = cli("--connect-timeout", "2", "--url", f"postgresql://app@127.0.0.1:1/app?{name}=hunter2", "status")
     assert result.returncode == 1
     assert "hunter2" not in result.stderr and f"{name}=***" in result.stderr
+
+
+@pytest.mark.parametrize("args", [("status",), ("current",), ("history", "--applied"), ("verify",)])
+def test_reading_a_missing_file_creates_nothing(cli: Cli, tmp_path: Path, args: tuple[str, ...]) -> None:
+    """The full path (the fast path steps aside for a file it cannot open) reads "empty", or
+    says the file is missing, and leaves no file behind: a typo in a path is not a database."""
+    url = f"sqlite:///{tmp_path / 'typo.db'}"
+    result = cli("--url", url, *args, MYPKG_NO_FASTPATH="1")
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr
+    assert not (tmp_path / "typo.db").exists()

@@ -140,6 +140,8 @@ class TestUsage:
         ("postgresql://u@/db", "", "--schema is empty"),
         ("postgresql://u@/db", "x" * 64, "give 1 to 63 bytes"),
         ("postgresql://u@/db?schema=tenant_b", "tenant_a", "differ: give one"),
+        ("postgresql://u@/db?schema=tenant_a", "tenant_b", "differ: give one"),
+        ("mysql+pymysql://u@127.0.0.1:1/db", "x" * 65, "give 1 to 64 bytes"),
     ])
     def test_bad_schema_is_one_line_and_exit_2(self, cli: Cli, url: str, schema: str, says: str) -> None:
         result = cli("--url", url, "--schema", schema, "status")

@@ -151,7 +151,7 @@ def create_engine(
 
 
 #: Where a connection's pool record keeps its tenant's schema (:func:`tenant_schema`).
-_TENANT = "mypkg_tenant_schema"
+_TENANT = "tenant_schema"  # a key of the pool record's own info dict, ours alone
 
 
 def tenant_schema(connection: Connection) -> str | None:
