@@ -341,3 +341,25 @@ def test_a_first_revision_failing_at_its_first_statement_is_failed_not_partial(
         cursor.execute("DROP TABLE my_table")
     done = cli("--url", mysql_url, "upgrade")  # nothing to repair: it simply runs
     assert done.returncode == 0, done.stderr
+
+
+def test_a_partial_revision_lists_a_repeated_statement_once(source_copy: Path, mysql_url: str) -> None:
+    """What a partial revision ran is listed for the operator who repairs it: a statement
+    repeated in a row (a loop, a backfill's batches) once, after what came before it."""
+    from tests.history import histories
+
+    repeated = histories.script(
+        "9999_0badf00d0004_repeats.py", "0badf00d0004", HEAD, "test only: one change, three updates, a failure",
+        upgrade='op.add_column("my_table", sa.Column("repeat_note", sa.String(20), nullable=True))\n'
+                'for _ in range(3):\n'
+                '    op.execute("UPDATE my_table SET repeat_note = \'repeated\'")\n'
+                'op.execute("ALTER TABLE no_such_table ADD COLUMN x INT")')
+    (source_copy / "alembic" / "versions" / repeated.filename).write_text(repeated.text)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(source_copy)}
+    failed = subprocess.run([sys.executable, "-m", "mypkg", "--url", mysql_url, "upgrade"], cwd=source_copy,
+                            env=env, capture_output=True, text=True, timeout=180)
+    assert failed.returncode == 1 and "repair 0badf00d0004" in failed.stderr, failed.stderr
+    (row,) = [r for r in mypkg.applied_history(mysql_url) if r.revision == "0badf00d0004"]
+    ran = row.detail.split("ran before it failed: ", 1)[1].split("; ")
+    assert [statement.split()[0] for statement in ran] == ["ALTER", "UPDATE"], row.detail
+    assert not any("no_such_table" in statement for statement in ran)  # refused by the server: it did nothing
