@@ -375,3 +375,34 @@ def test_a_table_without_a_single_column_primary_key_is_refused_in_one_line(
     assert result.stderr.strip().splitlines() == [
         f"mypkg-migrate: error: backfill walks a table by its primary key: pairs {told}; it needs exactly one"
     ]
+
+
+def test_sqlite_batches_beside_an_application_writing(tmp_path: Path) -> None:
+    """WAL mode, an application committing every few milliseconds: every batch waits its turn
+    for the write lock (the busy timeout) and none fails. (Each batch begins BEGIN IMMEDIATE;
+    its first statement writes, so a deferred BEGIN would behave alike but for a window inside
+    one statement: the batch's bound is read before its transaction, on purpose.)"""
+    import sqlite3
+
+    from tests.runtime.test_platforms import APPLICATION
+
+    path = tmp_path / "app.db"
+    url = f"sqlite:///{path}"
+    runner = Project(project(tmp_path / "project"), url)
+    assert runner.run("upgrade", TABLE_REV).returncode == 0
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA journal_mode=wal").fetchone()[0] == "wal"
+    fill(url, 3000)
+    stop = tmp_path / "stop"
+    app = subprocess.Popen([sys.executable, "-c", APPLICATION, str(path), str(stop)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert app.stdout.readline().strip() == "writing"
+        result = runner.run("upgrade", BATCH_SIZE="25")  # 120 batches among the application's writes
+    finally:
+        stop.touch()
+        out, err = app.communicate(timeout=60)
+    assert result.returncode == 0, result.stderr
+    written, errors = (int(n) for n in out.split())
+    assert (errors, err) == (0, "") and written > 20
+    assert wrong_rows(url) == 0
