@@ -18,22 +18,22 @@ PLAIN = "plain-secret-1"
 RESERVED = "p@ss:w/rd %"  # every character a URL must encode
 
 
-@pytest.fixture(scope="module")
-def plain(pg_server: PostgresServer) -> Iterator[PgBouncer]:
-    running = PgBouncer(pg_server, "session", password=PLAIN).start()
+def _bouncer(server: PostgresServer, password: str) -> Iterator[PgBouncer]:
+    running = PgBouncer(server, "session", password=password).start()
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def plain(pg_server: PostgresServer) -> Iterator[PgBouncer]:
+    yield from _bouncer(pg_server, PLAIN)
 
 
 @pytest.fixture(scope="module")
 def reserved(pg_server: PostgresServer) -> Iterator[PgBouncer]:
-    running = PgBouncer(pg_server, "session", password=RESERVED).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from _bouncer(pg_server, RESERVED)
 
 
 def answers(cli: Cli, url: str) -> list[tuple[int, str]]:
