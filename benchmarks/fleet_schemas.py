@@ -30,13 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 sys.path.insert(0, str(ROOT))
 
-
-def timed(command: list[str], ok: tuple[int, ...] = (0,), **kwargs: object) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
-    if done.returncode not in ok:
-        raise SystemExit(f"benchmark step failed ({' '.join(map(str, command[:8]))} ...): {done.stderr[-800:]}")
-    return time.perf_counter() - started
+from fleet import timed  # noqa: E402 - the SQLite fleet benchmark's, beside this one
 
 
 def build_schemas(server: object, url: str, names: list[str], sql: str, work: Path) -> None:

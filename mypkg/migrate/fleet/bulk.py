@@ -24,16 +24,23 @@ from .targets import Target
 #: by default, shared by the server: 10,000 at once is "out of shared memory").
 CHUNK = 500
 
-#: For every tenant schema among ``:names`` that has a version table: its versions and
-#: (with a ledger) the ledger's rows, each as an XML forest.
-_READ_SQL = (
-    "SELECT n.nspname, "
-    f"query_to_xml(format('SELECT version_num FROM %I.{VERSION_TABLE}', n.nspname), false, true, '')::text, "
+#: The ledger's rows of schema ``n``, as an XML forest; NULL without a ledger.
+_LEDGER_XML = (
     f"CASE WHEN to_regclass(format('%I.{LEDGER_TABLE}', n.nspname)) IS NOT NULL THEN query_to_xml(format("
-    f"'SELECT revision, checksum, outcome FROM %I.{LEDGER_TABLE} ORDER BY id', n.nspname), false, true, '')::text END "
-    "FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid "
-    f"WHERE c.relname = '{VERSION_TABLE}' AND c.relkind IN ('r', 'p') AND n.nspname = ANY(:names)"
+    f"'SELECT revision, checksum, outcome FROM %I.{LEDGER_TABLE} ORDER BY id', n.nspname), false, true, '')::text END"
 )
+
+
+def _read_sql(with_ledger: bool) -> str:
+    """For every tenant schema among ``:names`` that has a version table: its versions and
+    (``with_ledger``: what a no-op upgrade must check) its ledger, each as an XML forest."""
+    return (
+        "SELECT n.nspname, "
+        f"query_to_xml(format('SELECT version_num FROM %I.{VERSION_TABLE}', n.nspname), false, true, '')::text, "
+        f"{_LEDGER_XML if with_ledger else 'NULL'} "
+        "FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid "
+        f"WHERE c.relname = '{VERSION_TABLE}' AND c.relkind IN ('r', 'p') AND n.nspname = ANY(:names)"
+    )
 
 
 def answer(action: str, revision: str, targets: Sequence[Target], make_row: Callable[..., Any]) -> dict[str, Any]:
@@ -88,9 +95,10 @@ def _read_group(action: str, members: list[tuple[Target, Any]], make_row: Callab
         with connections.connect(first._replace(schema=None), will_write=False) as connection:
             found = {}
             names = [db.schema for _, db in members]
+            read = sa.text(_read_sql(with_ledger=action == "upgrade"))  # status needs the versions alone
             for start in range(0, len(names), CHUNK):
                 found.update({name: (versions, ledger) for name, versions, ledger in connection.execute(
-                    sa.text(_READ_SQL), {"names": names[start:start + CHUNK]})})
+                    read, {"names": names[start:start + CHUNK]})})
                 connection.rollback()  # its table locks go with it
     except MigrateError:
         return {}  # unreachable, or a schema it may not read: each target tells its own
