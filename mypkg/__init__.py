@@ -32,6 +32,7 @@ _API = (
     "applied_history",
     "repair",
     "realign_checksums",
+    "checkpoint",
     "MigrationResult",
     "AppliedRevision",
     "BackfillProgress",

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
+from .checks.checkpoint import checkpoint
 from .database import connections, ledger, locks, tenants
 from .database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from .database.target import Target, resolve
@@ -47,6 +48,7 @@ __all__ = [
     "Status",
     "applied_history",
     "check",
+    "checkpoint",
     "current",
     "downgrade",
     "heads",
@@ -76,6 +78,7 @@ def upgrade(
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     baseline: str | None = None,
     on_progress: Callable[[BackfillProgress], None] | None = None,
+    use_checkpoints: bool = True,
 ) -> MigrationResult:
     """Upgrade the database to ``revision`` (default: the newest this package ships;
     every head when it ships several unmerged branches).
@@ -99,6 +102,8 @@ def upgrade(
         schema is this revision's (checked as by :func:`stamp`): then it is stamped first.
     :param on_progress: called after each batch of a data migration
         (:func:`mypkg.batch.backfill`) with its :class:`BackfillProgress`; None: silent.
+    :param use_checkpoints: an empty database gets the newest checkpoint the upgrade
+        passes in one step (:func:`checkpoint`); False replays every revision.
 
     :raises UsageError: unknown revision, bad URL.
     :raises MigrateError: the database cannot be reached or written, is at a
@@ -111,6 +116,7 @@ def upgrade(
         statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
         ignore_checksums=ignore_checksums, backup=backup, busy_timeout=busy_timeout,
         adopt=None if baseline is None else _adopter(baseline), on_progress=on_progress,
+        use_checkpoints=use_checkpoints,
     )
 
 
@@ -364,7 +370,7 @@ def verify(target: Target = None) -> list[ChecksumProblem]:
         raise MigrateError(f"{db.masked} does not exist: nothing was applied there to verify")
     with connections.connect(db, will_write=False) as connection:
         found = integrity.problems(connection, connections.read_current(connection))
-    return found + integrity.edited_scripts() + integrity.release_problems()
+    return found + integrity.edited_scripts() + integrity.edited_checkpoints() + integrity.release_problems()
 
 
 def applied_history(target: Target = None) -> list[LedgerRow]:
@@ -381,12 +387,14 @@ def offline_sql(
     direction: Literal["upgrade", "downgrade"],
     revision_range: str,
     target: str | URL | None = None,
+    *,
+    use_checkpoints: bool = True,
 ) -> str:
     """The SQL an upgrade or downgrade would run, without a database.
 
     :param revision_range: ``FROM:TO`` (for ``upgrade``, a bare ``TO`` starts at base).
-    :param target: only its dialect matters; nothing is connected.
+    :param target: only its dialect matters; nothing is connected (``use_checkpoints``: see :func:`upgrade`).
     :raises UsageError: unknown revision, or a downgrade without ``FROM:``.
     """
     db = resolve(target, need_driver=False)
-    return offline.render(direction, revision_range, db.url, db.schema)
+    return offline.render(direction, revision_range, db.url, db.schema, use_checkpoints=use_checkpoints)

@@ -33,3 +33,7 @@ class UsageError(MigrateError):
     """The caller asked for something that cannot mean anything (bad URL, unknown revision)."""
 
     exit_code = ExitCode.USAGE
+
+
+class CaptureError(MigrateError):
+    """A schema holds something a checkpoint cannot reproduce (named in the message)."""

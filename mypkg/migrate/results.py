@@ -53,8 +53,10 @@ class ChecksumProblem(NamedTuple):
     #: mismatch: the script changed since it ran here; missing script: it ran here and is
     #: no longer shipped; unknown revision: the database is at a revision not shipped;
     #: edited script: the installed file differs from the one built; bad release: the
-    #: release map names no shipped revision (``revision`` is then the version).
-    kind: Literal["mismatch", "missing script", "unknown revision", "edited script", "bad release"]
+    #: release map names no shipped revision (``revision`` is then the version); edited
+    #: checkpoint: a checkpoint file's content differs from the checksum it declares.
+    kind: Literal["mismatch", "missing script", "unknown revision", "edited script", "edited checkpoint",
+                  "bad release"]
     detail: str
 
 

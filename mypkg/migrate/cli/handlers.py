@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
     target = _target_revision(args)
-    if args.command == "upgrade" and target == "head" and not args.sql and not args.backup and not args.baseline:
+    if args.command == "upgrade" and target == "head" and not (args.sql or args.backup or args.baseline):
         at_head = reads.fast_status(args, upgrade=True)
         if at_head is not None:  # the deploy-time common case, without SQLAlchemy
             out.line(f"{at_head.database}: nothing to do, at {short(at_head.current)}")
@@ -39,7 +39,8 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         from ..runtime.offline import OfflineSQLError
 
         try:
-            sys.stdout.write(commands.offline_sql(args.command, target, args.url))
+            no_checkpoint = args.command == "upgrade" and args.no_checkpoint
+            sys.stdout.write(commands.offline_sql(args.command, target, args.url, use_checkpoints=not no_checkpoint))
         except OfflineSQLError as exc:
             sys.stdout.write(exc.sql)  # what rendered is kept; the error names the rest
             sys.stdout.flush()
@@ -64,7 +65,8 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         from ..runtime.progress import StderrProgress
 
         result = commands.upgrade(args.url, target, ignore_checksums=args.ignore_checksums, baseline=args.baseline,
-                                  on_progress=None if out.quiet else StderrProgress(sys.stderr), **options)
+                                  on_progress=None if out.quiet else StderrProgress(sys.stderr),
+                                  use_checkpoints=not args.no_checkpoint, **options)
     else:
         result = commands.downgrade(args.url, target, confirm_base=args.yes, **options)
     if result.backup:
@@ -135,6 +137,16 @@ def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.OK
 
 
+def _checkpoint(args: argparse.Namespace, out: Output) -> ExitCode:
+    from .. import commands
+
+    if args.retire and args.replay_on:
+        raise UsageError("--retire removes scripts; --replay-on writes a checkpoint: give one")
+    path = commands.checkpoint(args.revision, args.replay_on, retire=args.retire)
+    out.line(f"{'retired the scripts before' if args.retire else 'wrote'} {path}")
+    return ExitCode.OK
+
+
 #: Commands whose output is their result: failing to write it fails them.
 RESULTS = frozenset({"current", "status", "history", "heads", "verify", "check", "lint"})
 
@@ -156,6 +168,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "check": reads.check,
     "verify": reads.verify,
     "repair": _repair,
+    "checkpoint": _checkpoint,
     "lint": reads.lint,
     "fleet": _fleet,
 }

@@ -149,6 +149,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         f"  {PROG} fleet status --sqlite-glob 'data/*.db' --json\n"
         f"  {PROG} fleet upgrade --targets tenants.txt --shard $JOB_COMPLETION_INDEX/8 --canary 5",
     ),
+    "checkpoint": (
+        "in a checkout: write the schema at REV as a checkpoint that empty databases install in one step",
+        f"  {PROG} checkpoint REV --replay-on postgresql://localhost/scratch "
+        "--replay-on mysql+pymysql://localhost/scratch\n"
+        f"  {PROG} checkpoint REV --retire   # after a release shipped it: remove the scripts before it",
+    ),
     "repair": (
         "record how a revision that failed part way was fixed by hand (MySQL/MariaDB), or accept "
         "edited scripts' checksums",
@@ -261,6 +267,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     option(("upgrade",), "--baseline", metavar="REV",
            help="a database with tables but no version table: check that its schema is REV's, "
            "record REV, then upgrade (refused otherwise, as Flyway's baselineOnMigrate)")
+    option(("upgrade",), "--no-checkpoint", action="store_true",
+           help="an empty database replays every revision instead of installing a checkpoint")
+    option(("checkpoint",), "revision", metavar="REV", help="the revision whose schema the checkpoint holds")
+    option(("checkpoint",), "--replay-on", metavar="URL", action="append", default=[], type=types.not_blank,
+           help="also replay on this PostgreSQL or MySQL/MariaDB server (in a scratch schema or database, "
+           "dropped afterwards) for that dialect's form; repeat per dialect (SQLite's is always written)")
+    option(("checkpoint",), "--retire", action="store_true",
+           help="remove the scripts before REV's checkpoint from the package (after a release shipped it)")
     option(("upgrade",), "--ignore-checksums", action="store_true",
            help="upgrade even if an applied revision's script changed since it ran (see verify)")
     option(("stamp",), "--force", action="store_true",

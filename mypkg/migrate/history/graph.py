@@ -48,6 +48,18 @@ def require_known(current: Sequence[str], where: str) -> None:
             f"which revision its schema is: {COMMAND} stamp REV (the schema is checked first)"
         )
     unknown = [rev for rev in current if script(rev) is None]
+    from .checkpoints import retired
+
+    gone = retired()
+    for rev in unknown:
+        if rev in gone:
+            replaced = gone[rev]
+            release = replaced.last_release or "the last release before the checkpoint"
+            raise MigrateError(
+                f"{where} is at revision {rev}, retired from {PACKAGE} {package_version()} in favour of "
+                f"checkpoint {replaced.revision}: upgrade it first with {PACKAGE} {release} (the last "
+                f"release that ships {rev}), then with this one"
+            )
     if unknown:
         raise MigrateError(
             f"{where} is at revision {', '.join(unknown)}, which {PACKAGE} "

@@ -252,10 +252,15 @@ def read_releases(path: Path) -> dict[str, str]:
     raise ScriptError(f"{path.name}: no RELEASES = {{'version': 'revision', ...}} literal")
 
 
-def release_problems(releases: dict[str, str], shipped: Manifest) -> list[tuple[str, str]]:
-    """(version, why) for each release naming no shipped revision (or a prefix of several)."""
+def release_problems(
+    releases: dict[str, str], shipped: Manifest, retired: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """(version, why) for each release naming no shipped revision (or a prefix of several);
+    a release whose head a checkpoint has ``retired`` since names one that was shipped."""
     found = []
     for version, revision in releases.items():
+        if any(rev.startswith(revision) for rev in retired):
+            continue
         matches = [rev for rev in shipped.by_id if rev.startswith(revision)]
         if revision not in shipped.by_id and len(matches) != 1:
             what = "no shipped revision" if not matches else f"{len(matches)} revisions"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..database import connections, ledger
 from ..errors import MigrateError
+from ..history import checkpoints
 from ..history.manifest import load as load_manifest
 from ..identity import COMMAND, PACKAGE, PACKAGE_DIR
 from ..results import REALIGNED, ChecksumProblem
@@ -37,7 +38,7 @@ def problems(connection: Connection, current: Sequence[str]) -> list[ChecksumPro
     applied_now = shipped.ancestors(tuple(current))
     for rev in applied_now:
         checksum = recorded.get(rev)
-        if checksum is not None and checksum != shipped.by_id[rev].sha256:
+        if checksum is not None and checksum not in _accepted(rev, shipped.by_id[rev].sha256):
             found.append(
                 ChecksumProblem(
                     rev,
@@ -47,10 +48,44 @@ def problems(connection: Connection, current: Sequence[str]) -> list[ChecksumPro
                 )
             )
     applied_set = set(applied_now)
+    retired = checkpoints.retired()
     for rev in recorded:
-        if rev not in shipped and rev not in current and rev not in applied_set:
+        if rev not in shipped and rev not in current and rev not in applied_set and rev not in retired:
             found.append(ChecksumProblem(rev, "missing script", "recorded as applied; no longer shipped"))
+    return found + _installed_checkpoints(connection)
+
+
+def _installed_checkpoints(connection: Connection) -> list[ChecksumProblem]:
+    """A checkpoint installed here whose shipped file now installs something else."""
+    from .checkpoint import CHECKPOINT
+
+    shipped = {checkpoint.revision: checkpoint for checkpoint in checkpoints.shipped()}
+    found = []
+    for row in ledger.rows(connection):
+        checkpoint = shipped.get(row.revision)
+        if row.outcome == CHECKPOINT and checkpoint is not None and row.checksum != checkpoint.checksum:
+            found.append(ChecksumProblem(
+                row.revision, "mismatch",
+                f"checkpoint {checkpoint.path.name} changed since it was installed here "
+                f"(recorded sha256 {(row.checksum or '')[:12]}…, shipped {checkpoint.checksum[:12]}…)"))
     return found
+
+
+def edited_checkpoints() -> list[ChecksumProblem]:
+    """Checkpoint files whose content is not what they declare (edited by hand)."""
+    return [
+        ChecksumProblem(checkpoint.revision, "edited checkpoint",
+                        f"{checkpoint.path.name} was changed after it was written: its content's sha256 is "
+                        f"{checkpoint.actual[:12]}…, it declares {checkpoint.checksum[:12]}…")
+        for checkpoint in checkpoints.shipped() if checkpoint.actual != checkpoint.checksum
+    ]
+
+
+def _accepted(revision: str, sha256: str) -> tuple[str | None, ...]:
+    """The checksums a revision's script may have had when it ran: the shipped one, and,
+    for a checkpoint's revision whose parents were retired, the script before that cut."""
+    before = next((c.script_sha256_before for c in checkpoints.shipped() if c.revision == revision), None)
+    return (sha256, before)
 
 
 def refuse_on_problems(connection: Connection, current: Sequence[str], db: Database) -> None:
@@ -118,7 +153,7 @@ def release_problems() -> list[ChecksumProblem]:
     releases = manifest.read_releases(Path(PACKAGE_DIR) / "releases.py")
     return [
         ChecksumProblem(version, "bad release", detail)
-        for version, detail in manifest.release_problems(releases, load_manifest())
+        for version, detail in manifest.release_problems(releases, load_manifest(), frozenset(checkpoints.retired()))
     ]
 
 

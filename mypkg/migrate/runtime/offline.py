@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import io
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..database import connections
 from ..errors import MigrateError, UsageError
-from ..history import graph, scripts
+from ..history import checkpoints, graph, scripts
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -56,7 +56,8 @@ def failure(exc: BaseException, output: str) -> OfflineSQLError:
 
 
 def render(
-    direction: Literal["upgrade", "downgrade"], revision_range: str, url: URL, schema: str | None = None
+    direction: Literal["upgrade", "downgrade"], revision_range: str, url: URL, schema: str | None = None,
+    *, use_checkpoints: bool = True,
 ) -> str:
     """The SQL of ``direction`` over ``revision_range`` for ``url``'s dialect (nothing is
     connected); :func:`.commands.offline_sql` documents the promises. With a tenant's
@@ -81,6 +82,10 @@ def render(
         buffer.write(tenant_preamble(url, schema, create=direction == "upgrade"))
     config = scripts.make_config(url=url)
     config.output_buffer = buffer
+    found = _checkpoint(url, end) if direction == "upgrade" and start in ("", "base") and use_checkpoints else None
+    if found is not None:  # from an empty database: the checkpoint, then what follows it
+        _write_checkpoint(buffer, config, url, found)
+        revision_range = f"{found.revision}:{end}"
     try:
         getattr(command, direction)(config, revision_range, sql=True)
     except CommandError as exc:
@@ -88,6 +93,32 @@ def render(
     except Exception as exc:  # a script that needs a live database, or a plain bug
         raise failure(exc, buffer.getvalue()) from exc
     return buffer.getvalue()
+
+
+def _checkpoint(url: URL, end: str) -> checkpoints.Checkpoint | None:
+    """The checkpoint an upgrade from base to ``end`` starts with on ``url``'s dialect."""
+    if graph.is_relative(end) or not checkpoints.shipped():
+        return None
+    heads = graph.heads() if end in ("head", "heads") else (graph.script(end).revision,)  # type: ignore[union-attr]
+    return checkpoints.newest_within(graph.ancestors(heads), lambda rev: graph.ancestors((rev,)),
+                                     url.get_backend_name())
+
+
+def _write_checkpoint(buffer: io.StringIO, config: Any, url: URL, found: checkpoints.Checkpoint) -> None:
+    from alembic import command
+
+    from ..database import snapshot
+    from .checkpoint import refuse_edited
+
+    refuse_edited(found, "offline SQL")
+    key = url.get_backend_name()
+    transactional = key in ("sqlite", "postgresql")
+    count = len(graph.ancestors((found.revision,)))
+    buffer.write(f"-- checkpoint {found.revision}: the schema of {count} revisions in one step ({found.path.name})\n\n")
+    buffer.write("BEGIN;\n\n" if transactional else "")
+    buffer.write(snapshot.render(found.forms[key], key) + "\n")
+    command.stamp(config, found.revision, sql=True)
+    buffer.write("COMMIT;\n\n" if transactional else "")
 
 
 def tenant_preamble(url: URL, schema: str, *, create: bool) -> str:

