@@ -175,7 +175,8 @@ def _capture_mysql(connection: Connection) -> dict[str, Any]:
     ) if row[0] not in RUNNER_TABLES]
     statements, rows = [], []
     for table in tables:
-        statements.append(connection.exec_driver_sql(f"SHOW CREATE TABLE {_quote(table, '`')}").one()[1])
+        statements.append(_without_implicit_indexes(
+            connection.exec_driver_sql(f"SHOW CREATE TABLE {_quote(table, '`')}").one()[1]))
         columns = [row[0] for row in connection.exec_driver_sql(
             "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
             "AND TABLE_NAME = %s AND EXTRA NOT LIKE '%%GENERATED%%' AND EXTRA NOT LIKE '%%PERSISTENT%%' "
@@ -184,6 +185,26 @@ def _capture_mysql(connection: Connection) -> dict[str, Any]:
         if found_rows["values"]:
             rows.append(found_rows)
     return {"statements": statements, "rows": rows, "after": [], "sequences": []}
+
+
+def _without_implicit_indexes(create: str) -> str:
+    """``SHOW CREATE TABLE`` without the indexes InnoDB made itself for foreign keys (named
+    after one, on its columns), the keys listed in the order those indexes were made.
+    Declared, such an index would stay when a later revision's index covers the key,
+    where the replay's implicit one is dropped; left out, each key makes it again, in
+    the same order."""
+    import re
+
+    lines = create.split("\n")
+    head, body, tail = lines[0], [line.rstrip(",") for line in lines[1:-1]], lines[-1]
+    constraint = re.compile(r"\s+CONSTRAINT (`(?:[^`]|``)+`) FOREIGN KEY \(([^)]*)\)")
+    key = re.compile(r"\s+KEY (`(?:[^`]|``)+`) \(([^)]*)\)$")
+    foreign = {(m.group(1), m.group(2)): line for line in body if (m := constraint.match(line))}
+    implicit = [(m.group(1), m.group(2)) for line in body if (m := key.match(line)) and (m.group(1), m.group(2)) in foreign]
+    kept = [line for line in body if line not in foreign.values()
+            and not ((m := key.match(line)) and (m.group(1), m.group(2)) in foreign)]
+    ordered = [foreign[k] for k in implicit] + [line for k, line in foreign.items() if k not in implicit]
+    return "\n".join([head, ",\n".join(kept + ordered), tail])
 
 
 # --- install --------------------------------------------------------------------------
