@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -300,3 +301,81 @@ def test_a_checkpoint_installs_what_the_replay_builds_on_mariadb(name: str, tmp_
     finally:
         mariadb_server.drop_database(fresh)
         mariadb_server.drop_database(replay)
+
+
+# --- retiring the scripts a released checkpoint replaces ------------------------------------
+
+
+def _release(root: Path, releases: str) -> None:
+    path = root / "mypkg" / "releases.py"
+    text = path.read_text()
+    path.write_text(re.sub(r"RELEASES: dict\[str, str\] = \{.*?\}", f"RELEASES: dict[str, str] = {{{releases}}}", text,
+                           flags=re.S))
+
+
+def test_retiring_removes_the_scripts_before_a_released_checkpoint(tmp_path: Path) -> None:
+    import sqlite3
+
+    root = shipped_project(tmp_path / "project")
+    _release(root, '"0.1.0": "78a2efaef9ac"')
+    assert mig(root, "checkpoint", "78a2efaef9ac").returncode == 0
+    urls = {name: f"sqlite:///{tmp_path / name}.db" for name in ("before", "at", "head", "fresh")}
+    assert mig(root, "--url", urls["before"], "upgrade", "cdc55a093c1f").returncode == 0
+    assert mig(root, "--url", urls["at"], "upgrade", "78a2efaef9ac", "--no-checkpoint").returncode == 0
+    assert mig(root, "--url", urls["head"], "upgrade", "--no-checkpoint").returncode == 0
+
+    retired = mig(root, "checkpoint", "78a2efaef9ac", "--retire")
+    assert retired.returncode == 0, retired.stderr
+    versions = root / "alembic" / "versions"
+    assert sorted(p.name.split("_")[4] for p in versions.glob("*.py")) == ["1341fe34ff84", "78a2efaef9ac"]
+    assert "down_revision = None  # retired into its checkpoint; was ('cdc55a093c1f',)" in next(
+        versions.glob("*78a2efaef9ac*")).read_text()
+    # Plain alembic loads the shorter history.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    heads = subprocess.run([sys.executable, "-m", "alembic", "heads"], cwd=root, capture_output=True, text=True,
+                           env={**clean, "PYTHONPATH": str(root)})
+    assert heads.returncode == 0 and heads.stdout.startswith(SHIPPED_HEAD), heads.stderr
+    # ... and refuses to run the checkpoint's revision alone on an empty database.
+    empty = tmp_path / "alembic-empty.db"
+    plain = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=root, capture_output=True,
+                           text=True, env={**clean, "PYTHONPATH": str(root), "MYPKG_DATABASE_URL": f"sqlite:///{empty}"})
+    assert plain.returncode != 0
+    assert "were retired into its checkpoint: build an empty database with mypkg-migrate upgrade" in plain.stderr
+    assert _tables(empty) in ([], ["mypkg_migration_ledger"])
+
+    # A database at a retired revision: one line naming the release that can take it further.
+    for command in ("upgrade", "status"):
+        refused = mig(root, "--url", urls["before"], command)
+        assert refused.returncode == 1
+        assert refused.stderr.count("\n") == 1
+        assert ("is at revision cdc55a093c1f, retired" in refused.stderr
+                and "upgrade it first with mypkg 0.1.0 (the last release that ships cdc55a093c1f)" in refused.stderr)
+    # Databases at or past the checkpoint: verified (the script before the cut ran there), upgraded.
+    for name in ("at", "head"):
+        verify = mig(root, "--url", urls[name], "verify")
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert mig(root, "--url", urls[name], "upgrade").returncode == 0
+    assert mig(root, "--url", urls["fresh"], "upgrade").returncode == 0
+
+    def schema(url: str) -> list:
+        db = sqlite3.connect(url.removeprefix("sqlite:///"))
+        return sorted(db.execute("SELECT type, name, sql FROM sqlite_master WHERE tbl_name NOT LIKE 'mypkg_%'"))
+
+    assert schema(urls["fresh"]) == schema(urls["head"]) == schema(urls["at"])
+    # The build's proof still holds: the checkpoint installs as written (its replay is gone).
+    assert python(root, "import json; from mypkg.migrate.checks.checkpoint import prove_all; "
+                        "print(json.dumps(prove_all()))") == []
+    again = mig(root, "checkpoint", "78a2efaef9ac", "--retire")
+    assert again.returncode == 2 and "retired already" in again.stderr
+
+
+def test_retiring_is_refused_before_a_release_ships_the_checkpoint(tmp_path: Path) -> None:
+    root = shipped_project(tmp_path / "project")
+    _release(root, '"0.1.0": "cdc55a093c1f"')
+    assert mig(root, "checkpoint", "78a2efaef9ac").returncode == 0
+    refused = mig(root, "checkpoint", "78a2efaef9ac", "--retire")
+    assert refused.returncode == 2
+    assert "no release in the release map ships 78a2efaef9ac yet" in refused.stderr
+    assert len(list((root / "alembic" / "versions").glob("*.py"))) == len(SHIPPED)
+    missing = mig(root, "checkpoint", "cdc55a093c1f", "--retire")
+    assert missing.returncode == 2 and "no checkpoint of cdc55a093c1f" in missing.stderr

@@ -165,8 +165,27 @@ def _run_with(context: Any, config: Config, connection: Any) -> None:
     # where an unqualified lookup checks every schema holding one.
     context.configure(connection=connection, on_version_apply=callbacks,
                       version_table_schema=connections.tenant_schema(connection), **migration_options(config))
+    if _alembic_command(config) == "upgrade":
+        _refuse_retired_replay(context)
     with context.begin_transaction():
         context.run_migrations()
+
+
+def _refuse_retired_replay(context: Any) -> None:
+    """``alembic upgrade`` on an empty database, once scripts were retired into a
+    checkpoint, would run the checkpoint revision alone on nothing: refused, naming the
+    command that installs the checkpoint."""
+    from alembic.util import CommandError
+
+    from ..history import checkpoints
+
+    retired = checkpoints.retired()
+    if retired and not context.get_context().get_current_heads():
+        replaced = next(iter(retired.values()))
+        raise CommandError(
+            f"the scripts before {replaced.revision} were retired into its checkpoint: build an empty "
+            f"database with {COMMAND} upgrade (it installs the checkpoint), then use alembic on it"
+        )
 
 
 def _online(context: Any, config: Config) -> None:
