@@ -237,8 +237,8 @@ print(json.dumps(report))
 """
 
 
-def _pg_dump(server: PostgresServer, url: str) -> str:
-    done = client(server, "pg_dump", url, "--no-owner", "-T", "mypkg_migration_ledger*")
+def _pg_dump(server: PostgresServer, url: str, *only: str) -> str:
+    done = client(server, "pg_dump", url, "--no-owner", *(only or ("-T", "mypkg_migration_ledger*")))
     assert done.returncode == 0, done.stderr
     # pg_dump 15.14+ fences its output with a random key: not the schema. Rows come in the
     # order they sit on disk (an UPDATE moves one to the end): compared as a set.
@@ -379,3 +379,116 @@ def test_retiring_is_refused_before_a_release_ships_the_checkpoint(tmp_path: Pat
     assert len(list((root / "alembic" / "versions").glob("*.py"))) == len(SHIPPED)
     missing = mig(root, "checkpoint", "cdc55a093c1f", "--retire")
     assert missing.returncode == 2 and "no checkpoint of cdc55a093c1f" in missing.stderr
+
+
+# --- the wheel build proves every checkpoint ------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_a_proven_checkpoint_and_refuses_an_edited_one(tmp_path: Path) -> None:
+    import zipfile
+
+    root = tmp_path / "project"
+    shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.db", "build", "dist"))
+    assert mig(root, "checkpoint", "78a2efaef9ac").returncode == 0
+
+    def build(out: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(root)],
+                              capture_output=True, text=True, timeout=300)
+
+    built = build(tmp_path / "good")
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    (wheel,) = (tmp_path / "good").glob("*.whl")
+    assert "mypkg/migrations/checkpoints/78a2efaef9ac.json" in zipfile.ZipFile(wheel).namelist()
+    # Edited, with its checksum recomputed to match: the replay still tells.
+    path = root / "alembic" / "checkpoints" / "78a2efaef9ac.json"
+    payload = json.loads(path.read_text())
+    sqlite = payload["forms"]["sqlite"]
+    sqlite["statements"] = [s.replace("VARCHAR(100)", "VARCHAR(10)") for s in sqlite["statements"]]
+    from mypkg.migrate.history import checkpoints
+
+    path.write_text(checkpoints.to_json(payload["revision"], payload["forms"]))
+    refused = build(tmp_path / "bad")
+    assert refused.returncode != 0
+    assert "checkpoint differs from the replay: 78a2efaef9ac.json against the replay: statements" in refused.stdout + refused.stderr
+    assert not list((tmp_path / "bad").glob("*.whl")) if (tmp_path / "bad").exists() else True
+
+
+# --- tenants, and a migrator killed while installing ------------------------------------
+
+
+def test_a_tenant_schema_gets_the_checkpoint_in_its_own_schema(tmp_path: Path, pg_server: PostgresServer) -> None:
+    root = shipped_project(tmp_path / "project")
+    url = pg_server.create_database()
+    try:
+        assert mig(root, "checkpoint", "78a2efaef9ac", "--replay-on", url).returncode == 0
+        first = mig(root, "--url", url, "--schema", "tenant_a", "upgrade")
+        assert first.returncode == 0 and "checkpoint of 5 revisions" in first.stdout, first.stderr
+        second = mig(root, "--url", url, "--schema", "tenant_b", "upgrade", "--no-checkpoint")
+        assert second.returncode == 0 and "checkpoint" not in second.stdout
+        dumps = [_pg_dump(pg_server, url, "-n", name, "-T", f"{name}.mypkg_migration_ledger*")
+                 for name in ("tenant_a", "tenant_b")]
+        assert "CREATE TABLE tenant_a.note" in dumps[0]
+        assert dumps[0].replace("tenant_a", "tenant_b") == dumps[1]
+        public = client(pg_server, "psql", url, "-Atc", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        assert public.stdout.strip() == "0"
+    finally:
+        pg_server.drop_database(url)
+
+
+MANY_TABLES = """
+for i in range(120):
+    op.create_table(f"t{i:03}", sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("parent_id", sa.Integer, sa.ForeignKey("t000.id") if i else None),
+                    sa.Column("name", sa.String(40), server_default="x"))
+op.bulk_insert(sa.table("t000", sa.column("id"), sa.column("name")), [{"id": n, "name": f"n{n}"} for n in range(1, 50)])
+"""
+
+
+def test_a_migrator_killed_while_installing_a_checkpoint_on_mariadb_leaves_a_database_the_next_run_finishes(
+        tmp_path: Path, mariadb_server) -> None:  # noqa: ANN001
+    """MySQL commits each CREATE TABLE: a kill part way leaves some tables, no revision.
+    The next run drops what the install left (the database was empty) and installs again."""
+    import signal
+    import time
+
+    root = histories.project_with(tmp_path / "project", [
+        histories.script("a.py", "aa00000000a1", None, "many tables", MANY_TABLES),
+        histories.script("b.py", "bb00000000b2", "aa00000000a1", "a column",
+                         'op.add_column("t001", sa.Column("extra", sa.Integer))', 'op.drop_column("t001", "extra")'),
+    ])
+    replay = mariadb_server.create_database()
+    try:
+        assert mig(root, "checkpoint", "aa00000000a1", "--replay-on", replay).returncode == 0
+        assert mig(root, "--url", replay, "upgrade", "--no-checkpoint").returncode == 0
+        expected = _mariadb_dump(mariadb_server, replay)
+    finally:
+        mariadb_server.drop_database(replay)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    outcomes = []
+    for moment in (1, 40, 110):  # killed once that many of its tables exist
+        url = mariadb_server.create_database()
+        name = url.split("?")[0].rsplit("/", 1)[-1]
+        try:
+            migrator = subprocess.Popen([sys.executable, "-m", "mypkg", "--url", url, "upgrade"], cwd=root,
+                                        env={**clean, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+            left = 0
+            with mariadb_server.connect(name) as connection, connection.cursor() as cursor:
+                deadline = time.monotonic() + 60
+                while migrator.poll() is None and left < moment and time.monotonic() < deadline:
+                    cursor.execute("SELECT count(*) FROM information_schema.TABLES "
+                                   "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't%'")
+                    left = cursor.fetchone()[0]
+                migrator.send_signal(signal.SIGKILL)
+                migrator.communicate(timeout=60)
+                cursor.execute("SELECT count(*) FROM information_schema.TABLES "
+                               "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't%'")
+                left = cursor.fetchone()[0]
+            again = mig(root, "--url", url, "upgrade")
+            assert again.returncode == 0, (moment, again.stderr)
+            assert _mariadb_dump(mariadb_server, url) == expected, moment
+            outcomes.append(left)
+        finally:
+            mariadb_server.drop_database(url)
+    assert any(0 < left < 120 for left in outcomes), outcomes
