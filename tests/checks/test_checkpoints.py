@@ -492,3 +492,28 @@ def test_a_migrator_killed_while_installing_a_checkpoint_on_mariadb_leaves_a_dat
         finally:
             mariadb_server.drop_database(url)
     assert any(0 < left < 120 for left in outcomes), outcomes
+
+
+def test_lint_treats_a_checkpoint_as_a_revision(tmp_path: Path, pg_server: PostgresServer) -> None:
+    root = shipped_project(tmp_path / "project")
+    url = pg_server.create_database()
+    try:
+        assert mig(root, "checkpoint", "78a2efaef9ac", "--replay-on", url).returncode == 0
+    finally:
+        pg_server.drop_database(url)
+    assert mig(root, "lint").returncode == 0  # the project's accepted findings hold for it too
+    settings = root / "alembic" / "lint.toml"
+    settings.write_text(settings.read_text().replace('    "prefer-text-field",\n', ""))
+    linted = mig(root, "lint", "--json")
+    assert linted.returncode == 1
+    found = {(f["revision"], f["rule"]) for f in json.loads(linted.stdout)}
+    assert ("checkpoint:78a2efaef9ac", "prefer-text-field") in found
+    # ... the revisions that made those columns too, each under its own id.
+    assert ("4a14b7b9f9d6", "prefer-text-field") in found
+    settings.write_text(settings.read_text() + '\n[[ignore]]\nrevision = "checkpoint:78a2efaef9ac"\n'
+                        'rule = "prefer-text-field"\nreason = "the columns of the revisions it replaces"\n')
+    again = {(f["revision"], f["rule"]) for f in json.loads(mig(root, "lint", "--json").stdout)}
+    assert ("checkpoint:78a2efaef9ac", "prefer-text-field") not in again and again
+    # Outside the range linted, the checkpoint is too.
+    assert not any(rev.startswith("checkpoint:") for rev, _ in {(f["revision"], f["rule"]) for f in json.loads(
+        mig(root, "lint", "78a2efaef9ac:head", "--json").stdout)})

@@ -279,7 +279,7 @@ def render_each(direction: str, start: str, end: str, url: Any) -> tuple[dict[st
     while True:
         span = f"{here}:{end}" if direction == "upgrade" else f"{here}:{start}"
         try:
-            chunks.update(split_by_revision(render(direction, span, url)))  # type: ignore[arg-type]
+            chunks.update(split_by_revision(render(direction, span, url, use_checkpoints=False)))  # type: ignore[arg-type]
             return chunks, unchecked
         except OfflineSQLError as exc:
             if exc.revision is None or any(u.revision == exc.revision for u in unchecked):
@@ -294,6 +294,23 @@ def render_each(direction: str, start: str, end: str, url: Any) -> tuple[dict[st
             if len(parents) != 1 or exc.revision == start:
                 return chunks, unchecked  # base, or a merge: the rest of the way is not linear
             here = parents[0]
+
+
+#: How a checkpoint is named in findings and in lint.toml's accepted findings.
+CHECKPOINT_PREFIX = "checkpoint:"
+
+
+def _checkpoints_in(upgrades: dict[str, str], dialect: str) -> dict[str, str]:
+    """The SQL of each shipped checkpoint whose revision is in the linted range."""
+    from ..database.snapshot import render
+    from ..history import checkpoints
+
+    chunks = {}
+    for checkpoint in checkpoints.shipped():
+        key = next((k for k in ((dialect, "mariadb") if dialect == "mysql" else (dialect,)) if k in checkpoint.forms), None)
+        if checkpoint.revision in upgrades and key is not None:
+            chunks[CHECKPOINT_PREFIX + checkpoint.revision] = "BEGIN;\n" + render(checkpoint.forms[key], key) + "COMMIT;\n"
+    return chunks
 
 
 def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settings: Settings | None = None,
@@ -314,10 +331,14 @@ def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settin
     downgrades, unchecked_down = render_each("downgrade", start or "base", end, url)
     unchecked += unchecked_down
     downgrades = {rev: sql for rev, sql in downgrades.items() if rev in upgrades}
+    checkpoint_chunks = _checkpoints_in(upgrades, dialect)
     found = own_rules(upgrades, downgrades)
+    # A checkpoint is linted as a revision (its downgrade is its revisions'); its rows go
+    # into a new, empty database: no lock held while they load, so data-with-ddl is moot.
+    found += [f for f in own_rules(checkpoint_chunks, checkpoint_chunks) if f.rule != "data-with-ddl"]
     # Within the range linted; a released script since removed has no range to be in.
     found.extend(f for f in released_changes() if f.revision in upgrades or f.revision not in load_manifest().by_id)
-    squawked = squawk_findings(upgrades, settings) if dialect == "postgresql" else []
+    squawked = squawk_findings({**upgrades, **checkpoint_chunks}, settings) if dialect == "postgresql" else []
     if squawked is not None:
         found.extend(squawked)
     kept = [f for f in found if f.rule not in settings.disable and (f.revision, f.rule) not in settings.ignore]
