@@ -10,7 +10,10 @@ runs: ``mypkg-migrate upgrade --sql`` cut at each revision into dbmate's files. 
 a throwaway server (tests/servers/postgresql.py) on a unix socket. For each database and tool,
 interleaved, --repeat times: a fresh upgrade of an empty database, a no-op upgrade at head,
 and status at head (Alembic: ``current``; dbmate: ``status``). Medians and the ratios of
-mypkg-migrate to each peer are printed.
+mypkg-migrate to each peer are printed. Then a second wheel of the same history, shipping a
+checkpoint at revision --checkpoint-at (default: N - 10, written with ``mypkg-migrate
+checkpoint`` on SQLite and on the PostgreSQL server before the wheel is built): a fresh
+upgrade through it, against dbmate's and mypkg's own replays of the same run.
 """
 
 from __future__ import annotations
@@ -65,6 +68,14 @@ def dbmate_files(project: bench.Project, dialect_url: str, target: Path) -> int:
     return len(chunks)
 
 
+def write_checkpoint(root: Path, revision: str, replay_on: list[str]) -> None:
+    """``mypkg-migrate checkpoint REV`` in the copy's source tree, before its wheel is built."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    replays = [arg for url in replay_on for arg in ("--replay-on", url)]
+    subprocess.run([sys.executable, "-m", "mypkg", "checkpoint", revision, *replays], cwd=root,
+                   env={**env, "PYTHONPATH": str(root)}, check=True, capture_output=True)
+
+
 class Databases:
     """A fresh empty database per fresh run, and one at head per tool, per dialect."""
 
@@ -96,17 +107,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--checkpoint-at", type=int, default=None, help="revision index (default: size - 10)")
     args = parser.parse_args(argv)
+    checkpoint_at = args.size - 10 if args.checkpoint_at is None else args.checkpoint_at
     dbmate = find_dbmate()
     version = subprocess.run([dbmate, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"N={args.size} revisions, medians of {args.repeat}, interleaved; {version}", flush=True)
     with tempfile.TemporaryDirectory(prefix="mypkg-bench-peers-") as tmp:
         work = Path(tmp)
-        project = bench.Project(work / "project", bench.synthetic_scripts(args.size))
+        scripts = bench.synthetic_scripts(args.size)
+        project = bench.Project(work / "project", scripts)
+        kinds = args.databases.split(",")
+        all_databases = {kind: Databases(kind, work) for kind in kinds}
+        try:
+            checkpointed = bench.Project(work / "checkpointed", scripts, before_build=lambda root: write_checkpoint(
+                root, f"b{checkpoint_at:011d}", [all_databases[k].new()["sa"] for k in kinds if k != "sqlite"]))
+        except BaseException:
+            for databases in all_databases.values():
+                databases.stop()
+            raise
         print(f"{'database':<12}{'measurement':<14}{'mypkg s':>9}{'alembic s':>11}{'dbmate s':>10}"
               f"{'/alembic':>10}{'/dbmate':>9}", flush=True)
-        for kind in args.databases.split(","):
-            databases = Databases(kind, work)
+        for kind in kinds:
+            databases = all_databases[kind]
             try:
                 sql_dir = work / f"dbmate-{kind}"
                 count = dbmate_files(project, databases.new()["sa"], sql_dir)
@@ -140,12 +163,26 @@ def main(argv: list[str] | None = None) -> int:
                         for step in ("fresh", "no-op", "status"):
                             url = databases.new() if step == "fresh" else at_head[tool]
                             samples.setdefault(step, {}).setdefault(tool, []).append(timed(tool, url, step))
+                    # Through the checkpoint, in the same rounds: a fresh empty database each time.
+                    url = databases.new()
+                    done = bench.run([sys.executable, "-m", "mypkg", "--url", url["sa"], "upgrade"],
+                                     cwd=checkpointed.outside, env=checkpointed.mypkg_env)
+                    samples.setdefault("checkpoint", {}).setdefault("mypkg", []).append(done.seconds)
                 for step, by_tool in samples.items():
+                    if step == "checkpoint":
+                        continue
                     mine, alembic, peer = (statistics.median(by_tool[t]) for t in ("mypkg", "alembic", "dbmate"))
                     print(f"{kind:<12}{step:<14}{mine:>9.3f}{alembic:>11.3f}{peer:>10.3f}"
                           f"{mine / alembic:>10.2f}{mine / peer:>9.2f}", flush=True)
+                through = statistics.median(samples["checkpoint"]["mypkg"])
+                replay, peer = (statistics.median(samples["fresh"][t]) for t in ("mypkg", "dbmate"))
+                print(f"{kind:<12}{'fresh via checkpoint at ' + str(checkpoint_at):<26}{through:>9.3f}s"
+                      f"  /mypkg replay {through / replay:.3f}  /dbmate replay {through / peer:.3f}", flush=True)
             finally:
                 databases.stop()
+                del all_databases[kind]
+        for left in all_databases.values():
+            left.stop()
     return 0
 
 

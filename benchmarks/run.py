@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,7 +205,9 @@ def run(command: list[str], *, cwd: Path, env: dict[str, str]) -> Run:
 class Project:
     """A temporary copy of the project with synthetic revisions, installed as a wheel."""
 
-    def __init__(self, root: Path, scripts: dict[str, str]) -> None:
+    def __init__(self, root: Path, scripts: dict[str, str], before_build: Callable[[Path], None] | None = None) -> None:
+        """``before_build(root)`` runs in the copy's source tree before its wheel is built
+        (writing a checkpoint, say)."""
         self.root = root
         for name in ("mypkg", "alembic", "recipe"):
             shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -219,6 +222,8 @@ class Project:
         # (the wheel build refuses a release naming no revision).
         releases = root / "mypkg" / "releases.py"
         releases.write_text(re.sub(r"(?s)RELEASES: dict\[str, str\] = \{.*?\}", "RELEASES: dict[str, str] = {}", releases.read_text()))
+        if before_build is not None:
+            before_build(root)
         dist = root / "dist"
         subprocess.run(
             [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(root)],

@@ -5,8 +5,7 @@ or a ``Connection`` (``None`` means ``$MYPKG_DATABASE_URL``, else the default SQ
 file), resolves it once (:mod:`.target`), and raises
 :class:`~.errors.MigrateError` (or its subclass ``UsageError``) with a one-line message
 when it cannot do what was asked. A failed upgrade leaves the database at the last
-revision that completed. The work lives in the rooms below: :mod:`.runner`,
-:mod:`.graph`, :mod:`.integrity`, :mod:`.baseline`, :mod:`.compare`.
+revision that completed. The work lives in the layers below (docs/layout.md).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from .database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from .database.target import Target, resolve
 from .errors import MigrateError, UsageError
 from .history import graph
+from .history.manifest import load as load_manifest
 from .identity import COMMAND
 from .results import (
     AppliedRevision,
@@ -109,7 +109,7 @@ def upgrade(
     :raises MigrateError: the database cannot be reached or written, is at a
         revision this package does not know, or a revision failed (the message names it).
     """
-    if revision == "head" and len(graph.heads()) > 1:
+    if revision == "head" and len(load_manifest().heads) > 1:  # the manifest: no need for Alembic's graph
         revision = "heads"  # several unmerged branches: all of them, as Django and Flyway do
     return runner.run(
         "upgrade", resolve(target), revision, on_applied=on_applied, lock_timeout=lock_timeout,

@@ -133,6 +133,16 @@ def capture(connection: Connection, runner_tables: Collection[str]) -> dict[str,
                 after.append(f"ALTER SEQUENCE {_quote(name)} OWNED BY {_quote(table)}.{_quote(column)}")
         value, called = rows(f"SELECT last_value, is_called FROM {_quote(name)}")[0]
         sequences.append({"name": name, "value": value, "called": called})
+    # Keys and checks inside each CREATE TABLE (one catalog pass, no ALTER per key);
+    # foreign keys after the rows: inserted in any order, checked once.
+    inline: dict[str, list[str]] = {}
+    for table, name, kind, definition in rows(_CONSTRAINTS):
+        if table in runner_tables:
+            continue
+        if kind == "f":
+            after.append(f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {_quote(name)} {definition}")
+        else:
+            inline.setdefault(table, []).append(f"CONSTRAINT {_quote(name)} {definition}")
     data = []
     for oid, table, unlogged, options, comment in rows(_TABLES):
         if table in runner_tables:
@@ -160,7 +170,8 @@ def capture(connection: Connection, runner_tables: Collection[str]) -> dict[str,
                 types.append(type_)
             if column_comment is not None:
                 after.append(f"COMMENT ON COLUMN {_quote(table)}.{_quote(column)} IS {_literal(column_comment)}")
-        create = f"CREATE {'UNLOGGED ' if unlogged else ''}TABLE {_quote(table)} (\n    " + ",\n    ".join(columns) + "\n)"
+        parts = columns + inline.get(table, [])
+        create = f"CREATE {'UNLOGGED ' if unlogged else ''}TABLE {_quote(table)} (\n    " + ",\n    ".join(parts) + "\n)"
         if options:
             create += f" WITH ({options})"
         statements.append(create)
@@ -172,12 +183,6 @@ def capture(connection: Connection, runner_tables: Collection[str]) -> dict[str,
         if values:
             data.append({"table": table, "columns": inserted, "types": types, "values": values,
                          **({"identity_always": True} if always else {})})
-    for table, name, kind, definition in rows(_CONSTRAINTS):
-        if table in runner_tables:
-            continue
-        statement = f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {_quote(name)} {definition}"
-        # Foreign keys after the rows: inserted in any order, checked once.
-        (after if kind == "f" else statements).append(statement)
     for definition, schema, table in rows(_INDEXES):
         if table in runner_tables:
             continue

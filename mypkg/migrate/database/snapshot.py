@@ -222,8 +222,25 @@ def install(connection: Connection, form: dict[str, Any]) -> None:
     elif mark == "`":
         connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")  # as mysqldump's output does
     try:
-        for statement in form["statements"]:
-            connection.exec_driver_sql(statement)
+        if key == "postgresql":
+            # One round trip for all the DDL (psycopg sends a query without parameters as
+            # is): a thousand tables are a thousand statements.
+            if form["statements"]:
+                connection.exec_driver_sql(";\n".join(form["statements"]))
+            for table in form["rows"]:
+                _insert(connection, table, mark, key)
+            after = form["after"] + [_setval(entry) for entry in form["sequences"]]
+            if after:
+                connection.exec_driver_sql(";\n".join(after))
+            return
+        if key == "sqlite":  # in-process: the driver's own cursor, without SQLAlchemy's per-call work
+            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            for statement in form["statements"]:
+                cursor.execute(statement)
+            cursor.close()
+        else:
+            for statement in form["statements"]:
+                connection.exec_driver_sql(statement)
         for table in form["rows"]:
             _insert(connection, table, mark, key)
         for statement in form["after"]:
@@ -252,16 +269,19 @@ def _insert(connection: Connection, table: dict[str, Any], mark: str, key: str) 
 
 
 def _set_sequences(connection: Connection, sequences: list[dict[str, Any]], key: str) -> None:
+    """SQLite: the AUTOINCREMENT counters (``sqlite_sequence``)."""
     import sqlalchemy as sa
 
     for entry in sequences:
-        if key == "sqlite":
-            connection.execute(sa.text("DELETE FROM sqlite_sequence WHERE name = :n"), {"n": entry["name"]})
-            connection.execute(sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES (:n, :v)"),
-                               {"n": entry["name"], "v": entry["value"]})
-        else:
-            connection.execute(sa.text("SELECT setval(CAST(:n AS regclass), :v, :called)"),
-                               {"n": _quote(entry["name"], '"'), "v": entry["value"], "called": entry["called"]})
+        connection.execute(sa.text("DELETE FROM sqlite_sequence WHERE name = :n"), {"n": entry["name"]})
+        connection.execute(sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES (:n, :v)"),
+                           {"n": entry["name"], "v": entry["value"]})
+
+
+def _setval(entry: dict[str, Any]) -> str:
+    """PostgreSQL: a sequence's value as the replay left it (the next ``nextval`` agrees)."""
+    called = "true" if entry["called"] else "false"
+    return f"SELECT setval({_literal(_quote(entry['name'], chr(34)), 'postgresql')}::regclass, {int(entry['value'])}, {called})"
 
 
 def created_tables(form: dict[str, Any]) -> list[str]:
@@ -301,8 +321,7 @@ def render(form: dict[str, Any], key: str) -> str:
             lines.append(f"DELETE FROM sqlite_sequence WHERE name = {name};")
             lines.append(f"INSERT INTO sqlite_sequence (name, seq) VALUES ({name}, {entry['value']});")
         else:
-            called = "true" if entry["called"] else "false"
-            lines.append(f"SELECT setval({_literal(_quote(entry['name'], mark), key)}::regclass, {entry['value']}, {called});")
+            lines.append(f"{_setval(entry)};")
     if mark == "`":
         lines.append("SET FOREIGN_KEY_CHECKS = 1;")
     return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..database import connections, ledger, snapshot
 from ..errors import MigrateError
@@ -35,6 +35,40 @@ if TYPE_CHECKING:
 #: The ledger outcome of a checkpoint installed.
 CHECKPOINT = "checkpoint"
 _DETAIL = "checkpoint install"
+
+
+class Route(NamedTuple):
+    """A fresh install through ``checkpoint``, decided from the manifest alone."""
+
+    checkpoint: checkpoints.Checkpoint
+    keep: frozenset[str]  #: the revisions still to run after it, and its own
+    covered: frozenset[str]  #: its revision and every ancestor: what it installs
+
+
+def route(connection: Connection, revision: str) -> Route | None:
+    """Before Alembic loads the graph: an empty database upgraded to ``revision`` (an id,
+    ``head`` or ``heads``) through a checkpoint, when the revisions after it build on it
+    alone (a branch from before it needs the whole graph: None, and the runner takes
+    the usual way, where :func:`choose` still finds the checkpoint)."""
+    from ..history.manifest import load
+
+    if not checkpoints.shipped():
+        return None
+    shipped = load()
+    targets = shipped.heads if revision in ("head", "heads") else (revision,) if revision in shipped.by_id else None
+    if targets is None or ledger.existing_tables(connection):
+        return None
+    planned = set(shipped.ancestors(targets))
+    found = checkpoints.newest_within(planned, lambda rev: set(shipped.ancestors((rev,))),
+                                      snapshot.dialect_key(connection))
+    if found is None:
+        return None
+    covered = frozenset(shipped.ancestors((found.revision,)))
+    keep = frozenset(planned - covered) | {found.revision}
+    for rev in keep - {found.revision}:
+        if not set(shipped.by_id[rev].down_revisions) <= keep:
+            return None
+    return Route(found, keep, covered)
 
 
 def choose(connection: Connection, plan: Sequence[Script]) -> checkpoints.Checkpoint | None:
@@ -88,7 +122,7 @@ def install(connection: Connection, db: Database, found: checkpoints.Checkpoint)
         seconds = time.perf_counter() - clock
         ledger.write(connection, revision=found.revision, direction="upgrade", checksum=found.checksum,
                      started_at=started, outcome=CHECKPOINT,
-                     detail=f"{len(graph.ancestors((found.revision,)))} revisions in one step")
+                     detail=f"{_count(found)} revisions in one step")
         connection.commit()
     except Exception as exc:
         if connection.in_transaction():
@@ -96,8 +130,16 @@ def install(connection: Connection, db: Database, found: checkpoints.Checkpoint)
         if db.is_mysql:
             _drop(connection, snapshot.created_tables(form), running)
         raise explain_failure(exc, None, connection, db) from exc
-    message = f"checkpoint of {len(graph.ancestors((found.revision,)))} revisions ({found.path.name})"
+    message = f"checkpoint of {_count(found)} revisions ({found.path.name})"
     return AppliedRevision(found.revision, message, "upgrade", seconds)
+
+
+def _count(found: checkpoints.Checkpoint) -> int:
+    """How many revisions a checkpoint replaces (from the manifest: the graph Alembic has
+    loaded may hold only the revisions after it)."""
+    from ..history.manifest import load
+
+    return len(load().ancestors((found.revision,)))
 
 
 def recover_interrupted(connection: Connection, current: tuple[str, ...]) -> None:

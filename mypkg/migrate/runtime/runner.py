@@ -67,7 +67,8 @@ def run(
         raise UsageError(f"--backup copies a SQLite file; back {db.backend} up with {tool}")
     if direction == "upgrade":
         tenants.create_database(db)  # MySQL: a new tenant's database, before connecting to it
-    with locks.locked(db, lock_timeout, on_wait, busy_timeout) as (connection, session):
+    with locks.locked(db, lock_timeout, on_wait, busy_timeout) as (connection, session), \
+            contextlib.ExitStack() as narrowed:
         if direction == "upgrade":
             tenants.create_schema(connection, db)  # PostgreSQL: a new tenant's schema
         # Read only now, under the lock: the previous holder may have migrated.
@@ -81,6 +82,10 @@ def run(
             before = _adopt_or_refuse(connection, db, adopt)
         if direction == "upgrade" and not ignore_checksums:
             integrity.refuse_on_problems(connection, before, db)
+        fresh = checkpoint.route(connection, revision) if direction == "upgrade" and not before and use_checkpoints \
+            else None
+        if fresh is not None:  # Alembic needs only the revisions after the checkpoint
+            narrowed.enter_context(scripts.restricted(fresh.checkpoint.revision, fresh.keep, fresh.covered))
         plan = graph.planned(before, revision, direction, strict=True)
         if direction == "upgrade" and not ignore_checksums:
             integrity.refuse_edited(plan, db)
