@@ -12,21 +12,24 @@ build runs it on SQLite for every checkpoint; the suite on PostgreSQL and MariaD
 from __future__ import annotations
 
 import contextlib
-import tempfile
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..database import connections, settings, snapshot, tenants
-from ..database.target import Database, resolve
+from ..database import connections, settings, tenants
+from ..database.target import resolve
 from ..errors import MigrateError, UsageError
 from ..history import checkpoints, graph
 from ..identity import COMMAND, SCRATCH_PREFIX
 from ..runtime import runner
 
+if TYPE_CHECKING:
+    from ..database.target import Database
+
 
 def _replay(db: Database, revision: str, *, use_checkpoints: bool) -> dict[str, Any]:
+    from ..database import snapshot
+
     runner.run("upgrade", db, revision, on_applied=None, lock_timeout=60, statement_lock_timeout=None,
                on_wait=None, use_checkpoints=use_checkpoints)
     with connections.connect(db, will_write=False) as connection:
@@ -37,6 +40,9 @@ def _replay(db: Database, revision: str, *, use_checkpoints: bool) -> dict[str, 
 def scratch(url: str | None) -> Iterator[Database]:
     """An empty place of ``url``'s dialect, removed afterwards: a temporary SQLite file
     (``url`` None), else a new schema (PostgreSQL) or database (MySQL) on its server."""
+    import tempfile
+    import uuid
+
     if url is None:
         with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}checkpoint-") as tmp:
             yield resolve(f"sqlite:///{Path(tmp) / 'scratch.db'}")
@@ -100,6 +106,8 @@ def write(revision: str, replay_on: Sequence[str] = ()) -> Path:
     found = graph.script(revision) if not graph.is_relative(revision) and revision not in ("head", "heads") else None
     if found is None:
         raise UsageError(f"checkpoint needs one revision id, not {revision!r}")
+    from ..database import snapshot
+
     forms: dict[str, Any] = {}
     for url in (None, *replay_on):
         with scratch(url) as db:
@@ -120,6 +128,8 @@ def write(revision: str, replay_on: Sequence[str] = ()) -> Path:
 def differences(checkpoint: checkpoints.Checkpoint, url: str | None = None) -> list[str]:
     """How ``checkpoint`` differs from the replay of its history on ``url``'s dialect
     (SQLite when None): one line each; [] when equal. The file's own checksum first."""
+    from ..database import snapshot
+
     found = []
     if checkpoint.actual != checkpoint.checksum:
         found.append(f"{checkpoint.path.name}: edited by hand (its content's sha256 {checkpoint.actual[:12]}…, "

@@ -50,7 +50,7 @@ def require_known(current: Sequence[str], where: str) -> None:
     unknown = [rev for rev in current if script(rev) is None]
     from .checkpoints import retired
 
-    gone = retired()
+    gone = retired() if unknown else {}  # read only when needed: a checkpoint file can be large
     for rev in unknown:
         if rev in gone:
             replaced = gone[rev]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..database import connections, ledger, snapshot
+from ..database import connections, ledger
 from ..errors import MigrateError
 from ..history import checkpoints, graph, scripts
 from ..identity import COMMAND, VERSION_TABLE
@@ -50,6 +50,7 @@ def route(connection: Connection, revision: str) -> Route | None:
     ``head`` or ``heads``) through a checkpoint, when the revisions after it build on it
     alone (a branch from before it needs the whole graph: None, and the runner takes
     the usual way, where :func:`choose` still finds the checkpoint)."""
+    from ..database import snapshot
     from ..history.manifest import load
 
     if not checkpoints.shipped():
@@ -74,6 +75,8 @@ def route(connection: Connection, revision: str) -> Route | None:
 def choose(connection: Connection, plan: Sequence[Script]) -> checkpoints.Checkpoint | None:
     """The checkpoint to install before ``plan`` (from no revision), if any: the database
     must hold no table (its runner's own aside)."""
+    from ..database import snapshot
+
     if not plan or not checkpoints.shipped() or ledger.existing_tables(connection):
         return None
     planned = {script.revision for script in plan}
@@ -100,6 +103,7 @@ def install(connection: Connection, db: Database, found: checkpoints.Checkpoint)
     """
     from alembic.runtime.migration import MigrationContext
 
+    from ..database import snapshot
     from .failures import explain_failure
 
     refuse_edited(found, db.masked)

@@ -94,7 +94,8 @@ def run(
         backup_path = backup_sqlite(db, before) if backup and plan else None
         # An empty database past a checkpoint installs it in one step (refused before
         # anything is written if its file was edited).
-        found = checkpoint.choose(connection, plan) if direction == "upgrade" and use_checkpoints else None
+        found = fresh.checkpoint if fresh is not None else \
+            checkpoint.choose(connection, plan) if direction == "upgrade" and use_checkpoints and not before else None
         if found is not None:
             checkpoint.refuse_edited(found, db.masked)
         ledger.ensure(connection)
