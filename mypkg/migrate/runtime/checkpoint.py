@@ -24,6 +24,7 @@ from ..errors import MigrateError
 from ..history import checkpoints, graph, scripts
 from ..identity import COMMAND, VERSION_TABLE
 from ..results import AppliedRevision
+from .repair import CHECKPOINT_INSTALL as _DETAIL
 from .repair import RUNNING
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 #: The ledger outcome of a checkpoint installed.
 CHECKPOINT = "checkpoint"
-_DETAIL = "checkpoint install"
 
 
 class Route(NamedTuple):

@@ -29,6 +29,9 @@ REPAIRED = "repaired"
 #: completes: left behind, it means the migrator died during the revision.
 RUNNING = "running"
 NOT_TRANSACTIONAL = "DDL on MySQL/MariaDB is not transactional"
+#: The detail of the ``running`` row a checkpoint install writes first: left behind, the
+#: next upgrade drops what the install made and starts it over (no repair to record).
+CHECKPOINT_INSTALL = "checkpoint install"
 
 
 def pending_repairs(connection: Connection, *, migrator_alive: bool = False) -> dict[str, str]:
@@ -41,7 +44,7 @@ def pending_repairs(connection: Connection, *, migrator_alive: bool = False) -> 
     for rev, (outcome, detail) in latest.items():
         if outcome == PARTIAL:
             waiting[rev] = detail or ""
-        elif outcome == RUNNING and not migrator_alive:
+        elif outcome == RUNNING and not migrator_alive and detail != CHECKPOINT_INSTALL:
             waiting[rev] = "the migrator stopped during it (killed?); what it ran is unknown: compare the schema"
     return waiting
 
