@@ -84,11 +84,15 @@ for point in points:
     write(point)
     report["differences"] += differences(next(c for c in checkpoints.shipped() if c.revision == point))
 fresh = tmp / "fresh.db"
+import time
+began = time.perf_counter()
 result = mypkg.upgrade(f"sqlite:///{fresh}")
+report["fresh_elapsed"] = time.perf_counter() - began
 deepest = max(points, key=lambda rev: len(graph.ancestors((rev,))))
 report["deepest"] = deepest
 report["fresh_used"] = result.applied[0].message
 report["fresh_first"] = result.applied[0].revision
+report["fresh_seconds"] = result.applied[0].seconds
 report["fresh_equal"] = view(fresh) == expected
 report["ledger"] = [(row.revision, row.outcome) for row in mypkg.applied_history(f"sqlite:///{fresh}")]
 # Every revision before the deepest checkpoint: a database there replays to head.
@@ -110,6 +114,7 @@ def test_a_checkpoint_installs_what_the_replay_builds_on_sqlite(name: str, tmp_p
     # The newest checkpoint the upgrade passes is the one installed, then the rest replays.
     assert report["fresh_first"] == report["deepest"]
     assert report["fresh_used"].startswith("checkpoint of ")
+    assert 0 < report["fresh_seconds"] <= report["fresh_elapsed"]  # its own duration, as every revision's
     assert report["fresh_equal"] is True
     assert report["ledger"][0] == [report["deepest"], "checkpoint"]
     assert all(outcome == "applied" for _, outcome in report["ledger"][1:])
@@ -194,7 +199,14 @@ def test_a_checkpoint_edited_by_hand_is_caught_by_verify_and_refused_by_upgrade(
     forms = payload["forms"]
     path.write_text(checkpoints.to_json(payload["revision"], forms))
     proof = python(root, "import json; from mypkg.migrate.checks.checkpoint import prove_all; print(json.dumps(prove_all()))")
-    assert any("against the replay: statements" in line and "VARCHAR(10)" in line for line in proof), proof
+    # The database installed from the checkpoint as it was: verify names the change.
+    changed = mig(root, "--url", f"sqlite:///{installed}", "verify")
+    assert changed.returncode == 1
+    assert ("78a2efaef9ac  mismatch: checkpoint 78a2efaef9ac.json changed since it was installed here" in changed.stdout)
+    at = next(i for i, st in enumerate(forms["sqlite"]["statements"], 1) if "VARCHAR(10)" in st)
+    line = next(line for line in proof if "against the replay: statements" in line)
+    assert line.startswith(f"78a2efaef9ac.json against the replay: statements {at}: expected CREATE TABLE")
+    assert "VARCHAR(100)" in line.split(", found ")[0] and "VARCHAR(10) " in line.split(", found ")[1]
 
 
 def _tables(path: Path) -> list[str]:
@@ -260,7 +272,7 @@ def _pg_dump(server: PostgresServer, url: str, *only: str) -> str:
 
 def _mariadb_dump(server, url: str) -> str:  # noqa: ANN001
     name = url.split("?")[0].rsplit("/", 1)[-1]
-    done = subprocess.run(["mariadb-dump", "--skip-dump-date", "--skip-comments", "-S", str(server.socket), "-u", "root",
+    done = subprocess.run(["mariadb-dump", "--skip-dump-date", "--skip-comments", "--hex-blob", "-S", str(server.socket), "-u", "root",
                            f"--ignore-table={name}.mypkg_migration_ledger", name],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -275,6 +287,8 @@ def test_a_checkpoint_installs_what_the_replay_builds_on_postgresql(name: str, t
     try:
         report = python(root, SERVER_PROOF, fresh, replay)
         assert report["forms"] == ["postgresql", "sqlite"]
+        scratch = client(pg_server, "psql", fresh, "-Atc", "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'mypkg%'")
+        assert scratch.stdout.strip() == "0"  # the replays' scratch schemas are gone
         assert report["differences"] == []
         assert report["fresh"] == [f"checkpoint of {report['fresh'][0].split()[2]} revisions"]
         assert report["ledger"] == ["checkpoint"]
@@ -293,6 +307,9 @@ def test_a_checkpoint_installs_what_the_replay_builds_on_mariadb(name: str, tmp_
     try:
         report = python(root, SERVER_PROOF, fresh, replay)
         assert report["forms"] == ["mariadb", "sqlite"]
+        with mariadb_server.connect() as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'mypkg%'")
+            assert cursor.fetchone()[0] == 0  # the replays' scratch databases are gone
         assert report["differences"] == []
         assert report["ledger"] == ["checkpoint"]
         installed, replayed = _mariadb_dump(mariadb_server, fresh), _mariadb_dump(mariadb_server, replay)
@@ -317,7 +334,7 @@ def test_retiring_removes_the_scripts_before_a_released_checkpoint(tmp_path: Pat
     import sqlite3
 
     root = shipped_project(tmp_path / "project")
-    _release(root, '"0.1.0": "78a2efaef9ac"')
+    _release(root, '"0.0.9": "cdc55a093c1f", "0.1.0": "78a2efaef9ac"')
     assert mig(root, "checkpoint", "78a2efaef9ac").returncode == 0
     urls = {name: f"sqlite:///{tmp_path / name}.db" for name in ("before", "at", "head", "fresh")}
     assert mig(root, "--url", urls["before"], "upgrade", "cdc55a093c1f").returncode == 0
@@ -362,6 +379,12 @@ def test_retiring_removes_the_scripts_before_a_released_checkpoint(tmp_path: Pat
         return sorted(db.execute("SELECT type, name, sql FROM sqlite_master WHERE tbl_name NOT LIKE 'mypkg_%'"))
 
     assert schema(urls["fresh"]) == schema(urls["head"]) == schema(urls["at"])
+    # A release whose head was retired is no bad release; one naming no revision ever is.
+    releases = root / "mypkg" / "releases.py"
+    releases.write_text(releases.read_text().replace('"0.0.9"', '"0.0.1": "deadbeef0000", "0.0.9"'))
+    verify = mig(root, "--url", urls["fresh"], "verify", "--json")
+    assert verify.returncode == 1
+    assert [(p["revision"], p["kind"]) for p in json.loads(verify.stdout)["problems"]] == [("0.0.1", "bad release")]
     # The build's proof still holds: the checkpoint installs as written (its replay is gone).
     assert python(root, "import json; from mypkg.migrate.checks.checkpoint import prove_all; "
                         "print(json.dumps(prove_all()))") == []
@@ -520,3 +543,173 @@ def test_lint_treats_a_checkpoint_as_a_revision(tmp_path: Path, pg_server: Postg
     # Outside the range linted, the checkpoint is too.
     assert not any(rev.startswith("checkpoint:") for rev, _ in {(f["revision"], f["rule"]) for f in json.loads(
         mig(root, "lint", "78a2efaef9ac:head", "--json").stdout)})
+
+
+# --- what the corpus histories lack: enums, comments, identity and generated columns, --------
+# --- reference rows of every kind of value --------------------------------------------------
+
+RICH_TABLES = '''
+kind = sa.Enum("draft", "it's live", name="post_kind")
+op.create_table(
+    "post",
+    sa.Column("id", sa.Integer, sa.Identity(always=True, start=10, increment=5), primary_key=True),
+    sa.Column("kind", kind, nullable=False, server_default="draft"),
+    sa.Column("title", sa.String(80), nullable=False, comment="shown as it's written"),
+    sa.Column("price", sa.Numeric(10, 2)),
+    sa.Column("price_x2", sa.Numeric(12, 2), sa.Computed("price * 2")),
+    sa.Column("payload", sa.LargeBinary),
+    sa.Column("published", sa.DateTime),
+    sa.Column("day", sa.Date),
+    sa.Column("ratio", sa.Float),
+    sa.CheckConstraint("price >= 0", name="price_positive"),
+    comment="posts; the 'reference' ones ship with the schema",
+)
+op.create_index("ix_post_title_live", "post", ["title"], postgresql_where=sa.text("kind = 'it''s live'"))
+op.create_table("tag", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(20), unique=True),
+                sqlite_autoincrement=True)
+'''
+
+RICH_ROWS = '''
+import datetime, decimal
+post = sa.table("post", sa.column("id", sa.Integer), sa.column("kind", sa.String), sa.column("title", sa.String),
+                sa.column("price", sa.Numeric(10, 2)), sa.column("payload", sa.LargeBinary),
+                sa.column("published", sa.DateTime), sa.column("day", sa.Date), sa.column("ratio", sa.Float))
+bind = op.get_bind()
+rows = [
+    {"id": 10, "kind": "it's live", "title": "quote ' and \\\\ backslash", "price": decimal.Decimal("12.50"),
+     "payload": b"\\x00\\xffbytes", "published": datetime.datetime(2026, 1, 2, 3, 4, 5, 678000),
+     "day": datetime.date(2026, 1, 2), "ratio": 0.1},
+    {"id": 15, "kind": "draft", "title": "nulls", "price": None, "payload": None, "published": None,
+     "day": None, "ratio": None},
+]
+if bind.dialect.name == "postgresql":
+    bind.execute(sa.text("INSERT INTO post (id, kind, title, price, payload, published, day, ratio) "
+                         "OVERRIDING SYSTEM VALUE VALUES (:id, CAST(:kind AS post_kind), :title, :price, :payload, "
+                         ":published, :day, :ratio)"), rows)
+    bind.execute(sa.text("SELECT nextval(pg_get_serial_sequence('post', 'id'))"))
+else:
+    op.bulk_insert(post, rows)
+op.bulk_insert(sa.table("tag", sa.column("name")), [{"name": "a"}, {"name": "b"}, {"name": "c"}])
+bind.execute(sa.text("DELETE FROM tag WHERE name = 'c'"))
+'''
+
+
+def rich_history() -> list[histories.Script]:
+    return [
+        histories.script("a.py", "ri00000000a1", None, "rich tables", RICH_TABLES,
+                         'op.drop_table("tag")\nop.drop_table("post")\nsa.Enum(name="post_kind").drop(op.get_bind(), checkfirst=True)'),
+        histories.script("b.py", "ri00000000b2", "ri00000000a1", "reference rows", RICH_ROWS,
+                         'op.execute("DELETE FROM tag")\nop.execute("DELETE FROM post")'),
+        histories.script("c.py", "ri00000000c3", "ri00000000b2", "after the checkpoint",
+                         'op.add_column("tag", sa.Column("colour", sa.String(10)))', 'op.drop_column("tag", "colour")'),
+    ]
+
+
+RICH_PROOF = r"""
+import json, sys
+import mypkg
+from mypkg.migrate.checks.checkpoint import differences, write
+from mypkg.migrate.history import checkpoints
+
+fresh, replay = sys.argv[1], sys.argv[2]
+write("ri00000000b2", [fresh] if not fresh.startswith("sqlite") else [])
+found = checkpoints.shipped()[0]
+report = {"differences": differences(found, None if fresh.startswith("sqlite") else fresh)}
+if fresh.startswith("sqlite"):  # a counter edited (checksum recomputed): the proof tells
+    import copy
+    forms = copy.deepcopy(found.forms)
+    forms["sqlite"]["sequences"] = [{"name": "tag", "value": 9}]
+    found.path.write_text(checkpoints.to_json(found.revision, forms))
+    checkpoints.shipped.cache_clear()
+    report["edited"] = differences(checkpoints.shipped()[0])
+    found.path.write_text(checkpoints.to_json(found.revision, found.forms))
+    checkpoints.shipped.cache_clear()
+report["first"] = mypkg.upgrade(fresh).applied[0].message.split(" (")[0]
+mypkg.upgrade(replay, use_checkpoints=False)
+# The next insert gets the id the replay's would: the sequences (identity, AUTOINCREMENT) came along.
+import sqlalchemy as sa
+for url in (fresh, replay):
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO tag (name) VALUES ('next')"))
+        report.setdefault("next_ids", []).append(connection.execute(sa.text("SELECT max(id) FROM tag")).scalar())
+    engine.dispose()
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mariadb"])
+def test_a_checkpoint_keeps_enums_comments_identity_generated_columns_and_every_kind_of_value(
+        dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    import sqlite3
+
+    root = histories.project_with(tmp_path / "project", rich_history())
+    if dialect == "sqlite":
+        fresh, replay = f"sqlite:///{tmp_path / 'fresh.db'}", f"sqlite:///{tmp_path / 'replay.db'}"
+        server = None
+    else:
+        server = request.getfixturevalue("pg_server" if dialect == "postgresql" else "mariadb_server")
+        fresh, replay = server.create_database(), server.create_database()
+    try:
+        report = python(root, RICH_PROOF, fresh, replay)
+        assert report["differences"] == []
+        if dialect == "sqlite":
+            told = "sequences: expected [{'name': 'tag', 'value': 3}], found [{'name': 'tag', 'value': 9}]"
+            assert report["edited"] == [f"ri00000000b2.json against the replay: {told}",
+                                        f"installed from ri00000000b2.json against the replay: {told}"]
+        assert report["first"] == "checkpoint of 2 revisions"
+        assert report["next_ids"][0] == report["next_ids"][1] == 4  # c (3) was deleted: 4, not 3
+        if dialect == "sqlite":
+            def dump(url: str) -> str:
+                db = sqlite3.connect(url.removeprefix("sqlite:///"))
+                return "\n".join(line for line in db.iterdump() if "mypkg_migration_ledger" not in line)
+            installed, replayed = dump(fresh), dump(replay)
+        elif dialect == "postgresql":
+            installed, replayed = _pg_dump(server, fresh), _pg_dump(server, replay)
+            for needed in ("CREATE TYPE public.post_kind AS ENUM", "COMMENT ON TABLE public.post IS 'posts; the ''reference''",
+                           "GENERATED ALWAYS AS IDENTITY", "GENERATED ALWAYS AS ((price * (2)::numeric)) STORED",
+                           "WHERE (kind = 'it''s live'::public.post_kind)", "\\\\x00ff6279746573"):
+                assert needed in replayed, needed
+        else:
+            installed, replayed = _mariadb_dump(server, fresh), _mariadb_dump(server, replay)
+            assert "GENERATED ALWAYS AS" in replayed or "AS (`price` * 2)" in replayed
+        assert installed == replayed
+    finally:
+        if server is not None:
+            server.drop_database(fresh)
+            server.drop_database(replay)
+
+
+def test_retiring_is_refused_while_a_branch_outside_the_checkpoint_builds_on_a_retired_revision(tmp_path: Path) -> None:
+    root = histories.project_with(tmp_path / "project", [
+        histories.script("a.py", "aa00000000a1", None, "root", 'op.create_table("t", sa.Column("id", sa.Integer, primary_key=True))'),
+        histories.script("b.py", "bb00000000b2", "aa00000000a1", "main line", 'op.add_column("t", sa.Column("b", sa.Integer))'),
+        histories.script("c.py", "cc00000000c3", "aa00000000a1", "a branch from the root", 'op.add_column("t", sa.Column("c", sa.Integer))',
+                         labels=("side",)),
+    ])
+    _release(root, '"1.0.0": "bb00000000b2"')
+    assert mig(root, "checkpoint", "bb00000000b2").returncode == 0
+    refused = mig(root, "checkpoint", "bb00000000b2", "--retire")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == ("mypkg-migrate: error: cc00000000c3 builds on aa00000000a1, which the checkpoint of "
+                                      "bb00000000b2 replaces but does not precede it: nothing was retired")
+    assert len(list((root / "alembic" / "versions").glob("*.py"))) == 3
+
+
+def test_a_dialect_without_a_form_replays_and_a_broken_checkpoint_file_is_named(tmp_path: Path,
+                                                                              pg_server: PostgresServer) -> None:
+    root = shipped_project(tmp_path / "project")
+    assert mig(root, "checkpoint", "78a2efaef9ac").returncode == 0  # SQLite's form only
+    url = pg_server.create_database()
+    try:
+        done = mig(root, "--url", url, "upgrade")
+        assert done.returncode == 0, done.stderr
+        assert "checkpoint" not in done.stdout and done.stdout.count("applied ") == len(SHIPPED)
+    finally:
+        pg_server.drop_database(url)
+    path = root / "alembic" / "checkpoints" / "78a2efaef9ac.json"
+    path.write_text("{not json")
+    broken = mig(root, "--url", f"sqlite:///{tmp_path / 'x.db'}", "upgrade")
+    assert broken.returncode == 1
+    assert broken.stderr.startswith("mypkg-migrate: error: 78a2efaef9ac.json: not a checkpoint file (JSONDecodeError")
+    assert broken.stderr.count("\n") == 1

@@ -123,12 +123,12 @@ def capture(connection: Connection, runner_tables: Collection[str]) -> dict[str,
     for (name, type_, increment, low, high, start, cache, cycle, is_identity, table, column) in rows(_SEQUENCES):
         if table in runner_tables:
             continue
-        options = (f"AS {type_} INCREMENT BY {increment} MINVALUE {low} MAXVALUE {high} START WITH {start} "
+        options = (f"INCREMENT BY {increment} MINVALUE {low} MAXVALUE {high} START WITH {start} "
                    f"CACHE {cache}{' CYCLE' if cycle else ' NO CYCLE'}")
-        if is_identity:
+        if is_identity:  # its type is the column's
             identity_options[(table, column)] = f"SEQUENCE NAME {_quote(name)} {options}"
         else:
-            statements.append(f"CREATE SEQUENCE {_quote(name)} {options}")
+            statements.append(f"CREATE SEQUENCE {_quote(name)} AS {type_} {options}")
             if table is not None:
                 after.append(f"ALTER SEQUENCE {_quote(name)} OWNED BY {_quote(table)}.{_quote(column)}")
         value, called = rows(f"SELECT last_value, is_called FROM {_quote(name)}")[0]

@@ -117,8 +117,16 @@ def in_folder(folder: Path) -> list[Checkpoint]:
 
 @functools.cache
 def shipped() -> tuple[Checkpoint, ...]:
-    """The checkpoints this package ships (installed, or in the source tree)."""
-    return tuple(in_folder(folder_of(scripts_folder())))
+    """The checkpoints this package ships (installed, or in the source tree).
+
+    :raises MigrateError: a file that cannot be read, named.
+    """
+    try:
+        return tuple(in_folder(folder_of(scripts_folder())))
+    except CheckpointError as exc:
+        from ..errors import MigrateError
+
+        raise MigrateError(str(exc)) from None
 
 
 def scripts_folder() -> Path:
