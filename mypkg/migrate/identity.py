@@ -32,6 +32,12 @@ CONNECT_TIMEOUT_VAR = f"{ENV_PREFIX}_CONNECT_TIMEOUT"
 BUSY_TIMEOUT_VAR = f"{ENV_PREFIX}_BUSY_TIMEOUT"
 #: The ledger table the runner keeps beside Alembic's version table.
 LEDGER_TABLE = f"{PACKAGE}_migration_ledger"
+#: The lease a migration holds through a transaction pooler (``--lock lease``).
+LEASE_TABLE = f"{PACKAGE}_migration_lock"
+#: Which migration lock (``auto``, ``advisory``, ``lease``; the --lock option sets it too).
+LOCK_MODE_VAR = f"{ENV_PREFIX}_LOCK"
+#: Seconds a lease lasts unrenewed (the --lease option sets it too).
+LEASE_SECONDS_VAR = f"{ENV_PREFIX}_LEASE"
 #: Alembic's version table (Alembic's default name, as the scripts' authors see it).
 VERSION_TABLE = "alembic_version"
 #: A file in the working directory: nothing to start, nothing to configure.

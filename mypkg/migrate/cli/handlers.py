@@ -11,7 +11,7 @@ import os
 import sys
 
 from ..errors import ExitCode, MigrateError, UsageError
-from ..identity import BUSY_TIMEOUT_VAR, CONNECT_TIMEOUT_VAR
+from ..identity import BUSY_TIMEOUT_VAR, CONNECT_TIMEOUT_VAR, LEASE_SECONDS_VAR, LOCK_MODE_VAR
 from ..identity import COMMAND as PROG
 from . import process, reads
 from .output import Output, short
@@ -197,6 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[CONNECT_TIMEOUT_VAR] = repr(args.connect_timeout)
     if hasattr(args, "busy_timeout"):  # likewise for every SQLite connection, the fast path's too
         os.environ[BUSY_TIMEOUT_VAR] = repr(args.busy_timeout)
+    if hasattr(args, "lock"):  # and for the migration lock of every command that writes
+        os.environ[LOCK_MODE_VAR] = args.lock
+    if hasattr(args, "lease"):
+        os.environ[LEASE_SECONDS_VAR] = repr(args.lease)
     if args.verbose:
         import logging  # only here: every start-up pays for what it imports
 
@@ -213,11 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, out: Output) -> int:
     """The command, its failures turned into one line and an exit code."""
     try:
-        if CONNECT_TIMEOUT_VAR in os.environ or BUSY_TIMEOUT_VAR in os.environ:
+        if {CONNECT_TIMEOUT_VAR, BUSY_TIMEOUT_VAR, LOCK_MODE_VAR, LEASE_SECONDS_VAR} & set(os.environ):
             from ..database import settings
 
             settings.connect_timeout()  # a bad value is a usage error whatever the database
             settings.busy_timeout()
+            settings.lock_mode()
+            settings.lease_seconds()
         if args.schema is not None and args.command != "fleet":
             from ..database import settings
 

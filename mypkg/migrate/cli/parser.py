@@ -10,11 +10,18 @@ import argparse
 import os
 import sys
 
-from ..database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
+from ..database.settings import (
+    DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_LOCK_TIMEOUT,
+)
 from ..identity import (
     BUSY_TIMEOUT_VAR,
     CONNECT_TIMEOUT_VAR,
     DEFAULT_URL,
+    LEASE_SECONDS_VAR,
+    LOCK_MODE_VAR,
     MIGRATION_URL_VAR,
     PACKAGE,
 )
@@ -100,6 +107,22 @@ def _shared_options() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="SQLite: wait this long for an application's write or a reader's transaction "
         f"to end, on every connection (default: ${BUSY_TIMEOUT_VAR}, else {DEFAULT_BUSY_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--lock",
+        choices=("auto", "advisory", "lease"),
+        default=argparse.SUPPRESS,
+        help="PostgreSQL's migration lock: advisory (a session's; refused through a transaction "
+        "pooler), lease (a lease row checked in every revision: works through pgbouncer's transaction "
+        f"pooling), auto (advisory, or the lease when a pooler shows; default: ${LOCK_MODE_VAR}, else auto)",
+    )
+    group.add_argument(
+        "--lease",
+        type=types.positive_seconds,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help="how long a lease lasts unrenewed (a heartbeat renews it): how long a killed "
+        f"migrator's lease blocks the next one (default: ${LEASE_SECONDS_VAR}, else {DEFAULT_LEASE_SECONDS:g})",
     )
     return parent
 

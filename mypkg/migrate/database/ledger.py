@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from ..identity import LEDGER_TABLE, VERSION_TABLE
+from ..identity import LEASE_TABLE, LEDGER_TABLE, VERSION_TABLE
 from ..results import BACKFILLING, CHECKSUM_OUTCOMES, LedgerRow
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 TABLE = LEDGER_TABLE
 #: Tables the runner owns: never compared with the models, never dropped by revisions.
-RUNNER_TABLES = frozenset({TABLE, VERSION_TABLE})
+RUNNER_TABLES = frozenset({TABLE, VERSION_TABLE, LEASE_TABLE})
 
 
 _table: sa.Table | None = None

@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MigrateError
+from ..errors import MigrateError, UsageError
 from ..identity import COMMAND, LOCK_NAME, MIGRATION_URL_VAR
-from . import connections
+from . import connections, lease, settings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -80,16 +80,12 @@ def _wait_until(
 
 
 #: The advisory lock held by a session of this database, as pg_locks stores its key.
-_OUR_LOCK = (
-    "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND l.classid = ((:key >> 32) & 4294967295)::oid AND l.objid = (:key & 4294967295)::oid"
-)
+_OUR_LOCK = lease.ADVISORY_HELD
 POOLING_HELP = (
     "connections are pooled per transaction (pgbouncer pool_mode=transaction, RDS Proxy and "
     "the like), and a migration needs one server session for its whole run: give "
     f"{COMMAND} a direct URL (--url, or ${MIGRATION_URL_VAR}), while the application keeps "
-    "its pooled one"
+    "its pooled one, or migrate through the pooler with --lock lease"
 )
 
 
@@ -105,6 +101,9 @@ class Session:
         self.connection = connection
         self.pid = pid  #: the server process holding the PostgreSQL lock
         self.key = key  #: which advisory lock: one per (database, schema)
+        #: ``--lock auto``: gives up the advisory lock for a lease once a pooler shows (the
+        #: runner then retries the revision the check rolled back); None: nothing to switch to.
+        self.to_lease: Callable[[], Any] | None = None
 
     def verify(self, now: int | None = None) -> None:
         """Inside a transaction: it runs in the session that holds the lock. ``now``: the
@@ -150,6 +149,9 @@ def postgresql_lock(
                 f"another client: {POOLING_HELP}; nothing was changed"
             )
         got, pid = connection.execute(text("SELECT pg_try_advisory_lock(:key), pg_backend_pid()"), key).one()
+        if got and lease.blocks_advisory(connection):  # a migrator through a pooler holds the lease
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)  # same transaction, same session
+            got = False
         connection.commit()  # the lock is session-level: it outlives this transaction
         if got:
             session.pid = pid
@@ -317,10 +319,42 @@ def locked(
         if db.sqlite_path is not None:
             connections.check_sqlite_file(db, will_write=True)
             stack.enter_context(sqlite_lock(db.sqlite_path, db, lock_timeout, on_wait))
+        mode = settings.lock_mode()
+        if mode == "lease" and not db.is_postgresql:
+            raise UsageError(f"--lock lease is for PostgreSQL behind a transaction pooler; {db.backend} "
+                             "takes its own lock (leave --lock out)")
         connection = stack.enter_context(connections.connect(db, will_write=True, busy_timeout=busy_timeout))
-        session = Session()
-        if db.is_postgresql:
-            session = stack.enter_context(postgresql_lock(connection, db, lock_timeout, on_wait))
+        session: Any = Session()
+        if db.is_postgresql and mode != "lease":
+            try:
+                session = stack.enter_context(postgresql_lock(connection, db, lock_timeout, on_wait))
+            except PoolingError:
+                if mode == "advisory":
+                    raise
+                if on_wait is not None:
+                    on_wait(f"{db.masked}: connections are pooled per transaction: taking a lease lock instead")
+                mode = "lease"
+        def take_lease() -> lease.LeaseSession:
+            def wait(try_acquire: Callable[[], bool], describe_holder: Callable[[], str]) -> None:
+                _wait_until(try_acquire, lock_timeout, describe_holder, db, on_wait)
+
+            return stack.enter_context(lease.lease_lock(connection, db, settings.lease_seconds(),
+                                                        advisory_lock_key(db.schema), wait))
+
+        if mode == "lease" and db.is_postgresql:
+            session = take_lease()
+        elif mode == "auto" and db.is_postgresql:
+            advisory = session
+
+            def to_lease() -> lease.LeaseSession:
+                """A revision ran in another server session than the lock's: a pooler. The
+                advisory lock is given up (where it can be), the lease taken."""
+                _release(connection, advisory.pid, advisory.key)
+                if on_wait is not None:
+                    on_wait(f"{db.masked}: connections are pooled per transaction: going on under a lease lock")
+                return take_lease()
+
+            session.to_lease = to_lease
         elif db.is_mysql:
             session = stack.enter_context(mysql_lock(connection, db, lock_timeout, on_wait))
         yield connection, session

@@ -12,6 +12,8 @@ from ..identity import (
     CONNECT_TIMEOUT_VAR,
     DATABASE_URL_VAR,
     DEFAULT_URL,
+    LEASE_SECONDS_VAR,
+    LOCK_MODE_VAR,
     MIGRATION_URL_VAR,
     PACKAGE,
 )
@@ -75,6 +77,30 @@ def busy_timeout() -> float:
     ``$MYPKG_BUSY_TIMEOUT`` (what ``--busy-timeout`` sets), else :data:`DEFAULT_BUSY_TIMEOUT`.
     The fast path's connection takes it too, so the bound holds on every path."""
     return _seconds_from(BUSY_TIMEOUT_VAR, DEFAULT_BUSY_TIMEOUT, zero_ok=True)
+
+
+LOCK_MODES = ("auto", "advisory", "lease")
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+def lock_mode() -> str:
+    """Which migration lock a PostgreSQL migration takes: ``$MYPKG_LOCK`` (what ``--lock``
+    sets): ``advisory`` (a session's advisory lock, refused through a transaction pooler),
+    ``lease`` (a lease row, fenced in every revision: works through one), or ``auto``, the
+    default: advisory, and the lease where the pooler shows itself as the lock is taken.
+
+    :raises UsageError: another value.
+    """
+    mode = os.environ.get(LOCK_MODE_VAR, "auto")
+    if mode not in LOCK_MODES:
+        raise UsageError(f"${LOCK_MODE_VAR} must be one of {', '.join(LOCK_MODES)}, not {mode!r}")
+    return mode
+
+
+def lease_seconds() -> float:
+    """How long a lease lasts unrenewed: ``$MYPKG_LEASE`` (what ``--lease`` sets), else
+    :data:`DEFAULT_LEASE_SECONDS`: how long a killed migrator's lease blocks the next one."""
+    return _seconds_from(LEASE_SECONDS_VAR, DEFAULT_LEASE_SECONDS, zero_ok=False)
 
 
 def _seconds_from(variable: str, default: float, *, zero_ok: bool) -> float:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..database import connections, ledger, locks, tenants
+from ..database import connections, lease, ledger, locks, tenants
 from ..database.settings import statement_lock_timeout_ms
 from ..errors import MigrateError, UsageError
 from ..history import graph, scripts
@@ -131,6 +131,10 @@ def run(
                         connection.rollback()
                     tracker.rolled_back()
                     failed = plan[len(tracker.applied)] if len(tracker.applied) < len(plan) else None
+                    switch = getattr(tracker.session, "to_lease", None)
+                    if isinstance(exc, locks.PoolingError) and switch is not None:
+                        tracker.session = switch()  # --lock auto behind a pooler: the revision again, fenced
+                        continue
                     if statement_lock_timeout and _is_lock_timeout(exc) and retries < STATEMENT_LOCK_RETRIES:
                         retries += 1
                         pause = 0.5 * 2 ** (retries - 1)
@@ -148,7 +152,8 @@ def run(
                     lost = bool(getattr(exc, "connection_invalidated", False))
                     ran = tracker.ran(including_running=lost) if db.is_mysql else None
                     tracker.stopped = True  # what follows is bookkeeping, not a revision
-                    if not isinstance(exc, locks.PoolingError):  # nothing to record in a stranger's session
+                    # Nothing to record in a stranger's session, or once another migrator holds the lease.
+                    if not isinstance(exc, (locks.PoolingError, lease.LeaseLost)):
                         _record_failure(connection, failed, direction, tracker.started_at, exc, ran=ran,
                                         replaces=tracker.running_row)
                     tracker.running_row = None
