@@ -345,8 +345,14 @@ def test_retiring_removes_the_scripts_before_a_released_checkpoint(tmp_path: Pat
     assert retired.returncode == 0, retired.stderr
     versions = root / "alembic" / "versions"
     assert sorted(p.name.split("_")[4] for p in versions.glob("*.py")) == ["1341fe34ff84", "78a2efaef9ac"]
-    assert "down_revision = None  # retired into its checkpoint; was ('cdc55a093c1f',)" in next(
-        versions.glob("*78a2efaef9ac*")).read_text()
+    cut = next(versions.glob("*78a2efaef9ac*")).read_text()
+    assert "down_revision = None  # retired into its checkpoint; was ('cdc55a093c1f',)" in cut
+    # Only that line changed: the rest of the script as it was.
+    original = next((REPO / "alembic" / "versions").glob("*78a2efaef9ac*")).read_text().splitlines()
+    assert [line for line in cut.splitlines() if line not in original] == [
+        "down_revision = None  # retired into its checkpoint; was ('cdc55a093c1f',)"]
+    assert [line for line in original if line not in cut.splitlines()] == [
+        "down_revision: Union[str, Sequence[str], None] = 'cdc55a093c1f'"]
     # Plain alembic loads the shorter history.
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
     heads = subprocess.run([sys.executable, "-m", "alembic", "heads"], cwd=root, capture_output=True, text=True,
@@ -713,3 +719,7 @@ def test_a_dialect_without_a_form_replays_and_a_broken_checkpoint_file_is_named(
     assert broken.returncode == 1
     assert broken.stderr.startswith("mypkg-migrate: error: 78a2efaef9ac.json: not a checkpoint file (JSONDecodeError")
     assert broken.stderr.count("\n") == 1
+    path.write_text('{"format": 99}')
+    newer = mig(root, "--url", f"sqlite:///{tmp_path / 'x.db'}", "upgrade")
+    assert newer.returncode == 1
+    assert newer.stderr == "mypkg-migrate: error: 78a2efaef9ac.json: format 99, expected 1\n"
