@@ -86,7 +86,10 @@ def _cut_parents(path: Path, parents: tuple[str, ...], retired: set[str]) -> Non
         if name == "down_revision":
             new = f"down_revision = None  # retired into its checkpoint; was {parents!r}\n"
         else:
-            kept = tuple(dep for dep in graph.as_tuple(ast.literal_eval(node.value)) if dep not in retired)
+            named = graph.as_tuple(ast.literal_eval(node.value))
+            kept = tuple(dep for dep in named if dep not in retired)
+            if kept == named:
+                continue  # nothing retired in it: the line stays as written
             new = f"depends_on = {kept or None!r}\n"
         lines[node.lineno - 1:node.end_lineno] = [new]
     path.write_text("".join(lines))
