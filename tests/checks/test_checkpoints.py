@@ -723,3 +723,32 @@ def test_a_dialect_without_a_form_replays_and_a_broken_checkpoint_file_is_named(
     newer = mig(root, "--url", f"sqlite:///{tmp_path / 'x.db'}", "upgrade")
     assert newer.returncode == 1
     assert newer.stderr == "mypkg-migrate: error: 78a2efaef9ac.json: format 99, expected 1\n"
+
+
+def test_a_checkpoint_that_fails_part_way_on_mariadb_leaves_the_database_empty(tmp_path: Path, mariadb_server) -> None:  # noqa: ANN001
+    """MySQL commits each CREATE TABLE: a statement that fails after some tables were made
+    has them dropped again; one line, exit 1, the database empty and at no revision."""
+    root = shipped_project(tmp_path / "project")
+    url = mariadb_server.create_database()
+    try:
+        assert mig(root, "checkpoint", "78a2efaef9ac", "--replay-on", url).returncode == 0
+        path = root / "alembic" / "checkpoints" / "78a2efaef9ac.json"
+        good = path.read_text()
+        payload = json.loads(good)
+        payload["forms"]["mariadb"]["statements"].append("CREATE TABLE `broken` (id INT REFERENCES")
+        from mypkg.migrate.history import checkpoints
+
+        path.write_text(checkpoints.to_json(payload["revision"], payload["forms"]))
+        failed = mig(root, "--url", url, "upgrade")
+        assert failed.returncode == 1
+        assert failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr
+        name = url.split("?")[0].rsplit("/", 1)[-1]
+        with mariadb_server.connect(name) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+            assert {row[0] for row in cursor.fetchall()} <= {"mypkg_migration_ledger", "alembic_version"}
+        assert mig(root, "--url", url, "status").returncode == 1
+        path.write_text(good)
+        fixed = mig(root, "--url", url, "upgrade")
+        assert fixed.returncode == 0 and "checkpoint of 5 revisions" in fixed.stdout, fixed.stderr
+    finally:
+        mariadb_server.drop_database(url)

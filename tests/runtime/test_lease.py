@@ -225,6 +225,15 @@ def test_an_index_built_concurrently_through_the_pooler(tmp_path: Path, bouncer:
         assert valid == (True,)
         assert mypkg.current(url) == ("c0ncurrent01",)
         assert leftovers(pg_server, url) == (0, 0)
+        # Reads through the pooler: status --wait, a no-op upgrade (the fast path's own run through
+        # pgbouncer: tests/fast/test_fastpath_urls.py).
+        env = clean_env(PYTHONPATH=str(project))
+        waited = subprocess.run([sys.executable, "-m", "mypkg", "--url", bouncer.url(url), "status", "--wait", "5"],
+                                cwd=project, env=env, capture_output=True, text=True, timeout=60)
+        assert waited.returncode == 0, waited.stderr
+        again = subprocess.run([sys.executable, "-m", "mypkg", "--url", bouncer.url(url), "upgrade"],
+                               cwd=project, env=env, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0 and "nothing to do, at c0ncurrent01" in again.stdout
     finally:
         pg_server.drop_database(url)
 
@@ -299,3 +308,37 @@ def test_lease_is_refused_where_it_means_nothing(tmp_path: Path) -> None:
     bad = subprocess.run([*command_prefix(), "status"], capture_output=True, text=True, cwd=tmp_path,
                          env=clean_env(MYPKG_LOCK="leases"))
     assert bad.returncode == 2 and "$MYPKG_LOCK must be one of auto, advisory, lease, not 'leases'" in bad.stderr
+    never = subprocess.run([*command_prefix(), "status"], capture_output=True, text=True, cwd=tmp_path,
+                           env=clean_env(MYPKG_LEASE="0"))
+    assert never.returncode == 2 and "$MYPKG_LEASE must be a positive number of seconds, not '0'" in never.stderr
+    flag = subprocess.run([*command_prefix(), "--lease", "0", "status"], capture_output=True, text=True, cwd=tmp_path,
+                          env=clean_env())
+    assert flag.returncode == 2 and flag.stderr.count("\n") == 1
+
+
+def test_a_live_migrator_keeps_its_lease_through_a_revision_longer_than_the_lease(
+        tmp_path: Path, bouncer: PgBouncer, pg_server: PostgresServer) -> None:
+    """The heartbeat renews the lease while a revision runs four times its length: the
+    second migrator waits (naming the holder, the lease never expired), then finds nothing
+    to do; the first commits."""
+    project = slow_project(tmp_path / "project", 6)
+    url = pg_server.create_database()
+    try:
+        pooled = bouncer.url(url)
+        first = start(project, pooled, "--lease", "1.5")
+        wait_for(lambda: sleeping(pg_server, url))
+        time.sleep(2.5)  # past the lease: only the heartbeat keeps it
+        with direct(pg_server, url) as connection:
+            left = connection.execute("SELECT expires > clock_timestamp() FROM mypkg_migration_lock").fetchone()
+        assert left == (True,)
+        second = start(project, pooled, "--lease", "1.5")
+        out, err = first.communicate(timeout=120)
+        second_out, second_err = second.communicate(timeout=120)
+        assert first.returncode == 0, err
+        assert second.returncode == 0, second_err
+        assert "51000000051f" in out and "nothing to do, at 51000000051f" in second_out
+        assert "(lease expires in" in second_err and "expired at" not in second_err
+        assert ledger_counts(pg_server, url)["51000000051f"] == 1
+        assert leftovers(pg_server, url) == (0, 0)
+    finally:
+        pg_server.drop_database(url)
