@@ -23,7 +23,7 @@ from tests.servers.postgresql import PostgresServer, database_name
 HEAD = mypkg.heads()[0]
 REVISIONS = [rev.revision for rev in mypkg.history()]
 MIGRATORS = 4
-ROUNDS = 5
+ROUNDS = 3
 
 
 @pytest.fixture(scope="module", params=["transaction", "session"])
