@@ -103,15 +103,20 @@ def test_concurrent_migrators_all_succeed_through_transaction_pooling(bouncer: P
 SLOW = "op.create_table('slow', sa.Column('id', sa.Integer, primary_key=True))\nop.execute('SELECT pg_sleep({seconds})')"
 
 
-def slow_project(root: Path, seconds: float) -> Path:
-    """The shipped history and one more revision that sleeps on the server (a long index build, say)."""
+def shipped_and(root: Path, extra: histories.Script) -> Path:
+    """A checkout with the shipped history and one more revision after its head."""
     project = histories.project_with(root, [])
     versions = project / "alembic" / "versions"
     for script in (Path(mypkg.__file__).parent.parent / "alembic" / "versions").glob("*.py"):
         (versions / script.name).write_text(script.read_text())
-    (versions / "zz_slow.py").write_text(histories.script(
-        "zz_slow.py", "51000000051f", HEAD, "slow", SLOW.format(seconds=seconds), "op.drop_table('slow')").text)
+    (versions / extra.filename).write_text(extra.text)
     return project
+
+
+def slow_project(root: Path, seconds: float) -> Path:
+    """The shipped history and one more revision that sleeps on the server (a long index build, say)."""
+    return shipped_and(root, histories.script(
+        "zz_slow.py", "51000000051f", HEAD, "slow", SLOW.format(seconds=seconds), "op.drop_table('slow')"))
 
 
 def start(project: Path, url: str, *args: str) -> subprocess.Popen[str]:
@@ -207,13 +212,9 @@ with op.get_context().autocommit_block():
 
 def test_an_index_built_concurrently_through_the_pooler(tmp_path: Path, bouncer: PgBouncer,
                                                         pg_server: PostgresServer) -> None:
-    project = histories.project_with(tmp_path / "project", [])
-    versions = project / "alembic" / "versions"
-    for script in (Path(mypkg.__file__).parent.parent / "alembic" / "versions").glob("*.py"):
-        (versions / script.name).write_text(script.read_text())
-    (versions / "zz_concurrently.py").write_text(histories.script(
+    project = shipped_and(tmp_path / "project", histories.script(
         "zz_concurrently.py", "c0ncurrent01", HEAD, "concurrently", CONCURRENTLY,
-        'op.drop_index("ix_note_body", table_name="note")').text)
+        'op.drop_index("ix_note_body", table_name="note")'))
     url = pg_server.create_database()
     try:
         done = start(project, bouncer.url(url))
