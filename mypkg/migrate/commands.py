@@ -11,7 +11,7 @@ revision that completed. The work lives in the layers below (docs/layout.md).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from .checks.checkpoint import checkpoint
@@ -19,7 +19,7 @@ from .database import connections, ledger, locks, tenants
 from .database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from .database.target import Target, resolve
 from .errors import MigrateError, UsageError
-from .history import graph
+from .history import branches, graph
 from .history.manifest import load as load_manifest
 from .identity import COMMAND
 from .results import (
@@ -39,27 +39,9 @@ if TYPE_CHECKING:
     from .database.target import Database
 
 __all__ = [
-    "AppliedRevision",
-    "BackfillProgress",
-    "ChecksumProblem",
-    "LedgerRow",
-    "MigrationResult",
-    "RevisionInfo",
-    "Status",
-    "applied_history",
-    "check",
-    "checkpoint",
-    "current",
-    "downgrade",
-    "heads",
-    "history",
-    "offline_sql",
-    "repair",
-    "stamp",
-    "status",
-    "upgrade",
-    "verify",
-    "wait_for_head",
+    "AppliedRevision", "BackfillProgress", "ChecksumProblem", "LedgerRow", "MigrationResult", "RevisionInfo",
+    "Status", "applied_history", "check", "checkpoint", "current", "downgrade", "heads", "history",
+    "offline_sql", "repair", "stamp", "status", "upgrade", "verify", "wait_for_head",
 ]
 
 Waiting = Callable[[str], None]
@@ -79,9 +61,11 @@ def upgrade(
     baseline: str | None = None,
     on_progress: Callable[[BackfillProgress], None] | None = None,
     use_checkpoints: bool = True,
+    only: str | None = None,
+    without: Sequence[str] = (),
 ) -> MigrationResult:
     """Upgrade the database to ``revision`` (default: the newest this package ships;
-    every head when it ships several unmerged branches).
+    every head when it ships several unmerged branches, or plugins are installed).
 
     Each revision runs and commits in its own transaction; ``on_applied`` is called
     after each one. Safe to call at application start-up, from many replicas at once:
@@ -104,20 +88,27 @@ def upgrade(
         (:func:`mypkg.batch.backfill`) with its :class:`BackfillProgress`; None: silent.
     :param use_checkpoints: an empty database gets the newest checkpoint the upgrade
         passes in one step (:func:`checkpoint`); False replays every revision.
+    :param only: one installed plugin's revisions (and those they build on); the package's
+        own name: its own. ``without``: every installed plugin but these (docs/plugins.md).
 
     :raises UsageError: unknown revision, bad URL.
     :raises MigrateError: the database cannot be reached or written, is at a
         revision this package does not know, or a revision failed (the message names it).
     """
+    if (only or without) and revision != "head":
+        raise UsageError(f"--only and --without choose heads: give no revision ({revision!r} given)")
     if revision == "head" and len(load_manifest().heads) > 1:  # the manifest: no need for Alembic's graph
         revision = "heads"  # several unmerged branches: all of them, as Django and Flyway do
-    return runner.run(
-        "upgrade", resolve(target), revision, on_applied=on_applied, lock_timeout=lock_timeout,
-        statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
-        ignore_checksums=ignore_checksums, backup=backup, busy_timeout=busy_timeout,
-        adopt=None if baseline is None else _adopter(baseline), on_progress=on_progress,
-        use_checkpoints=use_checkpoints,
-    )
+    db, done = resolve(target), []
+    for destination in branches.targets(only, without) if only or without else [revision]:
+        done.append(runner.run(
+            "upgrade", db, destination, on_applied=on_applied, lock_timeout=lock_timeout,
+            statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
+            ignore_checksums=ignore_checksums, backup=backup and not done, busy_timeout=busy_timeout,
+            adopt=None if baseline is None else _adopter(baseline), on_progress=on_progress,
+            use_checkpoints=use_checkpoints,
+        ))
+    return done[0]._replace(after=done[-1].after, applied=[step for run in done for step in run.applied])
 
 
 def _adopter(baseline: str) -> Callable[[Connection, Database], None]:
@@ -152,6 +143,8 @@ def downgrade(
     """
     if revision == "base" and not confirm_base:
         raise UsageError("downgrading to base drops every table and its data: confirm with --yes")
+    if revision.endswith("@base") and not confirm_base:
+        raise UsageError(f"downgrading to {revision} drops that branch's tables and their data: confirm with --yes")
     return runner.run(
         "downgrade", resolve(target), revision, on_applied=on_applied, lock_timeout=lock_timeout,
         statement_lock_timeout=statement_lock_timeout, on_wait=on_wait, backup=backup,
@@ -192,7 +185,7 @@ def status(target: Target = None) -> Status:
     if not tenants.missing(db):
         with connections.connect(db, will_write=False) as connection:
             now = connections.read_current(connection)
-            graph.require_known(now, db.masked)
+            graph.require_known(now, db.masked, lambda unknown: ledger.plugins_of(connection, unknown))
             if db.is_mysql:  # only there can a revision fail part way
                 from .runtime.repair import pending_repairs
 
@@ -269,7 +262,8 @@ def stamp(
     graph.require_revision(revision)
     with locks.locked(db, lock_timeout, on_wait, busy_timeout) as (connection, _session):
         before = connections.read_current(connection)
-        graph.require_known([rev for rev in before if rev.strip()], db.masked)  # stamp replaces a blank row
+        graph.require_known([rev for rev in before if rev.strip()], db.masked,  # stamp replaces a blank row
+                            lambda unknown: ledger.plugins_of(connection, unknown))
         baseline.stamp_checked(connection, db, revision, force=force)
         after = connections.read_current(connection)
     return MigrationResult(db.masked, before, after, [])

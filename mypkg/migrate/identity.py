@@ -49,5 +49,11 @@ BUNDLED_SCRIPTS = "migrations"
 #: The installed package's folder (``<site-packages>/mypkg``), whatever depth a module
 #: asking sits at: the bundled scripts, their manifest and the release map live there.
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The entry-point group through which an installed distribution adds its own migrations
+#: (a plugin: docs/plugins.md), and the file its wheel carries beside ``versions/``.
+PLUGIN_GROUP = f"{PACKAGE}.migrations"
+PLUGIN_MANIFEST = "manifest.json"
+#: The build hook plugin authors name in their pyproject.toml (hatchling).
+PLUGIN_BUILD_HOOK = f"{PACKAGE}-migrations"
 #: Prefix of temporary files and schemas the machinery makes.
 SCRATCH_PREFIX = f"{PACKAGE}_"

@@ -34,6 +34,8 @@ class AppliedRevision(NamedTuple):
     message: str
     direction: Literal["upgrade", "downgrade"]
     seconds: float
+    #: The installed plugin that ships it (docs/plugins.md); None for the package's own.
+    plugin: str | None = None
 
 
 class MigrationResult(NamedTuple):
@@ -65,6 +67,8 @@ class RevisionInfo(NamedTuple):
     down_revisions: tuple[str, ...]
     message: str
     is_head: bool
+    #: The installed plugin that ships it (docs/plugins.md); None for the package's own.
+    plugin: str | None = None
 
 
 class BackfillProgress(NamedTuple):
@@ -122,3 +126,6 @@ class LedgerRow(NamedTuple):
     duration_ms: float
     outcome: str  #: applied, reverted, stamped, failed, partial (MySQL) or repaired
     detail: str | None  #: the error, for failures
+    #: The plugin that shipped the revision; None for the package's own (and rows written
+    #: before plugins existed).
+    plugin: str | None = None

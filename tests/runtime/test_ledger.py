@@ -308,11 +308,37 @@ class TestLedgerTable:
         assert primary == ["id"]
         assert {name: kind.split(" ")[0] for name, (kind, _) in columns.items() if "VARCHAR" in kind} == {
             "revision": "VARCHAR(64)", "direction": "VARCHAR(16)", "checksum": "VARCHAR(64)",
-            "package_version": "VARCHAR(64)", "outcome": "VARCHAR(16)",
+            "package_version": "VARCHAR(64)", "outcome": "VARCHAR(16)", "plugin": "VARCHAR(64)",
         }
-        assert {name for name, (_, nullable) in columns.items() if nullable} == {"checksum", "detail"}
+        assert {name for name, (_, nullable) in columns.items() if nullable} == {"checksum", "detail", "plugin"}
         if engine.dialect.name == "postgresql":  # SQLite has no time zone type: naive UTC text
             assert zoned == {"started_at", "finished_at"}
+
+    def test_a_ledger_from_before_plugins_is_read_then_given_their_column(self, db_url: str) -> None:
+        """Databases migrated by earlier releases: reading their ledger works as it is; the
+        next run under the lock adds the column, and the rows stay."""
+        engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            with engine.connect() as connection:
+                old = sa.MetaData()
+                sa.Table(ledger.TABLE, old, *[c._copy() for c in ledger.table().c if c.name != "plugin"])
+                old.create_all(connection)
+                connection.commit()
+                assert not ledger.has_plugin_column(connection)
+                connection.execute(sa.text(
+                    f"INSERT INTO {ledger.TABLE} (revision, direction, package_version, started_at, finished_at, "
+                    "duration_ms, outcome) VALUES ('r0', 'upgrade', '0.1.0', :t, :t, 1, 'applied')"),
+                    {"t": ledger.stored(connection, ledger.now())})
+                connection.commit()
+                assert [(row.revision, row.plugin) for row in ledger.rows(connection)] == [("r0", None)]
+                ledger.ensure(connection)
+                assert ledger.has_plugin_column(connection)
+                ledger.write(connection, revision="r1", direction="upgrade", checksum=None,
+                             started_at=ledger.now(), outcome="applied")
+                connection.commit()
+                assert [(row.revision, row.plugin) for row in ledger.rows(connection)] == [("r0", None), ("r1", None)]
+        finally:
+            engine.dispose()
 
     def test_ids_grow_and_delete_removes_only_the_row_named(self, db_url: str) -> None:
         engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))

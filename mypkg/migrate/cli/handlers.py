@@ -14,7 +14,7 @@ from ..errors import ExitCode, MigrateError, UsageError
 from ..identity import BUSY_TIMEOUT_VAR, CONNECT_TIMEOUT_VAR, LEASE_SECONDS_VAR, LOCK_MODE_VAR
 from ..identity import COMMAND as PROG
 from . import process, reads
-from .output import Output, short
+from .output import Output, of_plugin, short
 from .parser import COMMANDS, build_parser
 
 TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
@@ -35,6 +35,8 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
 
     if args.sql and args.backup:
         raise UsageError("--backup copies the database before a migration runs; --sql runs none: drop one")
+    if args.sql and args.command == "upgrade" and (args.only or args.without):
+        raise UsageError("--only and --without choose branches to run; for SQL give the range: --sql base:NAME@head")
     if args.sql:
         from ..runtime.offline import OfflineSQLError
 
@@ -51,7 +53,7 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
 
     def applied(step: commands.AppliedRevision) -> None:
         arrow = "applied " if step.direction == "upgrade" else "reverted"
-        out.line(f"{arrow} {step.revision}  {step.message}  ({step.seconds * 1000:.0f} ms)")
+        out.line(f"{arrow} {step.revision}  {step.message}{of_plugin(step)}  ({step.seconds * 1000:.0f} ms)")
 
     options = {
         "on_applied": applied,
@@ -66,7 +68,8 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
 
         result = commands.upgrade(args.url, target, ignore_checksums=args.ignore_checksums, baseline=args.baseline,
                                   on_progress=None if out.quiet else StderrProgress(sys.stderr),
-                                  use_checkpoints=not args.no_checkpoint, **options)
+                                  use_checkpoints=not args.no_checkpoint, only=args.only, without=args.without,
+                                  **options)
     else:
         result = commands.downgrade(args.url, target, confirm_base=args.yes, **options)
     if result.backup:

@@ -74,10 +74,16 @@ def short(revisions: Sequence[str]) -> str:
     return ", ".join(revisions) if revisions else "base (empty database)"
 
 
+def of_plugin(rev: Any) -> str:
+    """``  [audit]`` after a plugin's revision (docs/plugins.md); nothing for the package's own."""
+    return f"  [{rev.plugin}]" if rev.plugin else ""
+
+
 def revision_dict(rev: Any) -> dict[str, Any]:
     return {
         "revision": rev.revision,
         "down_revisions": list(rev.down_revisions),
         "message": rev.message,
         "is_head": rev.is_head,
+        "plugin": rev.plugin,
     }

@@ -290,6 +290,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     option(("upgrade",), "--baseline", metavar="REV",
            help="a database with tables but no version table: check that its schema is REV's, "
            "record REV, then upgrade (refused otherwise, as Flyway's baselineOnMigrate)")
+    option(("upgrade",), "--only", metavar="NAME", type=types.not_blank,
+           help=f"only this installed plugin's revisions (and what they build on); {PACKAGE}: only its own")
+    option(("upgrade",), "--without", metavar="NAME", action="append", default=[], type=types.not_blank,
+           help="every installed plugin but this one (repeatable)")
     option(("upgrade",), "--no-checkpoint", action="store_true",
            help="an empty database replays every revision instead of installing a checkpoint")
     option(("checkpoint",), "revision", metavar="REV", help="the revision whose schema the checkpoint holds")

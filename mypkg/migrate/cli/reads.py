@@ -9,7 +9,7 @@ import sys
 from ..errors import ExitCode
 from ..identity import COMMAND as PROG
 from ..identity import PACKAGE
-from .output import Output, revision_dict, short
+from .output import Output, of_plugin, revision_dict, short
 
 TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def status(args: argparse.Namespace, out: Output) -> ExitCode:
         for rev in state.needs_repair:
             out.line(f"repair:   {rev} failed part way; fix the schema, then {PROG} repair {rev} --applied or --reverted")
         for rev in state.pending:
-            out.line(f"  {rev.revision}  {rev.message}")
+            out.line(f"  {rev.revision}  {rev.message}{of_plugin(rev)}")
 
     out.data(
         {
@@ -121,7 +121,7 @@ def history(args: argparse.Namespace, out: Output) -> ExitCode:
         for rev in revisions:
             parent = ", ".join(rev.down_revisions) or "<base>"
             head = " (head)" if rev.is_head else ""
-            out.line(f"{parent} -> {rev.revision}{head}, {rev.message}")
+            out.line(f"{parent} -> {rev.revision}{head}, {rev.message}{of_plugin(rev)}")
 
     out.data([revision_dict(rev) for rev in revisions], text)
     return ExitCode.OK
@@ -138,14 +138,14 @@ def applied_history(args: argparse.Namespace, out: Output) -> ExitCode:
         for row in rows:
             out.line(
                 f"{row.finished_at:%Y-%m-%d %H:%M:%S}Z  {row.revision}  {row.direction:<9}  "
-                f"{row.outcome:<8}  {row.duration_ms:7.0f} ms  {PACKAGE} {row.package_version}"
+                f"{row.outcome:<8}  {row.duration_ms:7.0f} ms  {row.plugin or PACKAGE} {row.package_version}"
                 f"  sha256 {(row.checksum or '-')[:12]}" + (f"  {row.detail}" if row.detail else "")
             )
 
     payload = [
         {
             **{k: getattr(row, k) for k in ("id", "revision", "direction", "checksum",
-                                            "package_version", "duration_ms", "outcome", "detail")},
+                                            "package_version", "duration_ms", "outcome", "detail", "plugin")},
             "started_at": row.started_at.isoformat(),
             "finished_at": row.finished_at.isoformat(),
         }

@@ -12,6 +12,7 @@ after the rollback, in a transaction of its own.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..identity import LEASE_TABLE, LEDGER_TABLE, VERSION_TABLE
@@ -77,15 +78,52 @@ def table() -> sa.Table:
             sa.Column("duration_ms", sa.Float, nullable=False),
             sa.Column("outcome", sa.String(16), nullable=False),
             sa.Column("detail", sa.Text),
+            # Added with plugins: ledgers created before get it from ensure().
+            sa.Column("plugin", sa.String(64)),
         )
     return _table
 
 
 def ensure(connection: Connection) -> None:
-    """Create the ledger if missing: databases migrated before it existed get it now."""
+    """Create the ledger if missing: databases migrated before it existed get it now; a
+    ledger from before plugins gets their column (under the migration lock, as here)."""
     if not has(connection):
         table().create(connection, checkfirst=False)
+    elif not has_plugin_column(connection):
+        column = table().c.plugin
+        kind = column.type.compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f"ALTER TABLE {_qualified(connection)} ADD COLUMN {column.name} {kind}")
     connection.commit()
+
+
+def has_plugin_column(connection: Connection) -> bool:
+    import sqlalchemy as sa
+
+    from .connections import tenant_schema
+
+    columns = sa.inspect(connection).get_columns(TABLE, schema=tenant_schema(connection))
+    return any(column["name"] == "plugin" for column in columns)
+
+
+def _qualified(connection: Connection) -> str:
+    from .connections import tenant_schema
+
+    preparer = connection.dialect.identifier_preparer
+    schema = tenant_schema(connection)
+    return (f"{preparer.quote_schema(schema)}." if schema else "") + preparer.quote(TABLE)
+
+
+def plugins_of(connection: Connection, revisions: Sequence[str]) -> dict[str, str]:
+    """The plugin the ledger says shipped each of ``revisions`` (those it knows)."""
+    if not revisions or not has(connection) or not has_plugin_column(connection):
+        return {}
+    import sqlalchemy as sa
+
+    rows = table()
+    found = connection.execute(
+        sa.select(rows.c.revision, rows.c.plugin).where(rows.c.revision.in_(list(revisions)), rows.c.plugin.is_not(None))
+    ).all()
+    return {revision: plugin for revision, plugin in found}
 
 
 def exists(connection: Connection) -> bool:
@@ -123,19 +161,22 @@ def write(
     """Insert one row in the connection's current transaction (the caller commits); its id
     where the driver tells it. With ``returning_server_pid``, on PostgreSQL, the server
     process that ran the INSERT instead (what the lock check needs, in the same round trip)."""
+    from ..history.manifest import load
     from ..version import package_version
 
     finished = now()
+    plugin = load().plugin(load().owner.get(revision, ""))
     values = (
         revision,
         direction,
         checksum,
-        package_version(),
+        package_version() if plugin is None else plugin.version,
         stored(connection, started_at),
         stored(connection, finished),
         (finished - started_at).total_seconds() * 1000,
         outcome,
         detail,
+        None if plugin is None else plugin.name,
     )
     # Straight to the driver's cursor, on the same connection and so in the same
     # transaction: written once per revision, where SQLAlchemy's statement machinery
@@ -170,7 +211,7 @@ def clear_backfills(connection: Connection, revision: str) -> None:
 
 _INSERT = (
     f"INSERT INTO {TABLE} (revision, direction, checksum, package_version, started_at, "
-    "finished_at, duration_ms, outcome, detail) VALUES ({marks})"
+    "finished_at, duration_ms, outcome, detail, plugin) VALUES ({marks})"
 )
 
 
@@ -185,7 +226,11 @@ def rows(connection: Connection) -> list[LedgerRow]:
     """Every row, oldest first; [] when the ledger does not exist yet."""
     if not exists(connection):
         return []
-    result = connection.execute(table().select().order_by(table().c.id)).mappings().all()
+    import sqlalchemy as sa
+
+    # A ledger from before plugins has no plugin column until the next upgrade adds it.
+    columns = [c for c in table().c if c.name != "plugin" or has_plugin_column(connection)]
+    result = connection.execute(sa.select(*columns).order_by(table().c.id)).mappings().all()
     connection.commit()
     return [LedgerRow(**_utc(dict(row))) for row in result]
 

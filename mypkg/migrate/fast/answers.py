@@ -318,7 +318,8 @@ def status_from(state: DatabaseState, shipped: Manifest) -> Status | None:
     applied_ids = set(shipped.ancestors(state.current))
     heads = set(shipped.heads)
     everything = [
-        RevisionInfo(rev.revision, rev.down_revisions, rev.message, rev.revision in heads)
+        RevisionInfo(rev.revision, rev.down_revisions, rev.message, rev.revision in heads,
+                     shipped.owner.get(rev.revision))
         for rev in ordered
     ]
     return Status(

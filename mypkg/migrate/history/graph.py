@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import MigrateError, UsageError
@@ -38,8 +38,11 @@ def describe(revision: str | None) -> str:
     return f"{revision} ({found.doc})" if found is not None else revision
 
 
-def require_known(current: Sequence[str], where: str) -> None:
-    """:raises MigrateError: the database is at a revision this package does not ship."""
+def require_known(current: Sequence[str], where: str,
+                  plugins_of: Callable[[list[str]], dict[str, str]] | None = None) -> None:
+    """:raises MigrateError: the database is at a revision this package does not ship
+    (``plugins_of`` tells, from the ledger, which of those a plugin shipped: one that is
+    no longer installed, whose tables remain)."""
     from ..version import package_version
 
     if any(not rev.strip() for rev in current):
@@ -60,6 +63,15 @@ def require_known(current: Sequence[str], where: str) -> None:
                 f"checkpoint {replaced.revision}: upgrade it first with {PACKAGE} {release} (the last "
                 f"release that ships {rev}), then with this one"
             )
+    orphans = plugins_of(unknown) if unknown and plugins_of is not None else {}
+    for rev in unknown:
+        if rev in orphans:
+            name = orphans[rev]
+            raise MigrateError(
+                f"{where} holds the tables of plugin {name} (at its revision {rev}), which is not installed: "
+                f"reinstall it to migrate them; to remove them, reinstall it, run {COMMAND} downgrade "
+                f"{name}@base --yes, then uninstall it"
+            )
     if unknown:
         raise MigrateError(
             f"{where} is at revision {', '.join(unknown)}, which {PACKAGE} "
@@ -75,6 +87,14 @@ def require_revision(revision: str) -> None:
     revisions are left to Alembic, which resolves them against the database.
     """
     if revision in SYMBOLIC or is_relative(revision):
+        return
+    label, at, rest = revision.partition("@")
+    if at and (rest in SYMBOLIC or is_relative(rest) or rest.lstrip("+-").isdigit()):
+        from .manifest import load
+
+        if label not in load().labels:
+            raise UsageError(f"unknown branch {label!r} in {revision!r}: no revision carries that branch label "
+                             f"(installed plugins: {', '.join(p.name for p in load().plugins) or 'none'})")
         return
     if any(sign in revision for sign in "+-") and revision.split("+")[0].split("-")[0] in SYMBOLIC:
         return
@@ -175,6 +195,9 @@ def heads() -> tuple[str, ...]:
 
 def history() -> list[RevisionInfo]:
     """Every shipped revision, oldest first."""
+    from .manifest import load
+
+    owner = load().owner
     revisions = list(scripts.script_directory().walk_revisions())
     revisions.reverse()
     return [
@@ -183,6 +206,7 @@ def history() -> list[RevisionInfo]:
             down_revisions=as_tuple(rev.down_revision),
             message=rev.doc,
             is_head=rev.is_head,
+            plugin=owner.get(rev.revision),
         )
         for rev in revisions
     ]

@@ -23,6 +23,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .plugins import Plugin
+
 FILENAME = "manifest.json"
 FORMAT = 2
 #: The module-level names Alembic reads from a revision script.
@@ -149,8 +151,12 @@ def from_json(text: str) -> tuple[list[Revision], list[str] | None]:
 class Manifest:
     """The shipped revision graph, from the manifest file or the scripts themselves."""
 
-    def __init__(self, revisions: list[Revision], source: str, history_order: list[str] | None = None) -> None:
-        self.revisions = revisions  #: in Alembic's load order
+    def __init__(self, revisions: list[Revision], source: str, history_order: list[str] | None = None,
+                 plugins: tuple[Plugin, ...] = (), owner: dict[str, str] | None = None) -> None:
+        self.revisions = revisions  #: in Alembic's load order (the core's, then each plugin's)
+        #: The installed plugins whose revisions follow the core's, and which revision is whose.
+        self.plugins = plugins
+        self.owner = owner or {}
         self.recorded_order = history_order  #: as the build worked it out, if it did
         self.by_id = {rev.revision: rev for rev in revisions}
         self.source = source  #: "manifest" (built) or "scripts" (parsed on the fly)
@@ -158,6 +164,24 @@ class Manifest:
         #: In load order, as Alembic's ``get_heads()`` gives them.
         self.heads = tuple(rev.revision for rev in revisions if rev.revision not in children)
         self.labels = {label: rev.revision for rev in revisions for label in rev.branch_labels}
+
+    def plugin(self, name: str) -> Plugin | None:
+        return next((plugin for plugin in self.plugins if plugin.name == name), None)
+
+    def folder(self, revision: str) -> str | None:
+        """The ``versions/`` folder of a plugin's revision; None for the core's."""
+        owner = self.owner.get(revision)
+        found = self.plugin(owner) if owner else None
+        return None if found is None else found.versions
+
+    def from_build(self, revision: str) -> bool:
+        """Whether the revision's sha256 comes from a manifest built with its wheel (the
+        script on disk may differ since), not from the script itself (a source tree)."""
+        owner = self.plugin(self.owner.get(revision, ""))
+        return self.source == "manifest" if owner is None else os.path.isfile(owner.manifest)
+
+    def core_heads(self) -> tuple[str, ...]:
+        return tuple(rev for rev in self.heads if rev not in self.owner)
 
     def __contains__(self, revision: str) -> bool:
         return revision in self.by_id
@@ -205,6 +229,102 @@ class Manifest:
 
 @functools.cache
 def load() -> Manifest:
+    """The revisions installed: the package's own (:func:`core`) and every installed
+    plugin's (:mod:`.plugins`) after them, as Alembic loads them.
+
+    :raises MigrateError: a plugin that does not fit this installation, in one line
+        (it needs a revision the package does not ship, has no branch label...).
+    """
+    from .plugins import installed
+
+    found = installed()
+    return with_plugins(core(), found) if found else core()
+
+
+def with_plugins(shipped: Manifest, plugins: tuple[Plugin, ...]) -> Manifest:
+    """``shipped`` with the revisions of ``plugins`` after its own.
+
+    :raises MigrateError: as :func:`load`.
+    """
+    from ..errors import MigrateError
+
+    revisions = list(shipped.revisions)
+    owner: dict[str, str] = {}
+    for plugin in plugins:
+        own = plugin_revisions(plugin)
+        revisions.extend(own)
+        owner.update((rev.revision, plugin.name) for rev in own)
+    merged = Manifest(revisions, shipped.source, None, plugins, owner)
+    problem = _plugin_problem(shipped, merged)
+    if problem:
+        raise MigrateError(problem)
+    return merged
+
+
+def plugin_revisions(plugin: Plugin) -> list[Revision]:
+    """A plugin's revisions: from the manifest its wheel carries, else its scripts.
+
+    :raises MigrateError: the plugin's package or its revisions cannot be read.
+    """
+    from ..errors import MigrateError
+
+    where = f"plugin {plugin.name} ({plugin.distribution} {plugin.version})"
+    if not plugin.folder:
+        raise MigrateError(f"{where} names package {plugin.package}, which cannot be imported: reinstall {plugin.distribution}")
+    try:
+        if os.path.isfile(plugin.manifest):
+            with open(plugin.manifest, encoding="utf-8") as handle:
+                return from_json(handle.read())[0]
+        if os.path.isdir(plugin.versions):
+            from pathlib import Path
+
+            return scan(Path(plugin.versions))
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # ScriptError is a ValueError
+        raise MigrateError(f"{where} cannot be read: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
+                           f"reinstall {plugin.distribution}") from None
+    raise MigrateError(f"{where} has no versions/ folder in {plugin.folder}: reinstall {plugin.distribution}")
+
+
+def _plugin_problem(shipped: Manifest, merged: Manifest) -> str | None:
+    """The first reason the plugins do not fit the core (and each other); None when they do."""
+    import re
+
+    from ..identity import PACKAGE
+    from ..version import package_version
+
+    names = [plugin.name for plugin in merged.plugins]
+    for plugin in merged.plugins:
+        if names.count(plugin.name) > 1:
+            others = " and ".join(p.distribution for p in merged.plugins if p.name == plugin.name)
+            return f"two distributions declare plugin {plugin.name}: {others}; uninstall one of them"
+    if len(merged.by_id) != len(merged.revisions):
+        seen: dict[str, str] = {}
+        for rev in merged.revisions:
+            whose = merged.owner.get(rev.revision) or PACKAGE
+            if rev.revision in seen:
+                return f"plugin {whose}'s revision {rev.revision} is shipped by {seen[rev.revision]} too: ids must be unique"
+            seen[rev.revision] = whose
+    for rev in merged.revisions:
+        name = merged.owner.get(rev.revision)
+        if name is None:
+            continue
+        root = not any(merged.owner.get(parent) == name for parent in rev.down_revisions)
+        if root and name not in rev.branch_labels:
+            return (f"plugin {name}: its first revision {rev.revision} ({rev.filename}) must carry "
+                    f"branch_labels = ({name!r},), its name, for {name}@head and {name}@base to mean it")
+        for needed in (*rev.down_revisions, *rev.depends_on):
+            if merged.labels.get(needed, needed) in merged.by_id:
+                continue
+            if re.fullmatch(r"[0-9a-f]+", needed):
+                ships = ", ".join(shipped.heads)
+                return (f"plugin {name} needs {PACKAGE} with revision {needed}; this {PACKAGE} "
+                        f"({package_version()}) ships up to {ships}: upgrade {PACKAGE}, or install the plugin that ships {needed}")
+            return f"plugin {name} needs {needed!r}, which neither {PACKAGE} nor an installed plugin provides: install it first"
+    return None
+
+
+@functools.cache
+def core() -> Manifest:
     """The installed package's manifest, else a scan of the source tree's scripts."""
     # Beside this module, as importlib.resources would find it in a regular install;
     # a plain path skips importing importlib.resources (and zipfile) on the fast path.

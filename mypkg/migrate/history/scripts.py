@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..identity import PACKAGE
 from .location import script_location
 
-__all__ = ["make_config", "restricted", "script_directory", "script_location"]
+__all__ = ["core_versions", "make_config", "path_of", "restricted", "script_directory", "script_location"]
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -29,10 +29,38 @@ def make_config(**attributes: Any) -> Config:
     # that copies made with Config(config_file_name, config_args=...) keep it.
     # Subfolders of versions/ hold revisions too, as the manifest reads them (alembic.ini
     # says the same for the alembic command).
-    return Config(
-        attributes=dict(attributes),
-        config_args={"script_location": script_location(), "recursive_version_locations": "true"},
-    )
+    options = {"script_location": script_location(), "recursive_version_locations": "true"}
+    options.update(plugin_options())
+    return Config(attributes=dict(attributes), config_args=options)
+
+
+def plugin_options() -> dict[str, str]:
+    """Alembic's options for the installed plugins' revisions: every ``versions/`` folder,
+    the package's first (so Alembic loads them in the manifest's order); none without plugins."""
+    from .manifest import load
+
+    shipped = load()
+    if not shipped.plugins:
+        return {}
+    folders = [core_versions(), *(plugin.versions for plugin in shipped.plugins)]
+    # ConfigParser interpolates "%": doubled, so a folder may hold one.
+    return {"version_locations": os.pathsep.join(folders).replace("%", "%%"), "path_separator": "os"}
+
+
+def core_versions() -> str:
+    """The package's own ``versions/`` folder (Alembic's ``versions`` property refuses to
+    answer once plugins add folders of their own)."""
+    from alembic.util import coerce_resource_to_filename
+
+    return os.path.join(str(coerce_resource_to_filename(script_location())), "versions")
+
+
+def path_of(revision: str) -> str:
+    """The script file of a shipped revision (the package's or a plugin's)."""
+    from .manifest import load
+
+    shipped = load()
+    return os.path.join(shipped.folder(revision) or core_versions(), shipped.by_id[revision].filename)
 
 
 #: Graphs narrowed by :func:`restricted`, innermost last.
@@ -59,13 +87,12 @@ def restricted(root: str, keep: Collection[str], satisfied: Collection[str]) -> 
 
     shipped = load()
     directory = ScriptDirectory.from_config(make_config())
-    versions = os.path.realpath(directory.versions)
 
     def scripts() -> Iterator[Script]:
         for entry in shipped.revisions:  # in Alembic's load order
             if entry.revision not in keep:
                 continue
-            script = Script._from_path(directory, os.path.join(versions, entry.filename))
+            script = Script._from_path(directory, os.path.realpath(path_of(entry.revision)))
             if script is None:
                 continue
             if entry.revision == root:
@@ -103,14 +130,17 @@ def _whole() -> ScriptDirectory:
 
     directory = ScriptDirectory.from_config(make_config())
     shipped = load()
-    if shipped.source == "manifest":
+    built = {plugin.name for plugin in shipped.plugins if os.path.isfile(plugin.manifest)}
+    for owner in ("", *sorted(built)) if shipped.source == "manifest" else sorted(built):
         missing = [rev.filename for rev in shipped.revisions
-                   if not os.path.isfile(os.path.join(directory.versions, rev.filename))]
+                   if shipped.owner.get(rev.revision, "") == owner and not os.path.isfile(path_of(rev.revision))]
         if missing:
             from ..errors import MigrateError
 
+            plugin = shipped.plugin(owner)
+            what = PACKAGE if plugin is None else plugin.distribution
             raise MigrateError(
-                f"the install of {PACKAGE} is damaged: {len(missing)} revision script(s) it shipped are "
-                f"missing, e.g. {missing[0]}; nothing was run; reinstall {PACKAGE}"
+                f"the install of {what} is damaged: {len(missing)} revision script(s) it shipped are "
+                f"missing, e.g. {missing[0]}; nothing was run; reinstall {what}"
             )
     return directory

@@ -110,18 +110,15 @@ def file_checksum(path: str | os.PathLike[str]) -> str:
 def edited_scripts() -> list[ChecksumProblem]:
     """Installed scripts that differ from the manifest built with the package (edited,
     or deleted, after install). Empty in a source tree, whose manifest is the scripts."""
-    from pathlib import Path
-
-    from ..history.scripts import script_directory
+    from ..history.scripts import path_of
 
     shipped = load_manifest()
-    if shipped.source != "manifest":
-        return []
-    versions = Path(script_directory().versions)
     found = []
     for rev in shipped.revisions:
-        path = versions / rev.filename
-        if not path.is_file():
+        if not shipped.from_build(rev.revision):
+            continue
+        path = path_of(rev.revision)
+        if not os.path.isfile(path):
             found.append(ChecksumProblem(rev.revision, "edited script", f"{rev.filename} is missing from the install"))
         elif file_checksum(path) != rev.sha256:
             found.append(
@@ -133,14 +130,14 @@ def edited_scripts() -> list[ChecksumProblem]:
 def refuse_edited(plan: Sequence[Script], db: Database) -> None:
     """:raises MigrateError: a script about to run differs from the one the package shipped."""
     shipped = load_manifest()
-    if shipped.source != "manifest":
-        return
     for script in plan:
         entry = shipped.by_id.get(script.revision)
-        if entry is not None and file_checksum(script.path) != entry.sha256:
+        if entry is not None and shipped.from_build(entry.revision) and file_checksum(script.path) != entry.sha256:
+            plugin = shipped.plugin(shipped.owner.get(entry.revision, ""))
             raise MigrateError(
                 f"{db.masked}: {entry.filename} ({script.revision}) was changed after the package "
-                f"was built; nothing was run; reinstall {PACKAGE}, or upgrade with --ignore-checksums"
+                f"was built; nothing was run; reinstall {PACKAGE if plugin is None else plugin.distribution}, "
+                "or upgrade with --ignore-checksums"
             )
 
 
@@ -188,6 +185,8 @@ def realign(connection: Connection, only: str | None = None) -> list[str]:
     except Exception:  # noqa: BLE001 - no user name in a bare container: still recorded
         who = f"uid {os.getuid()}@{socket.gethostname()}" if hasattr(os, "getuid") else "unknown"
     shipped = load_manifest()
+    if mismatched:
+        ledger.ensure(connection)  # a ledger from before plugins: their column first
     for rev in mismatched:
         ledger.write(connection, revision=rev, direction="repair", checksum=shipped.by_id[rev].sha256,
                      started_at=ledger.now(), outcome=REALIGNED,

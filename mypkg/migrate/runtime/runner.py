@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..database import connections, lease, ledger, locks, tenants
 from ..database.settings import statement_lock_timeout_ms
 from ..errors import MigrateError, UsageError
-from ..history import graph, scripts
+from ..history import branches, graph, scripts
 from ..identity import COMMAND
 from ..results import AppliedRevision, BackfillProgress, MigrationResult
 from . import backfill, checkpoint, integrity, repair
@@ -73,7 +73,7 @@ def run(
             tenants.create_schema(connection, db)  # PostgreSQL: a new tenant's schema
         # Read only now, under the lock: the previous holder may have migrated.
         before = connections.read_current(connection)
-        graph.require_known(before, db.masked)
+        graph.require_known(before, db.masked, lambda unknown: ledger.plugins_of(connection, unknown))
         before = connections.complete_version_rows(connection, before)
         if db.is_mysql:
             checkpoint.recover_interrupted(connection, before)
@@ -87,6 +87,8 @@ def run(
         if fresh is not None:  # Alembic needs only the revisions after the checkpoint
             narrowed.enter_context(scripts.restricted(fresh.checkpoint.revision, fresh.keep, fresh.covered))
         plan = graph.planned(before, revision, direction, strict=True)
+        if direction == "downgrade":
+            branches.refuse_dependents(plan, revision)  # NAME@base: only NAME's own tables
         if direction == "upgrade" and not ignore_checksums:
             integrity.refuse_edited(plan, db)
         destination = graph.absolute(plan, direction, revision)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..database import ledger, locks
 from ..history import graph
+from ..history.manifest import load as load_manifest
 from ..results import AppliedRevision
 from . import integrity, repair
 
@@ -108,6 +109,7 @@ class Tracker:
             message=found.doc if found is not None else "",
             direction="upgrade" if step.is_upgrade else "downgrade",
             seconds=time.perf_counter() - self.clock,
+            plugin=load_manifest().owner.get(step.up_revision_id),
         )
         # Still inside the revision's transaction: the row commits with it, and the
         # INSERT tells which server session runs it (PostgreSQL).
