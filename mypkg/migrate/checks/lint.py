@@ -327,9 +327,14 @@ def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settin
     url = make_url(f"{dialect}://lint/lint" if dialect != "sqlite" else "sqlite://")
     start, _, end = revision_range.rpartition(":")
     upgrades, unchecked = render_each("upgrade", start or "base", end, url)
-    # Back from the range's own end (not from the heads), down to its start.
-    downgrades, unchecked_down = render_each("downgrade", start or "base", end, url)
-    unchecked += unchecked_down
+    # Back from the range's own end (not from the heads), down to its start; offline,
+    # Alembic goes back from one head at a time (installed plugins add heads).
+    heads = load_manifest().heads
+    downgrades = {}
+    for one in heads if end == "heads" and len(heads) > 1 else (end,):
+        found_down, unchecked_down = render_each("downgrade", start or "base", one, url)
+        downgrades.update(found_down)
+        unchecked += [u for u in unchecked_down if u not in unchecked]
     downgrades = {rev: sql for rev, sql in downgrades.items() if rev in upgrades}
     checkpoint_chunks = _checkpoints_in(upgrades, dialect)
     found = own_rules(upgrades, downgrades)

@@ -31,8 +31,13 @@ _table: sa.Table | None = None
 
 
 def include_name(name: str | None, type_: str, _parents: Any) -> bool:
-    """Alembic's ``include_name`` hook: leave the runner's own tables out."""
-    return not (type_ == "table" and name in RUNNER_TABLES)
+    """Alembic's ``include_name`` hook: leave the runner's own tables out, and the installed
+    plugins' (their own revisions build them: docs/plugins.md)."""
+    if type_ != "table":
+        return True
+    from ..history.plugins import installed, tables
+
+    return name not in RUNNER_TABLES and not (installed() and name in tables())
 
 
 def existing_tables(connection: Connection) -> list[str]:

@@ -120,6 +120,31 @@ def _package_folder(package: str) -> str:
 
 
 @functools.cache
+def tables() -> frozenset[str]:
+    """The tables the installed plugins declare in their package's top-level ``metadata``
+    (a SQLAlchemy ``MetaData``): the package's own comparisons (``check``, ``alembic
+    revision --autogenerate``) leave them to their plugin. Imports the plugins: for those
+    comparisons only.
+
+    :raises MigrateError: a plugin's package fails to import.
+    """
+    import importlib
+
+    names: set[str] = set()
+    for plugin in installed():
+        try:
+            module = importlib.import_module(plugin.package)
+        except Exception as exc:  # noqa: BLE001 - a plugin's own bug, named in one line
+            from ..errors import MigrateError
+
+            raise MigrateError(f"plugin {plugin.name} ({plugin.distribution}) cannot be imported: "
+                               f"{type(exc).__name__}: {exc}") from None
+        declared = getattr(getattr(module, "metadata", None), "tables", None) or {}
+        names.update(table.name for table in declared.values())
+    return frozenset(names)
+
+
+@functools.cache
 def installed() -> tuple[Plugin, ...]:
     """Every installed plugin, by name."""
     plugins = []

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from ..database import connections, settings
@@ -157,13 +158,48 @@ def _alembic_command(config: Config) -> str | None:
     return getattr(command[0], "__name__", None) if command else None
 
 
+def _see_plugins(context: Any, config: Config) -> None:
+    """``alembic`` from the source tree reads alembic.ini, which names the package's own
+    ``versions/`` only: the installed plugins' folders are added here, before Alembic
+    loads the graph (it loads it lazily), so it knows the revisions their tables are at.
+    The runner's configuration (:func:`.scripts.make_config`) names them already."""
+    from ..history.manifest import load
+
+    shipped = load()
+    script = context.script
+    if not shipped.plugins or config.get_main_option("version_locations") or script is None:
+        return
+    from alembic.script.revision import RevisionMap
+
+    script.version_locations = [os.path.join(script.dir, "versions"), *(p.versions for p in shipped.plugins)]
+    script.__dict__.pop("_version_locations", None)  # memoized from alembic.ini's one folder
+    script.revision_map = RevisionMap(script._load_revisions)
+
+
+def _core_head(shipped_heads: tuple[str, ...]) -> Any:
+    """``alembic revision --autogenerate`` bases a new revision on "head": with plugins
+    installed that names several heads, so the package's own is meant (a plugin's
+    revisions are written in the plugin)."""
+
+    def process(context: Any, revision: Any, directives: list[Any]) -> None:
+        for script in directives:
+            # None is the command's default: "head".
+            if getattr(script, "head", None) in (None, "head") and len(shipped_heads) == 1:
+                script.head = shipped_heads[0]
+
+    return process
+
+
 def _run_with(context: Any, config: Config, connection: Any) -> None:
     callbacks = [check_sqlite_foreign_keys, *config.attributes.get("on_version_apply", ())]
     if _alembic_command(config) in ("upgrade", "downgrade"):
         callbacks.append(_ledger_writer(connection))
     # A tenant's version table by its qualified name (Alembic's cookbook): one index probe,
     # where an unqualified lookup checks every schema holding one.
-    context.configure(connection=connection, on_version_apply=callbacks,
+    from ..history.manifest import load
+
+    core_head = {"process_revision_directives": _core_head(load().core_heads())} if load().plugins else {}
+    context.configure(connection=connection, on_version_apply=callbacks, **core_head,
                       version_table_schema=connections.tenant_schema(connection), **migration_options(config))
     if _alembic_command(config) == "upgrade":
         _refuse_retired_replay(context)
@@ -215,6 +251,7 @@ def run_migrations() -> None:
         from logging.config import fileConfig  # here: the runner's start-up skips it
 
         fileConfig(config.config_file_name, disable_existing_loggers=False)
+        _see_plugins(context, config)
     if context.is_offline_mode():
         _offline(context, config)
     else:
