@@ -28,7 +28,7 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
     if args.command == "upgrade" and target == "head" and not (args.sql or args.backup or args.baseline):
         at_head = reads.fast_status(args, upgrade=True)
         if at_head is not None:  # the deploy-time common case, without SQLAlchemy
-            out.line(f"{at_head.database}: nothing to do, at {short(at_head.current)}")
+            out.line(f"{at_head.masked_url}: nothing to do, at {short(at_head.current)}")
             return ExitCode.OK
     from .. import commands
     from ..database import settings

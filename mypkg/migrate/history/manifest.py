@@ -141,8 +141,10 @@ def to_json(revisions: list[Revision], history_order: list[str] | None = None) -
 def from_json(text: str) -> tuple[list[Revision], list[str] | None]:
     """The revisions, and the history order if the build recorded one."""
     payload = json.loads(text)
+    # By position, not by keyword: a thousand revisions are read at every start.
     revisions = [
-        Revision(**{key: tuple(value) if isinstance(value, list) else value for key, value in item.items()})
+        Revision(item["revision"], tuple(item["down_revisions"]), item["message"], item["sha256"], item["filename"],
+                 tuple(item.get("branch_labels", ())), tuple(item.get("depends_on", ())))
         for item in payload["revisions"]
     ]
     return revisions, payload.get("history_order")
@@ -164,6 +166,10 @@ class Manifest:
         #: In load order, as Alembic's ``get_heads()`` gives them.
         self.heads = tuple(rev.revision for rev in revisions if rev.revision not in children)
         self.labels = {label: rev.revision for rev in revisions for label in rev.branch_labels}
+        # Resolved once: every walk of the graph asks for each revision's (at every start).
+        labels = self.labels
+        self._dependencies = {rev.revision: tuple(labels.get(dep, dep) for dep in rev.depends_on) if rev.depends_on
+                              else () for rev in revisions}
 
     def plugin(self, name: str) -> Plugin | None:
         return next((plugin for plugin in self.plugins if plugin.name == name), None)
@@ -188,7 +194,7 @@ class Manifest:
 
     def dependencies(self, revision: str) -> tuple[str, ...]:
         """``depends_on`` resolved to revision ids (a branch label names its revision)."""
-        return tuple(self.labels.get(dep, dep) for dep in self.by_id[revision].depends_on)
+        return self._dependencies[revision]
 
     def ancestors(self, revisions: tuple[str, ...]) -> list[str]:
         """Every revision applied when the database is at ``revisions`` (inclusive),
@@ -223,7 +229,8 @@ class Manifest:
         else:
             from .order import history_order
 
-            ids = history_order(self)
+            # Once: a fleet asks for every target, and with plugins no build recorded it.
+            ids = self.recorded_order = history_order(self)
         return None if ids is None else [self.by_id[rev] for rev in ids]
 
 

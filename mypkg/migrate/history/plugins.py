@@ -50,10 +50,9 @@ class Plugin(NamedTuple):
 
 
 def _normalized(name: str) -> str:
-    """A distribution name as PEP 503 compares them."""
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
+    """A distribution name as PEP 503 compares them (``-``, ``_`` and ``.`` alike; a
+    folder name never holds a run of them)."""
+    return name.replace("_", "-").replace(".", "-").lower()
 
 
 def _metadata_folders(entry: str) -> list[tuple[str, str, str]]:
@@ -90,8 +89,13 @@ def _group(text: str, group: str) -> list[tuple[str, str]]:
 def entry_points(group: str = PLUGIN_GROUP, path: list[str] | None = None) -> list[tuple[str, str, str, str]]:
     """(name, value, distribution, version) of every entry point in ``group``, in sys.path
     order, each distribution counted once (the first found, as importlib.metadata does)."""
+    return [found[:4] for found in _located(group, path)]
+
+
+def _located(group: str, path: list[str] | None) -> list[tuple[str, str, str, str, str]]:
+    """:func:`entry_points`, each with the sys.path entry its distribution was found in."""
     seen: set[str] = set()
-    found = []
+    found: list[tuple[str, str, str, str, str]] = []
     for entry in sys.path if path is None else path:
         for distribution, version, folder in _metadata_folders(entry):
             key = _normalized(distribution)
@@ -103,7 +107,7 @@ def entry_points(group: str = PLUGIN_GROUP, path: list[str] | None = None) -> li
                     text = handle.read()
             except OSError:
                 continue
-            found.extend((name, value, distribution, version) for name, value in _group(text, group))
+            found.extend((name, value, distribution, version, entry) for name, value in _group(text, group))
     return found
 
 
@@ -148,8 +152,11 @@ def tables() -> frozenset[str]:
 def installed() -> tuple[Plugin, ...]:
     """Every installed plugin, by name."""
     plugins = []
-    for name, value, distribution, version in entry_points():
+    for name, value, distribution, version, entry in _located(PLUGIN_GROUP, None):
         # "package" or "package:attribute" or "package [extra]": the package is what counts.
         package = value.split("[", 1)[0].split(":", 1)[0].strip()
-        plugins.append(Plugin(name, distribution.replace("_", "-"), version, package, _package_folder(package)))
+        # Where pip installed it, beside its metadata (one stat); else where Python finds it.
+        beside = os.path.join(entry or ".", *package.split("."))
+        folder = beside if os.path.isfile(os.path.join(beside, "__init__.py")) else _package_folder(package)
+        plugins.append(Plugin(name, distribution.replace("_", "-"), version, package, folder))
     return tuple(sorted(plugins))
