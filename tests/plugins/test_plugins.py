@@ -235,6 +235,13 @@ def test_only_and_without_choose_branches(plugins_installed: Venv, sqlite_url: s
     assert "event_tag" not in tables(sqlite_url) and "note" in tables(sqlite_url)
     status = venv.run("--url", sqlite_url, "status", cwd=tmp_path)
     assert status.returncode == 1 and f"{TAGS[0]}  create event_tag  [tags]" in status.stdout
+    # A fleet sees the plugins too: behind by tags, then brought to every head.
+    glob = sqlite_url.removeprefix("sqlite:///")
+    behind = venv.run("fleet", "status", "--sqlite-glob", glob, "--json", cwd=tmp_path)
+    assert behind.returncode == 1 and json.loads(behind.stdout)["summary"]["behind"] == 1
+    assert venv.run("fleet", "upgrade", "--sqlite-glob", glob, cwd=tmp_path).returncode == 0
+    after = json.loads(venv.run("fleet", "status", "--sqlite-glob", glob, "--json", cwd=tmp_path).stdout)
+    assert sorted(after["targets"][0]["after"]) == sorted([CORE_HEAD, AUDIT[-1], TAGS[-1]])
 
 
 def test_entry_points_are_found_as_importlib_metadata_finds_them(plugins_installed: Venv) -> None:
