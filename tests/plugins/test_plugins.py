@@ -139,6 +139,12 @@ def test_plugins_migrate_with_the_core_and_come_off_one_by_one(
     verified = venv.run("--url", url, "verify", cwd=tmp_path)
     assert verified.returncode == 0 and "every applied revision matches" in verified.stdout
 
+    # One step back from three heads means nothing in particular: refused (Alembic would
+    # only warn, and take every branch down to base).
+    ambiguous = venv.run("--url", url, "downgrade", "-1", cwd=tmp_path)
+    assert ambiguous.returncode == 2 and "NAME@-1 (NAME: audit, tags)" in ambiguous.stderr
+    current = venv.run("--url", url, "current", cwd=tmp_path).stdout
+    assert f"{TAGS[0]} (head)  create event_tag  [tags]" in current and CORE_HEAD in current
     # audit's tables cannot go while tags builds on them: refused, nothing run.
     refused = venv.run("--url", url, "downgrade", "audit@base", "--yes", cwd=tmp_path)
     assert refused.returncode == 1
@@ -162,41 +168,51 @@ def test_plugins_migrate_with_the_core_and_come_off_one_by_one(
     assert final.returncode == 0 and json.loads(final.stdout)["heads"] == [CORE_HEAD]
 
 
+def versions(url: str) -> list[str]:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as connection:
+            return sorted(row[0] for row in connection.exec_driver_sql("SELECT version_num FROM alembic_version"))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_a_plugin_uninstalled_with_its_tables_left_is_named_with_the_way_out(
-    plugins_installed: Venv, wheels: dict[str, Path], sqlite_url: str, tmp_path: Path
+    plugins_installed: Venv, wheels: dict[str, Path], dialect: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    venv = plugins_installed
-    assert venv.run("--url", sqlite_url, "upgrade", cwd=tmp_path).returncode == 0
+    venv, url = plugins_installed, request.getfixturevalue(f"{dialect}_url")
+    assert venv.run("--url", url, "upgrade", cwd=tmp_path).returncode == 0
     venv.pip("uninstall", "--yes", "tagging")
-    for args in (["status"], ["upgrade"]):
-        found = venv.run("--url", sqlite_url, *args, cwd=tmp_path)
+    for args in (["status"], ["upgrade"], ["downgrade", "-1"]):
+        found = venv.run("--url", url, *args, cwd=tmp_path)
         assert found.returncode == 1, (args, found.stdout)
-        assert found.stderr.strip().splitlines() == [
-            f"mypkg-migrate: error: {sqlite_url} holds the tables of plugin tags (at its revision {TAGS[0]}), which "
-            "is not installed: reinstall it to migrate them; to remove them, reinstall it, run mypkg-migrate "
-            "downgrade tags@base --yes, then uninstall it"]
-    assert "event_tag" in tables(sqlite_url)
+        (line,) = found.stderr.strip().splitlines()
+        assert line.startswith("mypkg-migrate: error: ") and line.endswith(
+            f"holds the tables of plugin tags (at its revision {TAGS[0]}), which is not installed: reinstall it to "
+            "migrate them; to remove them, reinstall it, run mypkg-migrate downgrade tags@base --yes, then uninstall it")
+    assert "event_tag" in tables(url) and TAGS[0] in versions(url)
     venv.install(wheels["tags"])  # the way out it names
-    assert venv.run("--url", sqlite_url, "status", cwd=tmp_path).returncode == 0
+    assert venv.run("--url", url, "status", cwd=tmp_path).returncode == 0
 
 
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_a_plugin_needing_a_newer_core_is_refused_before_anything_runs(
-    plugins_installed: Venv, wheels: dict[str, Path], sqlite_url: str, tmp_path: Path
+    plugins_installed: Venv, dialect: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    venv = plugins_installed
-    assert venv.run("--url", sqlite_url, "upgrade", "--only", "mypkg", cwd=tmp_path).returncode == 0
-    before = sa.create_engine(sqlite_url).connect().exec_driver_sql("SELECT * FROM alembic_version").all()
+    venv, url = plugins_installed, request.getfixturevalue(f"{dialect}_url")
+    assert venv.run("--url", url, "upgrade", "--only", "mypkg", cwd=tmp_path).returncode == 0
+    before = versions(url)
     newer = plugin_copy(tmp_path, "audit_trail", **{'version = "1.0.0"': 'version = "2.0.0"',
                                                      '"4a14b7b9f9d6"': '"ffffffffffff"'})
     venv.install(build_wheel(newer, tmp_path / "dist"))
     for args in (["upgrade"], ["status"], ["history"]):
-        refused = venv.run("--url", sqlite_url, *args, cwd=tmp_path)
+        refused = venv.run("--url", url, *args, cwd=tmp_path)
         assert refused.returncode == 1, args
         assert refused.stderr.strip().splitlines() == [
             f"mypkg-migrate: error: plugin audit needs mypkg with revision ffffffffffff; this mypkg "
             f"({mypkg.__version__}) ships up to {CORE_HEAD}: upgrade mypkg, or install the plugin that ships ffffffffffff"]
-    after = sa.create_engine(sqlite_url).connect().exec_driver_sql("SELECT * FROM alembic_version").all()
-    assert after == before and "audit_event" not in tables(sqlite_url)
+    assert versions(url) == before == [CORE_HEAD] and "audit_event" not in tables(url)
 
 
 def test_verify_and_lint_read_the_installed_plugins_scripts(

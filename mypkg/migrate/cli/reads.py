@@ -52,9 +52,9 @@ def current(args: argparse.Namespace, out: Output) -> ExitCode:
         if not state.current:
             out.line(base(state.database))
         for rev in state.current:
-            message = next((r.message for r in state.applied if r.revision == rev), "")
+            found = next((r for r in state.applied if r.revision == rev), None)
             head = " (head)" if rev in state.heads else ""
-            out.line(f"{rev}{head}  {message}")
+            out.line(f"{rev}{head}  {found.message if found else ''}{of_plugin(found) if found else ''}")
 
     out.data(
         {"database": state.database, "current": list(state.current), "at_head": state.at_head},

@@ -18,7 +18,7 @@ from .manifest import Manifest, load
 if TYPE_CHECKING:
     from alembic.script import Script
 
-__all__ = ["refuse_dependents", "targets"]
+__all__ = ["refuse_ambiguous_step", "refuse_dependents", "targets"]
 
 
 def _require_names(shipped: Manifest, names: Sequence[str], option: str) -> None:
@@ -56,6 +56,21 @@ def targets(only: str | None, without: Sequence[str]) -> list[str]:
         if left_out:
             raise UsageError(f"--without {left_out[0]}: plugin {name} builds on it; leave out {name} too (--without {name})")
     return [*shipped.core_heads(), *(f"{name}@head" for name in chosen)]
+
+
+def refuse_ambiguous_step(current: Sequence[str], revision: str) -> None:
+    """``downgrade -1`` on a database at several heads (the package's and its plugins'):
+    Alembic only warns, then takes every branch down to base. Refused, naming the branches.
+
+    :raises UsageError: ``revision`` is a bare relative step and ``current`` has several heads.
+    """
+    if len(current) < 2 or not revision.startswith("-") or not revision[1:].isdigit():
+        return
+    shipped = load()
+    named = sorted({shipped.owner[rev] for rev in current if rev in shipped.owner})
+    branches = f"NAME@{revision} (NAME: {', '.join(named)}), or " if named else ""
+    raise UsageError(f"downgrade {revision} is ambiguous at {len(current)} heads ({', '.join(current)}); "
+                     f"nothing was run: say which, {branches}a revision to go down to")
 
 
 def refuse_dependents(plan: Sequence[Script], revision: str) -> None:

@@ -86,6 +86,8 @@ def run(
             else None
         if fresh is not None:  # Alembic needs only the revisions after the checkpoint
             narrowed.enter_context(scripts.restricted(fresh.checkpoint.revision, fresh.keep, fresh.covered))
+        if direction == "downgrade":
+            branches.refuse_ambiguous_step(before, revision)
         plan = graph.planned(before, revision, direction, strict=True)
         if direction == "downgrade":
             branches.refuse_dependents(plan, revision)  # NAME@base: only NAME's own tables
