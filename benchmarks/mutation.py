@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/mutation.py --jobs 2 fastpath # two trees, mutants dealt out
     .venv/bin/python benchmarks/mutation.py --sample 40 locks # 40 mutants drawn (fixed seed)
     .venv/bin/python benchmarks/mutation.py --since main~3 --jobs 2   # only the lines a change touched
+    .venv/bin/python benchmarks/mutation.py --sample 6 --seed "$(git rev-parse HEAD)"   # a fresh sample
 
 ``--since REF`` mutates only the lines changed since REF (``git diff REF``, the working tree's
 committed state: commit first) in the configured modules, runs each module's tests against
@@ -100,7 +101,7 @@ def changed_lines(since: str) -> dict[str, set[int]]:
 
 def run_module(
     name: str, spec: dict[str, str], copies: list[Path], sample: int | None = None,
-    lines: set[int] | None = None,
+    lines: set[int] | None = None, seed: str | None = None,
 ) -> tuple[int, int, int, float, list[tuple[int, str]]]:
     """(mutants run, killed, skipped as typing-only, baseline seconds, survivors as
     (line, diff)). ``lines``: mutate only these lines (``--since``).
@@ -141,8 +142,9 @@ def run_module(
         _drop(db, doomed)
         jobs = [job for job, _, _ in found if job not in set(doomed)]
         if sample is not None and sample < len(jobs):
-            # A fixed seed over source order: the same sample every run of the same source.
-            kept = set(random.Random(name).sample(jobs, sample))
+            # A fixed seed over source order: the same sample every run of the same source
+            # (--seed: another sample, e.g. drawn by a commit's hash, which nobody picks).
+            kept = set(random.Random(name if seed is None else f"{seed}:{name}").sample(jobs, sample))
             _drop(db, [job for job in jobs if job not in kept])
             jobs = [job for job in jobs if job in kept]
     for copy in copies[1:]:
@@ -183,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, help="at most this many mutants per module (with --since: over "
                         "the whole change), drawn with a fixed seed")
     parser.add_argument("--since", metavar="REF", help="mutate only the lines changed since REF")
+    parser.add_argument("--seed", help="draw the --sample with this seed (default: the module's name)")
     args = parser.parse_args(argv)
     modules = configured()
     chosen = args.modules or list(modules)
@@ -209,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.since and args.sample is not None:  # the cap is over the change: shared by lines changed
                 share = max(1, round(args.sample * len(lines[path]) / max(total_lines, 1)))
             total, killed, skipped, seconds, survivors = run_module(
-                name, modules[name], copies, share, lines.get(path) if args.since else None)
+                name, modules[name], copies, share, lines.get(path) if args.since else None, args.seed)
             totals[0] += total
             totals[1] += killed
             print(f"{path:<28}{total:>8}{killed:>8}{killed / max(total, 1):>8.0%}"

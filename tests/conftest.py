@@ -32,6 +32,18 @@ DIALECTS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="session")
+def mypkg_wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The package's wheel, built once for the suite as ``python -m build`` builds it."""
+    with scratch(tmp_path_factory, "dist") as out:
+        subprocess.run(
+            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)],
+            check=True, capture_output=True, text=True, timeout=300,
+        )
+        (built,) = out.glob("mypkg-*.whl")
+        yield built
+
+
+@pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     server = PostgresServer().start()
     try:

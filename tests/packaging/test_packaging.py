@@ -24,14 +24,8 @@ SHIPPED = sorted(p.name for p in (REPO / "alembic" / "versions").glob("*.py"))
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with scratch(tmp_path_factory, "dist") as out:
-        subprocess.run(
-            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)],
-            check=True, capture_output=True, text=True, timeout=300,
-        )
-        (built,) = out.glob("mypkg-*.whl")
-        yield built
+def wheel(mypkg_wheel: Path) -> Path:
+    return mypkg_wheel
 
 
 @pytest.fixture(scope="module")

@@ -110,8 +110,9 @@ def file_checksum(path: str | os.PathLike[str]) -> str:
 def edited_scripts() -> list[ChecksumProblem]:
     """Installed scripts that differ from the manifest built with the package (edited,
     or deleted, after install). Empty in a source tree, whose manifest is the scripts."""
-    from ..history.scripts import path_of
+    from ..history.scripts import path_of, script_directory
 
+    script_directory()  # a script deleted from the install: a damaged install, said in one line
     shipped = load_manifest()
     found = []
     for rev in shipped.revisions:
