@@ -255,12 +255,19 @@ def with_plugins(shipped: Manifest, plugins: tuple[Plugin, ...]) -> Manifest:
     """
     from ..errors import MigrateError
 
+    from ..identity import PACKAGE
+
     revisions = list(shipped.revisions)
     owner: dict[str, str] = {}
     for plugin in plugins:
         own = plugin_revisions(plugin)
+        for rev in own:
+            if rev.revision in owner or rev.revision in shipped.by_id:
+                first = owner.get(rev.revision, PACKAGE)
+                raise MigrateError(f"plugin {plugin.name}'s revision {rev.revision} is shipped by "
+                                   f"{'plugin ' if first != PACKAGE else ''}{first} too: ids must be unique")
+            owner[rev.revision] = plugin.name
         revisions.extend(own)
-        owner.update((rev.revision, plugin.name) for rev in own)
     merged = Manifest(revisions, shipped.source, None, plugins, owner)
     problem = _plugin_problem(shipped, merged)
     if problem:
@@ -304,13 +311,6 @@ def _plugin_problem(shipped: Manifest, merged: Manifest) -> str | None:
         if names.count(plugin.name) > 1:
             others = " and ".join(p.distribution for p in merged.plugins if p.name == plugin.name)
             return f"two distributions declare plugin {plugin.name}: {others}; uninstall one of them"
-    if len(merged.by_id) != len(merged.revisions):
-        seen: dict[str, str] = {}
-        for rev in merged.revisions:
-            whose = merged.owner.get(rev.revision) or PACKAGE
-            if rev.revision in seen:
-                return f"plugin {whose}'s revision {rev.revision} is shipped by {seen[rev.revision]} too: ids must be unique"
-            seen[rev.revision] = whose
     for rev in merged.revisions:
         name = merged.owner.get(rev.revision)
         if name is None:
