@@ -254,7 +254,6 @@ def with_plugins(shipped: Manifest, plugins: tuple[Plugin, ...]) -> Manifest:
     :raises MigrateError: as :func:`load`.
     """
     from ..errors import MigrateError
-
     from ..identity import PACKAGE
 
     revisions = list(shipped.revisions)
