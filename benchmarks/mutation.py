@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         by_path = {spec["module"]: name for name, spec in modules.items()}
         for path in sorted(set(lines) - set(by_path)):
             print(f"{path}: changed, but no tests are configured for it in [tool.mypkg.mutation.modules]")
-        chosen = [by_path[path] for path in sorted(lines) if path in by_path]
+        # Modules named too: only those of the change (a large change, mutated where it matters most).
+        chosen = [by_path[path] for path in sorted(lines) if path in by_path and (not args.modules or by_path[path] in args.modules)]
         total_lines = sum(len(lines[modules[name]["module"]]) for name in chosen)
         print(f"--since {args.since}: {len(chosen)} configured module(s), {total_lines} changed line(s)")
     with tempfile.TemporaryDirectory(prefix="mypkg-mutation-") as tmp:
