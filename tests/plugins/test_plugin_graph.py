@@ -209,3 +209,16 @@ def test_a_plugin_whose_package_fails_to_import_is_named_when_its_tables_are_nee
     (folder / "__init__.py").write_text("raise RuntimeError('half installed')\n")
     with pytest.raises(MigrateError, match=r"^plugin audit \(audit-trail\) cannot be imported: RuntimeError: half installed$"):
         mypkg.check(url)
+
+
+def test_a_plugin_is_not_removed_while_another_builds_on_it_whatever_their_names(site: Site, tmp_path: Path) -> None:
+    """The dependent plugin's name sorts before the one asked for here (tags < zz)."""
+    plugin_with(site, tmp_path, name="zz", **{'("audit",)': '("zz",)'})
+    site.example("tagging", "tags")
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    mypkg.upgrade(url)
+    before = mypkg.current(url)
+    with pytest.raises(MigrateError, match=r"^tags builds on plugin zz \(7a9500000001 is applied here\), so zz's "
+                                           r"tables cannot go first; nothing was run"):
+        mypkg.downgrade(url, "zz@base", confirm_base=True)
+    assert mypkg.current(url) == before
