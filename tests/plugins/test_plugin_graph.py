@@ -222,3 +222,21 @@ def test_a_plugin_is_not_removed_while_another_builds_on_it_whatever_their_names
                                            r"tables cannot go first; nothing was run"):
         mypkg.downgrade(url, "zz@base", confirm_base=True)
     assert mypkg.current(url) == before
+
+
+def test_a_plugin_may_branch_off_a_core_revision_with_down_revision(site: Site, tmp_path: Path) -> None:
+    """Its first revision's parent is the core's (not a dependency): still its first, so
+    still the one that must carry the label; and it migrates."""
+    plugin_with(site, tmp_path, **{"down_revision = None": 'down_revision = "4a14b7b9f9d6"',
+                                   'depends_on = "4a14b7b9f9d6"': "depends_on = None"})
+    merged = manifest.load()
+    assert merged.by_id["a0d17e000001"].down_revisions == ("4a14b7b9f9d6",)
+    assert "a0d17e000001" not in merged.heads and "4a14b7b9f9d6" not in merged.heads
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    assert sorted(mypkg.upgrade(url).after) == sorted([CORE_HEAD, "a0d17e000002"])
+    for installed in ("audit_trail-2.0.dist-info", "audit_trail"):
+        shutil.rmtree(site.root / installed)
+    plugin_with(site, tmp_path, **{"down_revision = None": 'down_revision = "4a14b7b9f9d6"',
+                                   'branch_labels = ("audit",)': "branch_labels = None"})
+    with pytest.raises(MigrateError, match="^plugin audit: its first revision a0d17e000001 .* must carry branch_labels"):
+        manifest.load()
