@@ -189,6 +189,11 @@ def test_branches_chosen_by_name(site: Site) -> None:
     assert branches.targets("audit", ()) == ["audit@head"]
     assert branches.targets("mypkg", ()) == [CORE_HEAD]
     assert branches.targets(None, ["tags"]) == [CORE_HEAD, "audit@head"]
+    # Run one after the other, reported as one upgrade: from where it started to where it ended.
+    url = f"sqlite:///{site.root.parent / 'app.db'}"
+    done = mypkg.upgrade(url, without=["tags"])
+    assert done.before == () and sorted(done.after) == sorted([CORE_HEAD, "a0d17e000002"])
+    assert [step.plugin for step in done.applied].count("audit") == 2 and "tags" not in str(done.applied)
     assert branches.needs(manifest.load(), "tags") == {"audit", "mypkg"}
     with pytest.raises(UsageError, match="^--without audit: plugin tags builds on it; leave out tags too"):
         branches.targets(None, ["audit"])

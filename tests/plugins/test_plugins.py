@@ -277,6 +277,18 @@ def test_the_build_hook_ships_the_manifest_and_refuses_an_unlabelled_plugin(
 ) -> None:
     built = json.loads(zipfile.ZipFile(wheels["audit"]).read("audit_trail/manifest.json"))
     assert built["revisions"] == json.loads(manifest.to_json(manifest.scan(EXAMPLES / "audit_trail" / "audit_trail" / "versions")))["revisions"]
+    # An entry point naming an attribute (package:attribute) still means the package; the
+    # hook's scratch folder goes with the build.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    attribute = plugin_copy(tmp_path, "audit_trail", **{'audit = "audit_trail"': 'audit = "audit_trail:metadata"'})
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-build-isolation", "--no-deps",
+                           "--wheel-dir", str(tmp_path / "out"), str(attribute)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TMPDIR": str(scratch)})
+    assert done.returncode == 0, done.stderr
+    (wheel,) = (tmp_path / "out").glob("audit_trail-*.whl")
+    assert json.loads(zipfile.ZipFile(wheel).read("audit_trail/manifest.json"))["revisions"] == built["revisions"]
+    assert not list(scratch.glob("plugin-manifest-*"))
     unlabelled = plugin_copy(tmp_path, "audit_trail", **{'branch_labels = ("audit",)': "branch_labels = None"})
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
                            "--wheel-dir", str(tmp_path / "out"), str(unlabelled)], capture_output=True, text=True,
