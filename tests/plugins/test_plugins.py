@@ -319,3 +319,15 @@ def test_alembic_in_the_source_tree_sees_installed_plugins(
     text = script.read_text()
     assert f"down_revision: Union[str, Sequence[str], None] = '{CORE_HEAD}'" in text
     assert "drop_table" not in text and "op." not in text
+    # An alembic.ini that names its version_locations itself is left as written (its authors
+    # wire plugins by hand): only the folders it names run.
+    script.unlink()
+    ini = (source_copy / "alembic.ini").read_text().replace(
+        "[alembic]\n", "[alembic]\nversion_locations = %(here)s/alembic/versions\n", 1)
+    (source_copy / "by_hand.ini").write_text(ini)
+    by_hand = {**env, "MYPKG_DATABASE_URL": f"sqlite:///{tmp_path / 'by_hand.db'}"}
+    up = subprocess.run([*alembic, "-c", "by_hand.ini", "upgrade", "heads"], cwd=source_copy, env=by_hand,
+                        capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    assert "audit_event" not in tables(f"sqlite:///{tmp_path / 'by_hand.db'}")
+    assert "my_table" in tables(f"sqlite:///{tmp_path / 'by_hand.db'}")
