@@ -6,7 +6,10 @@ wheel build would refuse, and the ones only an installation can get into."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sqlite3
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,3 +248,36 @@ def test_a_plugin_may_branch_off_a_core_revision_with_down_revision(site: Site, 
                                    'branch_labels = ("audit",)': "branch_labels = None"})
     with pytest.raises(MigrateError, match="^plugin audit: its first revision a0d17e000001 .* must carry branch_labels"):
         manifest.load()
+
+
+def test_an_empty_database_gets_the_core_checkpoint_then_the_plugins(source_copy: Path, tmp_path: Path) -> None:
+    """A checkpoint is the core's: installed in one step, the plugins' revisions after it,
+    the same schema as the replay."""
+    site = Site(tmp_path / "plugins-site")
+    site.root.mkdir()
+    site.example("audit_trail", "audit")
+    site.example("tagging", "tags")
+    clear()  # Site.add clears for this process; the runs below are processes of their own
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")},
+           "PYTHONPATH": f"{source_copy}{os.pathsep}{site.root}"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "mypkg", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    run("checkpoint", CORE_HEAD)
+    through = run("--url", f"sqlite:///{tmp_path / 'through.db'}", "upgrade").stdout
+    assert through.splitlines()[0].startswith(f"applied  {CORE_HEAD}  checkpoint of")
+    assert "[audit]" in through and "[tags]" in through
+    run("--url", f"sqlite:///{tmp_path / 'replayed.db'}", "upgrade", "--no-checkpoint")
+
+    def schema(name: str) -> list[tuple[str, str, str]]:
+        with sqlite3.connect(tmp_path / name) as db:
+            return sorted(db.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'mypkg_%'"))
+
+    assert schema("through.db") == schema("replayed.db")
+    with sqlite3.connect(tmp_path / "through.db") as db:
+        assert sorted(db.execute("SELECT version_num FROM alembic_version")) == sorted(
+            [(CORE_HEAD,), ("a0d17e000002",), ("7a9500000001",)])
