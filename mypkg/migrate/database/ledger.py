@@ -170,7 +170,8 @@ def write(
     from ..version import package_version
 
     finished = now()
-    plugin = load().plugin(load().owner.get(revision, ""))
+    shipped = load()
+    plugin = shipped.plugin(shipped.owner.get(revision, ""))
     values = (
         revision,
         direction,

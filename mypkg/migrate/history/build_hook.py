@@ -29,6 +29,7 @@ from hatchling.plugin import hookimpl
 
 from ..identity import PLUGIN_BUILD_HOOK, PLUGIN_GROUP, PLUGIN_MANIFEST
 from . import manifest
+from .plugins import unlabelled_first
 
 
 class PluginManifestHook(BuildHookInterface):  # type: ignore[type-arg]
@@ -71,11 +72,10 @@ def plugin_revisions(name: str, versions: Path) -> list[manifest.Revision]:
         raise RuntimeError(f"cannot build plugin {name}: {exc}") from None
     if not revisions:
         raise RuntimeError(f"cannot build plugin {name}: no revision scripts under {versions}")
-    own = {rev.revision for rev in revisions}
-    for rev in revisions:
-        if not own.intersection(rev.down_revisions) and name not in rev.branch_labels:
-            raise RuntimeError(f"cannot build plugin {name}: its first revision {rev.revision} ({rev.filename}) "
-                               f"must carry branch_labels = ({name!r},)")
+    first = unlabelled_first(name, revisions)
+    if first is not None:
+        raise RuntimeError(f"cannot build plugin {name}: its first revision {first.revision} ({first.filename}) "
+                           f"must carry branch_labels = ({name!r},)")
     return revisions
 
 

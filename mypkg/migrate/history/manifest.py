@@ -304,20 +304,23 @@ def _plugin_problem(shipped: Manifest, merged: Manifest) -> str | None:
 
     from ..identity import PACKAGE
     from ..version import package_version
+    from .plugins import unlabelled_first
 
     names = [plugin.name for plugin in merged.plugins]
     for plugin in merged.plugins:
         if names.count(plugin.name) > 1:
             others = " and ".join(p.distribution for p in merged.plugins if p.name == plugin.name)
             return f"two distributions declare plugin {plugin.name}: {others}; uninstall one of them"
+    for plugin in merged.plugins:
+        own = [rev for rev in merged.revisions if merged.owner.get(rev.revision) == plugin.name]
+        first = unlabelled_first(plugin.name, own)
+        if first is not None:
+            return (f"plugin {plugin.name}: its first revision {first.revision} ({first.filename}) must carry "
+                    f"branch_labels = ({plugin.name!r},), its name, for {plugin.name}@head and {plugin.name}@base to mean it")
     for rev in merged.revisions:
         name = merged.owner.get(rev.revision)
         if name is None:
             continue
-        root = not any(merged.owner.get(parent) == name for parent in rev.down_revisions)
-        if root and name not in rev.branch_labels:
-            return (f"plugin {name}: its first revision {rev.revision} ({rev.filename}) must carry "
-                    f"branch_labels = ({name!r},), its name, for {name}@head and {name}@base to mean it")
         for needed in (*rev.down_revisions, *rev.depends_on):
             if merged.labels.get(needed, needed) in merged.by_id:
                 continue

@@ -24,7 +24,11 @@ from typing import NamedTuple
 
 from ..identity import PLUGIN_GROUP, PLUGIN_MANIFEST
 
-__all__ = ["Plugin", "entry_points", "installed"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .manifest import Revision
+
+__all__ = ["Plugin", "entry_points", "installed", "tables", "unlabelled_first"]
 
 
 class Plugin(NamedTuple):
@@ -121,6 +125,14 @@ def _package_folder(package: str) -> str:
         return ""
     locations = list(spec.submodule_search_locations or ()) if spec is not None else []
     return locations[0] if locations else ""
+
+
+def unlabelled_first(name: str, revisions: list[Revision]) -> Revision | None:
+    """A plugin's first revision (no parent among its own) that does not carry the plugin's
+    name as its branch label: the wheel build and every run refuse it alike."""
+    own = {rev.revision for rev in revisions}
+    return next((rev for rev in revisions if not own.intersection(rev.down_revisions)
+                 and name not in rev.branch_labels), None)
 
 
 @functools.cache
