@@ -116,6 +116,38 @@ class Cli:
         )
 
 
+    def on_terminal(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+        """As a person at a terminal runs it: stdout and stderr one pseudo-terminal, read in
+        the order written (``stdout`` holds both; ``\r\n`` read as ``\n``)."""
+        import pty
+        import select
+        import time
+
+        master, slave = pty.openpty()
+        with subprocess.Popen([*self.prefix, *args], cwd=self.cwd, env={**self.env, **env},
+                              stdin=subprocess.DEVNULL, stdout=slave, stderr=slave) as process:
+            os.close(slave)
+            chunks, deadline = [], time.monotonic() + timeout
+            try:
+                while True:
+                    ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+                    if not ready:
+                        process.kill()
+                        raise subprocess.TimeoutExpired(list(args), timeout)
+                    try:
+                        chunk = os.read(master, 65536)
+                    except OSError:  # EIO: every writer closed the terminal
+                        break
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            finally:
+                os.close(master)
+            code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        text = b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+        return subprocess.CompletedProcess(list(args), code, text, "")
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path)

@@ -22,6 +22,7 @@ from .errors import MigrateError, UsageError
 from .history import branches, graph
 from .history.manifest import load as load_manifest
 from .identity import COMMAND
+from .observe.api import told
 from .results import (
     AppliedRevision,
     BackfillProgress,
@@ -47,6 +48,7 @@ __all__ = [
 Waiting = Callable[[str], None]
 
 
+@told
 def upgrade(
     target: Target = None,
     revision: str = "head",
@@ -123,6 +125,7 @@ def _adopter(baseline: str) -> Callable[[Connection, Database], None]:
     return adopt
 
 
+@told
 def downgrade(
     target: Target = None,
     revision: str = "-1",
@@ -239,6 +242,7 @@ def wait_for_head(
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
+@told
 def stamp(
     target: Target,
     revision: str,
@@ -269,6 +273,7 @@ def stamp(
     return MigrationResult(db.masked, before, after, [])
 
 
+@told
 def repair(
     target: Target,
     revision: str,

@@ -30,6 +30,8 @@ MIGRATION_URL_VAR = f"{ENV_PREFIX}_MIGRATION_URL"
 CONNECT_TIMEOUT_VAR = f"{ENV_PREFIX}_CONNECT_TIMEOUT"
 #: SQLite: seconds to wait for another connection's lock (the --busy-timeout option sets it too).
 BUSY_TIMEOUT_VAR = f"{ENV_PREFIX}_BUSY_TIMEOUT"
+#: The format of stderr's lines: text, or json (the --log-format option wins).
+LOG_FORMAT_VAR = f"{ENV_PREFIX}_LOG_FORMAT"
 #: The ledger table the runner keeps beside Alembic's version table.
 LEDGER_TABLE = f"{PACKAGE}_migration_ledger"
 #: The lease a migration holds through a transaction pooler (``--lock lease``).

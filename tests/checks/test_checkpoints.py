@@ -538,17 +538,17 @@ def test_lint_treats_a_checkpoint_as_a_revision(tmp_path: Path, pg_server: Postg
     settings.write_text(settings.read_text().replace('    "prefer-text-field",\n', ""))
     linted = mig(root, "lint", "--json")
     assert linted.returncode == 1
-    found = {(f["revision"], f["rule"]) for f in json.loads(linted.stdout)}
+    found = {(f["revision"], f["rule"]) for f in json.loads(linted.stdout)["findings"]}
     assert ("checkpoint:78a2efaef9ac", "prefer-text-field") in found
     # ... the revisions that made those columns too, each under its own id.
     assert ("4a14b7b9f9d6", "prefer-text-field") in found
     settings.write_text(settings.read_text() + '\n[[ignore]]\nrevision = "checkpoint:78a2efaef9ac"\n'
                         'rule = "prefer-text-field"\nreason = "the columns of the revisions it replaces"\n')
-    again = {(f["revision"], f["rule"]) for f in json.loads(mig(root, "lint", "--json").stdout)}
+    again = {(f["revision"], f["rule"]) for f in json.loads(mig(root, "lint", "--json").stdout)["findings"]}
     assert ("checkpoint:78a2efaef9ac", "prefer-text-field") not in again and again
     # Outside the range linted, the checkpoint is too.
     assert not any(rev.startswith("checkpoint:") for rev, _ in {(f["revision"], f["rule"]) for f in json.loads(
-        mig(root, "lint", "78a2efaef9ac:head", "--json").stdout)})
+        mig(root, "lint", "78a2efaef9ac:head", "--json").stdout)["findings"]})
 
 
 # --- what the corpus histories lack: enums, comments, identity and generated columns, --------

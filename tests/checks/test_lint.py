@@ -98,7 +98,7 @@ def test_squawk_and_the_own_rules_find_dangerous_revisions(project: Path) -> Non
     assert any(line.startswith("11a7000000a2  empty-downgrade  ALTER TABLE note ADD COLUMN archived") for line in lines)
     assert any(line.startswith("11a7000000a2  data-with-ddl  UPDATE note SET archived = false") for line in lines)
     assert all(" -> " in line for line in lines)  # each says the fix
-    found = json.loads(run_lint(project, "--json").stdout)
+    found = json.loads(run_lint(project, "--json").stdout)["findings"]
     assert {(f["revision"], f["rule"]) for f in found} >= {
         ("11a7000000a1", "require-concurrent-index-creation"), ("11a7000000a2", "empty-downgrade"),
     }

@@ -112,12 +112,12 @@ class TestCommands:
         assert lines[0].startswith("<base> -> ")
         assert [line.split(" -> ")[1].split(",")[0].split()[0] for line in lines] == REVISIONS
         payload = json.loads(cli("history", "--json").stdout)
-        assert [rev["revision"] for rev in payload] == REVISIONS
-        assert payload[-1]["is_head"] is True
+        assert [rev["revision"] for rev in payload["revisions"]] == REVISIONS
+        assert payload["revisions"][-1]["is_head"] is True
 
     def test_heads(self, cli: Cli) -> None:
         assert cli("heads").stdout.split() == [HEAD]
-        assert json.loads(cli("heads", "--json").stdout) == [HEAD]
+        assert json.loads(cli("heads", "--json").stdout)["heads"] == [HEAD]
 
     def test_downgrade_minus_one_then_upgrade(self, cli: Cli, tmp_path: Path) -> None:
         cli("upgrade")

@@ -137,7 +137,7 @@ def test_an_installed_script_edited_after_install_is_refused_and_reported(venv: 
         assert HEAD not in run("current").stdout
         forced = run("upgrade", "--ignore-checksums")
         assert forced.returncode == 0, forced.stderr
-        rows = json.loads(run("history", "--applied", "--json").stdout)
+        rows = json.loads(run("history", "--applied", "--json").stdout)["rows"]
         assert rows[-1]["revision"] == HEAD
         assert rows[-1]["checksum"] == hashlib.sha256(script.read_bytes()).hexdigest() != hashlib.sha256(original).hexdigest()
     finally:

@@ -129,7 +129,7 @@ def test_plugins_migrate_with_the_core_and_come_off_one_by_one(
     # The fast path's answer is the full path's, plugins and all, and it stays fast.
     assert json.loads(venv.run("--url", url, "status", "--json", cwd=tmp_path).stdout) == full
     assert imported_by_fast_path(venv.python, url, "upgrade", HEAVY_MODULES, env=venv.env, cwd=tmp_path) == []
-    ledger = json.loads(venv.run("--url", url, "history", "--applied", "--json", cwd=tmp_path).stdout)
+    ledger = json.loads(venv.run("--url", url, "history", "--applied", "--json", cwd=tmp_path).stdout)["rows"]
     assert {(row["revision"], row["plugin"], row["package_version"]) for row in ledger if row["plugin"]} == {
         (AUDIT[0], "audit", "1.0.0"), (AUDIT[1], "audit", "1.0.0"), (TAGS[0], "tags", "1.0.0")}
     assert all(row["package_version"] == mypkg.__version__ for row in ledger if not row["plugin"])
@@ -228,7 +228,7 @@ def test_verify_and_lint_read_the_installed_plugins_scripts(
     assert f"{script.name} was changed after the package was built" in verified.stdout
     linted = venv.run("lint", "--json", cwd=tmp_path)
     assert linted.returncode == 1
-    assert {(f["revision"], f["rule"]) for f in json.loads(linted.stdout)} == {(AUDIT[1], "empty-downgrade")}
+    assert {(f["revision"], f["rule"]) for f in json.loads(linted.stdout)["findings"]} == {(AUDIT[1], "empty-downgrade")}
 
 
 def test_only_and_without_choose_branches(plugins_installed: Venv, sqlite_url: str, tmp_path: Path) -> None:

@@ -146,7 +146,7 @@ def test_a_revision_with_an_autocommit_block_is_timed_whole(source_copy: Path, p
     assert int(line.rsplit("(", 1)[1].split()[0]) >= 1200, line
     rows = subprocess.run([sys.executable, "-m", "mypkg", "--url", postgresql_url, "history", "--applied", "--json"],
                           cwd=source_copy, env=_copy_env(source_copy), capture_output=True, text=True, timeout=120)
-    (row,) = [r for r in json.loads(rows.stdout) if r["revision"] == "5107aaaa0001"]
+    (row,) = [r for r in json.loads(rows.stdout)["rows"] if r["revision"] == "5107aaaa0001"]
     assert row["duration_ms"] >= 1200
 
 

@@ -28,7 +28,7 @@ SHIPPED = manifest.load()
 def _ledger(cli: Cli, url: str) -> list[dict]:
     result = cli("--url", url, "history", "--applied", "--json")
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["rows"]
 
 
 class TestLedger:
@@ -58,7 +58,7 @@ class TestLedger:
         versions = source_copy / "alembic" / "versions"
         (versions / "9999_0badf00d0001_fails.py").write_text(FAILING_REVISION.format(parent=HEAD))
         assert run_copy(source_copy, "--url", db_url, "upgrade").returncode == 1
-        rows = json.loads(run_copy(source_copy, "--url", db_url, "history", "--applied", "--json").stdout)
+        rows = json.loads(run_copy(source_copy, "--url", db_url, "history", "--applied", "--json").stdout)["rows"]
         assert [r["outcome"] for r in rows] == ["applied"] * len(REVISIONS) + ["failed"]
         failed = rows[-1]
         assert failed["revision"] == "0badf00d0001" and failed["direction"] == "upgrade"

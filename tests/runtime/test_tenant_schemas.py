@@ -75,7 +75,7 @@ class TestPostgresqlSchemas:
         assert cli("--url", postgresql_url, "--schema", ODD, "check").returncode == 0
         assert cli("--url", postgresql_url, "--schema", ODD, "verify").returncode == 0
         applied = cli("--url", postgresql_url, "--schema", ODD, "history", "--applied", "--json")
-        assert {row["revision"] for row in json.loads(applied.stdout)} == {r.revision for r in mypkg.history()}
+        assert {row["revision"] for row in json.loads(applied.stdout)["rows"]} == {r.revision for r in mypkg.history()}
         back = cli("--url", postgresql_url, "--schema", ODD, "downgrade", "-1")
         assert back.returncode == 0, back.stderr
         assert versions_in(pg_server, postgresql_url, "public") == [FIRST]  # untouched throughout

@@ -73,7 +73,7 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
     chosen = targets.in_shard(targets.unique(found), shard)
     options = {"lock_timeout": args.lock_timeout, "statement_lock_timeout": args.statement_lock_timeout,
                "busy_timeout": settings.busy_timeout(), "confirm_base": args.yes}
-    progress = _Progress(len(chosen), quiet=args.quiet or args.json)
+    progress = _Progress(len(chosen), quiet=args.quiet or args.json or out.json_log)
     result = run.run(args.action, chosen, args.revision or "head", jobs=args.jobs, max_failures=args.max_failures,
                      canary=args.canary, options=options, on_row=progress.row)
     progress.finish()

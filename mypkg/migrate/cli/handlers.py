@@ -10,17 +10,19 @@ import contextlib
 import os
 import sys
 
+from .. import events
 from ..errors import ExitCode, MigrateError, UsageError
 from ..identity import BUSY_TIMEOUT_VAR, CONNECT_TIMEOUT_VAR, LEASE_SECONDS_VAR, LOCK_MODE_VAR
 from ..identity import COMMAND as PROG
-from . import process, reads
-from .output import Output, of_plugin, short
-from .parser import COMMANDS, build_parser
+from . import observers, process, reads
+from .output import Output, of_plugin, short, step_dict
+from .parser import COMMANDS, OneLineErrorParser, build_parser
 
 TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
+    from typing import Any
 
 
 def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
@@ -28,7 +30,8 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
     if args.command == "upgrade" and target == "head" and not (args.sql or args.backup or args.baseline):
         at_head = reads.fast_status(args, upgrade=True)
         if at_head is not None:  # the deploy-time common case, without SQLAlchemy
-            out.line(f"{at_head.masked_url}: nothing to do, at {short(at_head.current)}")
+            out.data(_migration_dict(at_head.masked_url, at_head.current, at_head.current, [], None),
+                     lambda: out.line(f"{at_head.masked_url}: nothing to do, at {short(at_head.current)}"))
             return ExitCode.OK
     from .. import commands
     from ..database import settings
@@ -67,21 +70,28 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         from ..runtime.progress import StderrProgress
 
         result = commands.upgrade(args.url, target, ignore_checksums=args.ignore_checksums, baseline=args.baseline,
-                                  on_progress=None if out.quiet else StderrProgress(sys.stderr),
+                                  on_progress=None if out.quiet or out.json_log else StderrProgress(sys.stderr),
                                   use_checkpoints=not args.no_checkpoint, only=args.only, without=args.without,
                                   **options)
     else:
         result = commands.downgrade(args.url, target, confirm_base=args.yes, **options)
-    if result.backup:
-        out.line(f"backup: {result.backup}")
-    if not result.applied:
-        out.line(f"{result.database}: nothing to do, at {short(result.after)}")
-    else:
-        out.line(
-            f"{result.database}: {args.command}d from {short(result.before)} "
-            f"to {short(result.after)}"
-        )
+
+    def text() -> None:
+        if result.backup:
+            out.line(f"backup: {result.backup}")
+        if not result.applied:
+            out.line(f"{result.database}: nothing to do, at {short(result.after)}")
+        else:
+            out.line(f"{result.database}: {args.command}d from {short(result.before)} to {short(result.after)}")
+
+    out.data(_migration_dict(result.database, result.before, result.after, result.applied, result.backup), text)
     return ExitCode.OK
+
+
+def _migration_dict(database: str, before: Sequence[str], after: Sequence[str], applied: Sequence[Any],
+                    backup: str | None) -> dict[str, Any]:
+    return {"database": database, "before": list(before), "after": list(after),
+            "applied": [step_dict(step) for step in applied], "backup": backup}
 
 
 def _target_revision(args: argparse.Namespace) -> str:
@@ -113,7 +123,8 @@ def _stamp(args: argparse.Namespace, out: Output) -> ExitCode:
         args.url, args.revision, force=args.force, lock_timeout=args.lock_timeout, on_wait=out.waiting,
         busy_timeout=settings.busy_timeout(),
     )
-    out.line(f"{result.database}: stamped {short(result.after)} (was {short(result.before)})")
+    out.data(_migration_dict(result.database, result.before, result.after, [], None),
+             lambda: out.line(f"{result.database}: stamped {short(result.after)} (was {short(result.before)})"))
     return ExitCode.OK
 
 
@@ -125,10 +136,14 @@ def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
             raise UsageError("--force is for --applied or --reverted, not --checksums")
         realigned = commands.realign_checksums(args.url, args.revision, lock_timeout=args.lock_timeout,
                                                on_wait=out.waiting)
-        for rev in realigned:
-            out.line(f"realigned {rev}: the shipped script is now the one recorded")
-        if not realigned:
-            out.line("every applied revision's checksum matches the shipped script: nothing to realign")
+
+        def text() -> None:
+            for rev in realigned:
+                out.line(f"realigned {rev}: the shipped script is now the one recorded")
+            if not realigned:
+                out.line("every applied revision's checksum matches the shipped script: nothing to realign")
+
+        out.data({"realigned": list(realigned)}, text)
         return ExitCode.OK
     if args.revision is None:
         raise UsageError("repair --applied or --reverted needs the revision (REV)")
@@ -136,7 +151,9 @@ def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
     result = commands.repair(args.url, args.revision, applied=args.applied, force=args.force,
                              lock_timeout=args.lock_timeout, on_wait=out.waiting)
     way = "applied" if args.applied else "reverted"
-    out.line(f"{result.database}: recorded {args.revision} as {way} by hand; at {short(result.after)}")
+    out.data({**_migration_dict(result.database, result.before, result.after, [], None),
+              "revision": args.revision, "recorded": way},
+             lambda: out.line(f"{result.database}: recorded {args.revision} as {way} by hand; at {short(result.after)}"))
     return ExitCode.OK
 
 
@@ -146,7 +163,8 @@ def _checkpoint(args: argparse.Namespace, out: Output) -> ExitCode:
     if args.retire and args.replay_on:
         raise UsageError("--retire removes scripts; --replay-on writes a checkpoint: give one")
     path = commands.checkpoint(args.revision, args.replay_on, retire=args.retire)
-    out.line(f"{'retired the scripts before' if args.retire else 'wrote'} {path}")
+    out.data({"revision": args.revision, "path": str(path), "retired": args.retire},
+             lambda: out.line(f"{'retired the scripts before' if args.retire else 'wrote'} {path}"))
     return ExitCode.OK
 
 
@@ -191,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mypkg-migrate``; returns the exit code."""
     whole_process = argv is None  # the console script or python -m, not a caller's own program
     argv = list(sys.argv[1:] if argv is None else argv)
+    OneLineErrorParser.as_json = "--json" in argv  # a usage error under --json is JSON too
     args = build_parser(only=_command_in(argv)).parse_args(argv)
     for name, default in (("url", None), ("schema", None), ("json", False), ("verbose", False), ("quiet", False)):
         if not hasattr(args, name):
@@ -208,17 +227,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         import logging  # only here: every start-up pays for what it imports
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)-5s [%(name)s] %(message)s")
-    out = Output(as_json=args.json, quiet=args.quiet, is_result=args.command in RESULTS)
+    out = Output(as_json=args.json, quiet=args.quiet, is_result=args.command in RESULTS, command=args.command)
+    try:
+        out.json_log = observers.log_format(args) == "json"
+    except UsageError as exc:
+        out.error(str(exc), int(exc.exit_code))
+        return int(exc.exit_code)
     process.skip_template_highlighting()
     previous = process.terminate_like_interrupt()
     try:
-        return _run(args, out)
+        with observers.listening(args, out), events.command(args.command, lambda: observers.target_of(args)) as told:
+            told["exit_code"] = code = _run(args, out, told)
+            return code
     finally:
         process.after_the_outcome(previous, whole_process=whole_process)
 
 
-def _run(args: argparse.Namespace, out: Output) -> int:
-    """The command, its failures turned into one line and an exit code."""
+def _run(args: argparse.Namespace, out: Output, told: dict[str, object]) -> int:
+    """The command, its failures turned into one line (``told``: for ``command.end``) and an exit code."""
     try:
         if {CONNECT_TIMEOUT_VAR, BUSY_TIMEOUT_VAR, LOCK_MODE_VAR, LEASE_SECONDS_VAR} & set(os.environ):
             from ..database import settings
@@ -238,12 +264,19 @@ def _run(args: argparse.Namespace, out: Output) -> int:
             import logging
 
             logging.getLogger(__name__).exception("failed")
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        told["error"] = str(exc)
+        out.error(str(exc), int(exc.exit_code))
         return int(exc.exit_code)
     except KeyboardInterrupt as stop:  # the run loop says what the stop left (runner._interrupted)
         terminated = isinstance(stop, process.Terminated)
         what = str(stop) or "nothing was left half done; the database is at the last revision that completed"
-        print(f"{PROG}: {'terminated (SIGTERM)' if terminated else 'interrupted'}: {what}", file=sys.stderr)
+        told["error"] = f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: {what}"
+        if out.json_log:
+            pass
+        elif out.as_json:
+            out.error(str(told["error"]), int(ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED))
+        else:
+            print(f"{PROG}: {told['error']}", file=sys.stderr)
         return int(ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED)
     except BrokenPipeError:  # `mypkg-migrate history | head`: the reader left, as in any CLI
         with contextlib.suppress(OSError):
@@ -252,7 +285,8 @@ def _run(args: argparse.Namespace, out: Output) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug or an environment problem: one line still
         if args.verbose:
             raise
-        print(f"{PROG}: error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        told["error"] = f"{type(exc).__name__}: {exc}"
+        out.error(f"{told['error']} (run with -v for details)", int(ExitCode.FAILURE))
         return int(ExitCode.FAILURE)
 
 

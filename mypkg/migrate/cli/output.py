@@ -16,10 +16,19 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+#: The version of every ``--json`` shape (docs/json/*.schema.json): raised when a key is
+#: removed, renamed or changes meaning; new keys may come without it.
+FORMAT = 1
+
+
 class Output:
-    def __init__(self, *, as_json: bool, quiet: bool, is_result: bool = False) -> None:
+    def __init__(self, *, as_json: bool, quiet: bool, is_result: bool = False, command: str = "",
+                 json_log: bool = False) -> None:
         self.as_json = as_json
         self.quiet = quiet
+        self.command = command
+        #: --log-format json: waits and progress are events on stderr, not text.
+        self.json_log = json_log
         #: The output is the command's result (status, history...), not a migration's progress.
         self.is_result = is_result
         self.closed = False  #: stdout went away (a closed pipe, a full disk): stop printing
@@ -27,8 +36,9 @@ class Output:
     def line(self, text: str = "") -> None:
         """A progress or result line. Printing never decides a migration: a reader that
         left (``| head -1``) or a full disk stops the printing, not the work. A result that
-        cannot be written (a full disk) fails the command: exit 1, one line."""
-        if self.quiet or self.closed:
+        cannot be written (a full disk) fails the command: exit 1, one line. Under ``--json``
+        stdout holds the JSON result alone."""
+        if self.quiet or self.closed or self.as_json:
             return
         self._write(text)
 
@@ -56,18 +66,35 @@ class Output:
             self._write(text)
 
     def waiting(self, text: str) -> None:
-        """Progress while blocked (lock waits, retries): stderr, so stdout stays clean."""
-        if not self.quiet:
+        """Progress while blocked (lock waits, retries): stderr, so stdout stays clean; under
+        ``--log-format json`` the events say it."""
+        if not self.quiet and not self.json_log:
             print(f"{PROG}: {text}", file=sys.stderr, flush=True)
 
-    def data(self, payload: Any, text: Callable[[], None]) -> None:
+    def data(self, payload: dict[str, Any], text: Callable[[], None]) -> None:
+        """The command's result: ``payload`` under ``--json`` (after ``format`` and
+        ``command``: docs/json), else what ``text`` prints."""
         if self.as_json:
             import json
 
             if not self.closed:
-                self._write(json.dumps(payload, indent=2))
+                self._write(json.dumps({"format": FORMAT, "command": self.command, **payload}, indent=2))
         else:
             text()
+
+    def error(self, message: str, exit_code: int) -> None:
+        """The one line a failure prints on stderr: JSON under ``--json`` (docs/json/error.schema.json);
+        under ``--log-format json`` the ``command.end`` event carries it instead."""
+        if self.json_log:
+            return
+        if self.as_json:
+            import json
+
+            text = json.dumps({"format": FORMAT, "command": self.command, "error": message, "exit_code": exit_code})
+        else:
+            text = f"{PROG}: error: {message}"
+        with contextlib.suppress(OSError, ValueError):
+            print(text, file=sys.stderr, flush=True)
 
 
 def short(revisions: Sequence[str]) -> str:
@@ -77,6 +104,12 @@ def short(revisions: Sequence[str]) -> str:
 def of_plugin(rev: Any) -> str:
     """``  [audit]`` after a plugin's revision (docs/plugins.md); nothing for the package's own."""
     return f"  [{rev.plugin}]" if rev.plugin else ""
+
+
+def step_dict(step: Any) -> dict[str, Any]:
+    """A revision an upgrade or downgrade ran (its seconds to the millisecond)."""
+    return {"revision": step.revision, "message": step.message, "direction": step.direction,
+            "plugin": step.plugin, "seconds": round(step.seconds, 3)}
 
 
 def revision_dict(rev: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from ..identity import (
     DEFAULT_URL,
     LEASE_SECONDS_VAR,
     LOCK_MODE_VAR,
+    LOG_FORMAT_VAR,
     MIGRATION_URL_VAR,
     PACKAGE,
 )
@@ -80,7 +81,14 @@ def _shared_options() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="machine-readable output (current, status, history, heads, verify)",
+        help="the result as one JSON object on stdout (every command; docs/json); errors as one on stderr",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=argparse.SUPPRESS,
+        help=f"stderr's lines: text, or json: every event one JSON object per line (default ${LOG_FORMAT_VAR}, "
+        "else text)",
     )
     group.add_argument(
         "-v",
@@ -217,8 +225,16 @@ def _terminal_columns() -> int:
 class OneLineErrorParser(argparse.ArgumentParser):
     """Usage errors as one line on stderr, exit 2, like every other error of the command."""
 
+    #: ``--json`` was on the command line: the error is a JSON object too (docs/json/error.schema.json).
+    as_json = False
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        text = f"{message} (see {self.prog} --help)"
+        if self.as_json:
+            import json
+
+            self.exit(2, json.dumps({"format": 1, "command": None, "error": text, "exit_code": 2}) + "\n")
+        self.exit(2, f"{self.prog}: error: {text}\n")
 
 
 def _translate_once() -> None:

@@ -75,7 +75,7 @@ def status(args: argparse.Namespace, out: Output) -> ExitCode:
                 flush=True,
             )
 
-        state = commands.wait_for_head(args.url, args.wait, on_wait=None if out.quiet else waiting)
+        state = commands.wait_for_head(args.url, args.wait, on_wait=None if out.quiet or out.json_log else waiting)
     else:
         state = fast_status(args) or full_status(args)
 
@@ -103,7 +103,8 @@ def status(args: argparse.Namespace, out: Output) -> ExitCode:
             "applied": [revision_dict(rev) for rev in state.applied],
             "pending": [revision_dict(rev) for rev in state.pending],
             "needs_repair": list(state.needs_repair),
-            "interrupted": [stopped._asdict() for stopped in state.interrupted],
+            "interrupted": [{**stopped._asdict(), "seconds": round(stopped.seconds, 3)}
+                            for stopped in state.interrupted],
         },
         text,
     )
@@ -123,7 +124,7 @@ def history(args: argparse.Namespace, out: Output) -> ExitCode:
             head = " (head)" if rev.is_head else ""
             out.line(f"{parent} -> {rev.revision}{head}, {rev.message}{of_plugin(rev)}")
 
-    out.data([revision_dict(rev) for rev in revisions], text)
+    out.data({"revisions": [revision_dict(rev) for rev in revisions]}, text)
     return ExitCode.OK
 
 
@@ -145,13 +146,14 @@ def applied_history(args: argparse.Namespace, out: Output) -> ExitCode:
     payload = [
         {
             **{k: getattr(row, k) for k in ("id", "revision", "direction", "checksum",
-                                            "package_version", "duration_ms", "outcome", "detail", "plugin")},
+                                            "package_version", "outcome", "detail", "plugin")},
+            "duration_ms": round(row.duration_ms, 1),
             "started_at": row.started_at.isoformat(),
             "finished_at": row.finished_at.isoformat(),
         }
         for row in rows
     ]
-    out.data(payload, text)
+    out.data({"rows": payload}, text)
     return ExitCode.OK
 
 
@@ -184,7 +186,7 @@ def heads(args: argparse.Namespace, out: Output) -> ExitCode:
     from .. import commands
 
     found = commands.heads()
-    out.data(list(found), lambda: [out.line(rev) for rev in found])
+    out.data({"heads": list(found)}, lambda: [out.line(rev) for rev in found])
     return ExitCode.OK
 
 
@@ -192,13 +194,17 @@ def check(args: argparse.Namespace, out: Output) -> ExitCode:
     from .. import commands
 
     differences = commands.check(args.url)
-    if not differences:
-        out.line("no differences: the database matches the models")
-        return ExitCode.OK
-    out.result(f"{len(differences)} difference(s) between the models and the database:")
-    for difference in differences:
-        out.result(f"  {difference}")
-    return ExitCode.FAILURE
+
+    def text() -> None:
+        if not differences:
+            out.line("no differences: the database matches the models")
+            return
+        out.result(f"{len(differences)} difference(s) between the models and the database:")
+        for difference in differences:
+            out.result(f"  {difference}")
+
+    out.data({"ok": not differences, "differences": list(differences)}, text)
+    return ExitCode.FAILURE if differences else ExitCode.OK
 
 
 def lint(args: argparse.Namespace, out: Output) -> ExitCode:
@@ -208,13 +214,14 @@ def lint(args: argparse.Namespace, out: Output) -> ExitCode:
 
     if args.record_release:
         path, count = lint.record_release(args.record_release)
-        out.line(f"recorded the checksums of {count} script(s) of release {args.record_release} in {path}")
+        out.data({"release": args.record_release, "path": str(path), "scripts": count}, lambda: out.line(
+            f"recorded the checksums of {count} script(s) of release {args.record_release} in {path}"))
         return ExitCode.OK
     findings, squawked, unchecked = lint.lint(lint.range_of(args.range), args.dialect, lint.load_settings(Path.cwd()))
-    for note in unchecked:  # a note, not a finding: the exit code is the findings'
+    for note in unchecked if not out.as_json else ():  # a note, not a finding: the exit code is the findings'
         print(f"{PROG}: note: {note.revision} ({note.direction}) is not checkable offline: {note.reason}",
               file=sys.stderr)
-    if not squawked and args.dialect == "postgresql":
+    if not squawked and args.dialect == "postgresql" and not out.as_json:
         print(f"{PROG}: squawk is not installed, so only {PACKAGE}'s own rules ran: "
               f"pip install '{PACKAGE}[lint]' (squawk-cli; in a conda environment too)", file=sys.stderr)
 
@@ -224,5 +231,6 @@ def lint(args: argparse.Namespace, out: Output) -> ExitCode:
         for found in findings:
             out.line(f"{found.revision}  {found.rule}  {found.statement}  -> {found.fix}")
 
-    out.data([found._asdict() for found in findings], text)
+    out.data({"findings": [found._asdict() for found in findings],
+              "not_checkable": [note._asdict() for note in unchecked], "squawk": squawked}, text)
     return ExitCode.FAILURE if findings else ExitCode.OK

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import events
 from ..errors import MigrateError, UsageError
 from ..identity import COMMAND, LOCK_NAME, MIGRATION_URL_VAR
 from . import connections, lease, settings
@@ -64,14 +65,18 @@ def _wait_until(
     on_wait: Waiting | None,
 ) -> None:
     if try_acquire():
+        events.emit(events.LOCK_ACQUIRED, target=db.masked, seconds=0.0)
         return
     holder = describe_holder()
+    events.emit(events.LOCK_WAIT, target=db.masked, holder=holder, timeout=timeout)
     if on_wait is not None:
         on_wait(f"waiting up to {timeout:g}s for the migration lock on {db.masked}, held by {holder}")
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while time.monotonic() < deadline:
         time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
         if try_acquire():
+            events.emit(events.LOCK_ACQUIRED, target=db.masked, seconds=time.monotonic() - started)
             return
     raise LockTimeout(
         f"could not take the migration lock on {db.masked} within {timeout:g}s: "

@@ -162,19 +162,19 @@ def mask(url: str | URL) -> str:
 
     if isinstance(url, str):
         if url.startswith("sqlite"):
-            return _mask_text(url)  # shown as written: SQLAlchemy would re-quote file: URIs
+            return mask_text(url)  # shown as written: SQLAlchemy would re-quote file: URIs
         try:
             url = make_url(url)
         except (ArgumentError, ValueError):
-            return _mask_text(url)
+            return mask_text(url)
     hidden = {key: "MASKEDSECRET" for key in url.query if is_secret_parameter(key)}
     if hidden:
         url = url.update_query_dict(hidden)
     return url.render_as_string(hide_password=True).replace("MASKEDSECRET", "***")
 
 
-def _mask_text(url: str) -> str:
-    """Unparseable: hide anything between "://user:" and "@", and secret query values."""
+def mask_text(url: str) -> str:
+    """Without SQLAlchemy (a SQLite URL, an unparseable one, the fast path's log lines): hide anything between "://user:" and "@", and secret query values."""
     import re
 
     scheme, sep, rest = url.partition("://")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from .. import events
 from ..errors import MigrateError, UsageError
 from .targets import Target
 
@@ -80,6 +81,12 @@ def run(
     if jobs < 1 or canary < 0 or (max_failures is not None and max_failures < 1):
         raise UsageError("--jobs and --max-failures must be at least 1, --canary at least 0")
     started = time.perf_counter()
+    def tell_row(row: Row) -> None:  # a span per target (docs/observability.md), then the caller
+        events.emit(events.TARGET_END, target=row.target, outcome=row.outcome, seconds=row.seconds,
+                    before=list(row.before), after=list(row.after), error=row.error)
+        if on_row is not None:
+            on_row(row)
+
     rows: dict[str, Row] = {}
     failures = 0
     stopped: str | None = None
@@ -89,8 +96,7 @@ def run(
 
         rows.update(answer(action, revision, queue, Row))
         for row in rows.values():
-            if on_row is not None:
-                on_row(row)
+            tell_row(row)
         queue = [found for found in queue if found.identity not in rows]
     # spawn: a worker starts clean (no connection, lock or signal state inherited).
     context = multiprocessing.get_context("spawn")
@@ -124,8 +130,7 @@ def run(
                         failures += 1
                         if max_failures is not None and failures >= max_failures and not stopped:
                             stopped = f"{failures} target(s) failed (--max-failures {max_failures})"
-                    if on_row is not None:
-                        on_row(row)
+                    tell_row(row)
             if canary and number == 0 and failures and not stopped:
                 stopped = f"the canary failed ({failures} of {len(phase)} target(s), --canary {canary})"
     for found in targets:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .. import events
 from ..database import ledger
 from ..errors import MigrateError
 from ..results import BACKFILLING, BackfillProgress
@@ -248,6 +249,8 @@ def _reporter(
     callback = on_progress
 
     def report(progress: BackfillProgress, finished: bool) -> None:
+        events.emit(events.BACKFILL, revision=progress.revision, table=progress.table, done=progress.done,
+                    total=progress.total, seconds=progress.seconds, finished=finished)
         if callback is None:
             return
         try:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from .. import events
 from ..database import connections, lease, ledger, locks, tenants
 from ..database.settings import statement_lock_timeout_ms
 from ..errors import MigrateError, UsageError
@@ -21,7 +22,7 @@ from ..identity import COMMAND
 from ..results import AppliedRevision, BackfillProgress, MigrationResult
 from . import backfill, checkpoint, integrity, repair
 from .failures import explain_failure
-from .tracker import Tracker
+from .tracker import Tracker, tell_applied
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -105,13 +106,14 @@ def run(
         ledger.ensure(connection)
         installed = []
         if found is not None:
+            events.emit(events.REVISION_START, revision=found.revision, message=f"checkpoint {found.revision}",
+                        direction="upgrade", plugin=None)
             installed.append(checkpoint.install(connection, db, found))
-            if on_applied is not None:
-                on_applied(installed[0])
+            tell_applied(installed[0], on_applied)
             plan = graph.planned((found.revision,), revision, direction, strict=True)
         tracker = Tracker(connection, session, on_applied, _settings_for(connection, db, statement_lock_timeout),
                            running=[script.revision for script in plan] if db.is_mysql else None,
-                           direction=direction)
+                           direction=direction, plan=plan)
         config = scripts.make_config(connection=connection, on_version_apply=[tracker.record], with_models=False,
                                      **{backfill.PROGRESS_ATTRIBUTE: on_progress})
         event.listen(connection, "begin", tracker.begin)
@@ -129,7 +131,9 @@ def run(
                     break
                 except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM unwound like it
                     tracker.stopped = True
-                    raise _interrupted(stop, connection, db, plan, tracker, direction) from None
+                    told = _interrupted(stop, connection, db, plan, tracker, direction)
+                    tracker.failed(f"{'terminated' if type(stop).__name__ == 'Terminated' else 'interrupted'}: {told}")
+                    raise told from None
                 except Exception as exc:
                     if connection.in_transaction():
                         connection.rollback()
@@ -142,6 +146,9 @@ def run(
                     if statement_lock_timeout and _is_lock_timeout(exc) and retries < STATEMENT_LOCK_RETRIES:
                         retries += 1
                         pause = 0.5 * 2 ** (retries - 1)
+                        events.emit(events.RETRY, revision=failed.revision if failed is not None else None,
+                                    attempt=retries, attempts=STATEMENT_LOCK_RETRIES, pause=pause,
+                                    reason=f"waited over {statement_lock_timeout:g}s for a table lock")
                         if on_wait is not None:
                             name = failed.revision if failed is not None else "a revision"
                             on_wait(
@@ -161,7 +168,9 @@ def run(
                         _record_failure(connection, failed, direction, tracker.started_at, exc, ran=ran,
                                         replaces=tracker.running_row)
                     tracker.running_row = None
-                    raise explain_failure(exc, failed, connection, db, partial=bool(ran)) from exc
+                    explained = explain_failure(exc, failed, connection, db, partial=bool(ran))
+                    tracker.failed(str(explained))
+                    raise explained from exc
         finally:
             event.remove(connection, "begin", tracker.begin)
             event.remove(connection, "before_cursor_execute", tracker.statement)

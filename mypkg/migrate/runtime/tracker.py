@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import events
 from ..database import ledger, locks
 from ..history import graph
 from ..history.manifest import load as load_manifest
@@ -43,10 +44,13 @@ class Tracker:
         *,
         running: list[str] | None = None,
         direction: str = "upgrade",
+        plan: list[Any] | None = None,
     ) -> None:
         #: Where DDL is not transactional, the plan: a ledger row as each revision starts.
         self.running = running
         self.direction = direction
+        #: The scripts to run, in order: whose start each revision's first transaction tells.
+        self.plan = plan or []
         self.running_row: int | None = None
         self.stopped = False
         self.connection = connection
@@ -71,6 +75,10 @@ class Tracker:
             self.changes = []
             self.running_statement = None
             step = len(self.applied) + len(self.pending)
+            if step < len(self.plan):
+                script = self.plan[step]
+                events.emit(events.REVISION_START, revision=script.revision, message=script.doc,
+                            direction=self.direction, plugin=load_manifest().owner.get(script.revision))
             if self.running is not None and step < len(self.running):
                 # Committed by the revision's first DDL statement; removed as it completes.
                 self.running_row = ledger.write(
@@ -137,12 +145,27 @@ class Tracker:
         done, self.pending = self.pending, []
         for entry in done:
             self.applied.append(entry)
-            if self.on_applied is not None:
-                try:
-                    self.on_applied(entry)
-                except Exception:  # noqa: BLE001 - a reporting failure never fails a migration
-                    logging.getLogger(__name__).warning("on_applied failed", exc_info=True)
+            tell_applied(entry, self.on_applied)
+
+    def failed(self, error: str) -> None:
+        """The running revision failed or was stopped (rolled back, or partial on MySQL)."""
+        step = len(self.applied)
+        if step < len(self.plan):
+            events.emit(events.REVISION_FAILED, revision=self.plan[step].revision, direction=self.direction,
+                        seconds=time.perf_counter() - self.clock, error=error)
 
     def rolled_back(self) -> None:
         self.pending.clear()
         self.in_revision = False
+
+
+def tell_applied(entry: AppliedRevision, on_applied: Callable[[AppliedRevision], None] | None) -> None:
+    """A revision committed: the event, then the caller's callback."""
+    events.emit(events.REVISION_APPLIED if entry.direction == "upgrade" else events.REVISION_REVERTED,
+                revision=entry.revision, message=entry.message, direction=entry.direction, plugin=entry.plugin,
+                seconds=entry.seconds)
+    if on_applied is not None:
+        try:
+            on_applied(entry)
+        except Exception:  # noqa: BLE001 - a reporting failure never fails a migration
+            logging.getLogger(__name__).warning("on_applied failed", exc_info=True)

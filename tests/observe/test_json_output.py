@@ -1,0 +1,126 @@
+"""Every command's ``--json`` against its JSON Schema in ``docs/json/`` (one versioned shape per
+command, ``format`` and ``command`` first), errors under ``--json`` as one JSON object on
+stderr, and ``--log-format json`` parsed line by line for a run with a failure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+import referencing
+
+import mypkg
+from tests.conftest import REPO, Cli
+from tests.runtime.test_api import FAILING_REVISION, HEAD, REVISIONS, run_copy
+
+SCHEMAS = {path.name: json.loads(path.read_text()) for path in (REPO / "docs" / "json").glob("*.schema.json")}
+REGISTRY = referencing.Registry().with_resources(
+    (name, referencing.Resource.from_contents(schema)) for name, schema in SCHEMAS.items())
+
+
+def valid(payload: object, shape: str) -> dict:
+    """``payload`` validated against ``docs/json/<shape>.schema.json``; returned for more checks."""
+    schema = SCHEMAS[f"{shape}.schema.json"]
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema, registry=REGISTRY).validate(payload)
+    assert isinstance(payload, dict)
+    return payload
+
+
+def result(done: subprocess.CompletedProcess[str], shape: str, code: int = 0) -> dict:
+    assert done.returncode == code, done.stderr
+    return valid(json.loads(done.stdout), shape)
+
+
+def error(done: subprocess.CompletedProcess[str], code: int) -> dict:
+    """A failure under --json: nothing on stdout, one JSON object on stderr."""
+    assert done.returncode == code and done.stdout == "", (done.stdout, done.stderr)
+    (line,) = done.stderr.splitlines()
+    found = valid(json.loads(line), "error")
+    assert found["exit_code"] == code
+    return found
+
+
+def test_every_schema_is_a_valid_json_schema_and_every_command_has_one() -> None:
+    for schema in SCHEMAS.values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    commands = {"upgrade", "downgrade", "current", "status", "history", "heads", "stamp", "check", "verify",
+                "repair", "checkpoint", "lint", "fleet"}
+    assert {f"{name}.schema.json" for name in commands} | {"error.schema.json", "event.schema.json",
+                                                           "common.schema.json"} == set(SCHEMAS)
+
+
+def test_every_command_prints_its_documented_shape(cli: Cli, sqlite_url: str, tmp_path: Path) -> None:
+    up = result(cli("--url", sqlite_url, "upgrade", "--json"), "upgrade")
+    assert (up["before"], up["after"], [step["revision"] for step in up["applied"]]) == ([], [HEAD], REVISIONS)
+    assert all(step["seconds"] == round(step["seconds"], 3) for step in up["applied"])  # to the millisecond
+    again = result(cli("--url", sqlite_url, "upgrade", "--json"), "upgrade")  # the fast path's answer
+    assert (again["before"], again["after"], again["applied"]) == ([HEAD], [HEAD], [])
+    assert result(cli("--url", sqlite_url, "current", "--json"), "current")["current"] == [HEAD]
+    assert result(cli("--url", sqlite_url, "status", "--json"), "status")["at_head"] is True
+    assert [r["revision"] for r in result(cli("history", "--json"), "history")["revisions"]] == REVISIONS
+    rows = result(cli("--url", sqlite_url, "history", "--applied", "--json"), "history")["rows"]
+    assert [row["revision"] for row in rows] == REVISIONS
+    assert result(cli("heads", "--json"), "heads")["heads"] == [HEAD]
+    assert result(cli("--url", sqlite_url, "verify", "--json"), "verify") == {
+        "format": 1, "command": "verify", "ok": True, "problems": []}
+    assert result(cli("--url", sqlite_url, "check", "--json"), "check")["ok"] is True
+    assert result(cli("--url", sqlite_url, "repair", "--checksums", "--json"), "repair")["realigned"] == []
+    down = result(cli("--url", sqlite_url, "downgrade", "-1", "--json"), "downgrade")
+    assert [(s["revision"], s["direction"]) for s in down["applied"]] == [(HEAD, "downgrade")]
+    behind = result(cli("--url", sqlite_url, "status", "--json"), "status", code=1)  # exit 1, the shape the same
+    assert [rev["revision"] for rev in behind["pending"]] == [HEAD]
+    # stamp refuses a schema that is not the revision's: an error object, the database unchanged.
+    refused = error(cli("--url", sqlite_url, "stamp", HEAD, "--json"), 1)
+    assert refused["command"] == "stamp" and HEAD in refused["error"]
+    assert result(cli("--url", sqlite_url, "current", "--json"), "current")["current"] == [REVISIONS[-2]]
+    stamped = result(cli("--url", sqlite_url, "stamp", REVISIONS[-2], "--json"), "stamp")
+    assert stamped["after"] == [REVISIONS[-2]]
+    fleet = result(cli("fleet", "status", "--sqlite-glob", str(tmp_path / "*.db"), "--json"), "fleet", code=1)
+    assert [(row["outcome"], row["after"]) for row in fleet["targets"]] == [("behind", [REVISIONS[-2]])]
+    linting = cli("lint", "--json")
+    assert linting.returncode in (0, 1), linting.stderr
+    linted = valid(json.loads(linting.stdout), "lint")
+    assert bool(linted["findings"]) == (linting.returncode == 1)
+
+
+def test_errors_under_json_are_one_json_object(cli: Cli, sqlite_url: str) -> None:
+    usage = error(cli("--url", sqlite_url, "--json", "downgrade", "--bogus"), 2)
+    assert "--bogus" in usage["error"]
+    unknown = error(cli("--url", sqlite_url, "downgrade", "zzz", "--json"), 2)
+    assert unknown["command"] == "downgrade" and "'zzz'" in unknown["error"]
+    secret = "s3cr3t-pw"
+    unreachable = error(cli("--url", f"postgresql://app:{secret}@127.0.0.1:1/app", "status", "--json",
+                            "--connect-timeout", "2"), 1)
+    assert secret not in unreachable["error"] and "***" in unreachable["error"]
+
+
+def test_json_logs_tell_a_failed_run_line_by_line(source_copy: Path, sqlite_url: str) -> None:
+    versions = source_copy / "alembic" / "versions"
+    (versions / "9999_0badf00d0001_fails.py").write_text(FAILING_REVISION.format(parent=HEAD))
+    done = run_copy(source_copy, "--url", sqlite_url, "--log-format", "json", "upgrade")
+    assert done.returncode == 1 and done.stdout.count("applied ") == len(REVISIONS), done.stdout
+    lines = [valid(json.loads(line), "event") for line in done.stderr.splitlines()]  # nothing but JSON
+    told = [(line["event"], line.get("revision")) for line in lines]
+    assert told == [("command.start", None), ("lock.acquired", None),
+                    *[(event, rev) for rev in REVISIONS for event in ("revision.start", "revision.applied")],
+                    ("revision.start", "0badf00d0001"), ("revision.failed", "0badf00d0001"), ("command.end", None)]
+    assert {line["target"] for line in lines} == {sqlite_url}
+    failed, end = lines[-2], lines[-1]
+    assert "deliberate failure after DDL" in failed["error"] and failed["direction"] == "upgrade"
+    assert (end["command"], end["exit_code"]) == ("upgrade", 1) and "0badf00d0001" in end["error"]
+    assert end["seconds"] >= sum(line["seconds"] for line in lines if line["event"] == "revision.applied")
+    # Nothing lost: the database is at the last good revision.
+    assert mypkg.current(sqlite_url) == (HEAD,)
+    by_env = Cli(source_copy, {"MYPKG_LOG_FORMAT": "json", "PYTHONPATH": str(source_copy)})("--url", sqlite_url, "upgrade")
+    assert json.loads(by_env.stderr.splitlines()[-1])["event"] == "command.end"
+
+
+@pytest.mark.parametrize("value", ["xml", "JSON "])
+def test_an_unknown_log_format_is_a_usage_error(cli: Cli, sqlite_url: str, value: str) -> None:
+    done = cli("--url", sqlite_url, "status", MYPKG_LOG_FORMAT=value)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "MYPKG_LOG_FORMAT" in done.stderr and "text, json" in done.stderr

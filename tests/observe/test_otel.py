@@ -1,0 +1,218 @@
+"""OpenTelemetry: the SDK's in-memory exporter in a program calling the API, and the command
+line's OTLP/HTTP exporter against a receiver this test runs on 127.0.0.1; the caller's
+trace joined through TRACEPARENT; nothing of OpenTelemetry imported without OTEL_* variables."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+import mypkg
+from tests.conftest import Cli
+from tests.fast.test_fastpath import imported_by_fast_path
+from tests.runtime.test_api import FAILING_REVISION, HEAD, REVISIONS
+
+FAILING = "0badf00d0001"
+
+#: A program that set OpenTelemetry up, with its own span around the call.
+APPLICATION = '''
+import json, sys
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(spans))
+trace.set_tracer_provider(provider)
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+
+import mypkg
+
+with trace.get_tracer("deploy").start_as_current_span("deploy"):
+    try:
+        mypkg.upgrade(sys.argv[1])
+    except mypkg.MigrateError as exc:
+        print("error:", exc, file=sys.stderr)
+found = {}
+for resource in reader.get_metrics_data().resource_metrics:
+    for scope in resource.scope_metrics:
+        for metric in scope.metrics:
+            for point in metric.data.data_points:
+                found.setdefault(metric.name, []).append(
+                    [dict(point.attributes), getattr(point, "value", None), getattr(point, "count", None)])
+print(json.dumps({
+    "spans": [{"name": s.name, "id": s.context.span_id, "trace": s.context.trace_id,
+               "parent": s.parent.span_id if s.parent else None, "status": s.status.status_code.name,
+               "description": s.status.description, "attributes": dict(s.attributes)} for s in spans.get_finished_spans()],
+    "metrics": found,
+}))
+'''
+
+
+def test_a_program_with_opentelemetry_gets_a_span_per_revision_and_the_metrics(source_copy: Path,
+                                                                               sqlite_url: str) -> None:
+    (source_copy / "alembic" / "versions" / f"9999_{FAILING}_fails.py").write_text(FAILING_REVISION.format(parent=HEAD))
+    (source_copy / "app.py").write_text(APPLICATION)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MYPKG_"))}
+    done = subprocess.run([sys.executable, "app.py", sqlite_url], cwd=source_copy, capture_output=True, text=True,
+                          env={**env, "PYTHONPATH": str(source_copy)}, timeout=120)
+    assert done.returncode == 0 and f"revision {FAILING} (" in done.stderr, done.stderr
+    found = json.loads(done.stdout)
+    spans = {span["name"]: span for span in found["spans"]}
+    deploy, command = spans["deploy"], spans["mypkg-migrate upgrade"]
+    assert command["parent"] == deploy["id"] and command["trace"] == deploy["trace"]  # under the caller's span
+    assert command["status"] == "ERROR" and FAILING in command["description"]
+    assert command["attributes"] == {"db.system": "sqlite", "db.system.name": "sqlite",
+                                     "db.namespace": sqlite_url.removeprefix("sqlite:///"),
+                                     "mypkg.command": "upgrade", "process.exit.code": 1}
+    revisions = [span for span in found["spans"] if span["name"].startswith("upgrade ")]
+    assert [span["attributes"]["mypkg.revision"] for span in revisions] == [*REVISIONS, FAILING]
+    assert {span["parent"] for span in revisions} == {command["id"]}
+    assert [span["status"] for span in revisions] == ["UNSET"] * len(REVISIONS) + ["ERROR"]
+    assert "deliberate failure after DDL" in revisions[-1]["description"]
+    assert revisions[0]["attributes"]["mypkg.revision.message"] == "create initial tables"
+    assert revisions[0]["attributes"]["db.system"] == "sqlite"
+    metrics = found["metrics"]
+    assert [value for _, value, _ in metrics["mypkg.migrate.revisions.applied"]] == [len(REVISIONS)]
+    assert [value for _, value, _ in metrics["mypkg.migrate.revisions.failed"]] == [1]
+    assert [count for _, _, count in metrics["mypkg.migrate.revision.duration"]] == [len(REVISIONS) + 1]
+    assert [count for _, _, count in metrics["mypkg.migrate.lock.wait"]] == [1]
+    assert metrics["mypkg.migrate.revisions.applied"][0][0]["mypkg.revision.direction"] == "upgrade"
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver: decodes what the exporters send, as a collector does."""
+
+    received: list[tuple[str, object]]
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        kind = {"/v1/traces": ExportTraceServiceRequest, "/v1/metrics": ExportMetricsServiceRequest}[self.path]
+        message = kind()
+        message.ParseFromString(body)
+        self.received.append((self.path, message))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[str, object]]]]:
+    received: list[tuple[str, object]] = []
+    handler = type("Handler", (Receiver,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def spans_of(received: list[tuple[str, object]]) -> tuple[dict[str, str], list]:
+    """The resource's attributes and every span sent."""
+    resource: dict[str, str] = {}
+    spans = []
+    for path, message in received:
+        if path != "/v1/traces":
+            continue
+        for resource_spans in message.resource_spans:  # type: ignore[attr-defined]
+            resource.update({a.key: a.value.string_value for a in resource_spans.resource.attributes})
+            spans += [span for scope in resource_spans.scope_spans for span in scope.spans]
+    return resource, spans
+
+
+def attributes(span: object) -> dict[str, object]:
+    return {a.key: (a.value.string_value or a.value.int_value) for a in span.attributes}  # type: ignore[attr-defined]
+
+
+TRACE_ID, PARENT_ID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
+def test_the_command_exports_to_a_collector_and_joins_the_pipelines_trace(
+        cli: Cli, sqlite_url: str, receiver: tuple[str, list[tuple[str, object]]]) -> None:
+    endpoint, received = receiver
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "deploy-42",
+           "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=staging",
+           "TRACEPARENT": f"00-{TRACE_ID}-{PARENT_ID}-01"}
+    done = cli("--url", sqlite_url, "upgrade", **env)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    resource, spans = spans_of(received)
+    assert resource["service.name"] == "deploy-42" and resource["deployment.environment.name"] == "staging"
+    (command,) = [span for span in spans if span.name == "mypkg-migrate upgrade"]
+    assert (command.trace_id.hex(), command.parent_span_id.hex()) == (TRACE_ID, PARENT_ID)
+    revisions = [span for span in spans if span.name.startswith("upgrade ")]
+    assert [attributes(span)["mypkg.revision"] for span in revisions] == REVISIONS
+    assert {span.parent_span_id for span in revisions} == {command.span_id}
+    assert all(command.start_time_unix_nano <= span.start_time_unix_nano <= span.end_time_unix_nano
+               <= command.end_time_unix_nano for span in revisions)
+    sums = {metric.name: sum(point.as_int for point in metric.sum.data_points)
+            for path, message in received if path == "/v1/metrics"
+            for rm in message.resource_metrics for sm in rm.scope_metrics  # type: ignore[attr-defined]
+            for metric in sm.metrics if metric.HasField("sum")}
+    assert sums == {"mypkg.migrate.revisions.applied": len(REVISIONS)}
+    # The fast path's no-op upgrade is a span too, with nothing under it.
+    received.clear()
+    assert cli("--url", sqlite_url, "upgrade", **env).returncode == 0
+    _, spans = spans_of(received)
+    assert [span.name for span in spans] == ["mypkg-migrate upgrade"]
+
+
+def test_a_fleet_makes_a_span_per_target(cli: Cli, tmp_path: Path,
+                                         receiver: tuple[str, list[tuple[str, object]]]) -> None:
+    endpoint, received = receiver
+    for name in ("a", "b"):
+        assert cli("--url", f"sqlite:///{tmp_path / name}.db", "upgrade", REVISIONS[0], "-q").returncode == 0
+    done = cli("fleet", "upgrade", "--sqlite-glob", str(tmp_path / "*.db"), OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+    assert done.returncode == 0, done.stderr
+    _, spans = spans_of(received)
+    (command,) = [span for span in spans if span.name == "mypkg-migrate fleet"]
+    targets = sorted((span for span in spans if span.name.startswith("target ")), key=lambda span: span.name)
+    assert [(attributes(span)["mypkg.target"], attributes(span)["mypkg.outcome"]) for span in targets] == [
+        (f"sqlite:///{tmp_path / 'a'}.db", "migrated"), (f"sqlite:///{tmp_path / 'b'}.db", "migrated")]
+    assert {span.parent_span_id for span in targets} == {command.span_id}
+
+
+def test_an_exporter_that_cannot_reach_its_collector_never_fails_the_migration(cli: Cli, sqlite_url: str) -> None:
+    with contextlib.closing(__import__("socket").socket()) as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens there once closed
+    done = cli("--url", sqlite_url, "upgrade", OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+               OTEL_EXPORTER_OTLP_TIMEOUT="2")
+    assert done.returncode == 0, done.stderr
+    assert "upgraded from base" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["upgrade", "status"])
+def test_without_otel_variables_nothing_of_opentelemetry_is_imported(sqlite_url: str, command: str) -> None:
+    mypkg.upgrade(sqlite_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    assert imported_by_fast_path(sys.executable, sqlite_url, command, ("opentelemetry",), env=env) == []
+    full = subprocess.run([sys.executable, "-c", "import sys; from mypkg.migrate.cli import main; "
+                           f"main(['--url', {sqlite_url!r}, 'downgrade', '-1', '-q']); "
+                           "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"],
+                          env={**env, "MYPKG_NO_FASTPATH": "1"}, capture_output=True, text=True, timeout=120)
+    assert full.returncode == 0 and full.stdout.strip() == "[]", full.stderr
