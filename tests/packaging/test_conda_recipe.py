@@ -108,10 +108,11 @@ def test_dependencies_agree_across_recipe_pyproject_and_environment(rendered: di
     assert project["requires-python"] == f">={python_min}"
     assert run == dict(spec(r) for r in project["dependencies"])
 
-    # PostgreSQL and MySQL: optional extras for pip, optional run constraints for conda.
+    # PostgreSQL, MySQL, OpenTelemetry: optional extras for pip, optional run constraints for conda.
     extras = project["optional-dependencies"]
     assert dict(spec(r) for r in requirements["run_constraints"]) == {
-        **dict(spec(r) for r in extras["postgresql"]), **dict(spec(r) for r in extras["mysql"])
+        **dict(spec(r) for r in extras["postgresql"]), **dict(spec(r) for r in extras["mysql"]),
+        **dict(spec(r) for r in extras["otel"]),
     }
     host = dict(spec(r) for r in requirements["host"])
     assert host["python"] == f"{python_min}.*"

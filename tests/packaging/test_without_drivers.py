@@ -34,8 +34,9 @@ def _bare_venv(venv: Path) -> Path:
     return venv
 
 
-def run(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_") and k != "PYTHONPATH"}
+def run(venv: Path, cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MYPKG_", "OTEL_")) and k != "PYTHONPATH"}
+    env.update(extra)
     return subprocess.run([str(venv / "bin" / "mypkg-migrate"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -61,3 +62,13 @@ def test_a_command_that_connects_names_the_extra(bare: Path, tmp_path: Path) -> 
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert "pip install 'mypkg[postgresql]'" in line
+
+
+def test_otel_variables_without_the_extra_still_migrate_and_say_what_to_install(bare: Path, tmp_path: Path) -> None:
+    found = subprocess.run([str(bare / "bin" / "python"), "-c", "import opentelemetry"], capture_output=True)
+    assert found.returncode != 0, "OpenTelemetry is installed: this world is not the one claimed"
+    done = run(bare, tmp_path, "upgrade", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:1")
+    assert done.returncode == 0 and "upgraded from base" in done.stdout, done.stderr
+    assert done.stderr == ("mypkg-migrate: OTEL_* variables are set but OpenTelemetry is not installed: "
+                           "no traces or metrics; pip install 'mypkg[otel]'\n")
+    assert run(bare, tmp_path, "status", "-q", OTEL_SERVICE_NAME="x").stderr == ""  # -q: errors only
