@@ -124,3 +124,19 @@ def test_an_unknown_log_format_is_a_usage_error(cli: Cli, sqlite_url: str, value
     done = cli("--url", sqlite_url, "status", MYPKG_LOG_FORMAT=value)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "MYPKG_LOG_FORMAT" in done.stderr and "text, json" in done.stderr
+
+
+def test_a_lock_wait_is_told_with_its_holder_and_its_end(cli: Cli, sqlite_url: str, tmp_path: Path) -> None:
+    """Another migrator holds the lock past the timeout: lock.wait names the holder, command.end the timeout."""
+    import filelock
+
+    from mypkg.migrate.database import locks
+
+    with filelock.FileLock(str(locks.sidecar(tmp_path / "app.db"))):
+        done = cli("--url", sqlite_url, "--log-format", "json", "upgrade", "--lock-timeout", "1")
+    assert done.returncode == 1 and done.stdout == "", done.stdout
+    lines = [valid(json.loads(line), "event") for line in done.stderr.splitlines()]
+    assert [line["event"] for line in lines] == ["command.start", "lock.wait", "command.end"]
+    wait, end = lines[1], lines[2]
+    assert wait["timeout"] == 1 and "app.db.mypkg-migrate.lock" in wait["holder"]
+    assert end["exit_code"] == 1 and "within 1s" in end["error"] and end["seconds"] >= 1

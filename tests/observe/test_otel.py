@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -216,3 +217,51 @@ def test_without_otel_variables_nothing_of_opentelemetry_is_imported(sqlite_url:
                            "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"],
                           env={**env, "MYPKG_NO_FASTPATH": "1"}, capture_output=True, text=True, timeout=120)
     assert full.returncode == 0 and full.stdout.strip() == "[]", full.stderr
+
+
+def test_a_lock_wait_is_a_span_with_its_holder(cli: Cli, sqlite_url: str, tmp_path: Path,
+                                              receiver: tuple[str, list[tuple[str, object]]]) -> None:
+    import filelock
+
+    from mypkg.migrate.database import locks
+
+    endpoint, received = receiver
+    with filelock.FileLock(str(locks.sidecar(tmp_path / "app.db"))):
+        done = cli("--url", sqlite_url, "upgrade", "--lock-timeout", "1", OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+    assert done.returncode == 1, done.stderr
+    _, spans = spans_of(received)
+    by_name = {span.name: span for span in spans}
+    command, wait = by_name["mypkg-migrate upgrade"], by_name["migration lock wait"]
+    assert wait.parent_span_id == command.span_id and wait.status.code == wait.status.STATUS_CODE_ERROR
+    assert "app.db.mypkg-migrate.lock" in attributes(wait)["mypkg.lock.holder"]
+    assert wait.end_time_unix_nano - wait.start_time_unix_nano >= 1_000_000_000
+    assert "within 1s" in command.status.message
+
+
+def test_a_tenants_spans_name_its_database_and_schema(cli: Cli, postgresql_url: str,
+                                                      receiver: tuple[str, list[tuple[str, object]]]) -> None:
+    endpoint, received = receiver
+    done = cli("--url", postgresql_url, "--schema", "Tenant 7", "upgrade", OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+    assert done.returncode == 0, done.stderr
+    _, spans = spans_of(received)
+    (command,) = [span for span in spans if span.name == "mypkg-migrate upgrade"]
+    database = urlsplit(postgresql_url).path.lstrip("/")
+    found = attributes(command)
+    assert (found["db.system"], found["db.system.name"], found["db.namespace"]) == (
+        "postgresql", "postgresql", f"{database}|Tenant 7")
+    assert "server.address" in found or "host=" in postgresql_url  # a unix socket has no address
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("postgresql://app:***@db.internal:6432/shop?schema=tenant_7",
+     {"db.namespace": "shop|tenant_7", "server.address": "db.internal", "server.port": 6432}),
+    ("mysql+pymysql://app@127.0.0.1/shop", {"db.namespace": "shop", "server.address": "127.0.0.1"}),
+    ("sqlite:///relative.db", {"db.namespace": "relative.db"}),
+    ("sqlite:////var/lib/app.db", {"db.namespace": "/var/lib/app.db"}),
+    ("sqlite://", {"db.namespace": ":memory:"}),
+])
+def test_database_attributes_follow_the_semantic_conventions(url: str, expected: dict[str, object]) -> None:
+    from mypkg.migrate.observe.otel import database_attributes
+
+    system = url.split(":")[0].split("+")[0]
+    assert database_attributes(url) == {"db.system": system, "db.system.name": system, **expected}

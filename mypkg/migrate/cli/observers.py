@@ -37,10 +37,10 @@ def target_of(args: argparse.Namespace) -> str | None:
     """The database the command works on, masked (no SQLAlchemy: the fast path's too)."""
     if args.command not in ON_A_DATABASE and not (args.command == "history" and getattr(args, "applied", False)):
         return None
-    from ..database.settings import mask_text, resolve_url_string
+    from ..database.settings import mask_text, resolve_url_string, with_schema
 
-    try:
-        return mask_text(resolve_url_string(args.url))
+    try:  # --schema as the URL's schema= parameter, as the command itself takes it
+        return mask_text(with_schema(resolve_url_string(args.url), args.schema if args.command != "fleet" else None))
     except Exception:  # noqa: BLE001 - the command itself says what is wrong with the URL
         return None
 
