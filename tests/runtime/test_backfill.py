@@ -227,6 +227,15 @@ def test_progress_on_stderr_rows_rate_and_time_left_and_quiet_silences_it(item_t
     assert lines[-1].startswith(f"mypkg-migrate: backfill item ({BACKFILL_REV}): 30,000 of 30,000 rows (100%)")
     assert len(lines) < 30
 
+    # As JSON events (docs/observability.md): the first batch, every few seconds, the end.
+    item_table.run("downgrade", TABLE_REV)
+    logged = item_table.run("--log-format", "json", "upgrade", BATCH_SIZE="1000")
+    assert logged.returncode == 0, logged.stderr
+    events = [json.loads(line) for line in logged.stderr.splitlines()]
+    progress = [(e["revision"], e["table"], e["done"], e["total"]) for e in events if e["event"] == "backfill.progress"]
+    assert progress[0] == (BACKFILL_REV, "item", 1000, 30_000) and progress[-1] == (BACKFILL_REV, "item", 30_000, 30_000)
+    assert len(progress) < 30 and events[-1]["event"] == "command.end"
+
 
 def test_the_api_hands_progress_to_a_callback_and_prints_nothing(item_table: Project) -> None:
     fill(item_table.url, 5_000)
