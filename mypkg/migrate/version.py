@@ -18,5 +18,8 @@ def package_version() -> str:
         from pathlib import Path
 
         recipe = Path(PACKAGE_DIR).resolve().parent / "recipe" / "recipe.yaml"
-        found = re.search(r'(?m)^  version: "([^"]+)"', recipe.read_text())
+        try:
+            found = re.search(r'(?m)^  version: "([^"]+)"', recipe.read_text())
+        except OSError:  # a copy of the package alone, neither installed nor in its checkout
+            found = None
         return found.group(1) if found else "0+unknown"

@@ -1,10 +1,11 @@
 """The declared minimums are true: a venv holding exactly the lowest version each
-requirement admits (runtime, the postgresql/mysql/lint extras, the build backend) builds
+requirement admits (runtime, the postgresql/mysql/lint/otel extras, the build backend) builds
 the wheel and passes the core tests: SQLite, PostgreSQL, MariaDB, the fast path's libpq,
-the authors' alembic workflow and its post-write hook.
+the authors' alembic workflow and its post-write hook, OpenTelemetry's spans and metrics.
 
 Found this way (pyproject.toml says why at each floor): alembic 1.16.3, SQLAlchemy 2.0.0,
-filelock 3.13.0, psycopg 3.1.20, PyMySQL 1.1.0, squawk-cli 2.0.0, hatchling 1.26.3.
+filelock 3.13.0, psycopg 3.1.20, PyMySQL 1.1.0, squawk-cli 2.0.0, hatchling 1.26.3;
+opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http 1.20.0 (passing; older not tried).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ CORE = [
     "tests/checks/test_lint.py::test_alembic_revision_runs_lint_on_the_new_script",
     "tests/runtime/test_mysql.py::test_life_cycle",
     "tests/cli/test_bad_input.py",
+    "tests/observe/test_otel.py",  # the otel extra's floors
 ]
 
 
@@ -39,7 +41,7 @@ def floors() -> dict[str, str]:
     project = PYPROJECT["project"]
     extras = project["optional-dependencies"]
     requirements = [*project["dependencies"], *extras["postgresql"], *extras["mysql"], *extras["lint"],
-                    *PYPROJECT["build-system"]["requires"]]
+                    *extras["otel"], *PYPROJECT["build-system"]["requires"]]
     pinned = {}
     for requirement in requirements:
         found = re.match(r"^([A-Za-z0-9_.-]+(?:\[[^\]]*\])?)\s*>=\s*([^,\s]+)", requirement)
@@ -50,7 +52,8 @@ def floors() -> dict[str, str]:
 
 def test_every_requirement_declares_a_floor() -> None:
     assert {name.split("[")[0].lower() for name in floors()} == {
-        "alembic", "sqlalchemy", "filelock", "psycopg", "pymysql", "squawk-cli", "hatchling"}
+        "alembic", "sqlalchemy", "filelock", "psycopg", "pymysql", "squawk-cli", "hatchling",
+        "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"}
 
 
 def test_the_lowest_declared_versions_build_and_pass_the_core_tests(tmp_path: Path) -> None:
