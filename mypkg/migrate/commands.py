@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from .checks.checkpoint import checkpoint
+from .checks.roundtrip import roundtrip
 from .database import connections, ledger, locks, tenants
 from .database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from .database.target import Target, resolve
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AppliedRevision", "BackfillProgress", "ChecksumProblem", "LedgerRow", "MigrationResult", "RevisionInfo",
     "Status", "applied_history", "check", "checkpoint", "current", "downgrade", "heads", "history",
-    "offline_sql", "repair", "stamp", "status", "upgrade", "verify", "wait_for_head",
+    "offline_sql", "repair", "roundtrip", "stamp", "status", "upgrade", "verify", "wait_for_head",
 ]
 
 Waiting = Callable[[str], None]

@@ -169,7 +169,13 @@ def _checkpoint(args: argparse.Namespace, out: Output) -> ExitCode:
 
 
 #: Commands whose output is their result: failing to write it fails them.
-RESULTS = frozenset({"current", "status", "history", "heads", "verify", "check", "lint"})
+RESULTS = frozenset({"current", "status", "history", "heads", "verify", "check", "lint", "roundtrip"})
+
+
+def _roundtrip(args: argparse.Namespace, out: Output) -> ExitCode:
+    from .roundtrip import roundtrip
+
+    return roundtrip(args, out)
 
 
 def _fleet(args: argparse.Namespace, out: Output) -> ExitCode:
@@ -192,6 +198,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "checkpoint": _checkpoint,
     "lint": reads.lint,
     "fleet": _fleet,
+    "roundtrip": _roundtrip,
 }
 
 

@@ -180,6 +180,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         f"  {PROG} fleet status --sqlite-glob 'data/*.db' --json\n"
         f"  {PROG} fleet upgrade --targets tenants.txt --shard $JOB_COMPLETION_INDEX/8 --canary 5",
     ),
+    "roundtrip": ("prove each revision keeps its rows: generated rows, upgrade, downgrade, upgrade again",
+                  f"  {PROG} roundtrip\n  {PROG} --url postgresql://localhost/scratch roundtrip --report"),
     "checkpoint": (
         "in a checkout: write the schema at REV as a checkpoint that empty databases install in one step",
         f"  {PROG} checkpoint REV --replay-on postgresql://localhost/scratch "
@@ -331,10 +333,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
            "so lint notices when one changes later")
     option(("lint",), "--dialect", default="postgresql", choices=("postgresql", "mysql", "sqlite"),
            help="render the SQL for this database (default: postgresql; squawk lints PostgreSQL only)")
-    if "fleet" in sub:
-        from .fleet import add_options
-
-        add_options(sub["fleet"])
+    for name in ("fleet", "roundtrip"):  # their own modules: their options and their printing
+        if name in sub:
+            __import__(f"{__package__}.{name}", fromlist=["add_options"]).add_options(sub[name])
     if "repair" in sub:
         way = sub["repair"].add_mutually_exclusive_group(required=True)
         way.add_argument("--applied", action="store_true", help="it was completed by hand: record it as applied")

@@ -1,0 +1,133 @@
+"""Rows for a round-trip (:mod:`.roundtrip`): generated from the reflected schema, so every
+table of every revision gets rows its columns accept.
+
+Each value is a function of the row's number ``k``, unique across the run, so unique
+constraints hold; every third string fills its column's whole declared length (a narrowing
+type change meets a value that does not fit); nullable columns get a NULL now and then;
+a foreign key takes a row of its parent, which is filled first (tables in dependency order);
+an integer primary key is left to the database. A table whose constraints (a CHECK, a
+trigger) refuse what was generated is reported, not guessed at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+
+#: Every NULLABLE-th row of a nullable column is NULL.
+NULLABLE = 5
+EPOCH = dt.datetime(2001, 2, 3, 4, 5, 6)
+
+
+def value(column: sa.Column[Any], k: int) -> Any:
+    """A value ``column`` accepts, distinct for each ``k``."""
+    import sqlalchemy as sa
+
+    kind = column.type
+    if isinstance(kind, sa.Boolean):
+        return k % 2 == 0
+    if isinstance(kind, sa.SmallInteger):
+        return k % 32000
+    if isinstance(kind, sa.Integer):  # BigInteger too
+        return k
+    if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float):
+        scale = kind.scale or 0
+        room = (kind.precision or 18) - scale
+        whole = k % (10 ** min(room, 9)) if room > 0 else 0
+        return decimal.Decimal(whole) + decimal.Decimal(k % 10 ** scale) / 10**scale if scale else decimal.Decimal(whole)
+    if isinstance(kind, sa.Float):
+        return k + 0.5
+    if isinstance(kind, sa.DateTime):
+        moment = EPOCH + dt.timedelta(minutes=k)
+        return moment.replace(tzinfo=dt.timezone.utc) if kind.timezone else moment
+    if isinstance(kind, sa.Date):
+        return (EPOCH + dt.timedelta(days=k)).date()
+    if isinstance(kind, sa.Time):
+        return dt.time(k % 24, k % 60, k % 60)
+    if isinstance(kind, sa.Interval):
+        return dt.timedelta(seconds=k)
+    if isinstance(kind, sa.Enum) and kind.enums:
+        return kind.enums[k % len(kind.enums)]
+    if isinstance(kind, sa.JSON):
+        return {"k": k, "column": column.name}
+    if isinstance(kind, sa.Uuid):
+        found = uuid.uuid5(uuid.NAMESPACE_OID, f"{column.table.name}.{column.name}.{k}")
+        return found if kind.as_uuid else str(found)
+    if isinstance(kind, sa.LargeBinary):
+        return f"{column.name}-{k}".encode()
+    if isinstance(kind, sa.String):  # Text, Unicode, VARCHAR, CHAR...
+        return text(column.name, k, getattr(kind, "length", None))
+    return text(column.name, k, None)  # a type this generator does not know: text, which most accept
+
+
+def text(name: str, k: int, length: int | None) -> str:
+    """``name-k``, padded to the whole declared length every third row; long for TEXT."""
+    core = f"{name[:8]}-{k}"
+    if length is None:
+        return core + (" lorem ipsum" * 30 if k % 3 == 0 else "")
+    if len(core) > length:
+        core = str(k)[-length:]
+    return core.ljust(length, "x") if k % 3 == 0 else core
+
+
+def nullable(column: sa.Column[Any]) -> bool:
+    return bool(column.nullable) and not column.primary_key
+
+
+def fill(connection: Connection, table: sa.Table, wanted: int, start: int) -> int:
+    """Top ``table`` up to ``wanted`` rows; returns the next free row number.
+
+    :raises sqlalchemy.exc.DBAPIError: the database refused the rows (a CHECK, a trigger).
+    """
+    import sqlalchemy as sa
+
+    have = connection.scalar(sa.select(sa.func.count()).select_from(table)) or 0
+    if have >= wanted:
+        return start
+    parents = _parent_keys(connection, table)
+    rows = []
+    for k in range(start, start + wanted - have):
+        row = {}
+        for column in table.columns:
+            if _left_to_the_database(column, table):
+                continue
+            if column.name in parents:
+                keys = parents[column.name]
+                row[column.name] = keys[k % len(keys)] if keys else None
+            elif nullable(column) and k % NULLABLE == 0:
+                row[column.name] = None
+            else:
+                row[column.name] = value(column, k)
+        rows.append(row)
+    connection.execute(table.insert(), rows)
+    return start + len(rows)
+
+
+def _left_to_the_database(column: sa.Column[Any], table: sa.Table) -> bool:
+    """A single integer primary key (autoincrement, serial, identity), a computed column."""
+    import sqlalchemy as sa
+
+    if column.computed is not None:
+        return True
+    return (column.primary_key and len(table.primary_key.columns) == 1
+            and isinstance(column.type, sa.Integer) and not column.foreign_keys)
+
+
+def _parent_keys(connection: Connection, table: sa.Table) -> dict[str, list[Any]]:
+    """For each single-column foreign key, the values its parent holds."""
+    import sqlalchemy as sa
+
+    found = {}
+    for constraint in table.foreign_key_constraints:
+        if len(constraint.elements) != 1:
+            continue
+        (element,) = constraint.elements
+        parent = element.column
+        found[element.parent.name] = list(connection.scalars(sa.select(parent).order_by(parent)))
+    return found

@@ -1,0 +1,179 @@
+"""``roundtrip``: revisions that lose data in each way a schema test cannot see are caught with
+their revision, table and column; the shipped history keeps every row on SQLite, PostgreSQL
+and MariaDB (the generated rows satisfy its foreign key and unique constraint: no false
+finding); a non-empty database is refused."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import mypkg
+from mypkg.testing import migration_roundtrip  # noqa: F401 - the fixture, as the pytest11 entry point loads it
+from tests.conftest import Cli
+from tests.runtime.test_api import HEAD, REVISIONS
+
+GADGET = "9a0000000001"
+CHANGE = "9a0000000002"
+
+#: A table of the test's own, then the revision under test changing it.
+CREATE_GADGET = f'''\
+"""create gadget
+
+Revision ID: {GADGET}
+Revises: {HEAD}
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{GADGET}"
+down_revision = "{HEAD}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("gadget", sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("label", sa.String(200), nullable=False), sa.Column("weight", sa.Integer))
+
+
+def downgrade() -> None:
+    op.drop_table("gadget")
+'''
+
+
+def change(upgrade: str, downgrade: str, *, marker: str = "") -> str:
+    return f'''\
+"""change gadget
+
+Revision ID: {CHANGE}
+Revises: {GADGET}
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{CHANGE}"
+down_revision = "{GADGET}"
+branch_labels = None
+depends_on = None
+{marker}
+
+def upgrade() -> None:
+{upgrade}
+
+
+def downgrade() -> None:
+{downgrade}
+'''
+
+
+#: A rebuild, as batch mode does on SQLite, that copies every column but one.
+REBUILD_LOSING_WEIGHT = change(
+    '    op.execute("CREATE TABLE gadget_new (id INTEGER PRIMARY KEY, label VARCHAR(200) NOT NULL, weight INTEGER)")\n'
+    '    op.execute("INSERT INTO gadget_new (id, label) SELECT id, label FROM gadget")\n'
+    '    op.drop_table("gadget")\n'
+    '    op.rename_table("gadget_new", "gadget")',
+    "    pass")
+NARROWED_LABEL = change('    op.alter_column("gadget", "label", type_=sa.String(10), existing_type=sa.String(200))',
+                        '    op.alter_column("gadget", "label", type_=sa.String(200), existing_type=sa.String(10))')
+#: The upgrade moves weight into grams; the downgrade brings the column back, not its values.
+MOVED_NOT_BROUGHT_BACK = change(
+    '    op.add_column("gadget", sa.Column("grams", sa.Integer))\n'
+    '    op.execute("UPDATE gadget SET grams = weight * 1000")\n'
+    '    with op.batch_alter_table("gadget") as batch:\n'
+    '        batch.drop_column("weight")',
+    '    op.add_column("gadget", sa.Column("weight", sa.Integer))\n'
+    '    with op.batch_alter_table("gadget") as batch:\n'
+    '        batch.drop_column("grams")')
+UPPER_CASED = ('    op.execute("UPDATE gadget SET label = upper(label)")\n'
+               '    op.execute("UPDATE gadget SET weight = NULL")', "    pass")
+
+
+def project(source_copy: Path, changing: str) -> Cli:
+    versions = source_copy / "alembic" / "versions"
+    (versions / f"9999_{GADGET}_create_gadget.py").write_text(CREATE_GADGET)
+    (versions / f"9999_{CHANGE}_change_gadget.py").write_text(changing)
+    return Cli(source_copy, {"PYTHONPATH": str(source_copy)})
+
+
+def findings(done: object) -> list[tuple[str, str, str | None, str]]:
+    payload = json.loads(done.stdout)  # type: ignore[attr-defined]
+    return [(f["revision"], f["table"], f["column"], f["direction"]) for f in payload["findings"]]
+
+
+def test_the_shipped_history_keeps_every_row_on_sqlite(cli: Cli) -> None:
+    done = cli("roundtrip", "--rows", "30")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].startswith(f"{len(REVISIONS)} revision(s) round-tripped on sqlite:///")
+    assert done.stdout.splitlines()[-1].endswith(": every row kept")
+    assert not list(cli.cwd.glob("*.db")), "the scratch database is a temporary file, not the working directory's"
+
+
+@pytest.mark.parametrize("url", ["postgresql_url", "mysql_url"])
+def test_the_shipped_history_keeps_every_row_on_servers(migration_roundtrip, url: str,  # noqa: F811
+                                                        request: pytest.FixtureRequest) -> None:
+    assert migration_roundtrip(request.getfixturevalue(url), rows=30) == []
+
+
+def test_a_rebuild_that_forgets_a_column_is_caught(source_copy: Path) -> None:
+    done = project(source_copy, REBUILD_LOSING_WEIGHT)("roundtrip", f"{HEAD}:head", "--json")
+    assert done.returncode == 1, done.stderr
+    # Lost by the upgrade, and so not there for the downgrade (which does nothing) to bring back.
+    assert findings(done) == [(CHANGE, "gadget", "weight", "upgrade"), (CHANGE, "gadget", "weight", "downgrade")]
+    found = json.loads(done.stdout)["findings"][0]
+    assert found["rows"] == 16  # every row but each fifth, whose weight was generated NULL
+    assert re.fullmatch(r"16 of 20 rows differ, e\.g\. 1: \d+ -> None", found["example"]), found["example"]
+
+
+def test_a_narrowing_type_change_is_caught_on_postgresql(source_copy: Path, postgresql_url: str) -> None:
+    done = project(source_copy, NARROWED_LABEL)("--url", postgresql_url, "roundtrip", f"{HEAD}:head", "--json")
+    assert done.returncode == 1, done.stderr
+    assert findings(done) == [(CHANGE, "gadget", "label", "upgrade")]
+    assert "value too long" in json.loads(done.stdout)["findings"][0]["example"]
+
+
+def test_a_downgrade_that_cannot_bring_back_what_its_upgrade_moved_is_caught(source_copy: Path) -> None:
+    done = project(source_copy, MOVED_NOT_BROUGHT_BACK)("roundtrip", f"{HEAD}:head", "--json")
+    assert done.returncode == 1, done.stderr
+    assert findings(done) == [(CHANGE, "gadget", "weight", "downgrade")]
+
+
+def test_an_update_is_caught_unless_declared_and_its_reversal_is_still_checked(source_copy: Path) -> None:
+    done = project(source_copy, change(*UPPER_CASED))("roundtrip", f"{HEAD}:head", "--json")
+    assert findings(done) == [(CHANGE, "gadget", "label", "upgrade"), (CHANGE, "gadget", "weight", "upgrade"),
+                              (CHANGE, "gadget", "label", "downgrade"), (CHANGE, "gadget", "weight", "downgrade")]
+    declared = change(*UPPER_CASED, marker='roundtrip_changes = {"gadget.label": "upper-cased on purpose"}\n')
+    done = project(source_copy, declared)("roundtrip", f"{HEAD}:head", "--json")
+    # The label only, the upgrade only: the weight it also cleared is still a finding.
+    assert findings(done) == [(CHANGE, "gadget", "weight", "upgrade"),
+                              (CHANGE, "gadget", "label", "downgrade"), (CHANGE, "gadget", "weight", "downgrade")]
+    text = project(source_copy, declared)("roundtrip", f"{HEAD}:head")
+    assert text.returncode == 1 and f"{CHANGE}  gadget.label  downgrade: 20 of 20 rows differ, e.g. 1: " in text.stdout
+
+
+def test_a_database_that_is_not_empty_is_refused(cli: Cli, sqlite_url: str) -> None:
+    mypkg.upgrade(sqlite_url)
+    done = cli("--url", sqlite_url, "roundtrip")
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+    assert "holds my_table, mypkg_migration_ledger, note" in done.stderr or "holds alembic_version" in done.stderr
+    assert mypkg.current(sqlite_url) == (HEAD,)  # untouched
+
+
+def test_the_report_tells_locks_and_rewrites_on_postgresql(source_copy: Path, postgresql_url: str) -> None:
+    rewrite = change('    op.alter_column("gadget", "weight", type_=sa.BigInteger, existing_type=sa.Integer)',
+                     '    op.alter_column("gadget", "weight", type_=sa.Integer, existing_type=sa.BigInteger)')
+    done = project(source_copy, rewrite)("--url", postgresql_url, "roundtrip", "--report", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = {step["revision"]: step for step in json.loads(done.stdout)["steps"]}
+    assert steps[CHANGE]["locks"] == {"gadget": "AccessExclusiveLock"} and steps[CHANGE]["rewritten"] == ["gadget"]
+    assert steps[REVISIONS[3]]["locks"]["my_table"] == "AccessExclusiveLock"  # widening a varchar...
+    assert steps[REVISIONS[3]]["rewritten"] == []  # ...rewrites nothing
+    assert steps[CHANGE]["rows"] == {"my_table": 20, "note": 20, "gadget": 20}
+    engine = sa.create_engine(postgresql_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT count(*) FROM gadget")) == 20
+    engine.dispose()
