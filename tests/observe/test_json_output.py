@@ -48,7 +48,7 @@ def test_every_schema_is_a_valid_json_schema_and_every_command_has_one() -> None
     for schema in SCHEMAS.values():
         jsonschema.Draft202012Validator.check_schema(schema)
     commands = {"upgrade", "downgrade", "current", "status", "history", "heads", "stamp", "check", "verify",
-                "repair", "checkpoint", "lint", "fleet"}
+                "repair", "checkpoint", "lint", "fleet", "roundtrip"}
     assert {f"{name}.schema.json" for name in commands} | {"error.schema.json", "event.schema.json",
                                                            "common.schema.json"} == set(SCHEMAS)
 
@@ -81,6 +81,8 @@ def test_every_command_prints_its_documented_shape(cli: Cli, sqlite_url: str, tm
     assert stamped["after"] == [REVISIONS[-2]]
     fleet = result(cli("fleet", "status", "--sqlite-glob", str(tmp_path / "*.db"), "--json"), "fleet", code=1)
     assert [(row["outcome"], row["after"]) for row in fleet["targets"]] == [("behind", [REVISIONS[-2]])]
+    roundtrip = result(cli("roundtrip", f"{REVISIONS[-2]}:head", "--report", "--json"), "roundtrip")
+    assert [step["revision"] for step in roundtrip["steps"]] == [HEAD] and roundtrip["findings"] == []
     linting = cli("lint", "--json")
     assert linting.returncode in (0, 1), linting.stderr
     linted = valid(json.loads(linting.stdout), "lint")
