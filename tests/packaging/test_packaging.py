@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,3 +157,17 @@ def test_an_installed_script_edited_after_install_is_refused_and_reported(venv: 
         assert "the install of mypkg is damaged" in line and other.name in line and "reinstall mypkg" in line
     finally:
         other.write_bytes(kept)
+
+
+def test_an_authors_suite_gets_the_roundtrip_fixture_from_the_installed_package(venv: Path, tmp_path: Path) -> None:
+    """No conftest, no import: the pytest11 entry point of the installed wheel brings the fixture."""
+    pytest_range = next(r for r in tomllib.loads((REPO / "pyproject.toml").read_text())["dependency-groups"]["test"]
+                        if r.startswith("pytest>"))
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", pytest_range],
+                   check=True, capture_output=True, text=True, timeout=600)
+    (tmp_path / "test_author.py").write_text(
+        "def test_every_revision_keeps_its_rows(migration_roundtrip):\n"
+        "    assert migration_roundtrip(rows=5) == []\n")
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "test_author.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:]
