@@ -143,6 +143,7 @@ def _walk(db: Database, plan: tuple[str | None, list[Any]], wanted: int, report:
             notes.append(f"{info.revision}: {exc}")
             counts = {}
         before = _snapshot(db)
+        before_heads = _current(db)
         seconds: dict[str, float] = {}
         held: dict[str, str] = {}
         files = _relfilenodes(db) if report and db.is_postgresql else None
@@ -157,12 +158,14 @@ def _walk(db: Database, plan: tuple[str | None, list[Any]], wanted: int, report:
         rewritten = None if files is None else tuple(sorted(t for t, n in _relfilenodes(db).items() if t in files and files[t] != n))
         findings += _compare(before, after, info.revision, "upgrade", _declared(info.revision))
         down = info.down_revisions
-        if len(down) > 1 or (not down and (start is not None or info is not revisions[0])):
-            # A merge, or a branch's root beside applied revisions: no one revision to go back to.
-            notes.append(f"{info.revision}: {'a merge' if down else 'a branch root'}; its downgrade is not round-tripped")
+        if not _only_it_goes_back(info.revision, down, before_heads):
+            # A merge, or a parent another applied branch also grows from: going back to the
+            # parent would take those down too.
+            notes.append(f"{info.revision}: {'a merge' if len(down) > 1 else 'another branch grows from its parent'}"
+                         "; its downgrade is not round-tripped")
         else:
             try:
-                seconds["downgrade"] = _move(db, "downgrade", down[0] if down else "base")
+                seconds["downgrade"] = _move(db, "downgrade", down[0] if down else "base")  # exactly before
                 findings += _compare(before, _snapshot(db), info.revision, "downgrade", set(), whole=True)
                 seconds["upgrade again"] = _move(db, "upgrade", info.revision)
             except MigrateError as exc:
@@ -179,6 +182,24 @@ def _move(db: Database, direction: str, revision: str) -> float:
     runner.run(direction, db, revision, on_applied=None, lock_timeout=DEFAULT_LOCK_TIMEOUT,  # type: ignore[arg-type]
                statement_lock_timeout=None, on_wait=None, use_checkpoints=False)
     return time.perf_counter() - started
+
+
+def _only_it_goes_back(revision: str, down: tuple[str, ...], before: tuple[str, ...]) -> bool:
+    """A downgrade to its one parent reverts ``revision`` alone: nothing else applied grows
+    from that parent (Alembic reverts every applied descendant of the destination)."""
+    if len(down) > 1:
+        return False
+    applied = graph.ancestors(before) | {revision}
+    if not down:
+        return applied == {revision}
+    return {found for found in applied if found != down[0] and down[0] in graph.ancestors((found,))} == {revision}
+
+
+def _current(db: Database) -> tuple[str, ...]:
+    if db.file_missing():
+        return ()
+    with connections.connect(db, will_write=False) as connection:
+        return tuple(sorted(connections.read_current(connection)))
 
 
 def _tables(connection: Connection, db: Database) -> list[Any]:

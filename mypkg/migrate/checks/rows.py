@@ -5,7 +5,8 @@ Each value is a function of the row's number ``k``, unique across the run, so un
 constraints hold; every third string fills its column's whole declared length (a narrowing
 type change meets a value that does not fit); nullable columns get a NULL now and then;
 a foreign key takes a row of its parent, which is filled first (tables in dependency order);
-an integer primary key is left to the database. A table whose constraints (a CHECK, a
+an integer primary key counts from a million, clear of the ids a revision's own seed rows
+spell out; an identity the database always generates is left to it. A table whose constraints (a CHECK, a
 trigger) refuse what was generated is reported, not guessed at.
 """
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 #: Every NULLABLE-th row of a nullable column is NULL.
 NULLABLE = 5
+#: Generated integer primary keys start here.
+KEYS_FROM = 1_000_000
 EPOCH = dt.datetime(2001, 2, 3, 4, 5, 6)
 
 
@@ -100,6 +103,9 @@ def fill(connection: Connection, table: sa.Table, wanted: int, start: int) -> in
             if column.name in parents:
                 keys = parents[column.name]
                 row[column.name] = keys[k % len(keys)] if keys else None
+            elif _own_key(column, table):
+                # Far from the small ids a revision's seed rows spell out (INSERT ... VALUES (1, ...)).
+                row[column.name] = KEYS_FROM + k
             elif nullable(column) and k % NULLABLE == 0:
                 row[column.name] = None
             else:
@@ -110,13 +116,16 @@ def fill(connection: Connection, table: sa.Table, wanted: int, start: int) -> in
 
 
 def _left_to_the_database(column: sa.Column[Any], table: sa.Table) -> bool:
-    """A single integer primary key (autoincrement, serial, identity), a computed column."""
+    """A computed column, or an identity the database always generates."""
+    identity = getattr(column, "identity", None)
+    return column.computed is not None or (identity is not None and identity.always)
+
+
+def _own_key(column: sa.Column[Any], table: sa.Table) -> bool:
     import sqlalchemy as sa
 
-    if column.computed is not None:
-        return True
-    return (column.primary_key and len(table.primary_key.columns) == 1
-            and isinstance(column.type, sa.Integer) and not column.foreign_keys)
+    return (column.primary_key and len(table.primary_key.columns) == 1 and isinstance(column.type, sa.Integer)
+            and not column.foreign_keys)
 
 
 def _parent_keys(connection: Connection, table: sa.Table) -> dict[str, list[Any]]:
