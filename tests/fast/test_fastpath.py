@@ -210,3 +210,13 @@ def test_argparse_looks_for_a_translation_catalog_once_not_per_string(sqlite_url
     assert result.returncode == 0, result.stderr
     code, searches = result.stdout.split()[-2:]
     assert code == "0" and int(searches) <= 1
+
+
+def test_a_ledger_that_went_down_and_up_again_still_takes_the_fast_path(db_url: str) -> None:
+    """Rows reverted, stamped or realigned are not a backfill under way: only ``backfilling`` is."""
+    mypkg.upgrade(db_url)
+    mypkg.downgrade(db_url, "-1")
+    mypkg.upgrade(db_url)
+    mypkg.stamp(db_url, "head")
+    assert {row.outcome for row in mypkg.applied_history(db_url)} >= {"applied", "reverted", "stamped"}
+    assert imported_by_fast_path(sys.executable, db_url, "upgrade", HEAVY_MODULES) == []
