@@ -62,7 +62,8 @@ class DatabaseState(NamedTuple):
     current: tuple[str, ...]
     #: (revision, checksum, outcome) oldest first; None: no ledger table yet, or not read.
     ledger: list[tuple[str, str | None, str]] | None
-    #: A data migration is under way or stopped part way (a ``backfilling`` ledger row).
+    #: A data migration is under way or stopped part way (a ``backfilling`` ledger row); read
+    #: for status only (a no-op upgrade needs every revision applied, which rules one out).
     backfilling: bool = False
 
 
@@ -214,8 +215,7 @@ def _read(
                     f"SELECT revision, checksum, outcome FROM {ledger_table} ORDER BY id"
                 )
             ]
-        backfilling = any(outcome == BACKFILLING for _, _, outcome in ledger)
-    elif LEDGER_TABLE in tables:  # the ledger itself is not needed: only whether one is under way
+    elif LEDGER_TABLE in tables:  # status: the ledger itself is not needed, only whether a backfill is under way
         backfilling = bool(list(connection.execute(
             f"SELECT 1 FROM {ledger_table} WHERE outcome = '{BACKFILLING}' LIMIT 1"
         )))
