@@ -66,3 +66,21 @@ def test_a_percent_encoded_password_is_decoded(reserved: PgBouncer, postgresql_u
     assert (fast_status, fast_current) == (full_status, full_current)
     wrong = cli("--url", url.replace(quote(RESERVED, safe=""), "wrong"), "status")
     assert wrong.returncode == 1 and "authentication failed" in wrong.stderr  # the bouncer does check
+
+
+@pytest.mark.parametrize("port", [1, 65535])
+def test_the_fast_path_takes_every_valid_port_itself(port: int, cli: Cli) -> None:
+    """Ports 1 to 65535 are the fast path's to try (nothing listens on these, on 127.0.0.1): it
+    answers the refusal itself, without SQLAlchemy, in the full path's words."""
+    import json
+    import subprocess
+    import sys
+
+    url = f"postgresql://app@127.0.0.1:{port}/app"
+    probe = ("import json, sys\nfrom mypkg.migrate.cli import main\n"
+             f"code = main(['--url', {url!r}, '--connect-timeout', '5', 'status'])\n"
+             "print(json.dumps([code, 'sqlalchemy' in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert json.loads(done.stdout.splitlines()[-1]) == [1, False], done.stderr
+    full = cli("--url", url, "--connect-timeout", "5", "status", MYPKG_NO_FASTPATH="1")
+    assert (full.returncode, full.stderr) == (1, done.stderr) and f"port {port} failed" in full.stderr
