@@ -8,6 +8,7 @@ existed and on a database that does not exist yet, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import subprocess
@@ -220,3 +221,17 @@ def test_a_ledger_that_went_down_and_up_again_still_takes_the_fast_path(db_url: 
     mypkg.stamp(db_url, "head")
     assert {row.outcome for row in mypkg.applied_history(db_url)} >= {"applied", "reverted", "stamped"}
     assert imported_by_fast_path(sys.executable, db_url, "upgrade", HEAVY_MODULES) == []
+
+
+def test_a_version_table_holding_a_head_and_its_ancestor_is_never_nothing_to_do(cli: Cli, sqlite_url: str) -> None:
+    """Every revision is applied, yet the rows overlap (a hand edit): the fast path steps aside
+    and the upgrade is refused in Alembic's words, exit 2, as on the full path."""
+    import sqlite3
+
+    mypkg.upgrade(sqlite_url)
+    with contextlib.closing(sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))) as db:
+        db.execute("INSERT INTO alembic_version VALUES (?)", (mypkg.history()[-2].revision,))
+        db.commit()
+    fast, full = cli("--url", sqlite_url, "upgrade"), cli("--url", sqlite_url, "upgrade", MYPKG_NO_FASTPATH="1")
+    assert (fast.returncode, fast.stdout, fast.stderr) == (full.returncode, full.stdout, full.stderr)
+    assert fast.returncode == 2 and "overlaps" in fast.stderr, fast.stderr
