@@ -177,3 +177,21 @@ def test_a_library_without_libpq_s_functions_is_passed_over(monkeypatch: pytest.
     monkeypatch.setattr(libpq, "_candidates", lambda: ["libc.so.6"])
     with pytest.raises(libpq.Unavailable):
         libpq.load()
+
+
+@pytest.mark.parametrize("value", [None, "0", "-1", "1", "1.9", "2", "2.5", "7", "30"])
+def test_the_connect_timeout_is_read_as_psycopg_reads_it(value: str | None) -> None:
+    """libpq's rules, as psycopg applies them: 0 or less (or none) is its own default, 2 s at least."""
+    from psycopg.conninfo import timeout_from_conninfo
+
+    assert libpq._timeout(value) == timeout_from_conninfo({} if value is None else {"connect_timeout": value})
+
+
+@pytest.mark.parametrize("value", ["", "plain", "two words", "it's", "back\\slash", "tab\there", "=sign", "ümlaut"])
+def test_conninfo_values_are_parsed_back_as_given(value: str) -> None:
+    """Parsed by libpq's own rules (psycopg's conninfo_to_dict calls PQconninfoParse): an empty
+    password must not swallow the next parameter, a quote or a backslash must survive."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = {"password": value, "dbname": "app", "application_name": value}
+    assert conninfo_to_dict(libpq.conninfo(params)) == params
