@@ -39,7 +39,8 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table("gadget", sa.Column("id", sa.Integer, primary_key=True),
-                    sa.Column("label", sa.String(200), nullable=False), sa.Column("weight", sa.Integer))
+                    sa.Column("label", sa.String(200), nullable=False), sa.Column("weight", sa.Integer),
+                    sa.Column("api_token", sa.String(40)))
 
 
 def downgrade() -> None:
@@ -74,8 +75,9 @@ def downgrade() -> None:
 
 #: A rebuild, as batch mode does on SQLite, that copies every column but one.
 REBUILD_LOSING_WEIGHT = change(
-    '    op.execute("CREATE TABLE gadget_new (id INTEGER PRIMARY KEY, label VARCHAR(200) NOT NULL, weight INTEGER)")\n'
-    '    op.execute("INSERT INTO gadget_new (id, label) SELECT id, label FROM gadget")\n'
+    '    op.execute("CREATE TABLE gadget_new (id INTEGER PRIMARY KEY, label VARCHAR(200) NOT NULL, weight INTEGER, "\n'
+    '               "api_token VARCHAR(40))")\n'
+    '    op.execute("INSERT INTO gadget_new (id, label, api_token) SELECT id, label, api_token FROM gadget")\n'
     '    op.drop_table("gadget")\n'
     '    op.rename_table("gadget_new", "gadget")',
     "    pass")
@@ -192,3 +194,13 @@ def test_the_corpus_histories_keep_their_rows_but_one_seeds_downgrade(name: str,
     assert done.returncode == (1 if expected else 0)
     notes = json.loads(done.stdout)["notes"]
     assert all("a merge" in note or "another branch grows from its parent" in note for note in notes)
+
+
+def test_a_secret_looking_columns_values_are_never_shown(source_copy: Path) -> None:
+    rotated = change('    op.execute("UPDATE gadget SET api_token = \'rotated\'")', "    pass")
+    done = project(source_copy, rotated)("roundtrip", f"{HEAD}:head")
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stdout.splitlines() if "gadget.api_token" in line]
+    assert [re.sub(r"e\.g\. \d+:", "e.g. N:", line) for line in lines] == [
+        f"{CHANGE}  gadget.api_token  {move}: 20 of 20 rows differ, e.g. N: *** -> ***" for move in ("upgrade", "downgrade")]
+    assert "rotated" not in done.stdout and "api_toke-" not in done.stdout
