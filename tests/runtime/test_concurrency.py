@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -311,9 +312,16 @@ class TestStatementLockTimeout:
         engine, reader = self._reader(postgresql_url)
         threading.Timer(2.5, reader.close).start()  # after the first attempt gave up
         try:
-            result = cli("--url", postgresql_url, "upgrade", "--statement-lock-timeout", "0.5")
+            result = cli("--url", postgresql_url, "--log-format", "json", "upgrade", "--statement-lock-timeout", "0.5")
         finally:
             engine.dispose()
         assert result.returncode == 0, result.stderr
-        assert "retry 1 of 3" in result.stderr
+        # Told as events (docs/observability.md): the revision started, rolled back for a retry, started again, applied.
+        told = [json.loads(line) for line in result.stderr.splitlines()]
+        retries = [event for event in told if event["event"] == "revision.retry"]
+        assert [(r["attempt"], r["attempts"], r["pause"]) for r in retries] == [(1, 3, 0.5), (2, 3, 1.0)][:len(retries)]
+        assert retries and all("table lock" in r["reason"] for r in retries)
+        retried = retries[0]["revision"]
+        steps = [e["event"] for e in told if e["event"].startswith("revision.") and e["revision"] == retried]
+        assert steps == ["revision.start", "revision.retry"] * len(retries) + ["revision.start", "revision.applied"]
         assert mypkg.current(postgresql_url) == (HEAD,)
