@@ -187,6 +187,10 @@ def test_a_checkpoint_edited_by_hand_is_caught_by_verify_and_refused_by_upgrade(
     verify = mig(root, "--url", f"sqlite:///{installed}", "verify")
     assert verify.returncode == 1
     assert "edited checkpoint: 78a2efaef9ac.json was changed after it was written" in verify.stdout
+    # Both checksums shown to the same 12 characters, the declared one as the file says it.
+    declared = json.loads(path.read_text())["checksum"]
+    shown = re.search(r"its content's sha256 is ([0-9a-f]+)…, it declares ([0-9a-f]+)…", verify.stdout)
+    assert shown and len(shown.group(1)) == 12 and shown.group(2) == declared[:12] != shown.group(1), verify.stdout
     fresh = tmp_path / "fresh.db"
     refused = mig(root, "--url", f"sqlite:///{fresh}", "upgrade")
     assert refused.returncode == 1
