@@ -92,6 +92,8 @@ def test_every_command_prints_its_documented_shape(cli: Cli, sqlite_url: str, tm
 def test_errors_under_json_are_one_json_object(cli: Cli, sqlite_url: str) -> None:
     usage = error(cli("--url", sqlite_url, "--json", "downgrade", "--bogus"), 2)
     assert "--bogus" in usage["error"]
+    both = error(cli("--url", sqlite_url, "upgrade", "--sql", "--json"), 2)
+    assert both["error"] == "--sql prints the SQL itself, --json a result: give one"
     unknown = error(cli("--url", sqlite_url, "downgrade", "zzz", "--json"), 2)
     assert unknown["command"] == "downgrade" and "'zzz'" in unknown["error"]
     secret = "s3cr3t-pw"

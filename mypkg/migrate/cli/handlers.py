@@ -36,6 +36,8 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
     from .. import commands
     from ..database import settings
 
+    if args.sql and args.json:
+        raise UsageError("--sql prints the SQL itself, --json a result: give one")
     if args.sql and args.backup:
         raise UsageError("--backup copies the database before a migration runs; --sql runs none: drop one")
     if args.sql and args.command == "upgrade" and (args.only or args.without):
