@@ -71,6 +71,10 @@ CASES: dict[str, Case] = {
     "connect timeout nan": Case(("--connect-timeout", "nan", "status"), 2, "not a finite number"),
     "connect timeout variable": Case(("status",), 2, "MYPKG_CONNECT_TIMEOUT must be a positive number",
                                      {"MYPKG_CONNECT_TIMEOUT": "later"}),
+    "lease variable zero": Case(("status",), 2, "$MYPKG_LEASE must be a positive number of seconds, not '0'",
+                                {"MYPKG_LEASE": "0"}),
+    "log format variable": Case(("status",), 2, "MYPKG_LOG_FORMAT=yaml: the log formats are text, json",
+                                {"MYPKG_LOG_FORMAT": "yaml"}),
     # --- the database URL: exit 2 ---
     "empty --url": Case(("--url", "", "status"), 2, "--url is empty"),
     "empty variable": Case(("status",), 2, "$MYPKG_DATABASE_URL is set but empty", {"MYPKG_DATABASE_URL": ""}),
