@@ -29,7 +29,8 @@ import os
 from mypkg.batch import backfill, resuming
 if not resuming():  # an interrupted run already added it
     op.add_column("item", sa.Column("slug", sa.String(64)))
-done = backfill("item", values={"slug": sa.func.lower(sa.column("name"))}, where="slug IS NULL",
+done = backfill("item", values={os.environ.get("BACKFILL_COLUMN", "slug"): sa.func.lower(sa.column("name"))},
+                where="slug IS NULL",
                 batch_size=int(os.environ.get("BATCH_SIZE", "10000")))
 if os.environ.get("BACKFILL_RESULT"):  # what backfill() returned: the rows this run updated
     open(os.environ["BACKFILL_RESULT"], "w").write(str(done))
@@ -268,6 +269,26 @@ def test_plain_alembic_runs_the_same_backfill_with_progress(item_table: Project)
     assert progress_rows(item_table.url) == []
 
 
+def test_batches_of_one_row_each_are_a_batch_size_like_any_other(item_table: Project) -> None:
+    fill(item_table.url, 3)
+    done = item_table.run("upgrade", BATCH_SIZE="1")
+    assert done.returncode == 0, done.stderr
+    assert wrong_rows(item_table.url) == 0 and progress_rows(item_table.url) == []
+    assert f"backfill item ({BACKFILL_REV}): 3 of 3 rows (100%)" in done.stderr
+
+
+def test_a_column_the_table_lacks_is_named_in_one_line(item_table: Project) -> None:
+    fill(item_table.url, 3)
+    done = item_table.run("upgrade", BACKFILL_COLUMN="colour")
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert f"revision {BACKFILL_REV} (item slug) failed: backfill: item has no column 'colour'; " in line, line
+    if item_table.url.startswith("mysql"):  # the column added before it stays: DDL is not transactional
+        assert f"repair {BACKFILL_REV} --applied or --reverted" in line, line
+    else:
+        assert line.endswith(f"is at {TABLE_REV} (item table)"), line
+
+
 def test_a_failing_batch_keeps_the_batches_before_it_and_says_so_in_one_line(item_table: Project) -> None:
     url = item_table.url
     fill(url, 5_000)
@@ -382,7 +403,8 @@ def test_a_table_without_a_single_column_primary_key_is_refused_in_one_line(
     result = runner.run("upgrade")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"mypkg-migrate: error: backfill walks a table by its primary key: pairs {told}; it needs exactly one"
+        f"mypkg-migrate: error: revision c1c1c1c1c1c1 (pairs) failed: backfill walks a table by its primary key: "
+        f"pairs {told}; it needs exactly one; sqlite:///{tmp_path / 'pairs.db'} is at base (empty)"
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..database import connections
+from ..database import connections, lease, locks
 from ..errors import MigrateError
 from ..history import graph
 from ..identity import COMMAND
@@ -22,14 +22,17 @@ def explain_failure(
     """One line: which revision failed, the driver's reason, where the database is now."""
     from alembic.util import CommandError
 
-    if isinstance(exc, MigrateError):
-        return exc
+    if isinstance(exc, MigrateError) and (failed is None or isinstance(exc, (locks.PoolingError, lease.LeaseLost))):
+        return exc  # the machinery's own words: the lock or the lease, not the revision
     reason = connections.first_line(exc)
     if isinstance(exc, CommandError) and failed is None:
         return MigrateError(reason)
     what = f"revision {failed.revision} ({failed.doc})" if failed is not None else "migration"
     hint = f" ({connections.LOCKED_HINT})" if connections.locked_by_another(exc) else ""
-    message = f"{what} failed: {connections.error_name(exc)}: {reason}{hint}; "
+    # A refusal raised inside the revision (mypkg.batch.backfill's) speaks for itself; a
+    # driver's error is named.
+    named = "" if isinstance(exc, MigrateError) else f"{connections.error_name(exc)}: "
+    message = f"{what} failed: {named}{reason}{hint}; "
     try:
         current = connections.read_current(connection)
         message += f"{db.masked} is at {graph.describe(current[0] if current else None)}"
