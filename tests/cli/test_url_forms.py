@@ -56,3 +56,19 @@ def test_reading_a_missing_file_creates_nothing(cli: Cli, tmp_path: Path, args: 
     result = cli("--url", url, *args, MYPKG_NO_FASTPATH="1")
     assert result.returncode in (0, 1) and "Traceback" not in result.stderr
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_file_uri_with_a_query_locks_and_reads_that_file(cli: Cli, tmp_path: Path) -> None:
+    """The file is the part before ``?``: the migration lock's sidecar sits beside it (not a
+    file named after the query in the working directory), and the full path reads it."""
+    path = tmp_path / "data" / "app.db"
+    path.parent.mkdir()
+    uri = f"sqlite:///file:{path}?cache=private&uri=true"
+    work = tmp_path / "work"
+    work.mkdir()
+    done = Cli(work)("--url", uri, "upgrade")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in path.parent.iterdir()) == ["app.db", "app.db.mypkg-migrate.lock"]
+    assert list(work.iterdir()) == []
+    current = Cli(work)("--url", uri, "current", MYPKG_NO_FASTPATH="1")
+    assert current.returncode == 0 and current.stdout.startswith(HEAD), current.stdout + current.stderr
