@@ -204,7 +204,7 @@ def test_a_script_changed_since_its_release_is_found(project: Path) -> None:
     assert unknown.returncode == 2 and "unknown mypkg version '9.9'" in unknown.stderr
 
 
-def reads_the_database_history(root: Path) -> Path:
+def reads_the_database_history(root: Path, *, twice: bool = False) -> Path:
     """Three revisions: a table, a data migration that reads the database (as real histories
     do: it cannot be rendered offline), then a dangerous one after it."""
     from tests.history import histories
@@ -225,7 +225,21 @@ def reads_the_database_history(root: Path) -> Path:
         histories.script("c.py", "cc00000000c3", "bb00000000b2", "dangerous",
                          upgrade='op.add_column("t", sa.Column("code", sa.String(10), nullable=False))',
                          downgrade='op.drop_column("t", "code")'),
+        *([histories.script("d.py", "dd00000000d4", "cc00000000c3", "reads it again",
+                            upgrade='op.get_bind().execute(sa.text("SELECT 2")).fetchall()',
+                            downgrade='op.get_bind().execute(sa.text("SELECT 3")).fetchall()')] if twice else []),
     ])
+
+
+def test_two_revisions_that_read_the_database_are_two_notes(tmp_path: Path) -> None:
+    """The second one is not taken for the first failing again (which would be a loop)."""
+    root = reads_the_database_history(tmp_path / "project", twice=True)
+    result = run_lint(root)
+    notes = sorted(line.split(": note: ")[1].split(" is not")[0] for line in result.stderr.splitlines()
+                   if "not checkable offline" in line)
+    assert notes == ["bb00000000b2 (downgrade)", "bb00000000b2 (upgrade)", "dd00000000d4 (downgrade)",
+                     "dd00000000d4 (upgrade)"], result.stderr
+    assert result.returncode == 1 and "cc00000000c3" in result.stdout, result.stdout + result.stderr
 
 
 def test_a_revision_that_reads_the_database_is_a_note_and_the_rest_is_linted(tmp_path: Path) -> None:
