@@ -301,3 +301,17 @@ def test_a_worker_killed_mid_target_fails_that_target_and_starts_no_other(source
     assert [outcomes[f"tenant_{i:04}.db"] for i in (0, 1)] == ["migrated", "migrated"]
     assert set(outcomes[f"tenant_{i:04}.db"] for i in (3, 4, 5)) == {"not started"}
     assert "a worker process died" in report["summary"]["stopped"]
+
+
+def test_max_failures_one_stops_at_the_first_failure_and_every_row_knows_its_time(tmp_path: Path) -> None:
+    import mypkg.fleet
+
+    paths = sqlite_files(tmp_path / "data", 3)
+    with sqlite3.connect(paths[0]) as connection:  # another application's tables: refused
+        connection.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    result = mypkg.fleet.upgrade([f"sqlite:///{path}" for path in paths], jobs=1, max_failures=1)
+    assert [row.outcome for row in result.rows] == ["failed", "not started", "not started"]
+    assert result.stopped == "1 target(s) failed (--max-failures 1)"
+    status = mypkg.fleet.status([f"sqlite:///{path}" for path in paths[1:]], jobs=1)
+    # Each target's own time lies within the fleet's.
+    assert all(0 <= row.seconds <= status.seconds for row in status.rows), (status.rows, status.seconds)
