@@ -756,3 +756,15 @@ def test_a_checkpoint_that_fails_part_way_on_mariadb_leaves_the_database_empty(t
         assert fixed.returncode == 0 and "checkpoint of 5 revisions" in fixed.stdout, fixed.stderr
     finally:
         mariadb_server.drop_database(url)
+
+
+@pytest.mark.parametrize("name", ["0000aaaaaaaa", "ffffffffffff"])  # sorting before its revision, and after
+def test_a_checkpoint_file_named_after_another_revision_is_refused(tmp_path: Path, name: str) -> None:
+    root = shipped_project(tmp_path / "project")
+    assert mig(root, "checkpoint", "78a2efaef9ac").returncode == 0
+    folder = root / "alembic" / "checkpoints"
+    (folder / "78a2efaef9ac.json").rename(folder / f"{name}.json")
+    done = mig(root, "--url", f"sqlite:///{tmp_path / 'x.db'}", "upgrade")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().endswith(f"{name}.json holds the checkpoint of 78a2efaef9ac: "
+                                        "name it 78a2efaef9ac.json"), done.stderr
