@@ -132,8 +132,10 @@ def test_the_command_writes_a_checkpoint_and_upgrade_installs_it(tmp_path: Path)
     done = mig(root, "--url", url, "upgrade")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("applied  78a2efaef9ac  checkpoint of 5 revisions (78a2efaef9ac.json)")
-    assert lines[1].startswith(f"applied  {SHIPPED_HEAD}  index note my_table_id")
+    assert lines[:4] == ["applying 78a2efaef9ac  checkpoint of 5 revisions (78a2efaef9ac.json)",
+                         lines[1], f"applying {SHIPPED_HEAD}  index note my_table_id", lines[3]]
+    assert lines[1].startswith("applied  78a2efaef9ac  checkpoint of 5 revisions (78a2efaef9ac.json)")
+    assert lines[3].startswith(f"applied  {SHIPPED_HEAD}  index note my_table_id")
     # --no-checkpoint replays every revision.
     replay = mig(root, "--url", f"sqlite:///{tmp_path / 'replay.db'}", "upgrade", "--no-checkpoint")
     assert replay.returncode == 0 and replay.stdout.count("applied ") == len(SHIPPED)

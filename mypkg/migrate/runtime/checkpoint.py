@@ -134,8 +134,12 @@ def install(connection: Connection, db: Database, found: checkpoints.Checkpoint)
         if db.is_mysql:
             _drop(connection, snapshot.created_tables(form), running)
         raise explain_failure(exc, None, connection, db) from exc
-    message = f"checkpoint of {_count(found)} revisions ({found.path.name})"
-    return AppliedRevision(found.revision, message, "upgrade", seconds)
+    return AppliedRevision(found.revision, describe(found), "upgrade", seconds)
+
+
+def describe(found: checkpoints.Checkpoint) -> str:
+    """What the output and the events call a checkpoint's install."""
+    return f"checkpoint of {_count(found)} revisions ({found.path.name})"
 
 
 def _count(found: checkpoints.Checkpoint) -> int:

@@ -106,7 +106,7 @@ def run(
         ledger.ensure(connection)
         installed = []
         if found is not None:
-            events.emit(events.REVISION_START, revision=found.revision, message=f"checkpoint {found.revision}",
+            events.emit(events.REVISION_START, revision=found.revision, message=checkpoint.describe(found),
                         direction="upgrade", plugin=None)
             installed.append(checkpoint.install(connection, db, found))
             tell_applied(installed[0], on_applied)
