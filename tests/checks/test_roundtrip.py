@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,70 @@ def test_a_secret_looking_columns_values_are_never_shown(source_copy: Path) -> N
     assert [re.sub(r"e\.g\. \d+:", "e.g. N:", line) for line in lines] == [
         f"{CHANGE}  gadget.api_token  {move}: 20 of 20 rows differ, e.g. N: *** -> ***" for move in ("upgrade", "downgrade")]
     assert "rotated" not in done.stdout and "api_toke-" not in done.stdout
+
+
+@pytest.mark.parametrize("tables", [5, 6])
+def test_the_refusal_names_up_to_five_tables(cli: Cli, tmp_path: Path, tables: int) -> None:
+    path = tmp_path / "busy.db"
+    with sqlite3.connect(path) as db:
+        for number in range(tables):
+            db.execute(f"CREATE TABLE t{number} (id INTEGER PRIMARY KEY)")
+    done = cli("--url", f"sqlite:///{path}", "roundtrip")
+    listed = ", ".join(f"t{number}" for number in range(5))
+    assert done.returncode == 2 and done.stderr == (
+        f"mypkg-migrate: error: roundtrip fills and drops tables: sqlite:///{path} holds {listed}"
+        f"{'...' if tables > 5 else ''}; give it an empty database\n")
+
+
+def test_one_row_per_table_is_enough_and_none_is_a_usage_error() -> None:
+    """One row: each foreign key's parent has a single row to point at."""
+    assert mypkg.roundtrip(rows=1).findings == []
+    with pytest.raises(mypkg.UsageError, match="--rows must be at least 1, not 0"):
+        mypkg.roundtrip(rows=0)
+
+
+def test_a_number_changed_across_a_type_change_is_caught_and_a_long_value_is_cut(source_copy: Path) -> None:
+    """weight becomes a float and is halved (Decimal or int against float: compared as numbers);
+    the label's long values (its whole declared length) are shown cut to 40 characters."""
+    halved = change('    with op.batch_alter_table("gadget") as batch:\n'
+                    '        batch.alter_column("weight", type_=sa.Float, existing_type=sa.Integer)\n'
+                    '    op.execute("UPDATE gadget SET weight = weight / 2.0")\n'
+                    '    op.execute("UPDATE gadget SET label = upper(label) WHERE length(label) > 100")',
+                    "    pass")
+    done = project(source_copy, halved)("roundtrip", f"{HEAD}:head", "--json")
+    found = {(f["column"], f["direction"]): f for f in json.loads(done.stdout)["findings"]}
+    assert ("weight", "upgrade") in found and ("label", "upgrade") in found, done.stdout + done.stderr
+    example = found[("label", "upgrade")]["example"]
+    before, after = example.split(": ", 1)[1].split(" -> ")
+    assert re.fullmatch(r"'label-\d+x+\.\.\.", before) and re.fullmatch(r"'LABEL-\d+X+\.\.\.", after), example
+    assert len(before) == len(after) == 40
+
+
+def test_generated_numbers_fit_their_precision_on_postgresql(source_copy: Path, postgresql_url: str) -> None:
+    priced = change('    op.create_table("price", sa.Column("id", sa.Integer, primary_key=True),\n'
+                    '                    sa.Column("amount", sa.Numeric(3, 2), nullable=False))',
+                    '    op.drop_table("price")')
+    then = f'''\\
+"""reprice
+
+Revision ID: 9a0000000003
+Revises: {CHANGE}
+"""
+revision = "9a0000000003"
+down_revision = "{CHANGE}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
+'''
+    cli = project(source_copy, priced)
+    (source_copy / "alembic" / "versions" / "9999_9a0000000003_reprice.py").write_text(then)
+    done = cli("--url", postgresql_url, "roundtrip", f"{HEAD}:head", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["notes"] == []  # 9.99 at most: every generated price fitted

@@ -144,3 +144,13 @@ def test_a_lock_wait_is_told_with_its_holder_and_its_end(cli: Cli, sqlite_url: s
     wait, end = lines[1], lines[2]
     assert wait["timeout"] == 1 and "app.db.mypkg-migrate.lock" in wait["holder"]
     assert end["exit_code"] == 1 and "within 1s" in end["error"] and end["seconds"] >= 1
+
+
+@pytest.mark.parametrize(("args", "has_target"), [(("heads",), False), (("history",), False),
+                                                  (("history", "--applied"), True), (("status",), True)])
+def test_the_log_names_a_target_only_for_a_command_about_one_database(cli: Cli, sqlite_url: str,
+                                                                      args: tuple[str, ...], has_target: bool) -> None:
+    mypkg.upgrade(sqlite_url)
+    done = cli("--url", sqlite_url, "--log-format", "json", *args)
+    start = json.loads(done.stderr.splitlines()[0])
+    assert start["event"] == "command.start" and start["target"] == (sqlite_url if has_target else None)

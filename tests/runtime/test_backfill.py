@@ -269,6 +269,7 @@ def test_plain_alembic_runs_the_same_backfill_with_progress(item_table: Project)
     assert progress_rows(item_table.url) == []
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_batches_of_one_row_each_are_a_batch_size_like_any_other(item_table: Project) -> None:
     fill(item_table.url, 3)
     done = item_table.run("upgrade", BATCH_SIZE="1")
@@ -277,6 +278,7 @@ def test_batches_of_one_row_each_are_a_batch_size_like_any_other(item_table: Pro
     assert f"backfill item ({BACKFILL_REV}): 3 of 3 rows (100%)" in done.stderr
 
 
+@pytest.mark.parametrize("database", ["sqlite", "mysql"], indirect=True)  # transactional DDL, and not
 def test_a_column_the_table_lacks_is_named_in_one_line(item_table: Project) -> None:
     fill(item_table.url, 3)
     done = item_table.run("upgrade", BACKFILL_COLUMN="colour")

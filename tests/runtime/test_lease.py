@@ -196,7 +196,8 @@ def test_a_migrator_paused_past_its_lease_is_fenced_out_when_it_wakes(tmp_path: 
         assert "the migration lease ran out and another migrator took it over" in line
         assert "Traceback" not in err
         assert other.returncode == 0, other_err
-        assert "51000000051f" in other_out and "51000000051f" not in out
+        # The paused one started it (its "applying" line); only the other applied it.
+        assert "applied  51000000051f" in other_out and "applied  51000000051f" not in out
         assert ledger_counts(pg_server, url)["51000000051f"] == 1
         assert mypkg.current(url) == ("51000000051f",)
         assert leftovers(pg_server, url) == (0, 0)
