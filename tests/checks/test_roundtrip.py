@@ -272,3 +272,13 @@ def downgrade() -> None:
     done = cli("--url", postgresql_url, "roundtrip", f"{HEAD}:head", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["notes"] == []  # 9.99 at most: every generated price fitted
+
+
+def test_the_text_report_names_the_rewritten_table(source_copy: Path, postgresql_url: str) -> None:
+    rewrite = change('    op.alter_column("gadget", "weight", type_=sa.BigInteger, existing_type=sa.Integer)',
+                     '    op.alter_column("gadget", "weight", type_=sa.Integer, existing_type=sa.BigInteger)')
+    done = project(source_copy, rewrite)("--url", postgresql_url, "roundtrip", f"{GADGET}:head", "--report")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[:5] == [
+        f"{CHANGE}  change gadget", "  rows:      gadget 20, my_table 20, note 20",
+        done.stdout.splitlines()[2], "  locks:     gadget AccessExclusiveLock", "  rewritten: gadget"]

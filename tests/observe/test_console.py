@@ -62,3 +62,21 @@ def test_a_terminal_shows_a_revision_running_longer_than_a_second(source_copy: P
         SLOW_REVISION.replace("time.sleep(2.5)", "pass"))
     quick = cli.on_terminal("--url", sqlite_url, "downgrade", "-1")
     assert quick.returncode == 0 and "running" not in quick.stdout, repr(quick.stdout)
+
+
+def test_a_closed_terminal_never_stops_a_migration(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The running line's thread meets a closed stream (a terminal gone): it stops quietly."""
+    import threading
+    import time
+
+    from mypkg.migrate.observe.console import Console
+
+    failures: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    terminal = (tmp_path / "tty").open("w")
+    terminal.close()
+    console = Console(None, terminal, after=0.05)
+    console("revision.start", {"revision": "r", "message": "m", "direction": "upgrade", "plugin": None})
+    time.sleep(0.3)
+    console("revision.applied", {"revision": "r"})
+    assert failures == []

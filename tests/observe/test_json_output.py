@@ -154,3 +154,26 @@ def test_the_log_names_a_target_only_for_a_command_about_one_database(cli: Cli, 
     done = cli("--url", sqlite_url, "--log-format", "json", *args)
     start = json.loads(done.stderr.splitlines()[0])
     assert start["event"] == "command.start" and start["target"] == (sqlite_url if has_target else None)
+
+
+def test_a_log_of_a_command_without_a_target_gives_its_events_none(cli: Cli) -> None:
+    """roundtrip works on a scratch database: its revision events carry no target key."""
+    done = cli("--log-format", "json", "roundtrip", f"{REVISIONS[-2]}:head", "--rows", "2")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    revisions = [line for line in lines if line["event"].startswith("revision.")]
+    assert revisions and all("target" not in line for line in revisions)
+
+
+def test_a_backfills_progress_is_logged_every_five_seconds_not_per_batch() -> None:
+    """The JSON log's own throttle, fed the events a long backfill emits."""
+    import io
+
+    from mypkg.migrate.observe.jsonlog import JsonLog
+
+    stream = io.StringIO()
+    log = JsonLog(stream)
+    for at, done in ((100.0, 1), (104.5, 2), (105.1, 3), (109.9, 4), (110.2, 5), (110.3, 6)):
+        log("backfill.progress", {"time": at, "revision": "r", "table": "t", "done": done, "total": 6, "seconds": 1.0,
+                                  "finished": done == 6})
+    assert [json.loads(line)["done"] for line in stream.getvalue().splitlines()] == [1, 3, 5, 6]
