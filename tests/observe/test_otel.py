@@ -276,3 +276,15 @@ def test_the_api_functions_keep_their_names_signatures_and_docs_for_a_program() 
         assert function.__name__ in function.__qualname__ and function.__doc__
         assert "target" in inspect.signature(function).parameters
     assert list(inspect.signature(mypkg.upgrade).parameters)[:2] == ["target", "revision"]
+
+
+def test_console_exporters_print_and_an_unknown_one_turns_telemetry_off_not_the_migration(
+        cli: Cli, sqlite_url: str, tmp_path: Path) -> None:
+    shown = cli("--url", sqlite_url, "upgrade", OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="console")
+    assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+    assert '"name": "mypkg-migrate upgrade"' in shown.stdout and "mypkg.migrate.revisions.applied" in shown.stdout
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    unknown = cli("--url", other, "upgrade", OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="zipkin")
+    assert unknown.returncode == 0 and "upgraded from base" in unknown.stdout
+    assert unknown.stderr == ("mypkg-migrate: OpenTelemetry is off: OTEL_METRICS_EXPORTER=zipkin: "
+                              "this command knows otlp, console and none\n")
