@@ -228,7 +228,10 @@ def test_progress_on_stderr_rows_rate_and_time_left_and_quiet_silences_it(item_t
     assert lines[-1].startswith(f"mypkg-migrate: backfill item ({BACKFILL_REV}): 30,000 of 30,000 rows (100%)")
     assert len(lines) < 30
 
-    # As JSON events (docs/observability.md): the first batch, every few seconds, the end.
+    # As JSON events (docs/observability.md): the first batch, every few seconds, the end
+    # (one database is enough: the events are emitted by the same code on every one).
+    if not item_table.url.startswith("sqlite"):
+        return
     item_table.run("downgrade", TABLE_REV)
     logged = item_table.run("--log-format", "json", "upgrade", BATCH_SIZE="1000")
     assert logged.returncode == 0, logged.stderr
