@@ -115,9 +115,11 @@ def _exit_code(error: BaseException | None) -> int:
     code = getattr(error, "exit_code", None)
     if code is not None:
         return int(code)
+    from .errors import ExitCode
+
     if isinstance(error, KeyboardInterrupt):
-        return 143 if type(error).__name__ == "Terminated" else 130
-    return 1
+        return int(ExitCode.TERMINATED if type(error).__name__ == "Terminated" else ExitCode.INTERRUPTED)
+    return int(ExitCode.FAILURE)
 
 
 def describe(error: BaseException) -> str:

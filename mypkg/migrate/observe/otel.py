@@ -270,31 +270,28 @@ def _protocol(signal: str) -> str:
 
 
 def _span_exporter(name: str) -> Any:
-    if name == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-        return ConsoleSpanExporter()
-    if name != "otlp":
-        raise UnknownExporter(f"OTEL_TRACES_EXPORTER={name}: this command knows otlp, console and none")
-    if _protocol("TRACES") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
-    return OTLPSpanExporter()
+    return _exporter("TRACES", name, "trace_exporter", "OTLPSpanExporter", "opentelemetry.sdk.trace.export",
+                     "ConsoleSpanExporter")
 
 
 def _metric_exporter(name: str) -> Any:
-    if name == "console":
-        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+    return _exporter("METRICS", name, "metric_exporter", "OTLPMetricExporter", "opentelemetry.sdk.metrics.export",
+                     "ConsoleMetricExporter")
 
-        return ConsoleMetricExporter()
+
+def _exporter(signal: str, name: str, otlp_module: str, otlp_class: str, console_module: str,
+              console_class: str) -> Any:
+    """One signal's exporter as ``OTEL_<SIGNAL>_EXPORTER`` names it: otlp (over HTTP, or gRPC
+    when the protocol says so and its package is installed) or console."""
+    import importlib
+
+    if name == "console":
+        return getattr(importlib.import_module(console_module), console_class)()
     if name != "otlp":
-        raise UnknownExporter(f"OTEL_METRICS_EXPORTER={name}: this command knows otlp, console and none")
-    if _protocol("METRICS") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # type: ignore[assignment]
-    return OTLPMetricExporter()
+        raise UnknownExporter(f"OTEL_{signal}_EXPORTER={name}: this command knows otlp, console and none")
+    transport = "grpc" if _protocol(signal) == "grpc" else "http"
+    module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{transport}.{otlp_module}")
+    return getattr(module, otlp_class)()
 
 
 def _reader(exporter: Any) -> Any:
