@@ -211,6 +211,45 @@ def test_a_revision_stopped_after_its_last_batch_resumes_instead_of_sticking(
     assert item_table.run("status").returncode == 0
 
 
+def test_a_stop_in_another_revision_is_not_told_as_the_interrupted_backfill(tmp_path: Path, sqlite_url: str) -> None:
+    """An interrupted backfill's row stays until its revision runs again; a stop in another
+    revision meanwhile (here the table's own downgrade) is that revision's rollback, not a
+    backfill that "committed 50 of 50 rows"."""
+    root = project(tmp_path / "project")
+    table = root / "alembic" / "versions" / "item.py"
+    table.write_text(table.read_text().replace(
+        'op.drop_table("item")',
+        'open(__import__("os").environ["DOWNGRADING"], "w").write("now")\n'
+        '    __import__("time").sleep(120)\n    op.drop_table("item")'))
+    runner = Project(root, sqlite_url)
+    assert runner.run("upgrade", TABLE_REV).returncode == 0
+    fill(sqlite_url, 50)
+
+    def stopped(*args: str, marker: Path, **env: str) -> str:
+        migrator = subprocess.Popen(runner.command(*args), cwd=root, env={**runner.env, **env},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline and migrator.poll() is None:
+            time.sleep(0.02)
+        assert marker.exists(), migrator.communicate(timeout=60)[1]
+        migrator.send_signal(signal.SIGTERM)
+        _, stderr = migrator.communicate(timeout=60)
+        assert migrator.returncode == 143, stderr
+        [line] = [line for line in stderr.splitlines() if "terminated" in line]
+        return line
+
+    after = tmp_path / "after-backfill"
+    assert f"revision {BACKFILL_REV} stopped after its backfill" in stopped(
+        "upgrade", marker=after, AFTER_BACKFILL=str(after), BATCH_SIZE="10")
+    assert [row["done"] for row in progress_rows(sqlite_url)] == [50]
+
+    downgrading = tmp_path / "downgrading"
+    line = stopped("downgrade", "base", "--yes", marker=downgrading, DOWNGRADING=str(downgrading))
+    assert "backfill" not in line and "rolled back" in line, line
+    assert query(sqlite_url, "SELECT version_num FROM alembic_version") == [(TABLE_REV,)]
+    assert query(sqlite_url, "SELECT count(*) FROM item") == [(50,)]
+
+
 def test_progress_on_stderr_rows_rate_and_time_left_and_quiet_silences_it(item_table: Project) -> None:
     fill(item_table.url, 30_000)
     quiet = item_table.run("-q", "upgrade", BATCH_SIZE="1000")
