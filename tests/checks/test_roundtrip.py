@@ -133,11 +133,16 @@ def test_a_rebuild_that_forgets_a_column_is_caught(source_copy: Path) -> None:
     assert re.fullmatch(r"16 of 20 rows differ, e\.g\. 10000\d\d: \d+ -> None", found["example"]), found["example"]
 
 
-def test_a_narrowing_type_change_is_caught_on_postgresql(source_copy: Path, postgresql_url: str) -> None:
-    done = project(source_copy, NARROWED_LABEL)("--url", postgresql_url, "roundtrip", f"{HEAD}:head", "--json")
+@pytest.mark.parametrize(("url", "refusal"), [("postgresql_url", "value too long"),
+                                             ("mysql_url", "Data truncated for column 'label'")])
+def test_a_narrowing_type_change_is_caught_on_servers(source_copy: Path, request: pytest.FixtureRequest,
+                                                      url: str, refusal: str) -> None:
+    """PostgreSQL refuses the ALTER; MariaDB in strict mode (its default) refuses it the same way."""
+    done = project(source_copy, NARROWED_LABEL)("--url", request.getfixturevalue(url), "roundtrip", f"{HEAD}:head",
+                                                "--json")
     assert done.returncode == 1, done.stderr
     assert findings(done) == [(CHANGE, "gadget", "label", "upgrade")]
-    assert "value too long" in json.loads(done.stdout)["findings"][0]["example"]
+    assert refusal in json.loads(done.stdout)["findings"][0]["example"]
 
 
 def test_a_downgrade_that_cannot_bring_back_what_its_upgrade_moved_is_caught(source_copy: Path) -> None:
