@@ -36,8 +36,15 @@ def sessions(server: PostgresServer, url: str) -> int:
     counting this function's own: between two calls, the difference is what ran between."""
     with pg(server, url) as conn:
         conn.execute("SELECT pg_stat_force_next_flush()")
-    time.sleep(1.2)  # a session's statistics reach the shared counters when it ends
     with pg(server, url) as conn:
+        # A session's statistics reach the shared counters as its backend exits, before it
+        # leaves pg_stat_activity (a client's disconnect returns earlier: a loaded machine
+        # made a fixed pause too short). Autocommit: each query a fresh snapshot.
+        deadline = time.monotonic() + 60
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid()").fetchone()[0]:
+            assert time.monotonic() < deadline, "sessions still open after 60 s"
+            time.sleep(0.05)
         counted = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
     return counted - 2 * next(_calls)  # each call's two sessions (the reader's is counted by the next call)
 

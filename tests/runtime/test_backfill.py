@@ -35,8 +35,10 @@ done = backfill("item", values={os.environ.get("BACKFILL_COLUMN", "slug"): sa.fu
 if os.environ.get("BACKFILL_RESULT"):  # what backfill() returned: the rows this run updated
     open(os.environ["BACKFILL_RESULT"], "w").write(str(done))
 if os.environ.get("AFTER_BACKFILL"):  # the window after the last batch: a long index build
-    import time
-    open(os.environ["AFTER_BACKFILL"], "w").write("done")
+    import pathlib, time
+    # Closed before the test can see it: a temporary file object closed by the garbage
+    # collector swallows a SIGTERM landing in its close (the sleep then runs on).
+    pathlib.Path(os.environ["AFTER_BACKFILL"]).write_text("done")
     time.sleep(120)
 op.create_index("ix_item_slug", "item", ["slug"])
 """
@@ -219,7 +221,7 @@ def test_a_stop_in_another_revision_is_not_told_as_the_interrupted_backfill(tmp_
     table = root / "alembic" / "versions" / "item.py"
     table.write_text(table.read_text().replace(
         'op.drop_table("item")',
-        'open(__import__("os").environ["DOWNGRADING"], "w").write("now")\n'
+        '__import__("pathlib").Path(__import__("os").environ["DOWNGRADING"]).write_text("now")\n'
         '    __import__("time").sleep(120)\n    op.drop_table("item")'))
     runner = Project(root, sqlite_url)
     assert runner.run("upgrade", TABLE_REV).returncode == 0

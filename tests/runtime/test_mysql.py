@@ -176,7 +176,7 @@ def slow_downgrade(parent: str) -> str:
                 'op.create_table("second_half", sa.Column("id", sa.Integer, primary_key=True))',
         downgrade='import os, time\nop.drop_table("second_half")\n'
                   'if os.environ.get("MYPKG_TEST_SLOW_MARKER"):\n'
-                  '    open(os.environ["MYPKG_TEST_SLOW_MARKER"], "w").write("half way")\n'
+                  '    __import__("pathlib").Path(os.environ["MYPKG_TEST_SLOW_MARKER"]).write_text("half way")\n'
                   '    time.sleep(120)\n'
                   'op.drop_table("first_half")',
     ).text
