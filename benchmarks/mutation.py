@@ -109,7 +109,7 @@ def run_module(
     With several copies of the tree, the mutants are dealt out among them and run at
     once (cosmic-ray mutates in place: one mutant per tree at a time)."""
     first = copies[0]
-    tests = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {spec['tests']}"
+    tests = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -n 0 {spec['tests']}"
     # The unmutated tests' own time: a mutant's run is cut at 3x that (an infinite loop
     # is a kill), never below the configured timeout, so a slow suite is never a kill.
     started = time.perf_counter()

@@ -32,6 +32,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from filelock import FileLock
 from packaging.requirements import Requirement
 
 #: Python distributions the channel carries beyond python itself: the recipe's host
@@ -100,6 +101,15 @@ def bootstrap_channel() -> Path:
     channel = cache_root() / f"conda-channel-{channel_key()}"
     if (channel / "noarch" / "repodata.json").exists():
         return channel
+    channel.parent.mkdir(parents=True, exist_ok=True)
+    # The suite's workers (pytest-xdist) may all want it at once: one builds, the others wait.
+    with FileLock(channel.with_name(channel.name + ".lock"), timeout=1800):
+        if (channel / "noarch" / "repodata.json").exists():
+            return channel
+        return _build_channel(channel)
+
+
+def _build_channel(channel: Path) -> Path:
     work = Path(tempfile.mkdtemp(prefix="mypkg-conda-bootstrap-"))
     staging = channel.with_name(channel.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)

@@ -80,9 +80,11 @@ def test_the_lowest_declared_versions_build_and_pass_the_core_tests(tmp_path: Pa
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_") and k != "PYTHONPATH"}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"  # alembic, squawk: the floors'
-    # pytest-alembic is not a runtime requirement: its ini option is unknown there.
+    # pytest-alembic is not a runtime requirement: its ini option is unknown there; nor is
+    # pytest-xdist, whose options the suite's addopts name.
     result = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
-                             "ignore::pytest.PytestConfigWarning", *CORE], cwd=REPO, env=env,
+                             "ignore::pytest.PytestConfigWarning", "-o", "addopts=--strict-markers", *CORE],
+                            cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-5000:]
     assert re.search(r"\d+ passed", result.stdout) and " failed" not in result.stdout
