@@ -20,15 +20,16 @@ from .migrate.fleet.targets import Target, in_shard, target, unique
 __all__ = ["upgrade", "downgrade", "status", "schemas", "FleetResult", "Row"]
 
 
-def schemas(url: str, pattern: str = "*") -> list[str]:
+def schemas(url: str, *patterns: str) -> list[str]:
     """The URL (with ``schema=``) of every schema (PostgreSQL) or database (MySQL) of
-    ``url``'s server whose name matches the glob ``pattern``: targets for the functions below.
+    ``url``'s server whose name matches one of the globs ``patterns`` (every schema if none):
+    targets for the functions below, each once.
 
         mypkg.fleet.upgrade(mypkg.fleet.schemas("postgresql://app@db/app", "tenant_*"))
     """
     from .migrate.fleet.targets import from_schemas
 
-    return [found.url for found in from_schemas(url, pattern)]
+    return [found.url for found in from_schemas(url, *(patterns or ("*",)))]
 
 
 def _targets(urls: Iterable[str], shard: tuple[int, int] | None) -> list[Target]:

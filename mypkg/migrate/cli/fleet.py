@@ -69,7 +69,7 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
     found += [t for pattern in args.sqlite_glob for t in targets.from_sqlite_glob(pattern)]
     if args.schemas:
         url = settings.resolve_url_string(args.url)
-        found += [t for pattern in args.schemas for t in targets.from_schemas(url, pattern)]
+        found += targets.from_schemas(url, *args.schemas)
     chosen = targets.in_shard(targets.unique(found), shard)
     options = {"lock_timeout": args.lock_timeout, "statement_lock_timeout": args.statement_lock_timeout,
                "busy_timeout": settings.busy_timeout(), "confirm_base": args.yes}

@@ -71,10 +71,10 @@ _SYSTEM_SCHEMAS = {
 }
 
 
-def from_schemas(url: str, pattern: str) -> list[Target]:
+def from_schemas(url: str, *patterns: str) -> list[Target]:
     """Every schema (PostgreSQL) or database (MySQL, MariaDB) of ``url``'s server whose
-    name matches the glob ``pattern`` (``tenant_*``; case matters), sorted, each a target
-    carrying its ``schema=``.
+    name matches one of the globs ``patterns`` (``tenant_*``; case matters), sorted, each a
+    target carrying its ``schema=``: one listing for them all, and each schema once.
 
     :raises UsageError: ``url`` is not PostgreSQL or MySQL, or names a schema itself.
     :raises MigrateError: the server cannot be read.
@@ -94,7 +94,8 @@ def from_schemas(url: str, pattern: str) -> list[Target]:
                          "(SQLite tenants: --sqlite-glob)")
     with connections.connect(db, will_write=False) as connection:
         names = [row[0] for row in connection.exec_driver_sql(_SYSTEM_SCHEMAS[kind])]
-    return [target(with_schema(url, name)) for name in sorted(names) if fnmatch.fnmatchcase(name, pattern)]
+    return [target(with_schema(url, name)) for name in sorted(names)
+            if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)]
 
 
 def unique(targets: list[Target]) -> list[Target]:
