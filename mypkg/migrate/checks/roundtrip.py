@@ -14,6 +14,7 @@ downgrade still must bring them back).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -85,7 +86,6 @@ def roundtrip(target: Target = None, revision_range: str | None = None, *, rows:
 
     :raises UsageError: a non-empty database, an unknown revision, ``rows`` below 1.
     """
-    import contextlib
     import tempfile
 
     if rows < 1:
@@ -353,19 +353,13 @@ def _relfilenodes(db: Database) -> dict[str, int]:
             "AND c.relnamespace = to_regnamespace(current_schema())::oid")).all())
 
 
-def _locks_taken(db: Database, held: dict[str, str], report: bool) -> Any:
+@contextlib.contextmanager
+def _locks_taken(db: Database, held: dict[str, str], report: bool) -> Iterator[None]:
     """PostgreSQL, with ``report``: before each commit of the move, the table locks its
     session holds (they last to the commit), the strongest kept per table."""
-    import contextlib
-
     if not report or not db.is_postgresql:
-        return contextlib.nullcontext()
-    return _watching_commits(held)
-
-
-def _watching_commits(held: dict[str, str]) -> Iterator[None]:
-    import contextlib
-
+        yield
+        return
     import sqlalchemy as sa
     from sqlalchemy import event
 
@@ -380,12 +374,8 @@ def _watching_commits(held: dict[str, str]) -> Iterator[None]:
                         held.get(table, LOCK_MODES[0])):
                     held[table] = mode
 
-    @contextlib.contextmanager
-    def watching() -> Iterator[None]:
-        event.listen(sa.engine.Engine, "commit", before_commit)
-        try:
-            yield
-        finally:
-            event.remove(sa.engine.Engine, "commit", before_commit)
-
-    return watching()  # type: ignore[return-value]
+    event.listen(sa.engine.Engine, "commit", before_commit)
+    try:
+        yield
+    finally:
+        event.remove(sa.engine.Engine, "commit", before_commit)
