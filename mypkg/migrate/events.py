@@ -57,6 +57,23 @@ def emit(event: str, **fields: Any) -> None:
             logging.getLogger(__name__).warning("a listener of %s failed", event, exc_info=True)
 
 
+def handoff(target: str) -> dict[str, str]:
+    """What a worker process needs to carry on the listeners' story of ``target`` (a fleet's
+    target handed to a worker): a trace context, from each listener that keeps one."""
+    carried: dict[str, str] = {}
+    for listener in tuple(_listeners):
+        give = getattr(listener, "handoff", None)
+        if give is None:
+            continue
+        try:
+            carried.update(give(target))
+        except Exception:  # noqa: BLE001 - telling never decides a migration
+            import logging
+
+            logging.getLogger(__name__).warning("a listener's handoff of %s failed", target, exc_info=True)
+    return carried
+
+
 def listening() -> bool:
     return bool(_listeners)
 

@@ -183,19 +183,46 @@ def test_the_command_exports_to_a_collector_and_joins_the_pipelines_trace(
     assert [span.name for span in spans] == ["mypkg-migrate upgrade"]
 
 
-def test_a_fleet_makes_a_span_per_target(cli: Cli, tmp_path: Path,
-                                         receiver: tuple[str, list[tuple[str, object]]]) -> None:
+def test_a_fleet_is_one_trace_down_to_each_workers_revisions(cli: Cli, tmp_path: Path,
+                                                              receiver: tuple[str, list[tuple[str, object]]]) -> None:
+    """The fleet's span, a span per target under it, and under each target the worker's own
+    spans (its upgrade, its revisions), exported by the worker process; the workers'
+    counters each a series of its own (service.instance.id) that add up."""
     endpoint, received = receiver
-    for name in ("a", "b"):
+    for name in ("a", "b", "c"):
         assert cli("--url", f"sqlite:///{tmp_path / name}.db", "upgrade", REVISIONS[0], "-q").returncode == 0
-    done = cli("fleet", "upgrade", "--sqlite-glob", str(tmp_path / "*.db"), OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
-    assert done.returncode == 0, done.stderr
+    assert cli("--url", f"sqlite:///{tmp_path / 'c'}.db", "upgrade", "-q").returncode == 0  # at head: no work
+    done = cli("fleet", "upgrade", "--sqlite-glob", str(tmp_path / "*.db"), "--jobs", "2",
+               OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, TRACEPARENT=f"00-{TRACE_ID}-{PARENT_ID}-01")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
     _, spans = spans_of(received)
+    assert {span.trace_id.hex() for span in spans} == {TRACE_ID}
     (command,) = [span for span in spans if span.name == "mypkg-migrate fleet"]
-    targets = sorted((span for span in spans if span.name.startswith("target ")), key=lambda span: span.name)
-    assert [(attributes(span)["mypkg.target"], attributes(span)["mypkg.outcome"]) for span in targets] == [
-        (f"sqlite:///{tmp_path / 'a'}.db", "migrated"), (f"sqlite:///{tmp_path / 'b'}.db", "migrated")]
-    assert {span.parent_span_id for span in targets} == {command.span_id}
+    targets = {attributes(span)["mypkg.target"]: span for span in spans if span.name.startswith("target ")}
+    assert {target: attributes(span)["mypkg.outcome"] for target, span in targets.items()} == {
+        f"sqlite:///{tmp_path / 'a'}.db": "migrated", f"sqlite:///{tmp_path / 'b'}.db": "migrated",
+        f"sqlite:///{tmp_path / 'c'}.db": "unchanged"}
+    assert {span.parent_span_id for span in targets.values()} == {command.span_id}
+    upgrades = [span for span in spans if span.name == "mypkg-migrate upgrade"]
+    # One per target the workers migrated (the one at head is answered by one read, no span).
+    assert sorted(span.parent_span_id for span in upgrades) == sorted(
+        targets[f"sqlite:///{tmp_path / name}.db"].span_id for name in ("a", "b"))
+    for upgrade in upgrades:
+        under = [span for span in spans if span.parent_span_id == upgrade.span_id]
+        assert [attributes(span)["mypkg.revision"] for span in under] == REVISIONS[1:]
+        target = next(span for span in targets.values() if span.span_id == upgrade.parent_span_id)
+        assert target.start_time_unix_nano <= upgrade.start_time_unix_nano <= upgrade.end_time_unix_nano \
+            <= target.end_time_unix_nano
+    applied: dict[str, int] = {}
+    for path, message in received:
+        if path != "/v1/metrics":
+            continue
+        for rm in message.resource_metrics:  # type: ignore[attr-defined]
+            instance = next(a.value.string_value for a in rm.resource.attributes if a.key == "service.instance.id")
+            for metric in (m for sm in rm.scope_metrics for m in sm.metrics):
+                if metric.name == "mypkg.migrate.revisions.applied":
+                    applied[instance] = max(applied.get(instance, 0), sum(p.as_int for p in metric.sum.data_points))
+    assert sum(applied.values()) == 2 * (len(REVISIONS) - 1), applied
 
 
 def test_an_exporter_that_cannot_reach_its_collector_never_fails_the_migration(cli: Cli, sqlite_url: str) -> None:

@@ -110,7 +110,8 @@ def run(
             while waiting or running:
                 while waiting and len(running) < jobs and not stopped:
                     try:
-                        future = pool.submit(migrate_one, action, waiting[-1], revision, options or {})
+                        future = pool.submit(migrate_one, action, waiting[-1], revision, options or {},
+                                             events.handoff(waiting[-1].identity))
                     except futures.process.BrokenProcessPool:  # a worker was killed (out of memory...)
                         stopped = "a worker process died: no new target was started"
                         break
@@ -140,8 +141,19 @@ def run(
     return FleetResult(action, revision, ordered, stopped, time.perf_counter() - started)
 
 
-def migrate_one(action: str, found: Target, revision: str, options: dict[str, Any]) -> Row:
-    """One target, in a worker: its failure is its row, never the fleet's."""
+def migrate_one(action: str, found: Target, revision: str, options: dict[str, Any],
+                carried: dict[str, str] | None = None) -> Row:
+    """One target, in a worker: its failure is its row, never the fleet's. ``carried``: the
+    fleet's trace context for it (its spans go under the target's)."""
+    if not carried:
+        return _migrate_one(action, found, revision, options)
+    from ..observe import otel
+
+    with otel.continued(carried):
+        return _migrate_one(action, found, revision, options)
+
+
+def _migrate_one(action: str, found: Target, revision: str, options: dict[str, Any]) -> Row:
     from .. import commands
 
     clock = time.perf_counter()

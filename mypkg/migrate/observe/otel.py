@@ -104,6 +104,7 @@ class Telemetry:
         self.revision: Any = None
         self.lock: tuple[Any, float] | None = None
         self.backfills: dict[str, Any] = {}
+        self.targets: dict[str, Any] = {}  #: a fleet's targets handed to workers, by identity
 
     # --- spans -------------------------------------------------------------------------
 
@@ -203,11 +204,29 @@ class Telemetry:
         if fields.get("finished"):
             self._end(self.backfills.pop(fields["table"]), fields["time"])
 
+    def handoff(self, target: str) -> dict[str, str]:
+        """A fleet hands ``target`` to a worker: its span starts now, and the worker's own
+        spans (its command, its revisions) go under it, by the trace context returned."""
+        import time
+
+        from opentelemetry import propagate, trace
+
+        span = self.targets[target] = self._child(f"target {target}", time.time(), self._target_attributes(target))
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        return carrier
+
     def _on_target_end(self, fields: dict[str, Any]) -> None:
-        attributes = {**database_attributes(fields["target"]), f"{PACKAGE}.target": fields["target"],
-                      f"{PACKAGE}.outcome": fields["outcome"]}
-        span = self._child(f"target {fields['target']}", fields["time"] - fields["seconds"], attributes)
+        span = self.targets.pop(fields["target"], None)
+        if span is None:  # answered without a worker (many schemas read at once): after the fact
+            span = self._child(f"target {fields['target']}", fields["time"] - fields["seconds"],
+                               self._target_attributes(fields["target"]))
+        span.set_attribute(f"{PACKAGE}.outcome", fields["outcome"])
         self._end(span, fields["time"], fields.get("error") if fields["outcome"] == "failed" else None)
+
+    @staticmethod
+    def _target_attributes(target: str) -> dict[str, Any]:
+        return {**database_attributes(target), f"{PACKAGE}.target": target}
 
     def _end_revision(self, at: float, error: str | None = None) -> None:
         for table in list(self.backfills):
@@ -223,9 +242,10 @@ class Telemetry:
             self.meter_provider.shutdown()
 
 
-def from_environment() -> Telemetry:
+def from_environment(*, instance: str | None = None) -> Telemetry:
     """The command line's providers, from the standard ``OTEL_*`` variables; the command's
-    span joins ``TRACEPARENT``'s trace (``TRACESTATE`` too) when it is set."""
+    span joins ``TRACEPARENT``'s trace (``TRACESTATE`` too) when it is set. ``instance``:
+    a ``service.instance.id`` of its own (a fleet's worker: its counters are a series apart)."""
     from opentelemetry import propagate
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -233,9 +253,9 @@ def from_environment() -> Telemetry:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     defaults = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: COMMAND}
-    resource = Resource.create(defaults)
     if SERVICE_NAME in defaults and "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", ""):
-        resource = Resource.create({})  # the resource attributes name the service: theirs wins
+        defaults = {}  # the resource attributes name the service: theirs wins
+    resource = Resource.create({**defaults, **({"service.instance.id": instance} if instance else {})})
     tracer_provider = TracerProvider(resource=resource)
     for exporter in _exporters("OTEL_TRACES_EXPORTER", _span_exporter):
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -245,6 +265,35 @@ def from_environment() -> Telemetry:
                if os.environ.get(name)}
     parent = propagate.extract(carrier) if carrier else None
     return Telemetry(tracer_provider, meter_provider, parent=parent, owned=True)
+
+
+_worker: Telemetry | None = None
+
+
+def continued(carried: dict[str, str]) -> Any:
+    """In a fleet's worker process: the target's spans under the span the fleet started for
+    it (``carried``, from :meth:`Telemetry.handoff`), exported from this process with the
+    same ``OTEL_*`` configuration. The worker's providers are made once and export what is
+    left when the worker exits (a multiprocessing finalizer: the pool's shutdown waits for
+    it, bounded by the exporters' timeout). No ``OTEL_*`` variable here (a program that set
+    OpenTelemetry up in code): the worker's spans are not made."""
+    import contextlib
+
+    from .. import events
+
+    global _worker
+    if not carried or not wanted() or not installed():
+        return contextlib.nullcontext()
+    if _worker is None:
+        import multiprocessing.util
+        import uuid
+
+        _worker = from_environment(instance=str(uuid.uuid4()))
+        multiprocessing.util.Finalize(None, _worker.close, exitpriority=10)
+    from opentelemetry import propagate
+
+    _worker.parent = propagate.extract(carried)
+    return events.listeners(_worker)
 
 
 def from_the_caller() -> Telemetry:
