@@ -233,6 +233,27 @@ def test_an_exporter_that_cannot_reach_its_collector_never_fails_the_migration(c
                OTEL_EXPORTER_OTLP_TIMEOUT="2")
     assert done.returncode == 0, done.stderr
     assert "upgraded from base" in done.stdout
+    [line] = done.stderr.splitlines()  # the SDK's complaints (spans, metrics) as one line
+    assert line.startswith("mypkg-migrate: telemetry not exported: "), done.stderr
+
+
+def test_a_collector_that_never_answers_costs_a_fleet_one_line_and_its_bound(cli: Cli, tmp_path: Path) -> None:
+    """A listener on 127.0.0.1 that accepts and never answers: the parent and each worker
+    wait at most OTEL_EXPORTER_OTLP_TIMEOUT per export, and only the fleet's process says so."""
+    import socket
+
+    for name in ("a", "b", "c"):
+        assert cli("--url", f"sqlite:///{tmp_path / name}.db", "upgrade", REVISIONS[0], "-q").returncode == 0
+    with contextlib.closing(socket.socket()) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        done = cli("fleet", "upgrade", "--sqlite-glob", str(tmp_path / "*.db"), "--jobs", "2",
+                   OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{silent.getsockname()[1]}",
+                   OTEL_EXPORTER_OTLP_TIMEOUT="1", timeout=60)  # a wait without that bound fails here
+    assert done.returncode == 0, done.stderr
+    assert "3 migrated" in done.stdout
+    [line] = done.stderr.splitlines()
+    assert line.startswith("mypkg-migrate: telemetry not exported: "), done.stderr
 
 
 @pytest.mark.parametrize("command", ["upgrade", "status"])

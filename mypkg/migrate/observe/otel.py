@@ -242,10 +242,11 @@ class Telemetry:
             self.meter_provider.shutdown()
 
 
-def from_environment(*, instance: str | None = None) -> Telemetry:
+def from_environment(*, worker: bool = False) -> Telemetry:
     """The command line's providers, from the standard ``OTEL_*`` variables; the command's
-    span joins ``TRACEPARENT``'s trace (``TRACESTATE`` too) when it is set. ``instance``:
-    a ``service.instance.id`` of its own (a fleet's worker: its counters are a series apart)."""
+    span joins ``TRACEPARENT``'s trace (``TRACESTATE`` too) when it is set. A fleet's
+    ``worker``: a ``service.instance.id`` of its own (its counters a series apart), and
+    silent about failed exports (the fleet's process says it)."""
     from opentelemetry import propagate
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -255,7 +256,12 @@ def from_environment(*, instance: str | None = None) -> Telemetry:
     defaults = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: COMMAND}
     if SERVICE_NAME in defaults and "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", ""):
         defaults = {}  # the resource attributes name the service: theirs wins
-    resource = Resource.create({**defaults, **({"service.instance.id": instance} if instance else {})})
+    if worker:
+        import uuid
+
+        defaults["service.instance.id"] = str(uuid.uuid4())
+    resource = Resource.create(defaults)
+    _one_line_for_the_sdks_complaints(silent=worker)
     tracer_provider = TracerProvider(resource=resource)
     for exporter in _exporters("OTEL_TRACES_EXPORTER", _span_exporter):
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -286,14 +292,33 @@ def continued(carried: dict[str, str]) -> Any:
         return contextlib.nullcontext()
     if _worker is None:
         import multiprocessing.util
-        import uuid
 
-        _worker = from_environment(instance=str(uuid.uuid4()))
+        _worker = from_environment(worker=True)
         multiprocessing.util.Finalize(None, _worker.close, exitpriority=10)
     from opentelemetry import propagate
 
     _worker.parent = propagate.extract(carried)
     return events.listeners(_worker)
+
+
+def _one_line_for_the_sdks_complaints(*, silent: bool) -> None:
+    """The SDK logs each failed export (spans, metrics, each retry) on stderr, a line each:
+    the command's own processes say the first, once, as this command's one line, and no
+    more (a collector that is down is one fact). A program's own logging is left alone."""
+    import logging
+    import sys
+
+    class FirstOnly(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            logger.removeHandler(self)
+            logger.addHandler(logging.NullHandler())
+            first = (record.getMessage().strip() or record.name).splitlines()[0]
+            print(f"{COMMAND}: telemetry not exported: {first}", file=sys.stderr, flush=True)
+
+    logger = logging.getLogger("opentelemetry")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler() if silent else FirstOnly(logging.WARNING))
+    logger.propagate = False
 
 
 def from_the_caller() -> Telemetry:
