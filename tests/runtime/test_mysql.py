@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -246,6 +247,30 @@ def test_the_lock_is_named_for_the_database(mysql_url: str, mariadb_server) -> N
             assert mypkg.current(mysql_url) == ()
     finally:
         mariadb_server.drop_database(other)
+
+
+def test_a_long_database_names_lock_is_the_one_every_release_takes(mariadb_server) -> None:  # noqa: ANN001
+    """GET_LOCK names stop at 64 characters: past that, the lock is named for a hash of the
+    database's name, cut to 64, as every release names it. A migrator of another release (or
+    an operator's script) holding that name makes this one wait."""
+    import hashlib
+
+    name = "tenant_" + "x" * 50 + uuid.uuid4().hex[:7]  # 64 characters, the most MariaDB takes
+    with mariadb_server.connect() as admin, admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}`")
+    try:
+        with mariadb_server.connect(name) as holder, holder.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, 0)",
+                           (f"mypkg-migrate:{hashlib.sha256(name.encode()).hexdigest()}"[:64],))
+            assert cursor.fetchone()[0] == 1
+            env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+            waited = subprocess.run([*command_prefix(), "--url", mariadb_server.url(name), "upgrade",
+                                     "--lock-timeout", "1"], env=env, capture_output=True, text=True, timeout=120)
+            assert waited.returncode == 1 and "waiting up to 1s for the migration lock" in waited.stderr, waited.stderr
+            assert mypkg.current(mariadb_server.url(name)) == ()
+    finally:
+        with mariadb_server.connect() as admin, admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def test_offline_sql_applies_with_the_mariadb_client(cli: Cli, mysql_url: str, mariadb_server) -> None:  # noqa: ANN001
