@@ -102,6 +102,7 @@ def restricted(root: str, keep: Collection[str], satisfied: Collection[str]) -> 
             yield script
 
     directory.revision_map = RevisionMap(scripts)
+    imported(directory)
     _restricted.append(directory)
     try:
         yield
@@ -143,4 +144,32 @@ def _whole() -> ScriptDirectory:
                 f"the install of {what} is damaged: {len(missing)} revision script(s) it shipped are "
                 f"missing, e.g. {missing[0]}; nothing was run; reinstall {what}"
             )
+    return imported(directory)
+
+
+def imported(directory: ScriptDirectory) -> ScriptDirectory:
+    """``directory`` with every script imported now, before anything runs.
+
+    :raises MigrateError: a script that fails to import (a module it imports is gone, a
+        syntax error), named with its error: Alembic imports scripts lazily, deep inside
+        working out a plan, where the error would read as a revision that is not there.
+    """
+    from .manifest import load
+
+    try:
+        directory.revision_map.heads  # noqa: B018 - the map loads every script
+    except Exception as exc:
+        known = {os.path.realpath(path_of(rev.revision)) for rev in load().revisions}
+        failing = exc.filename if isinstance(exc, SyntaxError) else None
+        frame = exc.__traceback__
+        while frame is not None:  # the innermost frame in a script: the script that failed
+            if os.path.realpath(frame.tb_frame.f_code.co_filename) in known:
+                failing = frame.tb_frame.f_code.co_filename
+            frame = frame.tb_next
+        if failing is None or os.path.realpath(failing) not in known:
+            raise
+        from ..errors import MigrateError
+
+        raise MigrateError(f"revision script {os.path.basename(failing)} cannot be imported: "
+                           f"{type(exc).__name__}: {exc}; nothing was run") from exc
     return directory
