@@ -233,6 +233,14 @@ def test_a_checkpoint_edited_by_hand_is_caught_by_verify_and_refused_by_upgrade(
     changed = mig(root, "--url", f"sqlite:///{installed}", "verify")
     assert changed.returncode == 1
     assert ("78a2efaef9ac  mismatch: checkpoint 78a2efaef9ac.json changed since it was installed here" in changed.stdout)
+    # Which content was installed, which ships now: the ledger's checksum and the file's, to 12.
+    import sqlite3
+
+    (recorded,) = sqlite3.connect(installed).execute(
+        "SELECT checksum FROM mypkg_migration_ledger WHERE outcome = 'checkpoint'").fetchone()
+    shipped = json.loads(path.read_text())["checksum"]
+    assert f"(recorded sha256 {recorded[:12]}…, shipped {shipped[:12]}…)" in changed.stdout, changed.stdout
+    assert recorded[:12] != shipped[:12]
     at = next(i for i, st in enumerate(forms["sqlite"]["statements"], 1) if "VARCHAR(10)" in st)
     line = next(line for line in proof if "against the replay: statements" in line)
     assert line.startswith(f"78a2efaef9ac.json against the replay: statements {at}: expected CREATE TABLE")

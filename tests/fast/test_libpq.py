@@ -39,6 +39,29 @@ def test_rows_nulls_and_text_come_back_as_psycopg_reads_them(pg_server: Postgres
         assert ours == [tuple(row) for row in connection.execute(sql).fetchall()]
 
 
+def test_a_long_lived_process_reading_many_times_leaves_no_session_open(pg_server: PostgresServer,
+                                                                        postgresql_url: str) -> None:
+    """A fleet's worker answers target after target through the fast path: each read's
+    session ends with it (a leak would hold a server connection per target until the
+    worker exits, and a fleet of hundreds would run the server out of connections)."""
+    import time
+
+    import psycopg
+
+    from mypkg.migrate.fast import answers
+
+    mypkg.upgrade(postgresql_url)
+    for _ in range(5):
+        assert answers.status(postgresql_url).at_head
+    database = postgresql_url.split("?")[0].rsplit("/", 1)[-1]
+    deadline = time.monotonic() + 30
+    with psycopg.connect(**params_for(pg_server), autocommit=True) as watcher:
+        while open_sessions := watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)).fetchone()[0]:
+            assert time.monotonic() < deadline, f"{open_sessions} session(s) still open"
+            time.sleep(0.05)
+
+
 def test_a_failed_statement_is_unavailable_not_an_answer(pg_server: PostgresServer) -> None:
     with libpq.Connection(params_for(pg_server)) as connection, pytest.raises(libpq.Unavailable):
         connection.execute("SELECT * FROM no_such_table")

@@ -308,6 +308,27 @@ def test_the_busy_timeout_bounds_every_command_on_a_held_sqlite_file(command: li
     assert "\n".join(sqlite3.connect(db).iterdump()) == before
 
 
+def test_a_held_sqlite_file_is_waited_for_once_not_again_by_the_full_path(tmp_path: Path) -> None:
+    """The fast path waited the whole --busy-timeout and the file is still held: it says so,
+    rather than stepping aside for the full path to wait the bound a second time."""
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    mypkg.upgrade(f"sqlite:///{db}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        started = time.monotonic()
+        result = subprocess.run([*command_prefix(), "--url", f"sqlite:///{db}", "--busy-timeout", "3", "status"],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        waited = time.monotonic() - started
+    finally:
+        holder.close()
+    assert result.returncode == 1 and "database is locked" in result.stderr, result.stderr
+    assert 3 <= waited < 5.5, waited  # twice the bound would be 6 s at least
+
+
 def test_a_server_that_stops_mid_revision_is_told_in_one_line(source_copy: Path, tmp_path: Path) -> None:
     """PostgreSQL shut down while a revision runs: one line saying the connection was lost and
     that the revision did not commit; no driver noise, no 'is at unknown'."""
