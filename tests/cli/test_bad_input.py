@@ -14,7 +14,7 @@ from typing import NamedTuple
 import pytest
 
 import mypkg
-from tests.conftest import command_prefix
+from tests.conftest import Cli, command_prefix
 
 SECRET = "s3cret"
 REVISIONS = [rev.revision for rev in mypkg.history()]
@@ -145,6 +145,10 @@ CASES: dict[str, Case] = {
     "SQLite URL with two slashes, upgrade": Case(("--url", "sqlite://app.db", "upgrade"), 2, "three slashes"),
     "SQLite URL with a user": Case(("--url", f"sqlite://u:{SECRET}@//tmp/x.db", "status"), 2,
                                    "malformed SQLite URL 'sqlite://u:***@//tmp/x.db'"),
+    "SQLite URL with a user alone": Case(("--url", "sqlite://me@/app.db", "status"), 2,
+                                         "malformed SQLite URL 'sqlite://me@/app.db'"),
+    "SQLite URL with a password alone": Case(("--url", f"sqlite://:{SECRET}@/app.db", "status"), 2,
+                                             "malformed SQLite URL 'sqlite://:***@/app.db'"),
     "SQLite file is a directory": Case(("--url", "sqlite:///{tmp}", "upgrade"), 1, "is a directory, not a SQLite"),
     "SQLite file is a directory, status": Case(("--url", "sqlite:///{tmp}", "status"), 1, "is a directory"),
     "verify a missing file": Case(("--url", "sqlite:///{tmp}/typo.db", "verify"), 1,
@@ -214,6 +218,17 @@ def test_bad_input(name: str, databases: dict[str, Path], tmp_path: Path) -> Non
     assert SECRET not in result.stdout + result.stderr
     assert {path: snapshot(path) for path in files} == before
     assert list(tmp_path.iterdir()) == []  # nothing created in the working directory either
+
+
+def test_a_one_character_prefix_of_two_revisions_is_ambiguous_not_unknown(cli: Cli, sqlite_url: str) -> None:
+    """Alembic resolves a prefix of any length that one revision starts with ("13"), and
+    says "Can't locate" for one several start with ("1"): that is ambiguous, not unknown."""
+    starting = sorted(rev for rev in (script.revision for script in mypkg.history()) if rev.startswith("1"))
+    assert len(starting) == 2, starting  # the shipped history: 1341fe34ff84 and 1c639967c1b5
+    result = cli("--url", sqlite_url, "upgrade", "1")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"ambiguous revision '1': it starts {', '.join(starting)}; give more characters" in result.stderr
+    assert cli("--url", sqlite_url, "upgrade", starting[0][:2]).returncode == 0  # one revision starts so
 
 
 def test_an_ambiguous_prefix_lists_the_candidates(tmp_path: Path) -> None:

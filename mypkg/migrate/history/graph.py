@@ -103,12 +103,13 @@ def require_revision(revision: str) -> None:
     try:
         found = scripts.script_directory().get_revisions(revision)
     except CommandError as exc:
-        # Alembic says "Can't locate" for a prefix of several revisions, too.
+        # Alembic says "Can't locate" for a prefix of several revisions, too (of any length:
+        # it resolves "13" when one revision starts so).
         candidates = sorted(
             script.revision for script in scripts.script_directory().walk_revisions()
             if script.revision.startswith(revision)
         )
-        if len(revision) >= 4 and len(candidates) > 1:
+        if len(candidates) > 1:
             raise UsageError(
                 f"ambiguous revision {revision!r}: it starts {', '.join(candidates)}; give more characters"
             ) from None
