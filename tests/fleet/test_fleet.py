@@ -250,6 +250,21 @@ def test_the_python_api_returns_the_rows(tmp_path: Path) -> None:
     assert all(shard.ok for shard in shards)
 
 
+def test_an_unexpected_error_in_one_target_is_that_targets_row_not_the_fleets(tmp_path: Path) -> None:
+    """Not every error is a migration error: a URL parameter the driver cannot take (SQLite's
+    timeout=abc) raises ValueError inside the worker. That target fails with it; the worker
+    lives, and the other targets are migrated as if nothing happened."""
+    import mypkg.fleet
+
+    paths = sqlite_files(tmp_path / "data", 3)
+    odd = f"sqlite:///{paths[1]}?timeout=abc"
+    result = mypkg.fleet.upgrade([f"sqlite:///{paths[0]}", odd, f"sqlite:///{paths[2]}"], jobs=1)
+    assert result.stopped is None
+    rows = {row.target: row for row in result.rows}
+    assert rows[odd].outcome == "failed" and rows[odd].error.startswith("ValueError: "), rows[odd]
+    assert [rows[f"sqlite:///{path}"].outcome for path in (paths[0], paths[2])] == ["migrated", "migrated"]
+
+
 def test_the_guides_indexed_job_manifest_shards_the_fleet() -> None:
     """The manifest in docs/fleets.md: an Indexed Job whose pods each take their shard."""
     import re
