@@ -74,9 +74,14 @@ def test_entry_points_are_read_as_ini_and_the_first_distribution_of_a_name_wins(
     later = tmp_path / "later"
     later.mkdir()
     Site(later).add("First_Dist", "1.0", "[mypkg.migrations]\nshadowed = nope\n")  # same name, normalised
+    # Listed after the shadowed one in the same folder: still found (a plugin installed twice
+    # must not hide the plugins beside its second copy).
+    Site(later).add("second_dist", "1.0", "[mypkg.migrations]\nsecond = pkg_second\n")
     found = plugins.entry_points(path=[str(site.root), str(later), str(tmp_path / "missing")])
-    assert found == [("one", "pkg_one", "first_dist", "2.0"), ("two", "pkg_two:attr [extra]", "first_dist", "2.0")]
-    assert plugins.entry_points(path=[str(later)]) == [("shadowed", "nope", "First_Dist", "1.0")]
+    assert found == [("one", "pkg_one", "first_dist", "2.0"), ("two", "pkg_two:attr [extra]", "first_dist", "2.0"),
+                     ("second", "pkg_second", "second_dist", "1.0")]
+    assert plugins.entry_points(path=[str(later)]) == [("shadowed", "nope", "First_Dist", "1.0"),
+                                                       ("second", "pkg_second", "second_dist", "1.0")]
 
 
 def test_installed_plugins_are_found_beside_their_metadata_and_merged_after_the_core(site: Site) -> None:
