@@ -37,7 +37,7 @@ CASES: dict[str, Case] = {
     "unknown option": Case(("upgrade", "--nope"), 2, "unrecognized arguments: --nope"),
     "extra argument": Case(("heads", "extra"), 2, "unrecognized arguments: extra"),
     "unknown revision": Case(("upgrade", "nope"), 2, "unknown revision 'nope'"),
-    "too short a prefix": Case(("upgrade", "1"), 2, "unknown revision '1'"),
+    "a one-character prefix of two revisions": Case(("upgrade", "1"), 2, "ambiguous revision '1'"),
     "a hyphen, not a relative step": Case(("downgrade", "no-such-rev"), 2, "unknown revision 'no-such-rev'"),
     "upgrade backwards": Case(("upgrade", "-1"), 2, "upgrade -1 would go back 1 revision(s): use downgrade -1"),
     "downgrade forwards": Case(("downgrade", "+1"), 2, "downgrade +1 would go forward"),
