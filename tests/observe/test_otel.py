@@ -225,6 +225,26 @@ def test_a_fleet_is_one_trace_down_to_each_workers_revisions(cli: Cli, tmp_path:
     assert sum(applied.values()) == 2 * (len(REVISIONS) - 1), applied
 
 
+def test_a_listener_whose_handoff_fails_never_stops_a_fleet(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Telling never decides a migration: a listener that cannot hand a target's context to
+    its worker is logged, and every target is migrated."""
+    import mypkg.fleet
+    from mypkg.migrate import events
+
+    class Broken:
+        def __call__(self, event: str, fields: dict) -> None:
+            pass
+
+        def handoff(self, target: str) -> dict[str, str]:
+            raise RuntimeError("no context to give")
+
+    urls = [f"sqlite:///{tmp_path / name}.db" for name in ("a", "b")]
+    with events.listeners(Broken()):
+        result = mypkg.fleet.upgrade(urls, jobs=1)
+    assert result.ok and [row.outcome for row in result.rows] == ["migrated", "migrated"]
+    assert sum("handoff" in record.getMessage() for record in caplog.records) == 2
+
+
 def test_an_exporter_that_cannot_reach_its_collector_never_fails_the_migration(cli: Cli, sqlite_url: str) -> None:
     with contextlib.closing(__import__("socket").socket()) as unused:
         unused.bind(("127.0.0.1", 0))
