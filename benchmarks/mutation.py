@@ -109,7 +109,14 @@ def run_module(
     With several copies of the tree, the mutants are dealt out among them and run at
     once (cosmic-ray mutates in place: one mutant per tree at a time)."""
     first = copies[0]
-    tests = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -n 0 {spec['tests']}"
+    # Each tree its own pytest temporary root: sessions sharing /tmp/pytest-of-USER clean up
+    # each other's numbered folders (a new one is deletable until its lock is written), and a
+    # test whose folder vanished under it would count as a kill.
+    def tests_in(copy: Path) -> str:
+        return (f"{sys.executable} -m pytest -x -q -p no:cacheprovider -n 0 --basetemp={copy.parent / ('pytest-' + copy.name)} "
+                f"{spec['tests']}")
+
+    tests = tests_in(first)
     # The unmutated tests' own time: a mutant's run is cut at 3x that (an infinite loop
     # is a kill), never below the configured timeout, so a slow suite is never a kill.
     started = time.perf_counter()
@@ -124,7 +131,7 @@ def run_module(
             "[cosmic-ray]\n"
             f'module-path = "{spec["module"]}"\n'
             f"timeout = {timeout:.0f}.0\nexcluded-modules = []\n"
-            f'test-command = "{tests}"\n'
+            f'test-command = "{tests_in(copy)}"\n'
             '[cosmic-ray.distributor]\nname = "local"\n'
         )
     session = first / f"{name}.sqlite"
