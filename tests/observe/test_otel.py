@@ -321,6 +321,29 @@ def test_a_tenants_spans_name_its_database_and_schema(cli: Cli, postgresql_url: 
     assert "server.address" in found or "host=" in postgresql_url  # a unix socket has no address
 
 
+def test_schemas_read_at_once_are_target_spans_timed_within_the_fleets(
+        cli: Cli, postgresql_url: str, receiver: tuple[str, list[tuple[str, object]]]) -> None:
+    """Many schemas of one database are answered by one read, without a worker: each still
+    gets its span, from its share of the read's time, inside the fleet's span."""
+    endpoint, received = receiver
+    for schema in ("tenant_a", "tenant_b"):
+        assert cli("--url", postgresql_url, "--schema", schema, "upgrade", "-q").returncode == 0
+    received.clear()
+    done = cli("--url", postgresql_url, "fleet", "status", "--schemas", "tenant_*", "--json",
+               OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+    assert done.returncode == 0, done.stderr
+    seconds = {row["target"]: row["seconds"] for row in json.loads(done.stdout)["targets"]}
+    _, spans = spans_of(received)
+    (command,) = [span for span in spans if span.name == "mypkg-migrate fleet"]
+    targets = [span for span in spans if span.name.startswith("target ")]
+    assert sorted(attributes(span)["mypkg.target"] for span in targets) == sorted(seconds)
+    for span in targets:
+        assert command.start_time_unix_nano <= span.start_time_unix_nano <= span.end_time_unix_nano \
+            <= command.end_time_unix_nano
+        took = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e9
+        assert abs(took - seconds[attributes(span)["mypkg.target"]]) < 0.002, (took, seconds)
+
+
 @pytest.mark.parametrize(("url", "expected"), [
     ("postgresql://app:***@db.internal:6432/shop?schema=tenant_7",
      {"db.namespace": "shop|tenant_7", "server.address": "db.internal", "server.port": 6432}),
