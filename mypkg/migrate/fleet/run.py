@@ -145,11 +145,9 @@ def migrate_one(action: str, found: Target, revision: str, options: dict[str, An
                 carried: dict[str, str] | None = None) -> Row:
     """One target, in a worker: its failure is its row, never the fleet's. ``carried``: the
     fleet's trace context for it (its spans go under the target's)."""
-    if not carried:
-        return _migrate_one(action, found, revision, options)
     from ..observe import otel
 
-    with otel.continued(carried):
+    with otel.continued(carried or {}):
         return _migrate_one(action, found, revision, options)
 
 

@@ -288,9 +288,11 @@ def continued(carried: dict[str, str]) -> Any:
     from .. import events
 
     global _worker
-    if not carried or not wanted() or not installed():
+    if not carried:
         return contextlib.nullcontext()
-    if _worker is None:
+    if _worker is None:  # the worker's first target: whether to, and how, asked once
+        if not wanted() or not installed():
+            return contextlib.nullcontext()
         import multiprocessing.util
 
         _worker = from_environment(worker=True)
