@@ -217,6 +217,19 @@ def test_a_checkpoint_edited_by_hand_is_caught_by_verify_and_refused_by_upgrade(
     declared = json.loads(path.read_text())["checksum"]
     shown = re.search(r"its content's sha256 is ([0-9a-f]+)…, it declares ([0-9a-f]+)…", verify.stdout)
     assert shown and len(shown.group(1)) == 12 and shown.group(2) == declared[:12] != shown.group(1), verify.stdout
+    # Caught whichever way the two checksums sort: an edit whose sha256 sorts the other way too.
+    from mypkg.migrate.history.checkpoints import content_checksum
+
+    edited = path.read_text()
+    first_below = content_checksum("78a2efaef9ac", json.loads(edited)["forms"]) < declared
+    for width in range(11, 100):
+        other = edited.replace("VARCHAR(10)", f"VARCHAR({width})", 1)
+        if (content_checksum("78a2efaef9ac", json.loads(other)["forms"]) < declared) != first_below:
+            break
+    path.write_text(other)
+    again = mig(root, "--url", f"sqlite:///{installed}", "verify")
+    assert again.returncode == 1 and "edited checkpoint: 78a2efaef9ac.json" in again.stdout, again.stdout
+    path.write_text(edited)
     fresh = tmp_path / "fresh.db"
     refused = mig(root, "--url", f"sqlite:///{fresh}", "upgrade")
     assert refused.returncode == 1

@@ -83,9 +83,18 @@ CASES: dict[str, Case] = {
                                      {"MYPKG_MIGRATION_URL": "  "}),
     "unknown dialect": Case(("--url", "foo://x", "current"), 2, "unknown database dialect 'foo'"),
     "not a URL": Case(("--url", "not a url", "current"), 2, "malformed database URL"),
+    "unknown dialect with a host": Case(("--url", "vertica://u@127.0.0.1/db", "status"), 2,
+                                        "unknown database dialect 'vertica'"),
     "port not a number": Case(("--url", f"postgresql://u:{SECRET}@127.0.0.1:abc/db", "status"), 2, "the port must be a number"),
     "port out of range": Case(("--url", f"postgresql://u:{SECRET}@127.0.0.1:99999/db", "status"), 2, "port 99999 is out of range"),
     "async driver": Case(("--url", "postgresql+asyncpg://u@127.0.0.1/db", "status"), 2, "async driver"),
+    "a SQLite parameter the driver cannot take": Case(("--url", "{db}?timeout=abc", "upgrade"), 2,
+                                                     "timeout=abc is not a value the sqlite driver takes"),
+    "a second SQLite parameter the driver cannot take": Case(
+        ("--url", "{db}?mode=ro&timeout=1&check_same_thread=maybe", "status"), 2, "check_same_thread=maybe is not"),
+    "a MySQL parameter the driver cannot take": Case(
+        ("--url", f"mysql+pymysql://u:{SECRET}@127.0.0.1:1/db?connect_timeout=soon", "status"), 2,
+        "connect_timeout=soon is not a value the mysql driver takes"),
     "backup of PostgreSQL": Case(("--url", DEAD_PG, "upgrade", "--backup"), 2, "--backup copies a SQLite file"),
     "downgrade backup of PostgreSQL": Case(("--url", DEAD_PG, "downgrade", "-1", "--backup"), 2, "--backup copies"),
     "read-only URL, upgrade": Case(("--url", "{db}?mode=ro", "upgrade"), 2, "opened read-only (mode=ro)"),
@@ -95,8 +104,12 @@ CASES: dict[str, Case] = {
     "missing directory, current": Case(("--url", "sqlite:///{tmp}/nodir/x.db", "current"), 1, "does not exist"),
     "missing directory, ledger": Case(("--url", "sqlite:///{tmp}/nodir/x.db", "history", "--applied"), 1, "does not exist"),
     "missing directory, upgrade": Case(("--url", "sqlite:///{tmp}/nodir/x.db", "upgrade"), 1, "does not exist"),
+    "missing directory, a URL with a parameter shown as written": Case(
+        ("--url", "sqlite:///{tmp}/nodir/x.db?timeout=5", "upgrade"), 1, "nodir/x.db?timeout=5)"),
     "not SQLite, status": Case(("--url", "{notsqlite}", "status"), 1, "is not a SQLite database"),
     "not SQLite, upgrade": Case(("--url", "{notsqlite}", "upgrade"), 1, "is not a SQLite database"),
+    "SQLite's header, then damage, status": Case(("--url", "{damaged}", "status"), 1, "is not a SQLite database"),
+    "SQLite's header, then damage, upgrade": Case(("--url", "{damaged}", "upgrade"), 1, "is not a SQLite database"),
     "server down, status": Case(("--url", DEAD_PG, "status"), 1, "cannot connect to postgresql+psycopg://app:***@"),
     "server down, upgrade": Case(("--url", DEAD_PG, "upgrade"), 1, "cannot connect to"),
     "password in the query": Case(("--url", f"postgresql://app@127.0.0.1:1/app?password={SECRET}", "status"), 1,
@@ -141,6 +154,8 @@ CASES: dict[str, Case] = {
                                                         2, "goes down"),
     "offline SQL with a backup": Case(("upgrade", "--sql", "--backup"), 2, "--sql runs none"),
     "past the head, relative to head": Case(("upgrade", "head+1"), 2, "cannot upgrade to head+1"),
+    "head with a step that is not a number": Case(("upgrade", "head+x"), 2, "unknown revision 'head+x'"),
+    "base with a sign and no step": Case(("downgrade", "base-"), 2, "unknown revision 'base-'"),
     "SQLite URL with two slashes": Case(("--url", "sqlite://app.db", "status"), 2, "a file needs three slashes"),
     "SQLite URL with two slashes, upgrade": Case(("--url", "sqlite://app.db", "upgrade"), 2, "three slashes"),
     "SQLite URL with a user": Case(("--url", f"sqlite://u:{SECRET}@//tmp/x.db", "status"), 2,
@@ -190,7 +205,10 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         connection.execute("UPDATE alembic_version SET version_num = ''")
     notsqlite = root / "notes.txt"
     notsqlite.write_text("not a database\n" * 10)
-    return {"db": behind, "foreign": foreign, "newer": newer, "blank": blank, "notsqlite": notsqlite, "tmp": root}
+    damaged = root / "damaged.db"  # the fast path reads the header, then SQLite refuses the rest
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4080)
+    return {"db": behind, "foreign": foreign, "newer": newer, "blank": blank, "notsqlite": notsqlite,
+            "damaged": damaged, "tmp": root}
 
 
 def test_the_table_is_large_enough() -> None:
@@ -218,6 +236,16 @@ def test_bad_input(name: str, databases: dict[str, Path], tmp_path: Path) -> Non
     assert SECRET not in result.stdout + result.stderr
     assert {path: snapshot(path) for path in files} == before
     assert list(tmp_path.iterdir()) == []  # nothing created in the working directory either
+
+
+def test_a_nul_in_a_url_is_refused_before_any_file_is_opened(tmp_path: Path) -> None:
+    """argv cannot carry a NUL, a targets file or a caller can: the OS cuts a path at it, so
+    SQLite would read (status said "behind") or write another file than the one named."""
+    url = f"sqlite:///{tmp_path}/app.db\x00.old"
+    for call in (mypkg.status, mypkg.upgrade):
+        with pytest.raises(mypkg.UsageError, match=r"malformed database URL .*: it holds a NUL character$"):
+            call(url)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_one_character_prefix_of_two_revisions_is_ambiguous_not_unknown(cli: Cli, sqlite_url: str) -> None:

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -74,6 +75,20 @@ def test_database_that_does_not_exist_yet(cli: Cli, sqlite_url: str) -> None:
     assert fastpath.status(sqlite_url) is None
     for args in READ_COMMANDS:
         _both_ways(cli, sqlite_url, *args)
+
+
+def test_a_damaged_file_behind_sqlites_header_is_told_as_the_full_path_tells_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """The header is SQLite's, the rest is not: the fast path steps aside on SQLite's error
+    ("file is not a database") and the full path says it in its words, for every read."""
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4080)
+    url = f"sqlite:///{damaged}"
+    for args in (*READ_COMMANDS, ("upgrade",)):
+        _both_ways(cli, url, *args)
+    refused = cli("--url", url, "status")
+    assert refused.returncode == 1 and refused.stderr == f"mypkg-migrate: error: {url} is not a SQLite database\n"
 
 
 # What the fast path must not import: the full path's libraries, and the standard
@@ -170,6 +185,7 @@ class TestNoOpUpgrade:
         "postgresql://app:s3cret@db.example:5433/app?sslmode=require&application_name=web",
         "postgresql+psycopg://app@/app?host=/var/run/postgresql",
         "postgresql://app@[::1]:5432/app",
+        "postgresql://app@/app?schema=" + "t" * 63,  # PostgreSQL's longest name: still answered here
     ],
 )
 def test_urls_are_split_and_masked_as_sqlalchemy_does(url: str) -> None:
@@ -185,11 +201,13 @@ def test_urls_are_split_and_masked_as_sqlalchemy_does(url: str) -> None:
         assert parsed.parts["username"] == expected.username
         assert (parsed.parts["ipv4host"] or parsed.parts["ipv6host"]) == expected.host
         assert parsed.query == dict(expected.query)
+        assert parsed.schema == expected.query.get("schema")
 
 
 @pytest.mark.parametrize("url", ["mysql://u@h/d", "sqlite:///file:x.db?mode=ro&uri=true", "postgresql://u%40x@h/d",
                                  "postgresql://u@h:70000/d", "postgresql://u@h:0/d", "postgresql://u@h:65536/d",
-                                 "sqlite:///x.db?timeout=5", "sqlite://u@/x.db", "sqlite://host/x.db"])
+                                 "sqlite:///x.db?timeout=5", "sqlite://u@/x.db", "sqlite://host/x.db",
+                                 "postgresql://u@h/d?schema=" + "\u00e9" * 32])  # 64 bytes: the full path explains
 def test_urls_it_does_not_handle_go_to_the_full_path(url: str) -> None:
     assert fastpath.parse(url) is None
 

@@ -251,17 +251,19 @@ def test_the_python_api_returns_the_rows(tmp_path: Path) -> None:
 
 
 def test_an_unexpected_error_in_one_target_is_that_targets_row_not_the_fleets(tmp_path: Path) -> None:
-    """Not every error is a migration error: a URL parameter the driver cannot take (SQLite's
-    timeout=abc) raises ValueError inside the worker. That target fails with it; the worker
+    """Not every error is a migration error: a file name that is not UTF-8 (a directory of
+    Latin-1 names, listed by Python as surrogates) cannot be opened by the sqlite3 module,
+    which raises UnicodeEncodeError inside the worker. That target fails with it; the worker
     lives, and the other targets are migrated as if nothing happened."""
     import mypkg.fleet
 
     paths = sqlite_files(tmp_path / "data", 3)
-    odd = f"sqlite:///{paths[1]}?timeout=abc"
+    latin1 = os.fsdecode(os.fsencode(paths[1].parent) + b"/caf\xe9.db")  # "caf\udce9.db"
+    odd = f"sqlite:///{latin1}"
     result = mypkg.fleet.upgrade([f"sqlite:///{paths[0]}", odd, f"sqlite:///{paths[2]}"], jobs=1)
     assert result.stopped is None
     rows = {row.target: row for row in result.rows}
-    assert rows[odd].outcome == "failed" and rows[odd].error.startswith("ValueError: "), rows[odd]
+    assert rows[odd].outcome == "failed" and rows[odd].error.startswith("UnicodeEncodeError: "), rows[odd]
     assert [rows[f"sqlite:///{path}"].outcome for path in (paths[0], paths[2])] == ["migrated", "migrated"]
 
 

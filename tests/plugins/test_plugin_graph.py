@@ -120,6 +120,9 @@ def test_upgrade_in_process_runs_the_plugins_and_names_them(site: Site, tmp_path
     assert plugins.tables() == frozenset({"audit_event"})
     with pytest.raises(UsageError, match=r"downgrade -1 is ambiguous at 2 heads .*NAME@-1 \(NAME: audit\)"):
         mypkg.downgrade(url, "-1")
+    # An upgrade the wrong way is told as that at several heads too, not as a downgrade's ambiguity.
+    with pytest.raises(UsageError, match=r"^upgrade -1 would go back 1 revision\(s\): use downgrade -1$"):
+        mypkg.upgrade(url, "-1")
     with pytest.raises(UsageError, match="confirm with --yes"):
         mypkg.downgrade(url, "audit@base")
     down = mypkg.downgrade(url, "audit@base", confirm_base=True)

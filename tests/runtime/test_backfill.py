@@ -44,16 +44,16 @@ op.create_index("ix_item_slug", "item", ["slug"])
 """
 
 
-def project(root: Path) -> Path:
+def project(root: Path, table_rev: str = TABLE_REV, backfill_rev: str = BACKFILL_REV) -> Path:
     return histories.project_with(root, [
         histories.script(
-            "item.py", TABLE_REV, None, "item table",
+            "item.py", table_rev, None, "item table",
             upgrade='op.create_table("item", sa.Column("id", sa.Integer, primary_key=True), '
                     'sa.Column("name", sa.String(64), nullable=False))',
             downgrade='op.drop_table("item")',
         ),
         histories.script(
-            "slug.py", BACKFILL_REV, TABLE_REV, "item slug", upgrade=BACKFILL,
+            "slug.py", backfill_rev, table_rev, "item slug", upgrade=BACKFILL,
             downgrade='op.drop_index("ix_item_slug", table_name="item")\n'
                       'with op.batch_alter_table("item") as batch:\n    batch.drop_column("slug")',
         ),
@@ -227,29 +227,61 @@ def test_a_stop_in_another_revision_is_not_told_as_the_interrupted_backfill(tmp_
     assert runner.run("upgrade", TABLE_REV).returncode == 0
     fill(sqlite_url, 50)
 
-    def stopped(*args: str, marker: Path, **env: str) -> str:
-        migrator = subprocess.Popen(runner.command(*args), cwd=root, env={**runner.env, **env},
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
-        while not marker.exists() and time.monotonic() < deadline and migrator.poll() is None:
-            time.sleep(0.02)
-        assert marker.exists(), migrator.communicate(timeout=60)[1]
-        migrator.send_signal(signal.SIGTERM)
-        _, stderr = migrator.communicate(timeout=60)
-        assert migrator.returncode == 143, stderr
-        [line] = [line for line in stderr.splitlines() if "terminated" in line]
-        return line
-
     after = tmp_path / "after-backfill"
     assert f"revision {BACKFILL_REV} stopped after its backfill" in stopped(
-        "upgrade", marker=after, AFTER_BACKFILL=str(after), BATCH_SIZE="10")
+        runner, "upgrade", marker=after, AFTER_BACKFILL=str(after), BATCH_SIZE="10")
     assert [row["done"] for row in progress_rows(sqlite_url)] == [50]
 
     downgrading = tmp_path / "downgrading"
-    line = stopped("downgrade", "base", "--yes", marker=downgrading, DOWNGRADING=str(downgrading))
+    line = stopped(runner, "downgrade", "base", "--yes", marker=downgrading, DOWNGRADING=str(downgrading))
     assert "backfill" not in line and "rolled back" in line, line
     assert query(sqlite_url, "SELECT version_num FROM alembic_version") == [(TABLE_REV,)]
     assert query(sqlite_url, "SELECT count(*) FROM item") == [(50,)]
+
+
+def test_on_mysql_a_revision_failing_part_way_beside_a_stopped_backfill_awaits_repair(
+    tmp_path: Path, mysql_url: str
+) -> None:
+    """Only a stop in a backfill's own revision is resumable as it stands; another revision
+    failing part way meanwhile (here the table's downgrade, whose id sorts after the
+    backfill's) is partial, listing what it ran, and awaits repair."""
+    table_rev, backfill_rev = "f1e2d3c4b5a6", "0a1b2c3d4e5f"
+    root = project(tmp_path / "project", table_rev, backfill_rev)
+    table = root / "alembic" / "versions" / "item.py"
+    table.write_text(table.read_text().replace(
+        'op.drop_table("item")', 'op.execute("CREATE TABLE leftover (id INT)")\n'
+                                 '    op.execute("DROP TABLE no_such_table")'))
+    runner = Project(root, mysql_url)
+    assert runner.run("upgrade", table_rev).returncode == 0
+    fill(mysql_url, 50)
+    after = tmp_path / "after-backfill"
+    assert f"revision {backfill_rev} stopped after its backfill" in stopped(
+        runner, "upgrade", marker=after, AFTER_BACKFILL=str(after), BATCH_SIZE="10")
+    assert [row["done"] for row in progress_rows(mysql_url)] == [50]
+
+    failed = runner.run("downgrade", "base", "--yes")
+    assert failed.returncode == 1, failed.stderr
+    (line,) = failed.stderr.strip().splitlines()
+    assert "not transactional" in line and f"repair {table_rev} --applied or --reverted" in line, line
+    ((outcome, detail),) = query(mysql_url, f"SELECT outcome, detail FROM {LEDGER} "
+                                            f"WHERE revision = '{table_rev}' AND direction = 'downgrade'")
+    assert outcome == "partial" and "ran before it failed: CREATE TABLE leftover" in detail, detail
+    assert progress_rows(mysql_url) != []  # the backfill's own row waits for its revision
+
+
+def stopped(runner: Project, *args: str, marker: Path, **env: str) -> str:
+    """The line a migrator stopped by SIGTERM once ``marker`` exists says about the stop."""
+    migrator = subprocess.Popen(runner.command(*args), cwd=runner.root, env={**runner.env, **env},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and migrator.poll() is None:
+        time.sleep(0.02)
+    assert marker.exists(), migrator.communicate(timeout=60)[1]
+    migrator.send_signal(signal.SIGTERM)
+    _, stderr = migrator.communicate(timeout=60)
+    assert migrator.returncode == 143, stderr
+    [line] = [line for line in stderr.splitlines() if "terminated" in line]
+    return line
 
 
 def test_progress_on_stderr_rows_rate_and_time_left_and_quiet_silences_it(item_table: Project) -> None:
@@ -280,6 +312,26 @@ def test_progress_on_stderr_rows_rate_and_time_left_and_quiet_silences_it(item_t
     progress = [(e["revision"], e["table"], e["done"], e["total"]) for e in events if e["event"] == "backfill.progress"]
     assert progress[0] == (BACKFILL_REV, "item", 1000, 30_000) and progress[-1] == (BACKFILL_REV, "item", 30_000, 30_000)
     assert len(progress) < 30 and events[-1]["event"] == "command.end"
+
+
+def test_without_a_batch_size_a_batch_is_the_documented_10000_keys(tmp_path: Path) -> None:
+    """docs/authors.md: ``batch_size`` keys at a time, 10,000 unless the revision says: 10,001
+    rows are two batches, the first of 10,000."""
+    import re
+
+    root = project(tmp_path / "project")
+    slug = root / "alembic" / "versions" / "slug.py"
+    text, count = re.subn(r',\s*batch_size=int\(os\.environ\.get\("BATCH_SIZE", "10000"\)\)\)', ")", slug.read_text())
+    assert count == 1
+    slug.write_text(text)
+    runner = Project(root, f"sqlite:///{tmp_path / 'x.db'}")
+    assert runner.run("upgrade", TABLE_REV).returncode == 0
+    fill(runner.url, 10_001)
+    logged = runner.run("--log-format", "json", "upgrade")
+    assert logged.returncode == 0, logged.stderr
+    done = [e["done"] for e in map(json.loads, logged.stderr.splitlines()) if e["event"] == "backfill.progress"]
+    assert done == [10_000, 10_001]
+    assert wrong_rows(runner.url) == 0
 
 
 def test_the_api_hands_progress_to_a_callback_and_prints_nothing(item_table: Project) -> None:

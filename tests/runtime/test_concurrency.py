@@ -307,6 +307,21 @@ class TestStatementLockTimeout:
         assert "SET LOCAL can only be used in transaction blocks" not in written
         assert mypkg.current(postgresql_url) == (HEAD,)
 
+    def test_a_retried_relative_downgrade_goes_no_further_than_asked(self, postgresql_url: str, cli: Cli) -> None:
+        """downgrade -2 from head: the first revision commits, the second (78a2efaef9ac drops a
+        constraint of my_table) waits for a reader and is retried; the retry still ends two
+        revisions below head, not two below where it resumed."""
+        mypkg.upgrade(postgresql_url)
+        engine, reader = self._reader(postgresql_url)
+        threading.Timer(2.5, reader.close).start()  # after the first attempt gave up
+        try:
+            result = cli("--url", postgresql_url, "downgrade", "-2", "--statement-lock-timeout", "0.5")
+        finally:
+            engine.dispose()
+        assert result.returncode == 0, result.stderr
+        assert "78a2efaef9ac waited over 0.5s for a table lock and was rolled back; retry 1 of 3" in result.stderr
+        assert mypkg.current(postgresql_url) == (REVISIONS[-3],)
+
     def test_a_retry_succeeds_once_the_reader_finishes(self, postgresql_url: str, cli: Cli) -> None:
         mypkg.upgrade(postgresql_url, self.BEFORE_ALTER)
         engine, reader = self._reader(postgresql_url)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,6 +87,27 @@ class TestLedger:
 
 
 EDITED = "\n# edited after it was applied somewhere\n"
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux's unshare (CI's Debian has it)")
+def test_a_realignment_where_no_user_name_is_known_is_recorded_by_uid(source_copy: Path, tmp_path: Path) -> None:
+    """A bare container runs as a uid that no passwd entry names, without $USER: getpass
+    cannot name anyone. The realignment is still recorded, by uid. (unshare maps this
+    process to uid 12345 in a user namespace of its own; no entry names it.)"""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    assert run_copy(source_copy, "--url", url, "upgrade").returncode == 0
+    script = next((source_copy / "alembic" / "versions").glob(f"*_{REVISIONS[1]}_*.py"))
+    script.write_text(script.read_text() + EDITED)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("USER", "LOGNAME", "LNAME", "USERNAME") and not k.startswith("MYPKG_")}
+    realigned = subprocess.run(
+        ["unshare", "--user", "--map-user=12345", "--map-group=12345", sys.executable, "-m", "mypkg",
+         "--url", url, "repair", "--checksums"],
+        cwd=source_copy, env={**env, "PYTHONPATH": str(source_copy)}, capture_output=True, text=True, timeout=120)
+    assert realigned.returncode == 0, realigned.stderr
+    row = mypkg.applied_history(url)[-1]
+    assert (row.revision, row.outcome) == (REVISIONS[1], "realigned")
+    assert row.detail.startswith(f"checksum realigned by uid 12345@{socket.gethostname()}; was "), row.detail
 
 
 class TestChecksums:

@@ -19,6 +19,8 @@ from ..identity import (
 )
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sqlalchemy.engine import URL
 
 #: Default for ``--lock-timeout`` (seconds): long enough for a migrator to finish a
@@ -199,6 +201,8 @@ def parse_url(text: str, *, need_driver: bool = True) -> URL:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+    if "\x00" in text:  # the OS cuts a path at it: SQLite would open another file than named
+        raise UsageError(f"malformed database URL {mask(text)!r}: it holds a NUL character")
     try:
         url = make_url(text)
     except ArgumentError:
@@ -232,6 +236,7 @@ def parse_url(text: str, *, need_driver: bool = True) -> URL:
         ) from None
     if getattr(dialect_cls, "is_async", False):
         raise UsageError(f"async driver {url.drivername!r} is not supported: use a sync driver")
+    _check_driver_parameters(url, dialect_cls, text)
     if not need_driver:
         return url
     try:
@@ -244,6 +249,33 @@ def parse_url(text: str, *, need_driver: bool = True) -> URL:
             f"pip install {pip_name}, or conda install -c conda-forge {conda_name}"
         ) from None
     return url
+
+
+def _check_driver_parameters(url: URL, dialect_cls: Any, text: str) -> None:
+    """A parameter SQLAlchemy converts for the driver (SQLite's ``timeout=``, MySQL's
+    ``connect_timeout=``) holding what it cannot convert is the URL's fault: say which, here,
+    rather than a ValueError when the first connection is made.
+
+    :raises UsageError: naming the parameter (a secret's value masked).
+    """
+    dialect = dialect_cls()
+    try:
+        dialect.create_connect_args(url)
+        return
+    except (ValueError, TypeError):
+        pass
+    import warnings
+
+    for name, value in url.query.items():
+        try:
+            with warnings.catch_warnings():  # alone, SQLite's URI parameters are warned about
+                warnings.simplefilter("ignore")
+                dialect.create_connect_args(url.set(query={name: value}))
+        except (ValueError, TypeError):
+            shown = "***" if is_secret_parameter(name) else value
+            raise UsageError(f"malformed database URL {mask(text)!r}: {name}={shown} is not a value "
+                             f"the {url.get_backend_name()} driver takes") from None
+    raise UsageError(f"malformed database URL {mask(text)!r}: its parameters are not values the driver takes")
 
 
 def with_schema(text: str, schema: str | None) -> str:

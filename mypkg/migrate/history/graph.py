@@ -96,8 +96,6 @@ def require_revision(revision: str) -> None:
             raise UsageError(f"unknown branch {label!r} in {revision!r}: no revision carries that branch label "
                              f"(installed plugins: {', '.join(p.name for p in load().plugins) or 'none'})")
         return
-    if any(sign in revision for sign in "+-") and revision.split("+")[0].split("-")[0] in SYMBOLIC:
-        return
     from alembic.util import CommandError
 
     try:
