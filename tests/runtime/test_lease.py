@@ -241,10 +241,10 @@ def test_an_index_built_concurrently_through_the_pooler(tmp_path: Path, bouncer:
 
 
 def test_lease_and_advisory_migrators_exclude_each_other(pg_server: PostgresServer) -> None:
-    import threading
-
     """On a direct connection, four migrators take the advisory lock and four the lease,
     all at once: each revision is applied once, whoever applies it."""
+    import threading
+
     for _ in range(2):
         url = pg_server.create_database()
         try:
@@ -265,6 +265,41 @@ def test_lease_and_advisory_migrators_exclude_each_other(pg_server: PostgresServ
             assert list(applied) == REVISIONS and set(applied.values()) == {1}, applied
             assert leftovers(pg_server, url) == (0, 0)
         finally:
+            pg_server.drop_database(url)
+
+
+def test_migrators_creating_the_lease_table_at_the_same_moment_all_find_it(pg_server: PostgresServer) -> None:
+    """The lease table is created before any lock is held (it is the lock): eight migrators
+    on a fresh database create it at the same moment. One creates it; the others wait for
+    its transaction and find it, whether PostgreSQL tells them by a unique violation in its
+    catalog or by "type ... already exists" (the table's row type)."""
+    import threading
+
+    from mypkg.migrate.database import lease
+    from mypkg.migrate.database.connections import create_engine
+
+    for _ in range(5):
+        url = pg_server.create_database()
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"), pool_size=8)
+        try:
+            start, errors = threading.Barrier(8), []
+
+            def create() -> None:
+                with engine.connect() as connection:
+                    start.wait(timeout=30)
+                    try:
+                        lease.ensure_table(connection, None)
+                    except Exception as exc:  # noqa: BLE001 - the test reports every one
+                        errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+            threads = [threading.Thread(target=create) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            assert errors == []
+        finally:
+            engine.dispose()
             pg_server.drop_database(url)
 
 

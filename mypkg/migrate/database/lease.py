@@ -73,9 +73,15 @@ def _table(connection: Connection) -> str:
     return f"{quote_identifier(connection, schema)}.{name}" if schema else name
 
 
+#: How PostgreSQL tells a CREATE ... IF NOT EXISTS that another transaction created the same
+#: thing meanwhile: a unique violation in its catalog, or "type ... already exists" (a
+#: table's row type), "relation/schema already exists".
+_CREATED_MEANWHILE = ("23505", "42710", "42P07", "42P06")
+
+
 def ensure_table(connection: Connection, schema: str | None) -> None:
-    """Create the lease table if missing, in a tenant's schema if missing too (two
-    migrators creating them at once: one wins, the other finds them)."""
+    """Create the lease table if missing, in a tenant's schema if missing too (migrators
+    creating them at once: one wins, the others wait for it, then find them)."""
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import text
 
@@ -91,9 +97,9 @@ def ensure_table(connection: Connection, schema: str | None) -> None:
                 "expires TIMESTAMPTZ NOT NULL)"))
             connection.commit()
             return
-        except sa_exc.IntegrityError:  # the same table created by another, at the same moment
+        except (sa_exc.IntegrityError, sa_exc.ProgrammingError) as exc:
             connection.rollback()
-            if attempt:
+            if attempt or getattr(exc.orig, "sqlstate", None) not in _CREATED_MEANWHILE:
                 raise
 
 
