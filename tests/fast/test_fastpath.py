@@ -207,7 +207,8 @@ def test_urls_are_split_and_masked_as_sqlalchemy_does(url: str) -> None:
 @pytest.mark.parametrize("url", ["mysql://u@h/d", "sqlite:///file:x.db?mode=ro&uri=true", "postgresql://u%40x@h/d",
                                  "postgresql://u@h:70000/d", "postgresql://u@h:0/d", "postgresql://u@h:65536/d",
                                  "sqlite:///x.db?timeout=5", "sqlite://u@/x.db", "sqlite://host/x.db",
-                                 "postgresql://u@h/d?schema=" + "\u00e9" * 32])  # 64 bytes: the full path explains
+                                 "postgresql://u@h/d?schema=" + "\u00e9" * 32,  # 64 bytes: the full path explains
+                                 "postgresql://u@h/d?sslmode=disable&sslmode=require"])  # twice: SQLAlchemy keeps both
 def test_urls_it_does_not_handle_go_to_the_full_path(url: str) -> None:
     assert fastpath.parse(url) is None
 
