@@ -150,6 +150,15 @@ class TestUsage:
         assert "Traceback" not in result.stderr
 
 
+    def test_the_same_schema_in_the_url_and_in_the_option_is_one_schema(self, cli: Cli) -> None:
+        """A deploy that sets both to the same tenant is not refused as "differ" (offline
+        SQL: no server needed to tell)."""
+        result = cli("--url", "postgresql://u@127.0.0.1:1/db?schema=tenant_a", "--schema", "tenant_a",
+                     "upgrade", "--sql", "base:head")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith('CREATE SCHEMA IF NOT EXISTS "tenant_a";\nSET search_path TO "tenant_a";')
+
+
 @contextlib.contextmanager
 def dropped_after(server: object, *names: str) -> Iterator[None]:
     try:
