@@ -86,6 +86,17 @@ def test_the_shipped_revisions_lint_clean(project: Path) -> None:
     assert result.stdout.strip() == "no findings" and result.stderr == ""
 
 
+def test_squawk_failing_is_said_in_one_line_not_taken_for_no_findings(project: Path) -> None:
+    """squawk reads a .squawk.toml from the directory it runs in; a broken one makes it exit
+    1 with nothing on stdout: that is squawk failing, not a clean history."""
+    (project / ".squawk.toml").write_text("this is = = not toml\n")
+    result = run_lint(project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "squawk failed on " in line and ": Configuration error: expected an equals" in line, line
+    assert "no findings" not in result.stdout
+
+
 def test_squawk_and_the_own_rules_find_dangerous_revisions(project: Path) -> None:
     versions = project / "alembic" / "versions"
     (versions / "9998_11a7000000a1_index.py").write_text(INDEX_NOT_CONCURRENT.format(parent=HEAD))
