@@ -267,6 +267,24 @@ def test_an_unexpected_error_in_one_target_is_that_targets_row_not_the_fleets(tm
     assert [rows[f"sqlite:///{path}"].outcome for path in (paths[0], paths[2])] == ["migrated", "migrated"]
 
 
+def test_a_targets_file_that_cannot_be_read_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    for path, reason in ((tmp_path / "missing.txt", "No such file or directory"), (tmp_path, "Is a directory")):
+        result = fleet("status", "--targets", str(path), cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == f"mypkg-migrate: error: --targets {path}: {reason}\n"
+
+
+def test_max_failures_below_one_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """Zero would stop the fleet before its first failure could be told: the API refuses it
+    as the command line does."""
+    import mypkg.fleet
+
+    paths = sqlite_files(tmp_path / "data", 2)
+    with pytest.raises(mypkg.UsageError, match="--max-failures must be at least 1"):
+        mypkg.fleet.upgrade([f"sqlite:///{path}" for path in paths], max_failures=0)
+    assert [path.stat().st_size for path in paths] == [0, 0]
+
+
 def test_the_guides_indexed_job_manifest_shards_the_fleet() -> None:
     """The manifest in docs/fleets.md: an Indexed Job whose pods each take their shard."""
     import re
