@@ -82,6 +82,21 @@ def test_entry_points_are_read_as_ini_and_the_first_distribution_of_a_name_wins(
                      ("second", "pkg_second", "second_dist", "1.0")]
     assert plugins.entry_points(path=[str(later)]) == [("shadowed", "nope", "First_Dist", "1.0"),
                                                        ("second", "pkg_second", "second_dist", "1.0")]
+    # A folder earlier on the path holding files named like the distribution (the directory
+    # python -m runs from is sys.path[0]) is not metadata: it hides nothing.
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    (noise / "first_dist.json").write_text("{}")
+    (noise / "second_dist").mkdir()
+    assert plugins.entry_points(path=[str(noise), str(site.root), str(later)]) == found
+
+
+def test_an_entry_point_with_extras_names_its_package(site: Site) -> None:
+    """``audit = audit_trail [extra]``: the package is what comes before the extras."""
+    site.add("audit-trail", "1.0.0", "[mypkg.migrations]\naudit = audit_trail [extra]\n", "audit_trail",
+             EXAMPLES / "audit_trail" / "audit_trail")
+    (plugin,) = plugins.installed()
+    assert (plugin.name, plugin.package, plugin.folder) == ("audit", "audit_trail", str(site.root / "audit_trail"))
 
 
 def test_installed_plugins_are_found_beside_their_metadata_and_merged_after_the_core(site: Site) -> None:
