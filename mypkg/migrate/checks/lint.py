@@ -22,6 +22,7 @@ Configuration, beside the scripts in ``alembic/lint.toml`` (bundled with them; a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -175,15 +176,15 @@ def squawk_findings(chunks: dict[str, str], settings: Settings) -> list[Finding]
             path.write_text(prefix + chunk)
             result = subprocess.run([squawk, "--reporter", "json", str(path)], capture_output=True, text=True,
                                     env={**os.environ, "NO_COLOR": "1"})
-            try:
-                # Findings exit 1 too, with their report; a failure (its configuration, say)
-                # exits non-zero with nothing on stdout: not "no findings".
-                if result.returncode != 0 and not result.stdout.strip():
-                    raise json.JSONDecodeError("no report", "", 0)
-                reports: list[dict[str, Any]] = json.loads(result.stdout or "[]")
-            except json.JSONDecodeError:
+            # Findings exit 1 too, with their report; a failure (its configuration, say)
+            # exits non-zero with nothing on stdout: not "no findings".
+            reports: list[dict[str, Any]] | None = None
+            if result.returncode == 0 or result.stdout.strip():
+                with contextlib.suppress(json.JSONDecodeError):
+                    reports = json.loads(result.stdout or "[]")
+            if reports is None:
                 said = (result.stderr or result.stdout).strip().splitlines() or [f"exit {result.returncode}"]
-                raise MigrateError(f"squawk failed on {revision}: {said[0][:200]}") from None
+                raise MigrateError(f"squawk failed on {revision}: {said[0][:200]}")
             lines = path.read_text().splitlines()
             for report in reports:
                 at = report.get("line", -1)  # squawk counts lines from 0
