@@ -250,6 +250,32 @@ def test_the_python_api_returns_the_rows(tmp_path: Path) -> None:
     assert all(shard.ok for shard in shards)
 
 
+def test_a_targets_shard_is_the_documented_hash_so_releases_agree(tmp_path: Path) -> None:
+    """docs/fleets.md gives the rule: the first 8 bytes of sha256(identity), big-endian,
+    modulo N. Pods of two releases must split a fleet the same way, so the rule is computed
+    here from the docs' words, independently of the code, and every target must sit where it
+    says; the identity hides the password, so a rotated secret does not move a target."""
+    import hashlib
+
+    import mypkg.fleet
+
+    paths = sqlite_files(tmp_path / "data", 40)
+    urls = [f"sqlite:///{path}" for path in paths]
+
+    def documented(identity: str, count: int) -> int:
+        return int(hashlib.sha256(identity.encode()).hexdigest()[:16], 16) % count
+
+    for count in (3, 5):
+        for index in range(count):
+            taken = [row.target for row in mypkg.fleet.status(urls, shard=(index, count)).rows]
+            assert sorted(taken) == sorted(url for url in urls if documented(url, count) == index)
+    from mypkg.migrate.fleet.targets import target
+
+    rotated = [target(f"postgresql://app:{secret}@127.0.0.1:5432/tenant_7") for secret in ("old", "new")]
+    assert rotated[0].identity == rotated[1].identity == "postgresql://app:***@127.0.0.1:5432/tenant_7"
+    assert rotated[0].shard(7) == rotated[1].shard(7) == documented(rotated[0].identity, 7)
+
+
 def test_an_unexpected_error_in_one_target_is_that_targets_row_not_the_fleets(tmp_path: Path) -> None:
     """Not every error is a migration error: a file name that is not UTF-8 (a directory of
     Latin-1 names, listed by Python as surrogates) cannot be opened by the sqlite3 module,
