@@ -480,6 +480,17 @@ def test_the_wheel_ships_a_proven_checkpoint_and_refuses_an_edited_one(tmp_path:
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
     (wheel,) = (tmp_path / "good").glob("*.whl")
     assert "mypkg/migrations/checkpoints/78a2efaef9ac.json" in zipfile.ZipFile(wheel).namelist()
+    # Installed (the scripts now found as "mypkg:migrations", not as a folder), the upgrade
+    # of an empty database installs the shipped checkpoint.
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    (tmp_path / "run").mkdir()
+    installed = mig(tmp_path / "run", "--url", f"sqlite:///{tmp_path / 'run' / 'app.db'}", "upgrade", PYTHONPATH=str(site))
+    assert installed.returncode == 0 and "checkpoint of 5 revisions" in installed.stdout, installed.stderr
+    where = subprocess.run([sys.executable, "-c", "import mypkg, mypkg.migrate.history.location as l; print(mypkg.__file__, l.script_location())"],
+                           cwd=tmp_path / "run", env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True)
+    assert where.stdout.split() == [str(site / "mypkg" / "__init__.py"), "mypkg:migrations"], where.stderr
     # Edited, with its checksum recomputed to match: the replay still tells.
     path = root / "alembic" / "checkpoints" / "78a2efaef9ac.json"
     payload = json.loads(path.read_text())
