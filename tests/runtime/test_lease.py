@@ -336,6 +336,48 @@ def test_no_lease_while_a_session_holds_the_advisory_lock_and_none_made_on_a_dir
         pg_server.drop_database(url)
 
 
+def test_a_lock_whose_pooled_session_stays_busy_is_given_back_within_the_lock_timeout_or_named(
+        bouncer: PgBouncer, pg_server: PostgresServer) -> None:
+    """Through a transaction pooler, the advisory lock sits on one pooled server session.
+    When the application's transaction occupies that very session while the migrator gives
+    the lock back, the migrator's tries land elsewhere: it keeps trying no longer than its
+    lock timeout, then says which session still holds the lock and how to end it. Once that
+    session is idle again, giving back works (the session is ended)."""
+    from mypkg.migrate.database import connections, target
+
+    url = pg_server.create_database()
+    pooled = bouncer.url(url)
+    db = target.resolve(pooled)
+    said: list[str] = []
+    application = None
+    try:
+        with connections.connect(db, will_write=True) as connection:
+            with locks.postgresql_lock(connection, db, 2.0, said.append) as session:
+                # The pooler hands the most recently used server session (the lock's) to
+                # the next transaction: the application's, which stays open.
+                application = psycopg.connect(pooled, autocommit=False)
+                assert application.execute("SELECT pg_backend_pid()").fetchone()[0] == session.pid
+                started = time.monotonic()
+            took = time.monotonic() - started
+            assert 1.9 < took < 8, took
+            (line,) = said
+            assert f"could not give the migration lock back: server session {session.pid} stayed busy" in line
+            assert f"for 2s and holds it until that session ends (SELECT pg_terminate_backend({session.pid})" in line
+            assert leftovers_advisory(pg_server, url) == [session.pid]
+            application.rollback()  # the session is idle again: the next try ends it
+            assert locks._release(connection, session.pid, session.key, 2.0)
+        assert leftovers_advisory(pg_server, url) == []
+    finally:
+        if application is not None:
+            application.close()
+        pg_server.drop_database(url)
+
+
+def leftovers_advisory(server: PostgresServer, url: str) -> list[int]:
+    with direct(server, url) as connection:
+        return [row[0] for row in connection.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory'")]
+
+
 def test_lease_is_refused_where_it_means_nothing(tmp_path: Path) -> None:
     done = subprocess.run([*command_prefix(), "--url", f"sqlite:///{tmp_path / 'a.db'}", "--lock", "lease", "upgrade"],
                           capture_output=True, text=True, env=clean_env())

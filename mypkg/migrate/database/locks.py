@@ -180,18 +180,26 @@ def postgresql_lock(
         connection.commit()
         yield session
     finally:
-        _release(connection, session.pid, session.key)
+        if not _release(connection, session.pid, session.key, timeout) and on_wait is not None:
+            on_wait(_left_held(db, session.pid, timeout))
 
 
-def _release(connection: Connection, pid: int | None, lock_key: int = ADVISORY_LOCK_KEY) -> None:
+#: The longest a migrator tries to give the advisory lock back through a pooler (a shorter
+#: --lock-timeout bounds it too).
+RELEASE_SECONDS = 15.0
+
+
+def _release(connection: Connection, pid: int | None, lock_key: int, within: float) -> bool:
     """Unlock in the holding session. When a pooler has put this client elsewhere, try
-    again in new transactions for up to 15 s, each either landing in the holding session
-    (and unlocking there) or ending that session at a moment it is idle (no one's
-    transaction runs there), so no lock is left on a pooled connection."""
+    again in new transactions for up to ``within`` seconds (at most :data:`RELEASE_SECONDS`),
+    each either landing in the holding session (and unlocking there) or ending that session
+    at a moment it is idle (no one's transaction runs there), so no lock is left on a
+    pooled connection. False: the holding session stayed busy with another client's
+    transaction all that time, and still holds the lock."""
     from sqlalchemy import text
 
     key = {"key": lock_key, "pid": pid}
-    with contextlib.suppress(Exception):  # the session may be gone; the lock with it
+    try:
         if connection.in_transaction():
             connection.rollback()
         # PostgreSQL 14+ can wait for the session to have ended (and its lock to be gone)
@@ -200,8 +208,8 @@ def _release(connection: Connection, pid: int | None, lock_key: int = ADVISORY_L
             else "pg_terminate_backend(a.pid)"
         # Each try is one transaction, wherever the pooler puts it: in the holding session,
         # unlock; elsewhere, end the holding session if it is idle; else try again.
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + min(within, RELEASE_SECONDS)
+        while True:
             unlocked, still_held, ended = connection.execute(
                 text("SELECT CASE WHEN pg_backend_pid() = :pid THEN pg_advisory_unlock(:key) END, "
                      "EXISTS (SELECT 1 FROM pg_locks l WHERE " + _OUR_LOCK + " AND l.pid = :pid), "
@@ -211,8 +219,18 @@ def _release(connection: Connection, pid: int | None, lock_key: int = ADVISORY_L
             ).one()
             connection.commit()
             if unlocked is not None or not still_held or ended:
-                return
-            time.sleep(0.02)
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+    except Exception:  # noqa: BLE001 - the session may be gone, and the lock with it
+        return True
+
+
+def _left_held(db: Database, pid: int | None, within: float) -> str:
+    return (f"{db.masked}: could not give the migration lock back: server session {pid} stayed "
+            f"busy with another client's transaction for {min(within, RELEASE_SECONDS):g}s and holds "
+            f"it until that session ends (SELECT pg_terminate_backend({pid}) ends it at once)")
 
 
 def _mysql_lock_name(connection: Connection) -> str:
@@ -354,7 +372,8 @@ def locked(
             def to_lease() -> lease.LeaseSession:
                 """A revision ran in another server session than the lock's: a pooler. The
                 advisory lock is given up (where it can be), the lease taken."""
-                _release(connection, advisory.pid, advisory.key)
+                if not _release(connection, advisory.pid, advisory.key, lock_timeout) and on_wait is not None:
+                    on_wait(_left_held(db, advisory.pid, lock_timeout))
                 if on_wait is not None:
                     on_wait(f"{db.masked}: connections are pooled per transaction: going on under a lease lock")
                 return take_lease()
