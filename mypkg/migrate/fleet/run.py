@@ -109,11 +109,14 @@ def run(
             running: dict[futures.Future[Row], Target] = {}
             while waiting or running:
                 while waiting and len(running) < jobs and not stopped:
+                    carried = events.handoff(waiting[-1].identity)  # its span starts here
                     try:
-                        future = pool.submit(migrate_one, action, waiting[-1], revision, options or {},
-                                             events.handoff(waiting[-1].identity))
+                        future = pool.submit(migrate_one, action, waiting[-1], revision, options or {}, carried)
                     except futures.process.BrokenProcessPool:  # a worker was killed (out of memory...)
                         stopped = "a worker process died: no new target was started"
+                        # Handed off, never run: its span ends now, as not started.
+                        events.emit(events.TARGET_END, target=waiting[-1].identity, outcome="not started",
+                                    seconds=0.0, before=[], after=[], error=stopped)
                         break
                     running[future] = waiting.pop()
                 if not running:
