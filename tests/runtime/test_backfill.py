@@ -239,13 +239,15 @@ def test_a_stop_in_another_revision_is_not_told_as_the_interrupted_backfill(tmp_
     assert query(sqlite_url, "SELECT count(*) FROM item") == [(50,)]
 
 
+@pytest.mark.parametrize("table_rev, backfill_rev", [("f1e2d3c4b5a6", "0a1b2c3d4e5f"), ("0a1b2c3d4e5f", "f1e2d3c4b5a6")],
+                         ids=["failing-id-sorts-after", "failing-id-sorts-before"])
 def test_on_mysql_a_revision_failing_part_way_beside_a_stopped_backfill_awaits_repair(
-    tmp_path: Path, mysql_url: str
+    tmp_path: Path, mysql_url: str, table_rev: str, backfill_rev: str
 ) -> None:
     """Only a stop in a backfill's own revision is resumable as it stands; another revision
     failing part way meanwhile (here the table's downgrade, whose id sorts after the
-    backfill's) is partial, listing what it ran, and awaits repair."""
-    table_rev, backfill_rev = "f1e2d3c4b5a6", "0a1b2c3d4e5f"
+    backfill's, or before it: revisions are matched, never ordered) is partial, listing what
+    it ran, and awaits repair."""
     root = project(tmp_path / "project", table_rev, backfill_rev)
     table = root / "alembic" / "versions" / "item.py"
     table.write_text(table.read_text().replace(
