@@ -10,6 +10,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -186,6 +187,10 @@ class TestLockTimeout:
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
         assert "waiting up to 1s for the migration lock" in lines[0]
+        # The holder named: its server process (no address for a unix-socket client), or
+        # the lock file of the process holding it.
+        holder = r"server process \d+" if db_url.startswith("postgresql") else r"another process \(lock file .+\)"
+        assert re.search(f", held by {holder}$", lines[0]), lines[0]
         assert lines[-1].startswith("mypkg-migrate: error: could not take the migration lock")
         assert "nothing was changed" in lines[-1] and "Traceback" not in result.stderr
         assert waited >= 1

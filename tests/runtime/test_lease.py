@@ -373,6 +373,33 @@ def test_a_lock_whose_pooled_session_stays_busy_is_given_back_within_the_lock_ti
         pg_server.drop_database(url)
 
 
+def test_giving_back_a_lock_whose_idle_session_is_elsewhere_returns_once_that_session_is_gone(
+        pg_server: PostgresServer) -> None:
+    """The tries land in another session than the lock's (as through a pooler), and the
+    holding session is idle: it is ended, and the release returns only once it has ended
+    (PostgreSQL 14+ waits for it), so the next migrator finds the lock free at once, even
+    when that session is slow to end (here it first drops a few hundred temporary tables)."""
+    from mypkg.migrate.database import connections, target
+
+    url = pg_server.create_database()
+    holder = direct(pg_server, url)
+    try:
+        assert holder.execute("SELECT pg_try_advisory_lock(%s)", (locks.ADVISORY_LOCK_KEY,)).fetchone()[0]
+        holder.execute("DO $$ BEGIN FOR i IN 1..400 LOOP EXECUTE format('CREATE TEMP TABLE t%s (id int)', i); "
+                       "END LOOP; END $$")
+        db = target.resolve(url)
+        with connections.connect(db, will_write=True) as connection:
+            assert locks._release(connection, holder.info.backend_pid, locks.ADVISORY_LOCK_KEY, 10.0)
+            left = connection.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").scalar()
+            connection.rollback()
+        assert left == 0
+        with pytest.raises(psycopg.OperationalError):  # its session was ended
+            holder.execute("SELECT 1")
+    finally:
+        holder.close()
+        pg_server.drop_database(url)
+
+
 def leftovers_advisory(server: PostgresServer, url: str) -> list[int]:
     with direct(server, url) as connection:
         return [row[0] for row in connection.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory'")]
