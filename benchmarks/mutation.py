@@ -115,9 +115,11 @@ def run_module(
     first = copies[0]
     # Each tree its own pytest temporary root: sessions sharing /tmp/pytest-of-USER clean up
     # each other's numbered folders (a new one is deletable until its lock is written), and a
-    # test whose folder vanished under it would count as a kill.
+    # test whose folder vanished under it would count as a kill. Each module its own too: a
+    # process the previous module's last mutant left behind may still write in its folders.
     def tests_in(copy: Path) -> str:
-        return (f"{sys.executable} -m pytest -x -q -p no:cacheprovider -n 0 --basetemp={copy.parent / ('pytest-' + copy.name)} "
+        return (f"{sys.executable} -m pytest -x -q -p no:cacheprovider -n 0 "
+                f"--basetemp={copy.parent / ('pytest-' + copy.name + '-' + name)} "
                 f"{spec['tests']}")
 
     tests = tests_in(first)
