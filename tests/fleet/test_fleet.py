@@ -215,6 +215,7 @@ def test_shards_as_an_indexed_job_runs_them_cover_every_target_once(tmp_path: Pa
 @pytest.mark.parametrize("args, says", [
     (("upgrade",), "fleet needs targets"),
     (("upgrade", "--sqlite-glob", "x/*.db", "--shard", "3/3"), "--shard 3/3: I must be at least 0 and below N"),
+    (("upgrade", "--sqlite-glob", "x/*.db", "--shard=-1/3"), "--shard -1/3: I must be at least 0 and below N"),
     (("upgrade", "--sqlite-glob", "x/*.db", "--shard", "two"), "--shard takes I/N"),
     (("downgrade", "--sqlite-glob", "x/*.db"), "fleet downgrade needs a revision"),
     (("downgrade", "base", "--sqlite-glob", "x/*.db"), "confirm with --yes"),
@@ -245,6 +246,7 @@ def test_the_python_api_returns_the_rows(tmp_path: Path) -> None:
     result = mypkg.fleet.upgrade(urls + urls[:2], jobs=2)
     assert result.ok and len(result.rows) == 8
     assert {row.outcome for row in result.rows} == {"migrated"} and all(row.after == (HEAD,) for row in result.rows)
+    assert all(0 < row.seconds <= result.seconds for row in result.rows)  # each its own time, within the fleet's
     shards = [mypkg.fleet.status(urls, shard=(index, 2)) for index in range(2)]
     assert sorted(row.target for shard in shards for row in shard.rows) == sorted(urls)
     assert all(shard.ok for shard in shards)

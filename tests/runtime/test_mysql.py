@@ -118,6 +118,8 @@ def test_a_revision_that_fails_part_way_is_recorded_and_blocks_until_repaired(
     assert status.returncode == 1 and "repair:   0badf00d0003 failed part way" in status.stdout
     refused = run("upgrade")
     assert refused.returncode == 1 and "needs repair" in refused.stderr and "nothing was run" in refused.stderr
+    # What ran is named, so the operator knows what to undo or finish.
+    assert "revision 0badf00d0003 failed part way (" in refused.stderr and "ADD COLUMN half_done" in refused.stderr
     # A repair that the schema contradicts is refused: the column is still there.
     contradicted = run("repair", "0badf00d0003", "--reverted")
     assert contradicted.returncode == 1 and "does not have the schema of" in contradicted.stderr
