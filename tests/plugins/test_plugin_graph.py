@@ -91,9 +91,11 @@ def test_entry_points_are_read_as_ini_and_the_first_distribution_of_a_name_wins(
     assert plugins.entry_points(path=[str(noise), str(site.root), str(later)]) == found
 
 
-def test_an_entry_point_with_extras_names_its_package(site: Site) -> None:
-    """``audit = audit_trail [extra]``: the package is what comes before the extras."""
-    site.add("audit-trail", "1.0.0", "[mypkg.migrations]\naudit = audit_trail [extra]\n", "audit_trail",
+@pytest.mark.parametrize("value", ["audit_trail [extra]", "audit_trail:migrations", "audit_trail:migrations [extra]"])
+def test_an_entry_point_with_extras_or_an_attribute_names_its_package(site: Site, value: str) -> None:
+    """``audit = audit_trail [extra]`` or ``audit_trail:attribute``: the package is what comes
+    before the extras and the attribute."""
+    site.add("audit-trail", "1.0.0", f"[mypkg.migrations]\naudit = {value}\n", "audit_trail",
              EXAMPLES / "audit_trail" / "audit_trail")
     (plugin,) = plugins.installed()
     assert (plugin.name, plugin.package, plugin.folder) == ("audit", "audit_trail", str(site.root / "audit_trail"))

@@ -400,6 +400,33 @@ def test_giving_back_a_lock_whose_idle_session_is_elsewhere_returns_once_that_se
         pg_server.drop_database(url)
 
 
+def test_a_holder_whose_lease_ran_out_is_named_as_expired_not_with_a_countdown(pg_server: PostgresServer) -> None:
+    """A waiter names the lease's holder: with the seconds left while it runs, with the moment
+    it ran out once it has (a killed holder's row, until the next try clears it)."""
+    import re
+
+    from mypkg.migrate.database import connections, lease, target
+
+    url = pg_server.create_database()
+    try:
+        db = target.resolve(url)
+        with connections.connect(db, will_write=True) as connection:
+            lease.ensure_table(connection, None)
+            connection.exec_driver_sql(
+                "INSERT INTO mypkg_migration_lock VALUES ('migrate', 'o', 'mypkg-migrate on web-7, process 41', "
+                "clock_timestamp() - interval '2 minutes', clock_timestamp() - interval '30 seconds')")
+            connection.commit()
+            ran_out = lease.describe(connection)
+            connection.exec_driver_sql("UPDATE mypkg_migration_lock SET expires = clock_timestamp() + interval '40 seconds'")
+            connection.commit()
+            running = lease.describe(connection)
+        assert re.fullmatch(r"mypkg-migrate on web-7, process 41 since [-0-9]{10} [:0-9]{8} UTC "
+                            r"\(lease expired at [:0-9]{8} UTC\)", ran_out), ran_out
+        assert re.fullmatch(r"mypkg-migrate on web-7, process 41 since .* UTC \(lease expires in (39|40)s\)", running), running
+    finally:
+        pg_server.drop_database(url)
+
+
 def leftovers_advisory(server: PostgresServer, url: str) -> list[int]:
     with direct(server, url) as connection:
         return [row[0] for row in connection.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory'")]
