@@ -278,6 +278,46 @@ def test_a_targets_shard_is_the_documented_hash_so_releases_agree(tmp_path: Path
     assert rotated[0].shard(7) == rotated[1].shard(7) == documented(rotated[0].identity, 7)
 
 
+def test_a_pool_broken_between_two_targets_ends_the_handed_off_ones_story_as_not_started(tmp_path: Path) -> None:
+    """A worker dies while idle (an OOM kill between two targets): the next target is handed
+    to the pool (its span starts) but the pool refuses it. Its end is told all the same, as
+    not started, so no span stays open; nothing else starts. The worker is killed from the
+    fleet's row callback, which runs between one target's end and the next one's start."""
+    import multiprocessing
+    import signal as signals
+
+    from mypkg.migrate import events
+    from mypkg.migrate.fleet import run, targets
+
+    urls = [f"sqlite:///{path}" for path in sqlite_files(tmp_path / "data", 4)]
+    told: list[tuple[str, str, dict]] = []
+
+    class Recorder:
+        def __call__(self, event: str, fields: dict) -> None:
+            if event == events.TARGET_END:
+                told.append(("end", fields["target"], fields))
+
+        def handoff(self, target: str) -> dict[str, str]:
+            told.append(("handoff", target, {}))
+            return {}
+
+    def kill_the_idle_worker(row: run.Row) -> None:
+        if row.outcome == "migrated":
+            for worker in multiprocessing.active_children():
+                os.kill(worker.pid, signals.SIGKILL)
+                worker.join(30)
+            time.sleep(0.5)  # the pool's own thread marks it broken on the worker's exit
+
+    with events.listeners(Recorder()):
+        result = run.run("upgrade", [targets.target(url) for url in urls], jobs=1, on_row=kill_the_idle_worker)
+    assert [row.outcome for row in result.rows] == ["migrated", "not started", "not started", "not started"]
+    assert result.stopped == "a worker process died: no new target was started"
+    assert [(kind, target) for kind, target, _ in told] == [
+        ("handoff", urls[0]), ("end", urls[0]), ("handoff", urls[1]), ("end", urls[1])]
+    ended = told[-1][2]
+    assert (ended["outcome"], ended["seconds"], ended["error"]) == ("not started", 0.0, result.stopped)
+
+
 def test_an_unexpected_error_in_one_target_is_that_targets_row_not_the_fleets(tmp_path: Path) -> None:
     """Not every error is a migration error: a file name that is not UTF-8 (a directory of
     Latin-1 names, listed by Python as surrogates) cannot be opened by the sqlite3 module,
