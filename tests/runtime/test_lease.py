@@ -427,6 +427,24 @@ def test_a_holder_whose_lease_ran_out_is_named_as_expired_not_with_a_countdown(p
         pg_server.drop_database(url)
 
 
+def test_a_migration_session_that_died_holding_the_lock_leaves_nothing_to_give_back(pg_server: PostgresServer) -> None:
+    """The server ended the migrator's own session while it held the lock (a failover, an
+    administrator's pg_terminate_backend): the lock went with it. Giving it back finds no
+    session to talk to, which is no error: the block ends as it would have."""
+    from mypkg.migrate.database import connections, target
+
+    url = pg_server.create_database()
+    try:
+        db = target.resolve(url)
+        with connections.connect(db, will_write=True) as connection:
+            with locks.postgresql_lock(connection, db, 2.0) as session:
+                with direct(pg_server, url) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s, 5000)", (session.pid,))
+            assert leftovers_advisory(pg_server, url) == []
+    finally:
+        pg_server.drop_database(url)
+
+
 def leftovers_advisory(server: PostgresServer, url: str) -> list[int]:
     with direct(server, url) as connection:
         return [row[0] for row in connection.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory'")]
