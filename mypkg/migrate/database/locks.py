@@ -180,8 +180,7 @@ def postgresql_lock(
         connection.commit()
         yield session
     finally:
-        if not _release(connection, session.pid, session.key, timeout) and on_wait is not None:
-            on_wait(_left_held(db, session.pid, timeout))
+        _give_back(connection, db, session.pid, session.key, timeout, on_wait)
 
 
 #: The longest a migrator tries to give the advisory lock back through a pooler (a shorter
@@ -189,12 +188,22 @@ def postgresql_lock(
 RELEASE_SECONDS = 15.0
 
 
+def _give_back(connection: Connection, db: Database, pid: int | None, lock_key: int, lock_timeout: float,
+               on_wait: Waiting | None) -> None:
+    """Release the advisory lock for up to the lock timeout (at most :data:`RELEASE_SECONDS`);
+    if its session stayed busy all that time, say which session holds it and how to end it."""
+    within = min(lock_timeout, RELEASE_SECONDS)
+    if not _release(connection, pid, lock_key, within) and on_wait is not None:
+        on_wait(f"{db.masked}: could not give the migration lock back: server session {pid} stayed "
+                f"busy with another client's transaction for {within:g}s and holds it until that "
+                f"session ends (SELECT pg_terminate_backend({pid}) ends it at once)")
+
+
 def _release(connection: Connection, pid: int | None, lock_key: int, within: float) -> bool:
     """Unlock in the holding session. When a pooler has put this client elsewhere, try
-    again in new transactions for up to ``within`` seconds (at most :data:`RELEASE_SECONDS`),
-    each either landing in the holding session (and unlocking there) or ending that session
-    at a moment it is idle (no one's transaction runs there), so no lock is left on a
-    pooled connection. False: the holding session stayed busy with another client's
+    again in new transactions for up to ``within`` seconds, each either landing in the
+    holding session (and unlocking there) or ending that session at a moment it is idle (no
+    one's transaction runs there), so no lock is left on a pooled connection. False: the holding session stayed busy with another client's
     transaction all that time, and still holds the lock."""
     from sqlalchemy import text
 
@@ -208,7 +217,7 @@ def _release(connection: Connection, pid: int | None, lock_key: int, within: flo
             else "pg_terminate_backend(a.pid)"
         # Each try is one transaction, wherever the pooler puts it: in the holding session,
         # unlock; elsewhere, end the holding session if it is idle; else try again.
-        deadline = time.monotonic() + min(within, RELEASE_SECONDS)
+        deadline = time.monotonic() + within
         while True:
             unlocked, still_held, ended = connection.execute(
                 text("SELECT CASE WHEN pg_backend_pid() = :pid THEN pg_advisory_unlock(:key) END, "
@@ -225,12 +234,6 @@ def _release(connection: Connection, pid: int | None, lock_key: int, within: flo
             time.sleep(0.02)
     except Exception:  # noqa: BLE001 - the session may be gone, and the lock with it
         return True
-
-
-def _left_held(db: Database, pid: int | None, within: float) -> str:
-    return (f"{db.masked}: could not give the migration lock back: server session {pid} stayed "
-            f"busy with another client's transaction for {min(within, RELEASE_SECONDS):g}s and holds "
-            f"it until that session ends (SELECT pg_terminate_backend({pid}) ends it at once)")
 
 
 def _mysql_lock_name(connection: Connection) -> str:
@@ -372,8 +375,7 @@ def locked(
             def to_lease() -> lease.LeaseSession:
                 """A revision ran in another server session than the lock's: a pooler. The
                 advisory lock is given up (where it can be), the lease taken."""
-                if not _release(connection, advisory.pid, advisory.key, lock_timeout) and on_wait is not None:
-                    on_wait(_left_held(db, advisory.pid, lock_timeout))
+                _give_back(connection, db, advisory.pid, advisory.key, lock_timeout, on_wait)
                 if on_wait is not None:
                     on_wait(f"{db.masked}: connections are pooled per transaction: going on under a lease lock")
                 return take_lease()
