@@ -221,7 +221,8 @@ class TestLockTimeout:
         holder = threading.Thread(target=hold)
         holder.start()
         holding.wait(30)
-        threading.Timer(1.0, release.set).start()
+        # Released later than a loaded machine takes to start the migrator (it must wait).
+        threading.Timer(3.0, release.set).start()
         result = cli("--url", db_url, "upgrade", "--lock-timeout", "30")
         holder.join()
         assert result.returncode == 0, result.stderr
