@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from .checks.checkpoint import checkpoint
+from .checks.checkpoint import checkpoint, prove as prove_checkpoints  # noqa: I001
 from .checks.roundtrip import roundtrip
 from .database import connections, ledger, locks, tenants
 from .database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AppliedRevision", "BackfillProgress", "ChecksumProblem", "LedgerRow", "MigrationResult", "RevisionInfo",
     "Status", "applied_history", "check", "checkpoint", "current", "downgrade", "heads", "history",
-    "offline_sql", "repair", "roundtrip", "stamp", "status", "upgrade", "verify", "wait_for_head",
+    "offline_sql", "prove_checkpoints", "repair", "roundtrip", "stamp", "status", "upgrade", "verify", "wait_for_head",
 ]
 
 Waiting = Callable[[str], None]

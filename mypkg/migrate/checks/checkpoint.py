@@ -5,8 +5,9 @@ SQLite file always; a temporary schema or database on each server named with
 ``--replay-on URL``), captures each (:mod:`..database.snapshot`) and writes the file.
 :func:`differences` replays again, installs the checkpoint into a second scratch place
 and compares the three: the file against the replay (a hand edit, or a history changed
-since), and the installed schema against the replay (the install itself). The wheel
-build runs it on SQLite for every checkpoint; the suite on PostgreSQL and MariaDB too.
+since), and the installed schema against the replay (the install itself). ``checkpoint --prove``
+runs it on SQLite for every checkpoint (the author's CI); the suite on PostgreSQL and
+MariaDB too. The wheel build only checks the recorded sums (it cannot run revisions).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..database import connections, settings, tenants
 from ..database.target import resolve
 from ..errors import MigrateError, UsageError
 from ..history import checkpoints, graph
+from . import canonical
 from ..identity import COMMAND, SCRATCH_PREFIX
 from ..runtime import runner
 
@@ -96,11 +98,10 @@ def write(revision: str, replay_on: Sequence[str] = ()) -> Path:
     :raises UsageError: not a source tree, not one revision, two URLs of one dialect.
     :raises MigrateError: a replay failed, or the schema holds what a checkpoint cannot reproduce.
     """
-    from ..history.location import script_location
+    from ..history.location import not_a_checkout, script_location
 
     if not Path(script_location()).is_absolute():
-        raise UsageError(f"{COMMAND} checkpoint writes into the source tree's alembic/ folder: run it in a "
-                         "checkout (an installed package's checkpoints come with it)")
+        raise UsageError(not_a_checkout("checkpoint writes into"))
     folder = checkpoints.scripts_folder()
     graph.require_revision(revision)
     found = graph.script(revision) if not graph.is_relative(revision) and revision not in ("head", "heads") else None
@@ -120,9 +121,17 @@ def write(revision: str, replay_on: Sequence[str] = ()) -> Path:
     target = checkpoints.folder_of(folder)
     target.mkdir(exist_ok=True)
     path = target / f"{found.revision}{checkpoints.SUFFIX}"
-    path.write_text(checkpoints.to_json(found.revision, forms))
+    path.write_text(checkpoints.to_json(found.revision, forms, scripts=script_sums(found.revision)))
     checkpoints.shipped.cache_clear()
     return path
+
+
+def script_sums(revision: str) -> dict[str, str]:
+    """The sha256 of the script of ``revision`` and of each of its ancestors, as they are now."""
+    from ..history import manifest
+
+    shipped = manifest.core()
+    return {rev: shipped.by_id[rev].sha256 for rev in shipped.ancestors((revision,))}
 
 
 def differences(checkpoint: checkpoints.Checkpoint, url: str | None = None) -> list[str]:
@@ -156,15 +165,23 @@ def differences(checkpoint: checkpoints.Checkpoint, url: str | None = None) -> l
 
 
 def compare(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
-    """Two forms, one line per difference: statements by position, rows by table."""
+    """Two forms, one line per difference: statements by the object they create, in a
+    canonical form (:mod:`.canonical`: batch mode's constraint order differs per process),
+    cut where they differ; rows by table."""
     lines = []
     for part in ("statements", "after"):
-        want, got = expected[part], actual[part]
-        for index in range(max(len(want), len(got))):
-            a = want[index] if index < len(want) else "(none)"
-            b = got[index] if index < len(got) else "(none)"
-            if a != b:
-                lines.append(f"{part} {index + 1}: expected {_short(a)}, found {_short(b)}")
+        want, got = canonical.by_object(expected[part]), canonical.by_object(actual[part])
+        for name in sorted(set(want) | set(got)):
+            a, b = want.get(name, []), got.get(name, [])
+            if a == b:
+                continue
+            if not a or not b:
+                lines.append(f"{part}, {name}: {'expected ' + _short(a[0]) + ', found none' if a else 'not expected, found ' + _short(b[0])}")
+                continue
+            first = next((i for i in range(max(len(a), len(b))) if a[i:i + 1] != b[i:i + 1]))
+            x, y = (a[first] if first < len(a) else "(none)"), (b[first] if first < len(b) else "(none)")
+            cut_x, cut_y = canonical.excerpt(x, y)
+            lines.append(f"{part}, {name}: expected {cut_x}, found {cut_y}")
     want_rows = {table["table"]: table for table in expected["rows"]}
     got_rows = {table["table"]: table for table in actual["rows"]}
     for name in sorted(set(want_rows) | set(got_rows)):
@@ -183,8 +200,29 @@ def _short(text: str) -> str:
 
 
 def prove_all(url: str | None = None) -> list[str]:
-    """Every shipped checkpoint against the replay (the wheel build's check)."""
+    """Every shipped checkpoint against the replay on ``url``'s dialect (SQLite when None)."""
     problems = []
     for checkpoint in checkpoints.shipped():
         problems += differences(checkpoint, url)
+    return problems
+
+
+def prove(replay_on: Sequence[str] = ()) -> list[str]:
+    """``checkpoint --prove``: every shipped checkpoint against the replay on SQLite and on
+    each server of ``replay_on`` (in scratch places), one line per difference; [] when all
+    hold. Also the sums the wheel build checks (a checkpoint stale since a script changed).
+
+    :raises UsageError: no checkpoint to prove.
+    """
+    from ..history import manifest
+
+    found = checkpoints.shipped()
+    if not found:
+        raise UsageError(f"no checkpoint to prove (write one with {COMMAND} checkpoint REV)")
+    shipped = manifest.core()
+    sha256_of = {rev.revision: rev.sha256 for rev in shipped.revisions}
+    problems = [line for checkpoint in found
+                for line in checkpoints.stale(checkpoint, sha256_of, set(shipped.ancestors((checkpoint.revision,))))]
+    for url in (None, *replay_on):
+        problems += prove_all(url)
     return problems

@@ -37,7 +37,9 @@ def retire(revision: str) -> Path:
     from ..history.location import script_location
 
     if not Path(script_location()).is_absolute():
-        raise UsageError(f"{COMMAND} checkpoint --retire edits the source tree's alembic/ folder: run it in a checkout")
+        from ..history.location import not_a_checkout
+
+        raise UsageError(not_a_checkout("checkpoint --retire edits"))
     graph.require_revision(revision)
     script = graph.script(revision)
     found = next((c for c in checkpoints.shipped() if script is not None and c.revision == script.revision), None)
@@ -67,9 +69,12 @@ def retire(revision: str) -> Path:
     for rev in retired:
         Path(directory.get_revision(rev).path).unlink()
     payload = json.loads(found.path.read_text())
+    # The sums the build checks: the cut script as it is now (the one before, for databases
+    # that ran it, is script_sha256_before); the retired scripts are gone, their sums kept.
+    sums = None if found.scripts is None else {**found.scripts, found.revision: hashlib.sha256(path.read_bytes()).hexdigest()}
     found.path.write_text(checkpoints.to_json(found.revision, payload["forms"], {
         "revisions": sorted(retired), "last_release": list(releases)[-1], "script_sha256_before": before,
-    }))
+    }, scripts=sums))
     checkpoints.shipped.cache_clear()
     return found.path
 

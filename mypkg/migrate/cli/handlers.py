@@ -164,6 +164,15 @@ def _checkpoint(args: argparse.Namespace, out: Output) -> ExitCode:
 
     if args.retire and args.replay_on:
         raise UsageError("--retire removes scripts; --replay-on writes a checkpoint: give one")
+    if args.prove:
+        if args.revision is not None or args.retire:
+            raise UsageError("checkpoint --prove proves every checkpoint: give no REV and no --retire")
+        problems = commands.prove_checkpoints(args.replay_on)
+        out.data({"problems": problems}, lambda: [out.line(line) for line in problems] or out.line(
+            "every checkpoint installs what its replay builds"))
+        return ExitCode.FAILURE if problems else ExitCode.OK
+    if args.revision is None:
+        raise UsageError("checkpoint needs REV (or --prove)")
     path = commands.checkpoint(args.revision, args.replay_on, retire=args.retire)
     out.data({"revision": args.revision, "path": str(path), "retired": args.retire},
              lambda: out.line(f"{'retired the scripts before' if args.retire else 'wrote'} {path}"))

@@ -186,7 +186,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "in a checkout: write the schema at REV as a checkpoint that empty databases install in one step",
         f"  {PROG} checkpoint REV --replay-on postgresql://localhost/scratch "
         "--replay-on mysql+pymysql://localhost/scratch\n"
-        f"  {PROG} checkpoint REV --retire   # after a release shipped it: remove the scripts before it",
+        f"  {PROG} checkpoint REV --retire   # after a release shipped it: remove the scripts before it\n"
+        f"  {PROG} checkpoint --prove --replay-on postgresql://localhost/scratch   # in CI",
     ),
     "repair": (
         "record how a revision that failed part way was fixed by hand (MySQL/MariaDB), or accept "
@@ -314,7 +315,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
            help="every installed plugin but this one (repeatable)")
     option(("upgrade",), "--no-checkpoint", action="store_true",
            help="an empty database replays every revision instead of installing a checkpoint")
-    option(("checkpoint",), "revision", metavar="REV", help="the revision whose schema the checkpoint holds")
+    option(("checkpoint",), "revision", metavar="REV", nargs="?", help="the revision whose schema the checkpoint holds")
+    option(("checkpoint",), "--prove", action="store_true",
+           help="replay each checkpoint's history, install it into scratch places, exit 1 on any difference (CI)")
     option(("checkpoint",), "--replay-on", metavar="URL", action="append", default=[], type=types.not_blank,
            help="also replay on this PostgreSQL or MySQL/MariaDB server (in a scratch schema or database, "
            "dropped afterwards) for that dialect's form; repeat per dialect (SQLite's is always written)")

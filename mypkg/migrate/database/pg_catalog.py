@@ -13,8 +13,12 @@ row security, grants) are refused by name: the checkpoint would silently lack th
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
+
+from ..identity import SCRATCH_PREFIX
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -90,6 +94,41 @@ SELECT pg_get_indexdef(i.indexrelid), quote_ident(current_schema()), t.relname
 """
 
 
+#: ``(ARRAY[...])::text[]``: pg_get_constraintdef's text for ``varchar_col IN ('A', 'B')``,
+#: which PostgreSQL parses back into another expression (the cast pushed into each element).
+_CAST_ARRAY = re.compile(r"\(\(ARRAY\[((?:'(?:[^']|'')*'|[^\]'])*)\]\)::[a-z ]+\[\]\)")
+
+
+_PROBE = f"{SCRATCH_PREFIX}check_probe"
+
+
+def _reparsable_check(connection: Connection, table: str, definition: str) -> str:
+    """A CHECK's text that PostgreSQL parses back into the expression it holds.
+
+    ``pg_get_constraintdef`` does not round-trip every expression: an IN-list on a
+    varchar column comes back as ``= ANY ((ARRAY['A'::character varying])::text[])``,
+    which parses into ``ARRAY[('A'::character varying)::text]``, so a checkpoint
+    installed from that text would not be ``pg_dump``-identical to the replay. Each
+    candidate is tried on the table in a savepoint and kept when PostgreSQL describes the
+    result exactly as it describes the original; the catalog's text when none does."""
+    if "ARRAY[" not in definition:
+        return definition
+    for candidate in dict.fromkeys([definition, _CAST_ARRAY.sub(r"(ARRAY[\1])", definition)]):
+        connection.exec_driver_sql(f"SAVEPOINT {_PROBE}")
+        try:
+            connection.exec_driver_sql(
+                f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {_PROBE} {candidate} NOT VALID")
+            described = connection.exec_driver_sql(
+                f"SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = '{_PROBE}' "
+                f"AND conrelid = {_literal(_quote(table))}::regclass").scalar()
+        except Exception:  # noqa: BLE001 - a candidate that does not parse is no candidate
+            described = None
+        connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_PROBE}")
+        if described is not None and described.removesuffix(" NOT VALID") == definition:
+            return candidate
+    return definition
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -139,6 +178,8 @@ def capture(connection: Connection, runner_tables: Collection[str]) -> dict[str,
     for table, name, kind, definition in rows(_CONSTRAINTS):
         if table in runner_tables:
             continue
+        if kind == "c":
+            definition = _reparsable_check(connection, table, definition)
         if kind == "f":
             after.append(f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {_quote(name)} {definition}")
         else:

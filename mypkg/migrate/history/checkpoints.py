@@ -6,9 +6,13 @@ dialect (:mod:`..database.snapshot` captures each). It sits outside ``versions/`
 the ``alembic`` command never sees it; the wheel bundles it with the scripts.
 
 The file declares the sha256 of its own content (the revision and every dialect's
-form): a hand edit that does not recompute it is caught by ``verify`` and by the wheel
-build, and an edit that does is caught by the build's replay (``hatch_build.py``). The
-ledger row of a database installed from it records the same checksum.
+form), and the sha256 of every script it covers as it was when the replay ran. A hand
+edit that does not recompute the first, and a script changed since (the checkpoint is
+stale), are caught by ``verify`` and by the wheel build (``hatch_build.py``), which has
+neither the database drivers nor the application that real revisions import, so it
+checks these sums and runs nothing. The replay proof is ``checkpoint --prove`` (in the
+author's CI) and the suite. The ledger row of a database installed from it records the
+content checksum.
 
 Retiring: once a release ships a checkpoint, the scripts before it may leave the package
 (``checkpoint REV --retire``); the file then lists them, with the last release that
@@ -49,6 +53,9 @@ class Checkpoint(NamedTuple):
     last_release: str | None = None
     #: The sha256 of the checkpoint revision's script before retiring cut its parents.
     script_sha256_before: str | None = None
+    #: Revision -> the sha256 of its script when the checkpoint was written (None: a file
+    #: written before they were recorded).
+    scripts: dict[str, str] | None = None
 
 
 def content_checksum(revision: str, forms: dict[str, Any]) -> str:
@@ -57,13 +64,16 @@ def content_checksum(revision: str, forms: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def to_json(revision: str, forms: dict[str, Any], retired: dict[str, Any] | None = None) -> str:
+def to_json(revision: str, forms: dict[str, Any], retired: dict[str, Any] | None = None,
+            scripts: dict[str, str] | None = None) -> str:
     payload: dict[str, Any] = {
         "format": FORMAT,
         "revision": revision,
         "checksum": content_checksum(revision, forms),
         "forms": forms,
     }
+    if scripts is not None:
+        payload["scripts"] = dict(sorted(scripts.items()))
     if retired:
         payload["retired"] = retired
     return json.dumps(payload, indent=1, sort_keys=True) + "\n"
@@ -86,11 +96,49 @@ def read(path: Path) -> Checkpoint:
             retired=tuple(retired.get("revisions", ())),
             last_release=retired.get("last_release"),
             script_sha256_before=retired.get("script_sha256_before"),
+            scripts=_sums(payload.get("scripts")),
         )
     except CheckpointError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path.name}: not a checkpoint file ({type(exc).__name__}: {exc})") from None
+
+
+def _sums(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise TypeError("'scripts' must map revision ids to sha256 sums")
+    return value
+
+
+def stale(checkpoint: Checkpoint, sha256_of: dict[str, str], ancestors: set[str]) -> list[str]:
+    """How ``checkpoint`` no longer matches the scripts it covers, one line each ([] when it
+    does): ``sha256_of`` maps each shipped revision to its script's sha256, ``ancestors``
+    is the checkpoint revision with every ancestor in the shipped graph."""
+    name = checkpoint.path.name
+    if checkpoint.actual != checkpoint.checksum:
+        return [f"{name} was edited by hand (its content's sha256 {checkpoint.actual[:12]}…, "
+                f"declared {checkpoint.checksum[:12]}…)"]
+    if checkpoint.scripts is None:
+        return [f"{name} records no checksums of the scripts it covers (written by an older release): "
+                f"write it again with `checkpoint {checkpoint.revision}` in the checkout"]
+    problems = []
+    for revision, recorded in sorted(checkpoint.scripts.items()):
+        if revision in checkpoint.retired:
+            continue
+        now = sha256_of.get(revision)
+        if now is None:
+            problems.append(f"{name} covers {revision}, whose script is gone")
+        elif now != recorded:
+            problems.append(f"{name} is stale: the script of {revision} changed since it was written "
+                            f"(sha256 {now[:12]}…, was {recorded[:12]}…); write it again with "
+                            f"`checkpoint {checkpoint.revision}`")
+    added = sorted(ancestors - set(checkpoint.scripts) - set(checkpoint.retired))
+    if added:
+        problems.append(f"{name} is stale: {added[0]} now precedes {checkpoint.revision} but was not replayed "
+                        f"into it; write it again with `checkpoint {checkpoint.revision}`")
+    return problems
 
 
 def folder_of(scripts_folder: Path) -> Path:

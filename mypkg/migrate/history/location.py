@@ -32,3 +32,17 @@ def script_location() -> str:
         f"{PACKAGE}'s migration scripts are missing: neither {package}/{BUNDLED} "
         f"nor {source} holds env.py; reinstall {PACKAGE}"
     )
+
+
+def not_a_checkout(what: str) -> str:
+    """Why a command that edits the source tree cannot: the package imported is an installed
+    one; when the working directory is a checkout, say that its package is not the one imported."""
+    from ..identity import COMMAND, PACKAGE_DIR
+
+    here = Path.cwd()
+    if (here / "alembic" / "versions").is_dir() and (here / PACKAGE).is_dir():
+        return (f"{COMMAND} {what} the source tree's alembic/ folder, but the {PACKAGE} imported is the installed "
+                f"package at {PACKAGE_DIR}, not this checkout's: install the checkout editable (pip install -e .) "
+                f"or run python -m {PACKAGE} from its root")
+    return (f"{COMMAND} {what} the source tree's alembic/ folder: run it in a checkout "
+            f"(the {PACKAGE} imported is the installed package at {PACKAGE_DIR}, whose checkpoints come with it)")

@@ -72,13 +72,24 @@ def _installed_checkpoints(connection: Connection) -> list[ChecksumProblem]:
 
 
 def edited_checkpoints() -> list[ChecksumProblem]:
-    """Checkpoint files whose content is not what they declare (edited by hand)."""
-    return [
-        ChecksumProblem(checkpoint.revision, "edited checkpoint",
-                        f"{checkpoint.path.name} was changed after it was written: its content's sha256 is "
-                        f"{checkpoint.actual[:12]}…, it declares {checkpoint.checksum[:12]}…")
-        for checkpoint in checkpoints.shipped() if checkpoint.actual != checkpoint.checksum
-    ]
+    """Checkpoint files whose content is not what they declare (edited by hand), or that
+    no longer match the scripts they cover (stale: a script changed since)."""
+    from ..history import manifest
+
+    found = []
+    shipped = manifest.core()
+    sha256_of = {rev.revision: rev.sha256 for rev in shipped.revisions}
+    for checkpoint in checkpoints.shipped():
+        if checkpoint.actual != checkpoint.checksum:
+            found.append(ChecksumProblem(
+                checkpoint.revision, "edited checkpoint",
+                f"{checkpoint.path.name} was changed after it was written: its content's sha256 is "
+                f"{checkpoint.actual[:12]}…, it declares {checkpoint.checksum[:12]}…"))
+        elif checkpoint.scripts is not None:
+            covered = set(shipped.ancestors((checkpoint.revision,)))
+            found += [ChecksumProblem(checkpoint.revision, "stale checkpoint", line)
+                      for line in checkpoints.stale(checkpoint, sha256_of, covered)]
+    return found
 
 
 def _accepted(revision: str, sha256: str) -> tuple[str | None, ...]:
