@@ -331,3 +331,41 @@ def test_alembic_in_the_source_tree_sees_installed_plugins(
     assert up.returncode == 0, up.stderr
     assert "audit_event" not in tables(f"sqlite:///{tmp_path / 'by_hand.db'}")
     assert "my_table" in tables(f"sqlite:///{tmp_path / 'by_hand.db'}")
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "full-path"])
+def test_plugins_depending_on_the_cores_head_and_on_another_plugins_head_are_at_head_once_applied(
+    plugins_installed: Venv, wheels: dict[str, Path], tmp_path: Path, fast: bool
+) -> None:
+    """The natural plugin needs the newest core tables (``depends_on`` the core's head), and
+    the next builds on the first's head: after ``upgrade`` Alembic folds each dependency into
+    its dependent's version row, and every head is applied though not every head has a row.
+    ``status`` (both paths), ``status --wait`` and ``fleet status`` say at head."""
+    venv = plugins_installed
+    audit = plugin_copy(tmp_path, "audit_trail", **{'depends_on = "4a14b7b9f9d6"': f'depends_on = "{CORE_HEAD}"'})
+    tags = plugin_copy(tmp_path, "tagging", **{'depends_on = "a0d17e000001"': f'depends_on = "{AUDIT[-1]}"'})
+    venv.install(build_wheel(audit, tmp_path / "wheels"), build_wheel(tags, tmp_path / "wheels"))
+    env = {} if fast else {"MYPKG_NO_FASTPATH": "1"}
+    (tmp_path / "fleet").mkdir()
+    urls = [f"sqlite:///{tmp_path / 'fleet' / f't{i}.db'}" for i in range(2)]
+    for url in urls:
+        up = venv.run("--url", url, "upgrade", cwd=tmp_path, **env)
+        assert up.returncode == 0, up.stderr
+    import sqlite3
+
+    rows = sorted(r[0] for r in sqlite3.connect(urls[0].removeprefix("sqlite:///")).execute(
+        "SELECT version_num FROM alembic_version"))
+    assert rows == [TAGS[0]]  # the world claimed: the core's and audit's heads have no row of their own
+    status = venv.run("--url", urls[0], "status", "--json", cwd=tmp_path, **env)
+    assert status.returncode == 0, status.stdout + status.stderr
+    state = json.loads(status.stdout)
+    assert state["at_head"] is True and state["pending"] == []
+    waited = venv.run("--url", urls[0], "status", "--wait", "5", cwd=tmp_path, **env)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    again = venv.run("--url", urls[0], "upgrade", cwd=tmp_path, **env)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
+    fleet = venv.run("fleet", "status", "--sqlite-glob", str(tmp_path / "fleet" / "*.db"), "--json", cwd=tmp_path, **env)
+    assert fleet.returncode == 0, fleet.stdout + fleet.stderr
+    report = json.loads(fleet.stdout)
+    assert [row["outcome"] for row in report["targets"]] == ["at head"] * 2, report
+    assert report["summary"]["at_head"] == 2 and report["summary"]["behind"] == 0
