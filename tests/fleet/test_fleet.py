@@ -4,6 +4,7 @@ processes as a Kubernetes Indexed Job runs them, a fleet killed half way, two fl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -418,3 +419,61 @@ def test_max_failures_one_stops_at_the_first_failure_and_every_row_knows_its_tim
     status = mypkg.fleet.status([f"sqlite:///{path}" for path in paths[1:]], jobs=1)
     # Each target's own time lies within the fleet's.
     assert all(0 <= row.seconds <= status.seconds for row in status.rows), (status.rows, status.seconds)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found |= {int(child) for child in (task / "children").read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_fleet_sigkilled_by_its_orchestrator_takes_its_workers_with_it(source_copy: Path, tmp_path: Path) -> None:
+    """What an orchestrator sends after its grace period: SIGKILL to the fleet's process
+    alone (no process group, no handler runs). Its workers, mid-revision, end with it: none
+    is left migrating, and the fleet's stdout and stderr reach EOF at once."""
+    from tests.history import histories
+
+    slow = histories.script("9999_5107dead0010_slow.py", "5107dead0010", HEAD, "test only: a long revision",
+                            upgrade='import pathlib, time\nop.create_table("slow", sa.Column("id", sa.Integer, primary_key=True))\n'
+                                    'pathlib.Path(str(op.get_bind().engine.url.database) + ".running").touch()\n'
+                                    'time.sleep(120)')
+    (source_copy / "alembic" / "versions" / slow.filename).write_text(slow.text)
+    paths = sqlite_files(tmp_path / "data", 4)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    process = subprocess.Popen([sys.executable, "-m", "mypkg", "fleet", "upgrade", "--sqlite-glob",
+                                str(tmp_path / "data" / "*.db"), "--jobs", "2"], cwd=source_copy,
+                               env={**base, "PYTHONPATH": str(source_copy)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list((tmp_path / "data").glob("*.running"))) < 2:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    workers = {pid for pid in _children(process.pid)
+               if "multiprocessing" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")}
+    assert len(workers) >= 2, workers  # the world claimed: workers mid-revision
+    process.kill()
+    started = time.monotonic()
+    out, err = process.communicate(timeout=30)  # EOF on both pipes: no worker holds them
+    assert time.monotonic() - started < 15
+    ended = time.monotonic() + 15
+    while time.monotonic() < ended and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived the fleet"
+    # Cut off mid-revision: each database rolled back to the revision before it.
+    def at(path: Path) -> list[str]:
+        with sqlite3.connect(path) as connection:
+            if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone():
+                return []
+        return version(path)
+
+    assert all(at(path) in ([], [HEAD]) for path in paths), [at(path) for path in paths]
+    assert sum(at(path) == [HEAD] for path in paths) >= 2

@@ -11,6 +11,9 @@ lives in the targets: a fleet stopped half way is resumed by running it again.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -100,7 +103,8 @@ def run(
         queue = [found for found in queue if found.identity not in rows]
     # spawn: a worker starts clean (no connection, lock or signal state inherited).
     context = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(max_workers=min(jobs, max(len(queue), 1)), mp_context=context) as pool:
+    with futures.ProcessPoolExecutor(max_workers=min(jobs, max(len(queue), 1)), mp_context=context,
+                                     initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         phases = [queue[:canary], queue[canary:]] if canary else [queue]
         for number, phase in enumerate(phases):
             if stopped:
@@ -142,6 +146,32 @@ def run(
             rows[found.identity] = Row(found.identity, (), (), "not started", 0.0, stopped)
     ordered = [rows[found.identity] for found in targets]
     return FleetResult(action, revision, ordered, stopped, time.perf_counter() - started)
+
+
+def die_with_parent(parent: int) -> None:
+    """In each worker: end when the fleet's process ends, however it ends. An orchestrator's
+    SIGKILL after its grace period leaves no handler to stop the workers, which would go on
+    migrating and hold the fleet's stdout and stderr open (a caller waiting for EOF hangs).
+    Linux: the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); everywhere:
+    a thread that sees the worker re-parented. A target cut off mid-revision is rolled back
+    by its database (or, on MySQL, recorded as partial), as when the node is lost."""
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)  # the parent is gone: nothing left to report to
+
+    if os.getppid() != parent:  # it died before the death signal was armed
+        os._exit(1)
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def migrate_one(action: str, found: Target, revision: str, options: dict[str, Any],
