@@ -477,3 +477,48 @@ def test_a_fleet_sigkilled_by_its_orchestrator_takes_its_workers_with_it(source_
 
     assert all(at(path) in ([], [HEAD]) for path in paths), [at(path) for path in paths]
     assert sum(at(path) == [HEAD] for path in paths) >= 2
+
+
+def test_no_target_is_an_error_unless_allowed(tmp_path: Path) -> None:
+    """A glob with a typo, or an empty targets file, would pass CI silently: exit 2 naming
+    what found nothing; --allow-empty for a fleet that may be empty; an empty shard of a
+    fleet that has targets is no error."""
+    (tmp_path / "empty.txt").write_text("# no tenant yet\n")
+    for args in (("--sqlite-glob", "dta/*.db"), ("--targets", "empty.txt")):
+        result = fleet("upgrade", *args, cwd=tmp_path)
+        assert result.returncode == 2, result.stdout + result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert f"fleet found no target ({args[0]} " in line and "--allow-empty" in line
+        allowed = fleet("upgrade", *args, "--allow-empty", "--json", cwd=tmp_path)
+        assert allowed.returncode == 0, allowed.stderr
+        assert json.loads(allowed.stdout)["summary"]["targets"] == 0
+    sqlite_files(tmp_path / "data", 1)
+    shards = [fleet("status", "--sqlite-glob", "data/*.db", "--shard", f"{i}/2", "--json", cwd=tmp_path) for i in range(2)]
+    assert sorted(json.loads(s.stdout)["summary"]["targets"] for s in shards) == [0, 1]
+    # The shard with the (empty, so behind) file: 1; the empty shard: 0, not a usage error.
+    assert {json.loads(s.stdout)["summary"]["targets"]: s.returncode for s in shards} == {1: 1, 0: 0}
+
+
+def test_one_sqlite_file_spelled_two_ways_is_one_target(tmp_path: Path) -> None:
+    path = sqlite_files(tmp_path / "d", 1)[0]
+    (tmp_path / "link.db").symlink_to(path)
+    (tmp_path / "tenants.txt").write_text("sqlite:///d/tenant_0000.db\nsqlite:///d/./tenant_0000.db\n"
+                                          f"sqlite:///{tmp_path}/link.db\n")
+    result = fleet("upgrade", "--targets", "tenants.txt", "--sqlite-glob", "d/*.db", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [row["target"] for row in report["targets"]] == [f"sqlite:///{path.resolve()}"]
+    assert report["summary"]["migrated"] == 1 and applied_once(path)
+    from mypkg.migrate.fleet.targets import target
+
+    spellings = [f"sqlite:///{tmp_path}/d/tenant_0000.db", f"sqlite:///{tmp_path}/d/./tenant_0000.db",
+                 f"sqlite:///{tmp_path}/link.db"]
+    assert len({target(url).shard(7) for url in spellings}) == 1
+
+
+def test_a_binary_targets_file_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "tenants.bin").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
+    result = fleet("status", "--targets", "tenants.bin", cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "--targets tenants.bin: not a text file of database URLs (UTF-8)" in line

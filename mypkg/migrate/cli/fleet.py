@@ -43,6 +43,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--statement-lock-timeout", type=types.lock_seconds, default=None, metavar="SECONDS",
                         help="per target, PostgreSQL: as upgrade's")
     parser.add_argument("--yes", action="store_true", help="confirm a downgrade to base on every target")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="no target found is a success (by default an error: a glob with a typo matches nothing)")
 
 
 def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
@@ -70,6 +72,11 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
     if args.schemas:
         url = settings.resolve_url_string(args.url)
         found += targets.from_schemas(url, *args.schemas)
+    if not found and not args.allow_empty:
+        given = [f"--targets {path}" for path in args.targets] + [f"--sqlite-glob {pattern!r}" for pattern in
+                                                                 args.sqlite_glob] + [f"--schemas {p!r}" for p in args.schemas]
+        raise UsageError(f"fleet found no target ({', '.join(given)} named none); "
+                         "give --allow-empty if an empty fleet is expected")
     chosen = targets.in_shard(targets.unique(found), shard)
     options = {"lock_timeout": args.lock_timeout, "statement_lock_timeout": args.statement_lock_timeout,
                "busy_timeout": settings.busy_timeout(), "confirm_base": args.yes}

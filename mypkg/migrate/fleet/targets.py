@@ -1,8 +1,8 @@
 """Which targets a fleet runs over, and which of them this shard takes.
 
 Targets come from a file (one URL per line), a SQLite glob, or both; each is known by its
-identity, the URL with its secrets masked, so a rotated password is the same target and two
-lines naming one database are one target. A shard takes the targets whose stable hash
+identity, the URL with its secrets masked (a SQLite file by its resolved path), so a
+rotated password is the same target and two lines naming one database are one target. A shard takes the targets whose stable hash
 (sha256 of the identity, never Python's salted ``hash()``) falls in it: N pods of a
 Kubernetes Indexed Job split a fleet with no coordinator, and never overlap.
 """
@@ -31,7 +31,19 @@ def target(url: str) -> Target:
     from ..database.settings import mask, parse_url
 
     parse_url(url, need_driver=False)  # malformed, unknown dialect: a usage error now
-    return Target(url, mask(url))
+    return Target(url, mask(_same_file_same_name(url)))
+
+
+def _same_file_same_name(url: str) -> str:
+    """A SQLite URL with its file's resolved path (``d/./t0.db``, ``d/t0.db`` and a symlink
+    to it are one target, in one shard); any other URL as it is."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path, sep, query = url[len(prefix):].partition("?")
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return url
+    return f"{prefix}{os.path.realpath(path)}{sep}{query}"
 
 
 def from_file(path: str) -> list[Target]:
@@ -45,6 +57,8 @@ def from_file(path: str) -> list[Target]:
             lines = handle.read().splitlines()
     except OSError as exc:
         raise UsageError(f"--targets {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--targets {path}: not a text file of database URLs (UTF-8), one per line") from None
     found = []
     for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip() if not line.lstrip().startswith("#") else ""
