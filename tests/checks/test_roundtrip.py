@@ -287,3 +287,48 @@ def test_the_text_report_names_the_rewritten_table(source_copy: Path, postgresql
     assert done.stdout.splitlines()[:5] == [
         f"{CHANGE}  change gadget", "  rows:      gadget 20, my_table 20, note 20",
         done.stdout.splitlines()[2], "  locks:     gadget AccessExclusiveLock", "  rewritten: gadget"]
+
+
+THIRD = "9a0000000003"
+
+
+def test_a_finding_does_not_stop_the_walk_the_revisions_after_it_are_round_tripped(source_copy: Path) -> None:
+    """Findings are per revision: a revision that fails with rows present is applied with its
+    tables emptied, and the revisions after it still get their round-trip (and their own
+    findings); progress is on stderr, one line per revision, in a log too."""
+    fails_with_rows = change(
+        '    bind = op.get_bind()\n'
+        '    if bind.execute(sa.text("SELECT count(*) FROM gadget")).scalar():\n'
+        '        raise RuntimeError("cannot convert existing gadgets")\n'
+        '    op.add_column("gadget", sa.Column("colour", sa.String(10)))',
+        '    with op.batch_alter_table("gadget") as batch:\n'
+        '        batch.drop_column("colour")')
+    cli = project(source_copy, fails_with_rows)
+    third = (CREATE_GADGET.replace(GADGET, THIRD).replace(f'down_revision = "{HEAD}"', f'down_revision = "{CHANGE}"')
+             .replace("create gadget", "upper-case labels")
+             .replace('op.create_table("gadget", sa.Column("id", sa.Integer, primary_key=True),\n'
+                      '                    sa.Column("label", sa.String(200), nullable=False), sa.Column("weight", sa.Integer),\n'
+                      '                    sa.Column("api_token", sa.String(40)))',
+                      'op.execute("UPDATE gadget SET label = upper(label)")')
+             .replace('op.drop_table("gadget")', "pass"))
+    (source_copy / "alembic" / "versions" / f"9999_{THIRD}_upper.py").write_text(third)
+    done = cli("roundtrip", f"{HEAD}:head", "--json")
+    assert done.returncode == 1, done.stderr
+    assert findings(done) == [(CHANGE, "?", None, "upgrade"), (THIRD, "gadget", "label", "upgrade"),
+                              (THIRD, "gadget", "label", "downgrade")]
+    payload = json.loads(done.stdout)
+    assert "cannot convert existing gadgets" in payload["findings"][0]["example"]
+    assert [step["revision"] for step in payload["steps"]] == [GADGET, CHANGE, THIRD]
+    assert f"{CHANGE}: applied with its tables emptied, to go on with the revisions after it" in payload["notes"]
+    text = cli("roundtrip", f"{HEAD}:head")
+    progress = [line for line in text.stderr.splitlines() if "round-tripping" in line]
+    assert progress == [f"mypkg-migrate: round-tripping {rev} ({n} of 3)" for n, rev in enumerate((GADGET, CHANGE, THIRD), 1)]
+    assert "3 revision(s) round-tripped" in text.stdout
+
+
+@pytest.mark.parametrize("span", ["head:base", f"{HEAD}:base", f"{REVISIONS[-1]}:{REVISIONS[1]}", "heads:" + REVISIONS[2]])
+def test_a_range_going_down_is_a_usage_error(cli: Cli, span: str) -> None:
+    done = cli("roundtrip", span)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert f"{span}: the range goes down; roundtrip walks up, oldest first" in line

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..database import connections, ledger, settings
@@ -80,11 +81,13 @@ Snapshot = dict[str, tuple[tuple[str, ...], dict[Any, dict[str, Any]]]]
 
 
 def roundtrip(target: Target = None, revision_range: str | None = None, *, rows: int = 20,
-              report: bool = False) -> RoundTrip:
+              report: bool = False, on_step: Callable[[int, int, str], None] | None = None) -> RoundTrip:
     """Round-trip each revision of ``revision_range`` (``FROM:TO``, or ``TO`` from base; default
     every revision) on ``target``, which must be empty; None: a temporary SQLite file.
+    ``on_step(n, total, revision)`` before each revision (progress).
 
-    :raises UsageError: a non-empty database, an unknown revision, ``rows`` below 1.
+    :raises UsageError: a non-empty database, an unknown revision, a range going down,
+        ``rows`` below 1.
     """
     import tempfile
 
@@ -96,7 +99,7 @@ def roundtrip(target: Target = None, revision_range: str | None = None, *, rows:
             target = f"sqlite:///{folder}/roundtrip.db"
         db = resolve(target)
         _refuse_non_empty(db)
-        return _walk(db, _revisions(revision_range), rows, report)
+        return _walk(db, _revisions(revision_range), rows, report, on_step)
 
 
 def _revisions(revision_range: str | None) -> tuple[str | None, list[Any]]:
@@ -105,6 +108,16 @@ def _revisions(revision_range: str | None) -> tuple[str | None, list[Any]]:
     for revision in (start, end):
         if revision not in ("base", "head", "heads"):
             graph.require_revision(revision)
+    going_down = UsageError(f"{revision_range}: the range goes down; roundtrip walks up, oldest first "
+                            "(FROM:TO with FROM before TO)")
+    if end == "base" or (start in ("head", "heads") and end not in ("head", "heads")):
+        raise going_down
+    if start in ("head", "heads"):
+        raise UsageError(f"{revision_range}: no revision between them (give FROM:TO, oldest first)")
+    if start != "base" and end not in ("head", "heads"):
+        first, last = graph.script(start).revision, graph.script(end).revision  # type: ignore[union-attr]
+        if last != first and last in graph.ancestors((first,)):  # TO is before FROM
+            raise going_down
     ends = graph.heads() if end in ("head", "heads") else (graph.script(end).revision,)  # type: ignore[union-attr]
     before = set() if start == "base" else graph.ancestors((graph.script(start).revision,))  # type: ignore[union-attr]
     wanted = graph.ancestors(ends) - before
@@ -130,13 +143,18 @@ def _schema(db: Database) -> str | None:
     return db.schema if db.is_postgresql else None
 
 
-def _walk(db: Database, plan: tuple[str | None, list[Any]], wanted: int, report: bool) -> RoundTrip:
+def _walk(db: Database, plan: tuple[str | None, list[Any]], wanted: int, report: bool,
+          on_step: Callable[[int, int, str], None] | None = None) -> RoundTrip:
+    """Each revision in turn. A finding is that revision's: the walk goes on to the next
+    (a real history has more than one), unless the database cannot get past it."""
     start, revisions = plan
     if start is not None:
         _move(db, "upgrade", start)
     steps, findings, notes = [], [], []
     number = 1
-    for info in revisions:
+    for index, info in enumerate(revisions, start=1):
+        if on_step is not None:
+            on_step(index, len(revisions), info.revision)
         try:
             number, counts = _fill(db, wanted, number)
         except MigrateError as exc:
@@ -153,7 +171,9 @@ def _walk(db: Database, plan: tuple[str | None, list[Any]], wanted: int, report:
         except MigrateError as exc:
             findings.append(_failed(db, info, exc, "upgrade"))
             steps.append(Step(info.revision, info.message, counts, seconds))
-            break
+            if not _past_it_without_rows(db, info.revision, notes):
+                break
+            continue
         after = _snapshot(db)
         rewritten = None if files is None else tuple(sorted(t for t, n in _relfilenodes(db).items() if t in files and files[t] != n))
         findings += _compare(before, after, info.revision, "upgrade", _declared(info.revision))
@@ -170,11 +190,33 @@ def _walk(db: Database, plan: tuple[str | None, list[Any]], wanted: int, report:
                 seconds["upgrade again"] = _move(db, "upgrade", info.revision)
             except MigrateError as exc:
                 findings.append(_failed(db, info, exc, "upgrade again" if "downgrade" in seconds else "downgrade"))
-                steps.append(Step(info.revision, info.message, counts, seconds))
-                break
+                if info.revision not in _current(db) and not _past_it_without_rows(db, info.revision, notes):
+                    steps.append(Step(info.revision, info.message, counts, seconds))
+                    break
         steps.append(Step(info.revision, info.message, counts, seconds,
                           dict(held) if report and db.is_postgresql else None, rewritten))
     return RoundTrip(db.masked, steps, findings, notes)
+
+
+def _past_it_without_rows(db: Database, revision: str, notes: list[str]) -> bool:
+    """After a move that failed with rows present (rolled back: the database sits before
+    ``revision``): empty every table and upgrade to it. True when that worked and the walk
+    can go on; else a note says why it stops there."""
+    import sqlalchemy as sa
+
+    try:
+        with connections.connect(db, will_write=True) as connection:
+            for table in reversed(_tables(connection, db)):  # children first
+                connection.execute(sa.delete(table))
+            connection.commit()
+        _move(db, "upgrade", revision)
+    except Exception as exc:  # noqa: BLE001 - any failure here ends the walk, said in the note
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        notes.append(f"{revision}: the round-trip stops here: it cannot be applied even with its tables "
+                     f"emptied ({first})")
+        return False
+    notes.append(f"{revision}: applied with its tables emptied, to go on with the revisions after it")
+    return True
 
 
 def _move(db: Database, direction: str, revision: str) -> float:

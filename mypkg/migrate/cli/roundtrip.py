@@ -28,7 +28,12 @@ def roundtrip(args: argparse.Namespace, out: Output) -> ExitCode:
     """Only an explicit --url: the environment's URL is a real database, never a scratch one."""
     from ..checks.roundtrip import roundtrip as run
 
-    found = run(args.url, args.range, rows=args.rows, report=args.report)
+    def progress(number: int, total: int, revision: str) -> None:
+        # Long work shows progress in logs too: on stderr, so the result on stdout stays whole.
+        if not args.json and not args.quiet:
+            out.waiting(f"round-tripping {revision} ({number} of {total})")
+
+    found = run(args.url, args.range, rows=args.rows, report=args.report, on_step=progress)
 
     def text() -> None:
         for step in found.steps:
