@@ -33,6 +33,7 @@ _API = (
     "repair",
     "realign_checksums",
     "checkpoint",
+    "prove_checkpoints",
     "roundtrip",
     "MigrationResult",
     "AppliedRevision",

@@ -111,6 +111,10 @@ def test_models_with_another_naming_convention_are_refused_by_both_commands(chec
     """One source of truth: the runner names constraints from mypkg/naming.py, alembic from the
     models' MetaData. A team that gives the models another convention is told at once, by
     alembic and by verify, instead of getting other constraint names from each command."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    built = subprocess.run([sys.executable, "-m", "mypkg", "--url", f"sqlite:///{checkout / 'downgrade.db'}", "upgrade"],
+                           cwd=checkout, env={**environment, "PYTHONPATH": str(checkout)}, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr  # a database built before the models changed
     base = checkout / "mypkg" / "models" / "base.py"
     base.write_text(base.read_text().replace(
         "metadata = MetaData(naming_convention=NAMING_CONVENTION)",
@@ -126,8 +130,22 @@ def test_models_with_another_naming_convention_are_refused_by_both_commands(chec
     if database.exists():
         with sqlite3.connect(database) as connection:
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert "my_table" not in tables  # nothing ran
+        assert tables == set(), tables  # nothing ran, not even the ledger table was left behind
     environment["PYTHONPATH"] = str(checkout)
+    # The runner does not import the models, and refuses them all the same: no command
+    # builds a database that another then rejects.
+    for command in ("upgrade", "downgrade"):
+        target = checkout / f"{command}.db"
+        result = subprocess.run([sys.executable, "-m", "mypkg", "--url", f"sqlite:///{target}", command,
+                                 *(["-1"] if command == "downgrade" else [])],
+                                cwd=checkout, env=environment, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        (line,) = result.stderr.strip().splitlines()
+        assert "another convention than mypkg/naming.py (differs in uq)" in line, (command, line)
+    with sqlite3.connect(checkout / "upgrade.db") as connection:
+        assert connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == []
+    with sqlite3.connect(checkout / "downgrade.db") as connection:  # still at head
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(mypkg.heads()[0],)]
     for command in ("verify", "check"):
         result = subprocess.run([sys.executable, "-m", "mypkg", "--url", f"sqlite:///{checkout / 'x.db'}", command],
                                 cwd=checkout, env=environment, capture_output=True, text=True, timeout=120)

@@ -27,6 +27,7 @@ from ..errors import MigrateError, UsageError
 from ..history import graph
 from ..runtime import runner
 from . import rows as generated
+from .table_report import locks_taken, relfilenodes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
 
 #: The module-level name a revision declares its deliberate changes under.
 MARKER = "roundtrip_changes"
-#: PostgreSQL's table lock modes, weakest first.
-LOCK_MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
-              "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
-
 
 class Finding(NamedTuple):
     """Rows a step did not keep."""
@@ -164,9 +161,9 @@ def _walk(db: Database, plan: tuple[str | None, list[Any]], wanted: int, report:
         before_heads = _current(db)
         seconds: dict[str, float] = {}
         held: dict[str, str] = {}
-        files = _relfilenodes(db) if report and db.is_postgresql else None
+        files = relfilenodes(db) if report and db.is_postgresql else None
         try:
-            with _locks_taken(db, held, report):
+            with locks_taken(db, held, report):
                 seconds["upgrade"] = _move(db, "upgrade", info.revision)
         except MigrateError as exc:
             findings.append(_failed(db, info, exc, "upgrade"))
@@ -175,7 +172,7 @@ def _walk(db: Database, plan: tuple[str | None, list[Any]], wanted: int, report:
                 break
             continue
         after = _snapshot(db)
-        rewritten = None if files is None else tuple(sorted(t for t, n in _relfilenodes(db).items() if t in files and files[t] != n))
+        rewritten = None if files is None else tuple(sorted(t for t, n in relfilenodes(db).items() if t in files and files[t] != n))
         findings += _compare(before, after, info.revision, "upgrade", _declared(info.revision))
         down = info.down_revisions
         if not _only_it_goes_back(info.revision, down, before_heads):
@@ -383,41 +380,3 @@ def _key(key: Any) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _relfilenodes(db: Database) -> dict[str, int]:
-    """PostgreSQL: each table's storage file; a new one means the table was rewritten."""
-    import sqlalchemy as sa
-
-    with connections.connect(db, will_write=False) as connection:
-        return dict(connection.execute(sa.text(
-            "SELECT c.relname, c.relfilenode FROM pg_class c WHERE c.relkind = 'r' "
-            "AND c.relnamespace = to_regnamespace(current_schema())::oid")).all())
-
-
-@contextlib.contextmanager
-def _locks_taken(db: Database, held: dict[str, str], report: bool) -> Iterator[None]:
-    """PostgreSQL, with ``report``: before each commit of the move, the table locks its
-    session holds (they last to the commit), the strongest kept per table."""
-    if not report or not db.is_postgresql:
-        yield
-        return
-    import sqlalchemy as sa
-    from sqlalchemy import event
-
-    query = ("SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-             "WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND c.relkind = 'r' "
-             "AND c.relnamespace = to_regnamespace(current_schema())::oid")
-
-    def before_commit(connection: Connection) -> None:
-        with contextlib.suppress(Exception):
-            for table, mode in connection.exec_driver_sql(query).all():
-                if table not in ledger.RUNNER_TABLES and LOCK_MODES.index(mode) >= LOCK_MODES.index(
-                        held.get(table, LOCK_MODES[0])):
-                    held[table] = mode
-
-    event.listen(sa.engine.Engine, "commit", before_commit)
-    try:
-        yield
-    finally:
-        event.remove(sa.engine.Engine, "commit", before_commit)

@@ -47,6 +47,30 @@ def _convention_mismatch() -> type[MigrateError]:
     return type("ConventionMismatch", (MigrateError, CommandError), {})
 
 
+def require_models_convention() -> None:
+    """For the runner, which does not import the models: the same refusal as
+    :func:`require_one_convention`, read from the models' source (:mod:`..history.conventions`).
+
+    :raises MigrateError: a ``MetaData`` of the models names constraints by another convention.
+    """
+    from pathlib import Path
+
+    from ...naming import NAMING_CONVENTION
+    from ..history.conventions import models_convention_differs
+    from ..identity import PACKAGE_DIR
+
+    differ = models_convention_differs(Path(PACKAGE_DIR) / "models", tuple(sorted(NAMING_CONVENTION.items())))
+    if differ:
+        raise MigrateError(_mismatch_message(differ))
+
+
+def _mismatch_message(differ: Any) -> str:
+    return (f"the models' MetaData names constraints by another convention than {PACKAGE}/naming.py "
+            f"(differs in {', '.join(map(str, differ))}): {COMMAND} and alembic would build different "
+            f"constraint names; give the models' MetaData naming_convention=NAMING_CONVENTION from "
+            f"{PACKAGE}.naming (the one source)")
+
+
 def require_one_convention(metadata: sa.MetaData) -> None:
     """The runner names constraints from ``naming.py`` (it does not import the models);
     ``alembic`` from the models' MetaData. They must be one convention, or the two commands
@@ -63,12 +87,7 @@ def require_one_convention(metadata: sa.MetaData) -> None:
     if dict(metadata.naming_convention) != expected:
         differ = sorted(k for k in set(expected) | set(metadata.naming_convention)
                         if expected.get(k) != metadata.naming_convention.get(k))
-        raise _convention_mismatch()(
-            f"the models' MetaData names constraints by another convention than {PACKAGE}/naming.py "
-            f"(differs in {', '.join(map(str, differ))}): {COMMAND} and alembic would build different "
-            f"constraint names; give the models' MetaData naming_convention=NAMING_CONVENTION from "
-            f"{PACKAGE}.naming (the one source)"
-        )
+        raise _convention_mismatch()(_mismatch_message(differ))
 
 
 def migration_options(config: Config) -> dict[str, Any]:
@@ -192,6 +211,7 @@ def _core_head(shipped_heads: tuple[str, ...]) -> Any:
 
 def _run_with(context: Any, config: Config, connection: Any) -> None:
     callbacks = [check_sqlite_foreign_keys, *config.attributes.get("on_version_apply", ())]
+    options = migration_options(config)  # refuses models of another convention before anything is written
     if _alembic_command(config) in ("upgrade", "downgrade"):
         callbacks.append(_ledger_writer(connection))
     # A tenant's version table by its qualified name (Alembic's cookbook): one index probe,
@@ -200,7 +220,7 @@ def _run_with(context: Any, config: Config, connection: Any) -> None:
 
     core_head = {"process_revision_directives": _core_head(load().core_heads())} if load().plugins else {}
     context.configure(connection=connection, on_version_apply=callbacks, **core_head,
-                      version_table_schema=connections.tenant_schema(connection), **migration_options(config))
+                      version_table_schema=connections.tenant_schema(connection), **options)
     if _alembic_command(config) == "upgrade":
         _refuse_retired_replay(context)
     with context.begin_transaction():

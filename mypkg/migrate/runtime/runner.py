@@ -20,7 +20,7 @@ from ..errors import MigrateError, UsageError
 from ..history import branches, graph, scripts
 from ..identity import COMMAND
 from ..results import AppliedRevision, BackfillProgress, MigrationResult
-from . import backfill, checkpoint, integrity, repair
+from . import backfill, checkpoint, environment, integrity, repair
 from .failures import explain_failure
 from .tracker import Tracker, tell_applied
 
@@ -92,6 +92,8 @@ def run(
         plan = graph.planned(before, revision, direction, strict=True)
         if direction == "downgrade":
             branches.refuse_dependents(plan, revision)  # NAME@base: only NAME's own tables
+        if plan:  # the runner does not import the models: their convention read from their source
+            environment.require_models_convention()
         if direction == "upgrade" and not ignore_checksums:
             integrity.refuse_edited(plan, db)
         destination = graph.absolute(plan, direction, revision)
