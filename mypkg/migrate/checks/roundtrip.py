@@ -96,7 +96,9 @@ def roundtrip(target: Target = None, revision_range: str | None = None, *, rows:
             target = f"sqlite:///{folder}/roundtrip.db"
         db = resolve(target)
         _refuse_non_empty(db)
-        return _walk(db, _revisions(revision_range), rows, report, on_step)
+        declared = generated.declared_enums()
+        with generated.watch_declarations(declared):
+            return _walk(db, _revisions(revision_range), rows, report, on_step, declared)
 
 
 def _revisions(revision_range: str | None) -> tuple[str | None, list[Any]]:
@@ -141,7 +143,8 @@ def _schema(db: Database) -> str | None:
 
 
 def _walk(db: Database, plan: tuple[str | None, list[Any]], wanted: int, report: bool,
-          on_step: Callable[[int, int, str], None] | None = None) -> RoundTrip:
+          on_step: Callable[[int, int, str], None] | None = None,
+          declared: dict[tuple[str, str], list[str]] | None = None) -> RoundTrip:
     """Each revision in turn. A finding is that revision's: the walk goes on to the next
     (a real history has more than one), unless the database cannot get past it."""
     start, revisions = plan
@@ -153,7 +156,7 @@ def _walk(db: Database, plan: tuple[str | None, list[Any]], wanted: int, report:
         if on_step is not None:
             on_step(index, len(revisions), info.revision)
         try:
-            number, counts = _fill(db, wanted, number)
+            number, counts = _fill(db, wanted, number, declared or {})
         except MigrateError as exc:
             notes.append(f"{info.revision}: {exc}")
             counts = {}
@@ -246,10 +249,13 @@ def _tables(connection: Connection, db: Database) -> list[Any]:
 
     metadata = sa.MetaData()
     metadata.reflect(connection, schema=_schema(db))
-    return [table for table in metadata.sorted_tables if table.name not in ledger.RUNNER_TABLES]
+    tables = [table for table in metadata.sorted_tables if table.name not in ledger.RUNNER_TABLES]
+    generated.storable_types(connection, tables)
+    return tables
 
 
-def _fill(db: Database, wanted: int, number: int) -> tuple[int, dict[str, int]]:
+def _fill(db: Database, wanted: int, number: int,
+          declared: dict[tuple[str, str], list[str]]) -> tuple[int, dict[str, int]]:
     """Every table topped up to ``wanted`` rows, parents first; rows per table."""
     import sqlalchemy as sa
     from sqlalchemy.exc import DBAPIError
@@ -258,7 +264,8 @@ def _fill(db: Database, wanted: int, number: int) -> tuple[int, dict[str, int]]:
     with connections.connect(db, will_write=True) as connection:
         for table in _tables(connection, db):
             try:
-                number = generated.fill(connection, table, wanted, number)
+                number = generated.fill(connection, table, wanted, number,
+                                        generated.allowed_values(connection, table, declared))
                 connection.commit()
             except DBAPIError as exc:
                 connection.rollback()

@@ -12,12 +12,16 @@ trigger) refuse what was generated is reported, not guessed at.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection
 
@@ -83,8 +87,10 @@ def nullable(column: sa.Column[Any]) -> bool:
     return bool(column.nullable) and not column.primary_key
 
 
-def fill(connection: Connection, table: sa.Table, wanted: int, start: int) -> int:
-    """Top ``table`` up to ``wanted`` rows; returns the next free row number.
+def fill(connection: Connection, table: sa.Table, wanted: int, start: int,
+         allowed: dict[str, list[Any]] | None = None) -> int:
+    """Top ``table`` up to ``wanted`` rows; returns the next free row number. ``allowed``:
+    the only values a column may take (:func:`allowed_values`), used in turn.
 
     :raises sqlalchemy.exc.DBAPIError: the database refused the rows (a CHECK, a trigger).
     """
@@ -108,6 +114,9 @@ def fill(connection: Connection, table: sa.Table, wanted: int, start: int) -> in
                 row[column.name] = KEYS_FROM + k
             elif nullable(column) and k % NULLABLE == 0:
                 row[column.name] = None
+            elif allowed and allowed.get(column.name):
+                choices = allowed[column.name]
+                row[column.name] = choices[k % len(choices)]
             else:
                 row[column.name] = value(column, k)
         rows.append(row)
@@ -140,3 +149,91 @@ def _parent_keys(connection: Connection, table: sa.Table) -> dict[str, list[Any]
         parent = element.column
         found[element.parent.name] = list(connection.scalars(sa.select(parent).order_by(parent)))
     return found
+
+
+#: A value list in a CHECK: ``col IN ('a', 'b')`` (SQLite, MySQL) or PostgreSQL's ``= ANY (ARRAY['a', ...])``.
+_LISTED = re.compile(r"\bIN\s*\(([^)]*)\)|ARRAY\[([^\]]*)\]", re.IGNORECASE)
+_LITERAL = re.compile(r"'((?:[^']|'')*)'")
+
+
+def allowed_values(connection: Connection, table: sa.Table,
+                   declared: dict[tuple[str, str], list[str]] | None = None) -> dict[str, list[Any]]:
+    """Column -> the values it may take: from a CHECK listing them (``state IN ('A', 'B')``,
+    as an Enum's constraint or a hand-written one), else from the models' Enum for that
+    column (``declared``: a non-native Enum is a plain VARCHAR in the database, and the
+    ORM fails later reading any other string)."""
+    import sqlalchemy as sa
+
+    found: dict[str, list[Any]] = {}
+    try:
+        checks = sa.inspect(connection).get_check_constraints(table.name, schema=table.schema)
+    except NotImplementedError:
+        checks = []
+    names = [column.name for column in table.columns]
+    for check in checks:
+        text = check.get("sqltext") or ""
+        mentioned = [name for name in names if re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", text)]
+        listed = _LISTED.search(text)
+        if len(mentioned) == 1 and listed is not None:
+            values = [v.replace("''", "'") for v in _LITERAL.findall(listed.group(1) or listed.group(2))]
+            if values:
+                found.setdefault(mentioned[0], values)
+    for name in names:
+        if name not in found and (table.name, name) in (declared or {}):
+            found[name] = declared[(table.name, name)]  # type: ignore[index]
+    return found
+
+
+def declared_enums() -> dict[tuple[str, str], list[str]]:
+    """(table, column) -> the values of each Enum column of the models; {} when the models
+    cannot be imported (a scratch history without them). :func:`watch_declarations` adds
+    those the revisions themselves declare."""
+    import sqlalchemy as sa
+
+    try:
+        from ...models import metadata
+    except Exception:  # noqa: BLE001 - the models are a help here, never a requirement
+        return {}
+    return {(table.name, column.name): list(column.type.enums)
+            for table in metadata.tables.values() for column in table.columns
+            if isinstance(column.type, sa.Enum) and column.type.enums}
+
+
+@contextlib.contextmanager
+def watch_declarations(declared: dict[tuple[str, str], list[str]]) -> Iterator[None]:
+    """While revisions run: each Enum column a revision declares (``op.create_table``,
+    ``op.add_column``, batch operations all attach a ``Column`` to a ``Table``) recorded in
+    ``declared``, the newest declaration winning. A non-native Enum is a plain VARCHAR in
+    the database, so this is where its values are known."""
+    import sqlalchemy as sa
+    from sqlalchemy import event
+
+    def attached(column: Any, table: Any) -> None:
+        if isinstance(table, sa.Table) and isinstance(column.type, sa.Enum) and column.type.enums:
+            declared[(table.name, column.name)] = list(column.type.enums)
+
+    event.listen(sa.Column, "after_parent_attach", attached)
+    try:
+        yield
+    finally:
+        event.remove(sa.Column, "after_parent_attach", attached)
+
+
+def storable_types(connection: Connection, tables: list[sa.Table]) -> None:
+    """Reflected types the database cannot bind, replaced by ones it can: SQLite before
+    3.45 has no ``jsonb()``, which SQLAlchemy's JSONB binds through (it stores JSON text)."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    if connection.dialect.name != "sqlite" or sqlite3.sqlite_version_info >= (3, 45):
+        return
+    from sqlalchemy.dialects import sqlite
+
+    jsonb = getattr(sqlite, "JSONB", None)
+    if jsonb is None:
+        return
+    for table in tables:
+        for column in table.columns:
+            if isinstance(column.type, jsonb):
+                column.type = sa.JSON()
