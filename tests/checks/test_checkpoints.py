@@ -558,6 +558,12 @@ def test_a_checkout_with_a_checkpoint_installs_with_build_isolation_and_the_buil
     assert proved.returncode == 1
     assert "78a2efaef9ac.json against the replay: statements, TABLE" in proved.stdout, proved.stdout + proved.stderr
     assert mig(root, "checkpoint", "--prove", "78a2efaef9ac").returncode == 2
+    from tests.observe.test_json_output import valid
+
+    as_json = mig(root, "checkpoint", "--prove", "--json")
+    assert as_json.returncode == 1
+    problems = valid(json.loads(as_json.stdout), "checkpoint")["problems"]
+    assert problems == proved.stdout.strip().splitlines()
 
 
 # --- tenants, and a migrator killed while installing ------------------------------------

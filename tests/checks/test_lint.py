@@ -311,3 +311,70 @@ def test_batch_mode_table_copies_are_not_data_with_ddl(tmp_path: Path) -> None:
     assert [f.rule for f in lint.own_rules({"r1": chunk}, {"r1": "BEGIN;\nDROP TABLE x;\nCOMMIT;\n"})] == []
     with_data = chunk.replace("DROP TABLE t;", "UPDATE t SET id = id;\nDROP TABLE t;")
     assert [f.rule for f in lint.own_rules({"r1": with_data}, {"r1": "BEGIN;\nDROP TABLE x;\nCOMMIT;\n"})] == ["data-with-ddl"]
+
+
+def test_a_revision_that_cannot_run_anywhere_is_a_finding_not_a_note(tmp_path: Path) -> None:
+    """An unnamed CHECK under a naming convention whose ``ck`` needs the constraint's name:
+    Alembic cannot even render it, and upgrade fails on it. That is a finding (exit 1),
+    not a note; a revision that reads the database is still a note."""
+    from tests.history import histories
+
+    root = histories.project_with(tmp_path / "project", [
+        histories.script("a.py", "aa00000000a1", None, "table with an unnamed check",
+                         upgrade='op.create_table("t", sa.Column("id", sa.Integer, primary_key=True), '
+                                 'sa.Column("qty", sa.Integer), sa.CheckConstraint("qty > 0"))',
+                         downgrade='op.drop_table("t")'),
+        histories.script("b.py", "bb00000000b2", "aa00000000a1", "reads the database",
+                         upgrade='op.get_bind().execute(sa.text("SELECT 1")).fetchall()', downgrade="pass"),
+    ])
+    result = run_lint(root, "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    payload = json.loads(result.stdout)
+    (finding,) = [f for f in payload["findings"] if f["rule"] == "does-not-run"]
+    assert finding["revision"] == "aa00000000a1" and "constraint_name" in finding["statement"]
+    assert [(u["revision"], u["direction"]) for u in payload["not_checkable"]] == [("bb00000000b2", "upgrade")]
+    upgrade = subprocess.run([sys.executable, "-m", "mypkg", "--url", f"sqlite:///{tmp_path / 'x.db'}", "upgrade"],
+                             cwd=root, capture_output=True, text=True, timeout=120,
+                             env={**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")},
+                                  "PYTHONPATH": str(root)})
+    assert upgrade.returncode == 1  # what lint said: it cannot run
+
+
+def test_widening_a_varchar_and_seed_rows_in_a_new_table_are_no_findings(tmp_path: Path) -> None:
+    """PostgreSQL widens a varchar, or makes it text, without rewriting the table: squawk's
+    changing-column-type is a false positive there (the type before comes from the history
+    rendered so far); narrowing it still is a finding. Seed rows inserted into a table the
+    same revision creates hold no lock anyone waits on: no data-with-ddl; an UPDATE of an
+    existing table beside DDL still is."""
+    from tests.history import histories
+
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[tool.mypkg.lint]\nassume-lock-timeout = true\ndisable = ['
+                                         '"require-statement-timeout", "prefer-bigint-over-int", "prefer-identity", '
+                                         '"prefer-text-field", "prefer-robust-stmts"]\n')
+    histories.project_with(root, [
+        histories.script("a.py", "aa00000000a1", None, "kinds, seeded",
+                         upgrade='kind = op.create_table("kind", sa.Column("id", sa.Integer, primary_key=True), '
+                                 'sa.Column("name", sa.String(20)), sa.Column("code", sa.String(10)))\n'
+                                 'op.bulk_insert(kind, [{"id": 1, "name": "a", "code": "x"}])',
+                         downgrade='op.drop_table("kind")'),
+        histories.script("b.py", "bb00000000b2", "aa00000000a1", "widen name",
+                         upgrade='op.alter_column("kind", "name", type_=sa.String(200), existing_type=sa.String(20))',
+                         downgrade='op.alter_column("kind", "name", type_=sa.String(20), existing_type=sa.String(200))'),
+        histories.script("c.py", "cc00000000c3", "bb00000000b2", "name to text",
+                         upgrade='op.alter_column("kind", "name", type_=sa.Text, existing_type=sa.String(200))',
+                         downgrade='op.alter_column("kind", "name", type_=sa.String(200), existing_type=sa.Text)'),
+        histories.script("d.py", "dd00000000d4", "cc00000000c3", "narrow code, touch rows",
+                         upgrade='op.alter_column("kind", "code", type_=sa.String(5), existing_type=sa.String(10))\n'
+                                 'op.execute("UPDATE kind SET code = upper(code)")',
+                         downgrade='op.alter_column("kind", "code", type_=sa.String(10), existing_type=sa.String(5))'),
+    ])
+    result = run_lint(root, "--json")
+    found = sorted((f["revision"], f["rule"]) for f in json.loads(result.stdout)["findings"])
+    assert ("aa00000000a1", "data-with-ddl") not in found
+    assert not [f for f in found if f[0] in ("bb00000000b2", "cc00000000c3")], found
+    assert ("dd00000000d4", "changing-column-type") in found and ("dd00000000d4", "data-with-ddl") in found
+    # Linted from the middle, the type before is unknown: squawk's finding is kept.
+    middle = run_lint(root, "aa00000000a1:bb00000000b2", "--json")
+    assert ("bb00000000b2", "changing-column-type") in {(f["revision"], f["rule"]) for f in json.loads(middle.stdout)["findings"]}

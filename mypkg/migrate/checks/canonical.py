@@ -21,7 +21,7 @@ _NAMED = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?(?:OR\s+REPLACE\s+)?(?:TEMP(?:OR
                     r"((?:[\"`\[][^\"`\]]+[\"`\]]|[\w.$]+))", re.IGNORECASE)
 
 
-def _split_top_level(body: str) -> list[str]:
+def split_top_level(body: str) -> list[str]:
     """``body`` split at commas outside parentheses and quotes."""
     parts, depth, quote, start = [], 0, "", 0
     for index, char in enumerate(body):
@@ -82,7 +82,7 @@ def statement(text: str) -> str:
     if span is None:
         return flat
     opened, closed = span
-    elements = _split_top_level(flat[opened + 1:closed])
+    elements = split_top_level(flat[opened + 1:closed])
     columns = [e for e in elements if not _CONSTRAINT.match(e)]
     constraints = sorted(e for e in elements if _CONSTRAINT.match(e))
     return f"{flat[:opened + 1]}{', '.join(columns + constraints)}{flat[closed:]}"

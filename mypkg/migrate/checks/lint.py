@@ -134,6 +134,75 @@ def _unnamed_constraint(statement: str) -> str | None:
     return None
 
 
+_CREATED = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?((?:[\w$]+\.)?[\w$\"`]+)",
+                      re.IGNORECASE | re.MULTILINE)
+_INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+((?:[\w$]+\.)?[\w$\"`]+)", re.IGNORECASE)
+
+
+def _unquote(name: str) -> str:
+    return name.rpartition(".")[2].strip('"`').lower()
+
+
+def _into_created(statement: str, created: set[str]) -> bool:
+    found = _INSERT_INTO.match(statement)
+    return found is not None and _unquote(found.group(1)) in created
+
+
+#: PostgreSQL changes these types without rewriting the table or its indexes: a varchar made
+#: longer, a varchar made unbounded or text. squawk's changing-column-type cannot know the
+#: type before; the history rendered from its start does.
+_COLUMN_TYPE = r"(?P<type>(?:CHARACTER\s+VARYING|VARCHAR)(?:\s*\(\s*\d+\s*\))?(?![\w(])|TEXT\b)"
+_TABLE_BODY = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<table>\S+)\s*\((?P<body>.*)\)\s*$",
+                         re.IGNORECASE | re.DOTALL)
+_ADDED = re.compile(r"ALTER\s+TABLE\s+(?P<table>\S+)\s+ADD\s+(?:COLUMN\s+)?(?P<column>\S+)\s+" + _COLUMN_TYPE,
+                    re.IGNORECASE)
+_RETYPED = re.compile(r"ALTER\s+TABLE\s+(?P<table>\S+)\s+ALTER\s+COLUMN\s+(?P<column>\S+)\s+TYPE\s+"
+                      + _COLUMN_TYPE + r"\s*;?\s*$", re.IGNORECASE)
+
+
+def _length(kind: str) -> float | None:
+    """A string type's length: None for a fixed or unknown one, infinity for unbounded."""
+    found = re.search(r"\(\s*(\d+)\s*\)", kind)
+    return float(found.group(1)) if found else float("inf")
+
+
+def column_types(upgrades: dict[str, str]) -> dict[str, dict[tuple[str, str], str]]:
+    """Per revision, the string columns' types just before it, as the history rendered so
+    far declares them (tables created, columns added or retyped)."""
+    from .canonical import split_top_level
+
+    known: dict[tuple[str, str], str] = {}
+    before: dict[str, dict[tuple[str, str], str]] = {}
+    for revision, chunk in upgrades.items():
+        before[revision] = dict(known)
+        for statement in _own_work(chunk):
+            table = _TABLE_BODY.match(statement)
+            if table is not None:
+                for element in split_top_level(table.group("body")):
+                    column = re.match(r"(\S+)\s+" + _COLUMN_TYPE, element, re.IGNORECASE)
+                    if column is not None:
+                        known[(_unquote(table.group("table")), _unquote(column.group(1)))] = column.group("type")
+                continue
+            for pattern in (_ADDED, _RETYPED):
+                found = pattern.search(statement)
+                if found is not None:
+                    known[(_unquote(found.group("table")), _unquote(found.group("column")))] = found.group("type")
+    return before
+
+
+def widened_without_rewrite(finding: Finding, types_before: dict[tuple[str, str], str]) -> bool:
+    """A squawk ``changing-column-type`` finding on a varchar made longer or unbounded (no
+    rewrite on PostgreSQL): a false positive."""
+    found = _RETYPED.search(finding.statement)
+    if finding.rule != "changing-column-type" or found is None:
+        return False
+    old = types_before.get((_unquote(found.group("table")), _unquote(found.group("column"))))
+    if old is None or old.upper().startswith("TEXT"):
+        return False
+    was, now = _length(old), _length(found.group("type"))
+    return was is not None and now is not None and now >= was
+
+
 def own_rules(upgrades: dict[str, str], downgrades: dict[str, str]) -> list[Finding]:
     """mypkg's rules, at the level of Alembic revisions."""
     found = []
@@ -151,8 +220,12 @@ def own_rules(upgrades: dict[str, str], downgrades: dict[str, str]) -> list[Find
             found.append(Finding(revision, "empty-downgrade", ddl[0].splitlines()[0],
                                  "write a downgrade that undoes the schema change, or raise in it"))
         in_transaction = chunk.split("COMMIT;")[0]
-        # Batch mode's copy into its temporary table is how SQLite alters a table, not data work.
-        dml = [s for s in _own_work(in_transaction) if _DML.match(s) and not _BATCH_COPY.match(s)]
+        # Batch mode's copy into its temporary table is how SQLite alters a table, not data
+        # work; nor are seed rows put into a table this very revision creates (nobody else
+        # can be holding it, or waiting for it).
+        created = {_unquote(name) for name in _CREATED.findall(in_transaction)}
+        dml = [s for s in _own_work(in_transaction) if _DML.match(s) and not _BATCH_COPY.match(s)
+               and not _into_created(s, created)]
         if dml and [s for s in _own_work(in_transaction) if _DDL.match(s)]:
             found.append(Finding(revision, "data-with-ddl", dml[0].splitlines()[0],
                                  "move the data change into a revision of its own (or a batched backfill), "
@@ -263,6 +336,8 @@ class Unchecked(NamedTuple):
     revision: str
     direction: str
     reason: str
+    #: False: it failed without reading the database, so it cannot run anywhere (a finding).
+    reads_database: bool = True
 
 
 class LintResult(NamedTuple):
@@ -291,7 +366,7 @@ def render_each(direction: str, start: str, end: str, url: Any) -> tuple[dict[st
             if exc.revision is None or any(u.revision == exc.revision for u in unchecked):
                 raise
             chunks.update(split_by_revision(exc.sql))
-            unchecked.append(Unchecked(exc.revision, direction, exc.reason))
+            unchecked.append(Unchecked(exc.revision, direction, exc.reason, exc.reads_database))
             if direction == "upgrade":
                 here = exc.revision  # the next span starts just after it
                 continue
@@ -351,6 +426,12 @@ def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settin
     found.extend(f for f in released_changes() if f.revision in upgrades or f.revision not in load_manifest().by_id)
     squawked = squawk_findings({**upgrades, **checkpoint_chunks}, settings) if dialect == "postgresql" else []
     if squawked is not None:
-        found.extend(squawked)
+        types = column_types(upgrades) if start in ("", "base") else {}
+        found.extend(f for f in squawked if not widened_without_rewrite(f, types.get(f.revision, {})))
+    # A revision that fails before reaching any database fails under upgrade too: a finding.
+    found += [Finding(u.revision, "does-not-run", f"{u.direction}: {u.reason}",
+                      f"fix the revision's {u.direction}(): it fails before reaching any database, so "
+                      f"{u.direction} fails on it too") for u in unchecked if not u.reads_database]
+    unchecked = [u for u in unchecked if u.reads_database]
     kept = [f for f in found if f.rule not in settings.disable and (f.revision, f.rule) not in settings.ignore]
     return LintResult(kept, squawked is not None, unchecked)

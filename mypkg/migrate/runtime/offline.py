@@ -25,11 +25,36 @@ _RUNNING = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*?)\s*$", re.
 class OfflineSQLError(MigrateError):
     """A revision could not be rendered; :attr:`sql` holds the SQL of those before it."""
 
-    def __init__(self, message: str, sql: str, revision: str | None = None, reason: str = "") -> None:
+    def __init__(self, message: str, sql: str, revision: str | None = None, reason: str = "",
+                 reads_database: bool = False) -> None:
         super().__init__(message)
         self.sql = sql
         self.revision = revision  #: the revision that could not be rendered, when known
         self.reason = reason  #: why, in one line
+        #: It failed reading the database (offline there is none); else it cannot run at all.
+        self.reads_database = reads_database
+
+
+#: Offline, a revision's query goes to the output and ``execute`` returns None: reading its
+#: result fails so. Inspecting the bind, or an ORM session on it, fails in these.
+_READ_FAILURES = ("'NoneType' object has no attribute", "No inspection system is available")
+_READ_MODULES = ("sqlalchemy/orm/", "sqlalchemy/engine/reflection", "sqlalchemy/inspection")
+
+
+def reads_database(exc: BaseException, revision_sql: str) -> bool:
+    """Whether a failure while rendering comes from the revision reading the database
+    (a query it sent, whose result offline mode cannot give), not from a revision that
+    cannot run anywhere (a constraint its naming convention cannot name, a bad import)."""
+    if re.search(r"^\s*SELECT\b", revision_sql, re.IGNORECASE | re.MULTILINE):
+        return True
+    if any(text in str(exc) for text in _READ_FAILURES):
+        return True
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename.replace("\\", "/"))
+        tb = tb.tb_next
+    return any(module in frame for frame in frames[-6:] for module in _READ_MODULES)
 
 
 def failure(exc: BaseException, output: str) -> OfflineSQLError:
@@ -52,6 +77,7 @@ def failure(exc: BaseException, output: str) -> OfflineSQLError:
         before,
         revision.strip(),
         reason,
+        reads_database(exc, output[last.end():]),
     )
 
 
