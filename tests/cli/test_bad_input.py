@@ -172,6 +172,39 @@ CASES: dict[str, Case] = {
     "blank version row, current": Case(("--url", "{blank}", "current"), 1, "holds an empty revision id"),
     "blank version row, upgrade": Case(("--url", "{blank}", "upgrade"), 1, "stamp REV"),
     "blank version row, downgrade": Case(("--url", "{blank}", "downgrade", "-1"), 1, "holds an empty revision id"),
+    # --- issue 42: inputs met on real deployments ---
+    "blank --schema": Case(("--schema", "   ", "status"), 2, "--schema is blank"),
+    "empty schema= in the URL": Case(("--url", "{db}?schema=", "status"), 2, "schema= is empty"),
+    "empty schema= among others": Case(("--url", f"{DEAD_PG}?schema=&connect_timeout=1", "status"), 2,
+                                       "schema= is empty"),
+    "schema= of spaces": Case(("--url", f"{DEAD_PG}?schema=%20%20", "status"), 2, "blank, or spaces around it"),
+    "schema= with a space around it": Case(("--url", f"{DEAD_PG}?schema=%20tenant_1", "upgrade"), 2,
+                                           "blank, or spaces around it"),
+    "a PostgreSQL connect_timeout in words": Case(
+        ("--url", f"postgresql://u:{SECRET}@127.0.0.1:1/db?connect_timeout=abc", "status"), 2,
+        "connect_timeout=abc is not a value the postgresql driver takes"),
+    "a PostgreSQL keepalives_idle in words, full path": Case(
+        ("--url", f"postgresql://u:{SECRET}@127.0.0.1:1/db?keepalives_idle=often", "upgrade"), 2,
+        "keepalives_idle=often is not a value"),
+    "upgrade base above base": Case(("upgrade", "base"), 2, "above base; to go back, use downgrade base"),
+    "upgrade to an older revision": Case(("upgrade", REVISIONS[0][:8]), 2,
+                                         f"past {REVISIONS[0]}; to go back, use downgrade {REVISIONS[0][:8]}"),
+    "checkpoint replayed on SQLite": Case(("checkpoint", REVISIONS[-1], "--replay-on", "sqlite:///{tmp}/x.db"), 2,
+                                          "give a PostgreSQL or MySQL/MariaDB server; SQLite is always replayed"),
+    "checkpoint --prove with a revision": Case(("checkpoint", "--prove", REVISIONS[-1]), 2, "give no REV"),
+    "checkpoint without a revision": Case(("checkpoint",), 2, "checkpoint needs REV (or --prove)"),
+    "the lock file is a directory": Case(("--url", "{lockdir}", "upgrade"), 1,
+                                         "lockdir.db.mypkg-migrate.lock cannot be opened (Is a directory)"),
+    "a ledger timestamp edited by hand": Case(("--url", "{badtime}", "history", "--applied", "--json"), 1,
+                                              "row 1: started_at 'yesterday' is not a timestamp"),
+    "a ledger timestamp edited by hand, text": Case(("--url", "{badtime}", "history", "--applied"), 1,
+                                                    "set it to one (YYYY-MM-DD HH:MM:SS, UTC)"),
+    "a usage error under --log-format json": Case(("--log-format", "json", "upgrade", "--nope"), 2,
+                                                  '"event": "command.end", "command": "upgrade"'),
+    "a usage error under the json log variable": Case(("bogus",), 2, '"exit_code": 2',
+                                                      {"MYPKG_LOG_FORMAT": "json"}),
+    "a roundtrip range going down": Case(("roundtrip", "head:base"), 2, "the range goes down"),
+    "an empty fleet": Case(("fleet", "status", "--sqlite-glob", "{tmp}/nothing-*.db"), 2, "fleet found no target"),
 }
 
 
@@ -207,8 +240,16 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     notsqlite.write_text("not a database\n" * 10)
     damaged = root / "damaged.db"  # the fast path reads the header, then SQLite refuses the rest
     damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4080)
+    lockdir = root / "lockdir.db"  # behind head, its lock file's place taken by a directory
+    mypkg.upgrade(f"sqlite:///{lockdir}", REVISIONS[-2])
+    (root / "lockdir.db.mypkg-migrate.lock").unlink(missing_ok=True)  # the lock file upgrade left (it holds nothing)
+    (root / "lockdir.db.mypkg-migrate.lock").mkdir()
+    badtime = root / "badtime.db"
+    mypkg.upgrade(f"sqlite:///{badtime}")
+    with sqlite3.connect(badtime) as connection:
+        connection.execute("UPDATE mypkg_migration_ledger SET started_at = 'yesterday' WHERE id = 1")
     return {"db": behind, "foreign": foreign, "newer": newer, "blank": blank, "notsqlite": notsqlite,
-            "damaged": damaged, "tmp": root}
+            "damaged": damaged, "lockdir": lockdir, "badtime": badtime, "tmp": root}
 
 
 def test_the_table_is_large_enough() -> None:
@@ -222,7 +263,7 @@ def test_bad_input(name: str, databases: dict[str, Path], tmp_path: Path) -> Non
     args = [arg.format(**values) for arg in case.args]
     if "--url" not in args and not any(key.endswith("_URL") for key in case.env):
         args = ["--url", values["db"], *args]  # the database every case must leave as it was
-    files = [path for key, path in databases.items() if key != "tmp"]
+    files = [path for key, path in databases.items() if key != "tmp" and path.is_file()]
     before = {path: snapshot(path) for path in files}
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
     env.update(case.env)
@@ -343,7 +384,8 @@ def test_reading_a_missing_sqlite_file_never_creates_it_and_says_it_is_missing(
 
 
 @pytest.mark.parametrize("command", [("status",), ("status", "--json"), ("current",), ("history",),
-                                     ("history", "--applied"), ("heads",), ("verify",), ("verify", "--json")])
+                                     ("history", "--applied"), ("heads",), ("verify",), ("verify", "--json"),
+                                     ("upgrade", "--sql", "base:head")])
 def test_a_result_that_cannot_be_written_fails_the_command(tmp_path: Path, command: tuple[str, ...]) -> None:
     """A full disk (/dev/full): the output is the result, so losing it is a failure."""
     url = f"sqlite:///{tmp_path / 'app.db'}"
@@ -354,7 +396,8 @@ def test_a_result_that_cannot_be_written_fails_the_command(tmp_path: Path, comma
                                 stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
-    assert "cannot write the result to stdout (No space left on device)" in line
+    assert ("cannot write the result to stdout (No space left on device)" in line
+            or "cannot write the SQL to stdout (No space left on device): it is incomplete" in line), line
 
 
 @pytest.mark.parametrize("command", [("upgrade",), ("downgrade", "-1")])
@@ -384,3 +427,35 @@ def test_check_and_verify_listings_that_cannot_be_written_fail_too(tmp_path: Pat
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert "cannot write the result to stdout (No space left on device)" in line
+
+
+def test_under_both_json_flags_an_error_is_the_error_object_after_the_events(tmp_path: Path) -> None:
+    """--json promises the error object; --log-format json, events: stderr holds both, every
+    line JSON, the error object exactly once."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    result = subprocess.run([*command_prefix(), "--log-format", "json", "--json", "--url",
+                             f"sqlite:///{tmp_path}/nodir/x.db", "status"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    errors = [line for line in lines if "format" in line]
+    assert [(e["format"], e["command"], e["exit_code"]) for e in errors] == [(1, "status", 1)]
+    assert errors[0]["error"] == f"directory {tmp_path}/nodir does not exist (database sqlite:///{tmp_path}/nodir/x.db)"
+    assert [line["event"] for line in lines if "event" in line] == ["command.start", "command.end"]
+
+
+def test_a_non_ascii_path_under_a_c_locale_works_and_prints(tmp_path: Path) -> None:
+    """LANG=C without UTF-8 mode: Python reads the path's bytes as surrogates and writes
+    ASCII. The database is created where named, every command answers, nothing crashes."""
+    path = tmp_path / "café.db"
+    env = {"PATH": os.environ["PATH"], "LANG": "C", "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+           **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {})}
+    for command in (("upgrade",), ("status",), ("current",), ("history", "--applied"), ("verify",)):
+        result = subprocess.run([*command_prefix(), "--url", f"sqlite:///{path}", *command], cwd=tmp_path, env=env,
+                                capture_output=True, timeout=120)
+        assert result.returncode == 0, (command, result.stderr)
+        assert b"Traceback" not in result.stderr and b"Error" not in result.stderr, result.stderr
+    assert path.is_file() and mypkg.current(f"sqlite:///{path}") == (REVISIONS[-1],)
+    assert Path(f"{path}.mypkg-migrate.lock").exists()

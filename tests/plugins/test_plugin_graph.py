@@ -308,3 +308,13 @@ def test_an_empty_database_gets_the_core_checkpoint_then_the_plugins(source_copy
     with sqlite3.connect(tmp_path / "through.db") as db:
         assert sorted(db.execute("SELECT version_num FROM alembic_version")) == sorted(
             [(CORE_HEAD,), ("a0d17e000002",), ("7a9500000001",)])
+
+
+@pytest.mark.parametrize("value", [":::", ":attribute", " [extra]", "pkg-with-dash"])
+def test_an_entry_point_naming_no_package_is_said_as_such(site: Site, value: str) -> None:
+    site.add("odd-plugin", "1.0.0", f"[mypkg.migrations]\nodd = {value}\n")
+    with pytest.raises(MigrateError) as caught:
+        manifest.load()
+    message = str(caught.value)
+    assert message.startswith("plugin odd (odd-plugin 1.0.0): its entry point in [mypkg.migrations] names no package")
+    assert "package or package:attribute" in message and "names package ," not in message

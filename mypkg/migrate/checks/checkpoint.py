@@ -91,6 +91,15 @@ def checkpoint(revision: str, replay_on: Sequence[str] = (), *, retire: bool = F
     return str(write(revision, replay_on))
 
 
+def require_servers(replay_on: Sequence[str]) -> None:
+    """:raises UsageError: a ``--replay-on`` URL that names no server (SQLite is always
+    replayed, into a temporary file)."""
+    for url in replay_on:
+        if settings.parse_url(url, need_driver=False).get_backend_name() not in ("postgresql", "mysql"):
+            raise UsageError(f"--replay-on {settings.mask(url)}: give a PostgreSQL or MySQL/MariaDB server; "
+                             "SQLite is always replayed, into a temporary file")
+
+
 def write(revision: str, replay_on: Sequence[str] = ()) -> Path:
     """Write ``alembic/checkpoints/<REV>.json`` from replays on SQLite and on each server
     of ``replay_on`` (an empty database or not: the replay goes into a scratch schema).
@@ -109,6 +118,7 @@ def write(revision: str, replay_on: Sequence[str] = ()) -> Path:
         raise UsageError(f"checkpoint needs one revision id, not {revision!r}")
     from ..database import snapshot
 
+    require_servers(replay_on)
     forms: dict[str, Any] = {}
     for url in (None, *replay_on):
         with scratch(url) as db:
@@ -216,6 +226,7 @@ def prove(replay_on: Sequence[str] = ()) -> list[str]:
     """
     from ..history import manifest
 
+    require_servers(replay_on)
     found = checkpoints.shipped()
     if not found:
         raise UsageError(f"no checkpoint to prove (write one with {COMMAND} checkpoint REV)")

@@ -148,61 +148,6 @@ def _into_created(statement: str, created: set[str]) -> bool:
     return found is not None and _unquote(found.group(1)) in created
 
 
-#: PostgreSQL changes these types without rewriting the table or its indexes: a varchar made
-#: longer, a varchar made unbounded or text. squawk's changing-column-type cannot know the
-#: type before; the history rendered from its start does.
-_COLUMN_TYPE = r"(?P<type>(?:CHARACTER\s+VARYING|VARCHAR)(?:\s*\(\s*\d+\s*\))?(?![\w(])|TEXT\b)"
-_TABLE_BODY = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<table>\S+)\s*\((?P<body>.*)\)\s*$",
-                         re.IGNORECASE | re.DOTALL)
-_ADDED = re.compile(r"ALTER\s+TABLE\s+(?P<table>\S+)\s+ADD\s+(?:COLUMN\s+)?(?P<column>\S+)\s+" + _COLUMN_TYPE,
-                    re.IGNORECASE)
-_RETYPED = re.compile(r"ALTER\s+TABLE\s+(?P<table>\S+)\s+ALTER\s+COLUMN\s+(?P<column>\S+)\s+TYPE\s+"
-                      + _COLUMN_TYPE + r"\s*;?\s*$", re.IGNORECASE)
-
-
-def _length(kind: str) -> float | None:
-    """A string type's length: None for a fixed or unknown one, infinity for unbounded."""
-    found = re.search(r"\(\s*(\d+)\s*\)", kind)
-    return float(found.group(1)) if found else float("inf")
-
-
-def column_types(upgrades: dict[str, str]) -> dict[str, dict[tuple[str, str], str]]:
-    """Per revision, the string columns' types just before it, as the history rendered so
-    far declares them (tables created, columns added or retyped)."""
-    from .canonical import split_top_level
-
-    known: dict[tuple[str, str], str] = {}
-    before: dict[str, dict[tuple[str, str], str]] = {}
-    for revision, chunk in upgrades.items():
-        before[revision] = dict(known)
-        for statement in _own_work(chunk):
-            table = _TABLE_BODY.match(statement)
-            if table is not None:
-                for element in split_top_level(table.group("body")):
-                    column = re.match(r"(\S+)\s+" + _COLUMN_TYPE, element, re.IGNORECASE)
-                    if column is not None:
-                        known[(_unquote(table.group("table")), _unquote(column.group(1)))] = column.group("type")
-                continue
-            for pattern in (_ADDED, _RETYPED):
-                found = pattern.search(statement)
-                if found is not None:
-                    known[(_unquote(found.group("table")), _unquote(found.group("column")))] = found.group("type")
-    return before
-
-
-def widened_without_rewrite(finding: Finding, types_before: dict[tuple[str, str], str]) -> bool:
-    """A squawk ``changing-column-type`` finding on a varchar made longer or unbounded (no
-    rewrite on PostgreSQL): a false positive."""
-    found = _RETYPED.search(finding.statement)
-    if finding.rule != "changing-column-type" or found is None:
-        return False
-    old = types_before.get((_unquote(found.group("table")), _unquote(found.group("column"))))
-    if old is None or old.upper().startswith("TEXT"):
-        return False
-    was, now = _length(old), _length(found.group("type"))
-    return was is not None and now is not None and now >= was
-
-
 def own_rules(upgrades: dict[str, str], downgrades: dict[str, str]) -> list[Finding]:
     """mypkg's rules, at the level of Alembic revisions."""
     found = []
@@ -426,8 +371,10 @@ def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settin
     found.extend(f for f in released_changes() if f.revision in upgrades or f.revision not in load_manifest().by_id)
     squawked = squawk_findings({**upgrades, **checkpoint_chunks}, settings) if dialect == "postgresql" else []
     if squawked is not None:
+        from .retyping import column_types, widened_without_rewrite
+
         types = column_types(upgrades) if start in ("", "base") else {}
-        found.extend(f for f in squawked if not widened_without_rewrite(f, types.get(f.revision, {})))
+        found.extend(f for f in squawked if not widened_without_rewrite(f.rule, f.statement, types.get(f.revision, {})))
     # A revision that fails before reaching any database fails under upgrade too: a finding.
     found += [Finding(u.revision, "does-not-run", f"{u.direction}: {u.reason}",
                       f"fix the revision's {u.direction}(): it fails before reaching any database, so "

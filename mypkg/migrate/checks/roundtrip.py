@@ -95,10 +95,11 @@ def roundtrip(target: Target = None, revision_range: str | None = None, *, rows:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="roundtrip-"))
             target = f"sqlite:///{folder}/roundtrip.db"
         db = resolve(target)
+        plan = _revisions(revision_range)  # a bad range is said before the database is looked at
         _refuse_non_empty(db)
         declared = generated.declared_enums()
         with generated.watch_declarations(declared):
-            return _walk(db, _revisions(revision_range), rows, report, on_step, declared)
+            return _walk(db, plan, rows, report, on_step, declared)
 
 
 def _revisions(revision_range: str | None) -> tuple[str | None, list[Any]]:

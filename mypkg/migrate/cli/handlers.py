@@ -12,7 +12,7 @@ import sys
 
 from .. import events
 from ..errors import ExitCode, MigrateError, UsageError
-from ..identity import BUSY_TIMEOUT_VAR, CONNECT_TIMEOUT_VAR, LEASE_SECONDS_VAR, LOCK_MODE_VAR
+from ..identity import BUSY_TIMEOUT_VAR, CONNECT_TIMEOUT_VAR, LEASE_SECONDS_VAR, LOCK_MODE_VAR, LOG_FORMAT_VAR
 from ..identity import COMMAND as PROG
 from . import observers, process, reads
 from .output import Output, of_plugin, short, step_dict
@@ -47,10 +47,9 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
 
         try:
             no_checkpoint = args.command == "upgrade" and args.no_checkpoint
-            sys.stdout.write(commands.offline_sql(args.command, target, args.url, use_checkpoints=not no_checkpoint))
+            _write_sql(commands.offline_sql(args.command, target, args.url, use_checkpoints=not no_checkpoint))
         except OfflineSQLError as exc:
-            sys.stdout.write(exc.sql)  # what rendered is kept; the error names the rest
-            sys.stdout.flush()
+            _write_sql(exc.sql)  # what rendered is kept; the error names the rest
             raise
         return ExitCode.OK
     if args.from_version:
@@ -159,6 +158,19 @@ def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.OK
 
 
+def _write_sql(sql: str) -> None:
+    """The SQL is the result: one that cannot be written (a full disk) fails the command."""
+    try:
+        sys.stdout.write(sql)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        raise MigrateError(f"cannot write the SQL to stdout ({exc.strerror}): it is incomplete") from None
+
+
 def _checkpoint(args: argparse.Namespace, out: Output) -> ExitCode:
     from .. import commands
 
@@ -223,11 +235,27 @@ def _command_in(argv: list[str]) -> str | None:
     return None
 
 
+def _json_log_in(argv: Sequence[str]) -> bool:
+    """``--log-format json`` asked for, before the parser could say so (a usage error)."""
+    for index, token in enumerate(argv):
+        if token == "--log-format":
+            return argv[index + 1:index + 2] == ["json"]
+        if token.startswith("--log-format="):
+            return token.partition("=")[2] == "json"
+    return os.environ.get(LOG_FORMAT_VAR, "").strip() == "json"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mypkg-migrate``; returns the exit code."""
     whole_process = argv is None  # the console script or python -m, not a caller's own program
     argv = list(sys.argv[1:] if argv is None else argv)
+    if whole_process:  # a C locale's ASCII stdout: a non-ASCII path is printed escaped, not a crash
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     OneLineErrorParser.as_json = "--json" in argv  # a usage error under --json is JSON too
+    OneLineErrorParser.json_log = _json_log_in(argv)  # ... and an event under --log-format json
+    OneLineErrorParser.command = _command_in(argv)
     args = build_parser(only=_command_in(argv)).parse_args(argv)
     for name, default in (("url", None), ("schema", None), ("json", False), ("verbose", False), ("quiet", False)):
         if not hasattr(args, name):
@@ -289,11 +317,9 @@ def _run(args: argparse.Namespace, out: Output, told: dict[str, object]) -> int:
         terminated = isinstance(stop, process.Terminated)
         what = str(stop) or "nothing was left half done; the database is at the last revision that completed"
         told["error"] = f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: {what}"
-        if out.json_log:
-            pass
-        elif out.as_json:
+        if out.as_json:
             out.error(str(told["error"]), int(ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED))
-        else:
+        elif not out.json_log:
             print(f"{PROG}: {told['error']}", file=sys.stderr)
         return int(ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED)
     except BrokenPipeError:  # `mypkg-migrate history | head`: the reader left, as in any CLI

@@ -84,8 +84,9 @@ class Output:
 
     def error(self, message: str, exit_code: int) -> None:
         """The one line a failure prints on stderr: JSON under ``--json`` (docs/json/error.schema.json);
-        under ``--log-format json`` the ``command.end`` event carries it instead."""
-        if self.json_log:
+        under ``--log-format json`` the ``command.end`` event carries it instead (with ``--json``
+        as well, the error object still follows the events: what ``--json`` promises)."""
+        if self.json_log and not self.as_json:
             return
         if self.as_json:
             import json
@@ -95,6 +96,23 @@ class Output:
             text = f"{PROG}: error: {message}"
         with contextlib.suppress(OSError, ValueError):
             print(text, file=sys.stderr, flush=True)
+
+
+def usage_error_line(text: str, *, command: str | None, as_json: bool, json_log: bool) -> str:
+    """A usage error found while parsing, as the line stderr gets: the error object under
+    ``--json``, a ``command.end`` event under ``--log-format json``, else plain text."""
+    import json
+
+    if as_json:
+        return json.dumps({"format": FORMAT, "command": command, "error": text, "exit_code": 2}) + "\n"
+    if json_log:
+        import time
+
+        from ..observe.jsonlog import timestamp
+
+        return json.dumps({"time": timestamp(time.time()), "event": "command.end", "command": command,
+                           "seconds": 0.0, "exit_code": 2, "error": text}) + "\n"
+    return f"{PROG}: error: {text}\n"
 
 
 def short(revisions: Sequence[str]) -> str:

@@ -230,14 +230,14 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     #: ``--json`` was on the command line: the error is a JSON object too (docs/json/error.schema.json).
     as_json = False
+    json_log = False  #: ``--log-format json`` (or its variable): the error is a ``command.end`` event
+    command: str | None = None
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        text = f"{message} (see {self.prog} --help)"
-        if self.as_json:
-            import json
+        from .output import usage_error_line
 
-            self.exit(2, json.dumps({"format": 1, "command": None, "error": text, "exit_code": 2}) + "\n")
-        self.exit(2, f"{self.prog}: error: {text}\n")
+        text = f"{message} (see {self.prog} --help)"
+        self.exit(2, usage_error_line(text, command=self.command, as_json=self.as_json, json_log=self.json_log))
 
 
 def _translate_once() -> None:

@@ -40,7 +40,7 @@ def base(database: str) -> str:
     from urllib.parse import unquote
 
     path = unquote(database.removeprefix("sqlite:///")) if database.startswith("sqlite:///") else ""
-    if path and "?" not in path and path != ":memory:" and not os.path.exists(path):
+    if path and "?" not in path and path != ":memory:" and not os.path.exists(os.fsdecode(path.encode("utf-8"))):
         return f"base (no database: {path} does not exist; upgrade creates it)"
     return "base (empty database)"
 

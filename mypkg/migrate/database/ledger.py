@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import MigrateError
 from ..identity import LEASE_TABLE, LEDGER_TABLE, VERSION_TABLE
 from ..results import BACKFILLING, CHECKSUM_OUTCOMES, LedgerRow
 
@@ -236,9 +237,31 @@ def rows(connection: Connection) -> list[LedgerRow]:
 
     # A ledger from before plugins has no plugin column until the next upgrade adds it.
     columns = [c for c in table().c if c.name != "plugin" or has_plugin_column(connection)]
-    result = connection.execute(sa.select(*columns).order_by(table().c.id)).mappings().all()
+    try:
+        result = connection.execute(sa.select(*columns).order_by(table().c.id)).mappings().all()
+    except ValueError:  # SQLite: a timestamp edited by hand that SQLAlchemy cannot read back
+        connection.rollback()
+        raise MigrateError(_unreadable_timestamp(connection)) from None
     connection.commit()
     return [LedgerRow(**_utc(dict(row))) for row in result]
+
+
+def _unreadable_timestamp(connection: Connection) -> str:
+    """Which row and column hold what is not a timestamp, and the way out."""
+    import sqlalchemy as sa
+
+    ledger = table()
+    for row in connection.execute(sa.select(ledger.c.id, sa.cast(ledger.c.started_at, sa.String),
+                                            sa.cast(ledger.c.finished_at, sa.String))):
+        for name, value in (("started_at", row[1]), ("finished_at", row[2])):
+            try:
+                dt.datetime.fromisoformat(str(value))
+            except ValueError:
+                connection.rollback()
+                return (f"the ledger {LEDGER_TABLE}, row {row[0]}: {name} {value!r} is not a timestamp (edited by "
+                        f"hand?); set it to one (YYYY-MM-DD HH:MM:SS, UTC) and run the command again")
+    connection.rollback()
+    return f"the ledger {LEDGER_TABLE} holds a timestamp that cannot be read (edited by hand?)"
 
 
 def _utc(row: dict[str, Any]) -> dict[str, Any]:
@@ -251,8 +274,18 @@ def _utc(row: dict[str, Any]) -> dict[str, Any]:
 
 def recorded_checksums(connection: Connection) -> dict[str, str | None]:
     """For each revision, the checksum recorded when it was last applied, stamped or realigned."""
+    if not exists(connection):
+        return {}
+    import sqlalchemy as sa
+
+    # Not through rows(): the timestamps are not needed here, and one edited by hand must not
+    # stop an upgrade.
+    ledger = table()
+    found = connection.execute(sa.select(ledger.c.revision, ledger.c.outcome, ledger.c.checksum)
+                               .order_by(ledger.c.id)).all()
+    connection.commit()
     recorded: dict[str, str | None] = {}
-    for row in rows(connection):
-        if row.outcome in CHECKSUM_OUTCOMES:
-            recorded[row.revision] = row.checksum
+    for revision, outcome, checksum in found:
+        if outcome in CHECKSUM_OUTCOMES:
+            recorded[revision] = checksum
     return recorded

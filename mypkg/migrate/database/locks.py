@@ -320,6 +320,10 @@ def sqlite_lock(path: Path, db: Database, timeout: float, on_wait: Waiting | Non
             lock.acquire(timeout=0)
         except filelock.Timeout:
             return False
+        except OSError as exc:  # a directory in its place, no permission to create it...
+            raise MigrateError(f"cannot take the migration lock of {db.masked}: its lock file {sidecar(path)} "
+                               f"cannot be opened ({exc.strerror or exc}); remove or fix what is there (it holds "
+                               "nothing)") from None
         return True
 
     _wait_until(try_acquire, timeout, lambda: f"another process (lock file {sidecar(path)})", db, on_wait)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 TYPE_CHECKING = False  # typing itself is not imported on the fast path
 
@@ -163,16 +164,27 @@ def mask(url: str | URL) -> str:
     from sqlalchemy.exc import ArgumentError
 
     if isinstance(url, str):
+        url = displayable(url)
         if url.startswith("sqlite"):
             return mask_text(url)  # shown as written: SQLAlchemy would re-quote file: URIs
         try:
             url = make_url(url)
         except (ArgumentError, ValueError):
             return mask_text(url)
+    if url.database:
+        url = url.set(database=displayable(url.database))
     hidden = {key: "MASKEDSECRET" for key in url.query if is_secret_parameter(key)}
     if hidden:
         url = url.update_query_dict(hidden)
     return url.render_as_string(hide_password=True).replace("MASKEDSECRET", "***")
+
+
+def displayable(text: str) -> str:
+    """``text`` as a person reads it. Under a C locale, Python keeps a path's non-ASCII
+    bytes as lone surrogates, which print and quote nowhere: shown as the UTF-8 they are."""
+    if not any("\udc80" <= char <= "\udcff" for char in text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def mask_text(url: str) -> str:
@@ -214,6 +226,9 @@ def parse_url(text: str, *, need_driver: bool = True) -> URL:
         raise UsageError(f"malformed database URL {mask(text)!r}: the port must be a number") from None
     if url.port is not None and not 0 < url.port < 65536:
         raise UsageError(f"malformed database URL {mask(text)!r}: port {url.port} is out of range")
+    if re.search(r"[?&]schema=(?:&|$)", text):  # SQLAlchemy drops an empty parameter: not "no schema"
+        raise UsageError(f"malformed database URL {mask(text)!r}: schema= is empty (give the tenant's "
+                         "schema, or leave the parameter out for the default)")
     if url.get_backend_name() == "sqlite" and (url.host or url.username or url.password or url.port):
         # sqlite://app.db (two slashes) names a host, which SQLite has not: SQLAlchemy's
         # complaint is five lines; say it in one, with the form that was meant.
@@ -251,6 +266,11 @@ def parse_url(text: str, *, need_driver: bool = True) -> URL:
     return url
 
 
+#: libpq's parameters that must be whole numbers (libpq refuses anything else on connecting).
+LIBPQ_INTEGERS = ("connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                   "tcp_user_timeout")
+
+
 def _check_driver_parameters(url: URL, dialect_cls: Any, text: str) -> None:
     """A parameter SQLAlchemy converts for the driver (SQLite's ``timeout=``, MySQL's
     ``connect_timeout=``) holding what it cannot convert is the URL's fault: say which, here,
@@ -258,6 +278,12 @@ def _check_driver_parameters(url: URL, dialect_cls: Any, text: str) -> None:
 
     :raises UsageError: naming the parameter (a secret's value masked).
     """
+    if url.get_backend_name() == "postgresql":  # libpq reads these itself, at the first connection
+        for name in LIBPQ_INTEGERS:
+            value = url.query.get(name)
+            if isinstance(value, str) and not re.fullmatch(r"\s*-?\d+\s*", value):
+                raise UsageError(f"malformed database URL {mask(text)!r}: {name}={value} is not a value "
+                                 "the postgresql driver takes (a whole number)")
     dialect = dialect_cls()
     try:
         dialect.create_connect_args(url)
@@ -286,8 +312,9 @@ def with_schema(text: str, schema: str | None) -> str:
     """
     if schema is None:
         return text
-    if not schema:
-        raise UsageError("--schema is empty: give 1 to 63 bytes (64 on MySQL), or leave it out for the default")
+    if not schema.strip():
+        raise UsageError(f"--schema is {'blank' if schema else 'empty'}: give 1 to 63 bytes (64 on MySQL), "
+                         "or leave it out for the default")
     from urllib.parse import quote
 
     url = parse_url(text, need_driver=False)

@@ -9,6 +9,8 @@ the machinery takes as it is, never re-deriving a part of it.
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Union
 
@@ -106,6 +108,8 @@ def _tenant_schema(url: URL, handed_in: object) -> tuple[URL, str | None]:
     if not value or "\x00" in value or len(value.encode("utf-8")) > longest:
         raise UsageError(f"schema name {value!r}: give 1 to {longest} bytes, no NUL ({backend} would "
                          "truncate a longer one)")
+    if value != value.strip():  # '   ' or ' tenant_1': a quoting slip, never a tenant's name
+        raise UsageError(f"schema name {value!r}: blank, or spaces around it; give the tenant's schema name")
     url = url.difference_update_query([SCHEMA_PARAMETER])
     if backend != "postgresql":
         url = url.set(database=value)  # a MySQL schema is a database on the same server
@@ -121,4 +125,6 @@ def sqlite_path(url: URL) -> Path | None:
         return None
     if database.startswith("file:"):
         database = database[len("file:") :].split("?", 1)[0]
-    return Path(database)
+    # The file system's own spelling of the name (SQLite takes it as UTF-8): under a C locale
+    # Python encodes paths as ASCII, with the other bytes kept as surrogates.
+    return Path(os.fsdecode(database.encode("utf-8", "surrogateescape")))

@@ -265,10 +265,14 @@ def parse(url: str) -> ParsedUrl | None:
         return None
     if parts["password"] is not None and "%" in parts["password"]:
         return None
-    pairs = parse_qsl(parts["query"] or "")
+    pairs = parse_qsl(parts["query"] or "", keep_blank_values=True)
     query = dict(pairs)
-    if len(query) != len(pairs) or "%" in (parts["query"] or ""):
-        return None
+    if len(query) != len(pairs) or "%" in (parts["query"] or "") or not all(query.values()):
+        return None  # an empty value (schema=): the full path explains
+    from ..database.settings import LIBPQ_INTEGERS
+
+    if any(not query[k].strip().lstrip("-").isdigit() for k in LIBPQ_INTEGERS if k in query):
+        return None  # connect_timeout=abc: likewise
     masked = "postgresql+psycopg://"
     if parts["username"] is not None:
         masked += quote(parts["username"], safe=" +")
@@ -292,7 +296,8 @@ def parse(url: str) -> ParsedUrl | None:
             f"{quote_plus(k)}={'***' if is_secret_parameter(k) else quote_plus(query[k])}" for k in sorted(query)
         )
     schema = query.get("schema")
-    if schema is not None and (not schema or len(schema.encode("utf-8")) > 63 or "\x00" in schema):
+    if schema is not None and (not schema.strip() or schema != schema.strip() or len(schema.encode("utf-8")) > 63
+                               or "\x00" in schema):
         return None  # the full path explains
     return ParsedUrl("postgresql", parts, query, masked, schema)
 

@@ -128,6 +128,8 @@ def planned(current: Sequence[str], destination: str, direction: str, *, strict:
 
     if strict:
         _require_direction(destination, direction)
+        if direction == "upgrade" and current:
+            _require_not_below(current, destination)
     directory = scripts.script_directory()
     try:
         if direction == "upgrade":
@@ -158,6 +160,26 @@ def _require_direction(destination: str, direction: str) -> None:
         raise UsageError(f"upgrade {destination} would go back {count} revision(s): use downgrade {destination}")
     if direction == "downgrade" and sign == "+":
         raise UsageError(f"downgrade {destination} would go forward {count} revision(s): use upgrade {destination}")
+
+
+def _require_not_below(current: Sequence[str], destination: str) -> None:
+    """``upgrade base`` (or an older revision) on a database above it would do nothing and
+    say so, exit 0: the user meant a downgrade.
+
+    :raises UsageError: ``destination`` is below every current revision it is related to.
+    """
+    if destination in ("head", "heads") or is_relative(destination) or "@" in destination:
+        return
+    if destination == "base":
+        raise UsageError(f"upgrade base: the database is at {', '.join(current)}, above base; "
+                         "to go back, use downgrade base")
+    found = script(destination)
+    if found is None or found.revision in current:
+        return
+    applied = ancestors(current)
+    if found.revision in applied:
+        raise UsageError(f"upgrade {destination}: the database is at {', '.join(current)}, past {found.revision}; "
+                         f"to go back, use downgrade {destination}")
 
 
 def absolute(plan: Sequence[Script], direction: str, revision: str) -> str:

@@ -280,8 +280,11 @@ def plugin_revisions(plugin: Plugin) -> list[Revision]:
     :raises MigrateError: the plugin's package or its revisions cannot be read.
     """
     from ..errors import MigrateError
+    from ..identity import PLUGIN_GROUP
 
     where = f"plugin {plugin.name} ({plugin.distribution} {plugin.version})"
+    if not plugin.package.replace(".", "").replace("_", "").isalnum() or plugin.package.startswith("."):
+        raise MigrateError(f"{where}: its entry point in [{PLUGIN_GROUP}] names no package ({plugin.package!r}); it must be package or package:attribute: fix {plugin.distribution}'s metadata")  # noqa: E501
     if not plugin.folder:
         raise MigrateError(f"{where} names package {plugin.package}, which cannot be imported: reinstall {plugin.distribution}")
     try:
