@@ -53,7 +53,7 @@ def test_offline_sql_renders_without_the_driver(bare: Path, tmp_path: Path, url:
 def test_lint_runs_without_the_driver(bare: Path, tmp_path: Path) -> None:
     result = run(bare, tmp_path, "lint", "--dialect", "postgresql")
     assert result.returncode in (0, 1), result.stderr
-    assert "not installed: pip install 'mypkg[postgresql]'" not in result.stderr
+    assert "not installed: pip install 'psycopg[binary]'" not in result.stderr
     assert "squawk is not installed" in result.stderr  # the bare venv has no squawk either: said once
 
 
@@ -61,7 +61,8 @@ def test_a_command_that_connects_names_the_extra(bare: Path, tmp_path: Path) -> 
     result = run(bare, tmp_path, "--url", "postgresql://app@127.0.0.1:1/app", "status")
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
-    assert "pip install 'mypkg[postgresql]'" in line
+    assert "pip install 'psycopg[binary]' (the postgresql extra), or conda install -c conda-forge psycopg" in line
+    assert "mypkg[" not in line  # on PyPI that name is another project
 
 
 def test_otel_variables_without_the_extra_still_migrate_and_say_what_to_install(bare: Path, tmp_path: Path) -> None:
@@ -70,5 +71,5 @@ def test_otel_variables_without_the_extra_still_migrate_and_say_what_to_install(
     done = run(bare, tmp_path, "upgrade", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:1")
     assert done.returncode == 0 and "upgraded from base" in done.stdout, done.stderr
     assert done.stderr == ("mypkg-migrate: OTEL_* variables are set but OpenTelemetry is not installed: "
-                           "no traces or metrics; pip install 'mypkg[otel]'\n")
+                           "no traces or metrics; pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http\n")
     assert run(bare, tmp_path, "status", "-q", OTEL_SERVICE_NAME="x").stderr == ""  # -q: errors only

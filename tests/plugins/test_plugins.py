@@ -369,3 +369,32 @@ def test_plugins_depending_on_the_cores_head_and_on_another_plugins_head_are_at_
     report = json.loads(fleet.stdout)
     assert [row["outcome"] for row in report["targets"]] == ["at head"] * 2, report
     assert report["summary"]["at_head"] == 2 and report["summary"]["behind"] == 0
+
+
+def test_the_examples_install_as_the_guide_says_and_never_ask_an_index_for_mypkg(
+        venv: Venv, wheels: dict[str, Path], tmp_path: Path) -> None:
+    """``pip install --no-build-isolation ./examples/plugins/NAME`` in the environment that
+    holds mypkg (docs/plugins.md): the hook comes from that mypkg. No ``[build-system]``
+    names mypkg (on PyPI that name is an unrelated project, which build isolation fetched)."""
+    import tomllib
+
+    for name in ("audit_trail", "tagging"):
+        requires = tomllib.loads((EXAMPLES / name / "pyproject.toml").read_text())["build-system"]["requires"]
+        assert not [r for r in requires if r.split("[")[0].split(">")[0].strip().lower() == "mypkg"], requires
+    guide = (REPO / "docs" / "plugins.md").read_text()
+    assert "pip install --no-build-isolation ./examples/plugins/audit_trail ./examples/plugins/tagging" in guide
+    copy = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, copy, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    venv.pip("uninstall", "--yes", "audit-trail", "tagging")
+    try:
+        done = subprocess.run([sys.executable, "-m", "pip", "--python", venv.python, "install", "--quiet",
+                               "--no-build-isolation", "--no-deps", "--no-index", "./audit_trail", "./tagging"],
+                              cwd=copy, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        site = subprocess.run([venv.python, "-c", "import audit_trail, os; print(os.path.dirname(audit_trail.__file__))"],
+                              capture_output=True, text=True, env=venv.env)
+        assert (Path(site.stdout.strip()) / "manifest.json").is_file(), site.stderr  # the hook ran
+        status = venv.run("--url", f"sqlite:///{tmp_path / 'app.db'}", "upgrade", cwd=tmp_path)
+        assert status.returncode == 0 and "[audit]" in status.stdout and "[tags]" in status.stdout, status.stderr
+    finally:
+        venv.install(wheels["audit"], wheels["tags"])  # as the module's venv had them

@@ -284,6 +284,39 @@ class TestBackup:
             columns = {row[1] for row in copy.execute("PRAGMA table_info(my_table)")}
         assert "display_name" not in columns
 
+    def test_a_failed_upgrade_names_its_backup_in_the_error_line_and_the_json_error(self, source_copy: Path,
+                                                                                     tmp_path: Path) -> None:
+        """The backup is wanted exactly when the upgrade fails: the one error line names it,
+        and ``--json``'s error object carries it."""
+        import json
+
+        from tests.history import histories
+
+        failing = histories.script("9999_bad00000000a_fails.py", "bad00000000a", HEAD, "test only: fails",
+                                   upgrade='op.add_column("note", sa.Column("x", sa.Integer))\n'
+                                           'raise RuntimeError("the revision fails")')
+        (source_copy / "alembic" / "versions" / failing.filename).write_text(failing.text)
+        cli = Cli(source_copy, {"PYTHONPATH": str(source_copy)})
+        for number, args in enumerate((("upgrade", "--backup"), ("upgrade", "--backup", "--json"))):
+            path = tmp_path / f"app{number}.db"
+            mypkg.upgrade(f"sqlite:///{path}")
+            done = cli("--url", f"sqlite:///{path}", *args)
+            assert done.returncode == 1, done.stderr
+            (line,) = done.stderr.strip().splitlines()
+            if "--json" in args:
+                from tests.observe.test_json_output import valid
+
+                error = valid(json.loads(line), "error")
+                backup, message = Path(error["backup"]), error["error"]
+            else:
+                message = line
+                backup = Path(re.search(r"is backed up at (\S+)$", line).group(1))
+            assert "the revision fails" in message and f"is backed up at {backup}" in message
+            assert backup.is_file() and backup.name.startswith(f"app{number}.db.")
+            with sqlite3.connect(backup) as copy:
+                assert copy.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+            assert mypkg.current(f"sqlite:///{path}") == (HEAD,)  # the failed revision rolled back
+
     @pytest.mark.parametrize("mode", [0o600, 0o640])
     def test_a_backup_is_readable_by_no_more_users_than_the_database(self, tmp_path: Path, mode: int) -> None:
         """Under the usual umask (022) a new file is 0644: a 0600 database's backup must not be."""

@@ -2,7 +2,7 @@
 
 Each revision's SQL is rendered offline (what ``--sql`` prints), cut at Alembic's
 ``-- Running upgrade A -> B`` markers, and handed to squawk (``squawk-cli``, optional:
-``mypkg[lint]``) as a file of its own, with what the runner knows: a revision runs in its
+``pip install squawk-cli``) as a file of its own, with what the runner knows: a revision runs in its
 own transaction, statements after its ``COMMIT`` are its autocommit block, and a statement
 lock timeout may be assumed. mypkg's own rules look at what squawk cannot see: a revision
 that changes the schema with a downgrade that does nothing, data changed in the same

@@ -311,7 +311,7 @@ def _run(args: argparse.Namespace, out: Output, told: dict[str, object]) -> int:
 
             logging.getLogger(__name__).exception("failed")
         told["error"] = str(exc)
-        out.error(str(exc), int(exc.exit_code))
+        out.error(str(exc), int(exc.exit_code), backup=getattr(exc, "backup", None))
         return int(exc.exit_code)
     except KeyboardInterrupt as stop:  # the run loop says what the stop left (runner._interrupted)
         terminated = isinstance(stop, process.Terminated)

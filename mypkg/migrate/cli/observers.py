@@ -9,7 +9,7 @@ import sys
 
 from ..errors import UsageError
 from ..identity import COMMAND as PROG
-from ..identity import LOG_FORMAT_VAR, PACKAGE
+from ..identity import LOG_FORMAT_VAR
 
 TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def _telemetry(out: Output) -> object | None:
         return None
     if not otel.installed():
         out.waiting(f"OTEL_* variables are set but OpenTelemetry is not installed: no traces or metrics; "
-                    f"pip install '{PACKAGE}[otel]'")
+                    "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http")
         return None
     try:
         return otel.from_environment()

@@ -82,7 +82,7 @@ class Output:
         else:
             text()
 
-    def error(self, message: str, exit_code: int) -> None:
+    def error(self, message: str, exit_code: int, backup: str | None = None) -> None:
         """The one line a failure prints on stderr: JSON under ``--json`` (docs/json/error.schema.json);
         under ``--log-format json`` the ``command.end`` event carries it instead (with ``--json``
         as well, the error object still follows the events: what ``--json`` promises)."""
@@ -91,7 +91,8 @@ class Output:
         if self.as_json:
             import json
 
-            text = json.dumps({"format": FORMAT, "command": self.command, "error": message, "exit_code": exit_code})
+            text = json.dumps({"format": FORMAT, "command": self.command, "error": message, "exit_code": exit_code,
+                               **({"backup": backup} if backup is not None else {})})
         else:
             text = f"{PROG}: error: {message}"
         with contextlib.suppress(OSError, ValueError):

@@ -223,7 +223,8 @@ def lint(args: argparse.Namespace, out: Output) -> ExitCode:
               file=sys.stderr)
     if not squawked and args.dialect == "postgresql" and not out.as_json:
         print(f"{PROG}: squawk is not installed, so only {PACKAGE}'s own rules ran: "
-              f"pip install '{PACKAGE}[lint]' (squawk-cli; in a conda environment too)", file=sys.stderr)
+              "pip install squawk-cli (in a conda environment too; from a checkout: pip install '.[lint]')",
+              file=sys.stderr)
 
     def text() -> None:
         if not findings:

@@ -16,7 +16,6 @@ from ..identity import (
     LEASE_SECONDS_VAR,
     LOCK_MODE_VAR,
     MIGRATION_URL_VAR,
-    PACKAGE,
 )
 
 if TYPE_CHECKING:
@@ -31,12 +30,13 @@ DEFAULT_LOCK_TIMEOUT = 300.0
 #: write, or a reader's transaction, to end before a migration's statement gives up.
 DEFAULT_BUSY_TIMEOUT = 30.0
 
-# Driver module -> (pip requirement, conda-forge package), for the "install it" message.
+# Driver module -> (pip requirement, conda-forge package), for the "install it" message. By
+# their own names: the package's extras asked for from an index would be an unrelated namesake.
 _DRIVER_PACKAGES: dict[str, tuple[str, str]] = {
-    "psycopg": (f"'{PACKAGE}[postgresql]' (psycopg[binary])", "psycopg"),
+    "psycopg": ("'psycopg[binary]' (the postgresql extra)", "psycopg"),
     "psycopg2": ("psycopg2-binary", "psycopg2"),
     "pg8000": ("pg8000", "pg8000"),
-    "pymysql": (f"'{PACKAGE}[mysql]' (PyMySQL)", "pymysql"),
+    "pymysql": ("PyMySQL (the mysql extra)", "pymysql"),
     "mysqldb": ("mysqlclient", "mysqlclient"),
     "oracledb": ("oracledb", "oracledb"),
     "pyodbc": ("pyodbc", "pyodbc"),

@@ -99,6 +99,8 @@ def run(
         destination = graph.absolute(plan, direction, revision)
         # The backup comes before anything is written, the ledger table included.
         backup_path = backup_sqlite(db, before) if backup and plan else None
+        if backup_path is not None:  # a failure from here on names it: that is when it is needed
+            narrowed.enter_context(_naming_backup(backup_path))
         # An empty database past a checkpoint installs it in one step (refused before
         # anything is written if its file was edited).
         found = fresh.checkpoint if fresh is not None else \
@@ -179,6 +181,18 @@ def run(
             event.remove(connection, "after_cursor_execute", tracker.statement_done)
         after = connections.read_current(connection)
     return MigrationResult(db.masked, before, after, installed + tracker.applied, backup_path)
+
+
+@contextlib.contextmanager
+def _naming_backup(path: str) -> Any:
+    """A failure (or a stop) after ``--backup`` copied the database says where the copy is,
+    in its one line and as the error's ``backup`` (``--json``)."""
+    try:
+        yield
+    except (MigrateError, KeyboardInterrupt) as exc:
+        exc.args = (f"{exc}; the database as it was before this run is backed up at {path}",)
+        exc.backup = path  # type: ignore[union-attr]
+        raise
 
 
 def _adopt_or_refuse(
