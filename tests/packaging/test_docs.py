@@ -73,8 +73,34 @@ def commands(text: str) -> set[str]:
 
 def test_the_portuguese_front_page_has_the_same_sections_and_commands() -> None:
     assert len(headings(PORTUGUESE, "##")) == len(headings(README, "##"))
-    # The command headings are kept in English: what a user types is the same in both.
-    assert headings(PORTUGUESE, "###") == headings(README, "###")
+    # What a user types (the code in each command heading) is the same in both; the words are
+    # Portuguese: no heading is left in English.
+    ours, theirs = headings(README, "###"), headings(PORTUGUESE, "###")
+    assert [re.findall(r"`[^`]+`", h) for h in theirs] == [re.findall(r"`[^`]+`", h) for h in ours]
+    assert not set(ours) & set(theirs + headings(PORTUGUESE, "##"))
+    words = lambda h: re.sub(r"`[^`]+`", "", h).strip("#— ,:")  # noqa: E731
+    assert all(words(h) for h in theirs), [h for h in theirs if not words(h)]
+
+
+def test_the_front_page_stays_a_front_page_and_every_guide_is_on_the_site_home() -> None:
+    assert len(README.splitlines()) <= 350
+    home = (REPO / "docs" / "index.md").read_text()
+    guides = {p.name for p in (REPO / "docs").glob("*.md")} - {"index.md"}
+    assert set(re.findall(r"\]\(([\w-]+\.md)\)", home)) == guides
+
+
+def test_sample_outputs_show_the_checksums_the_scripts_have() -> None:
+    """A sample ``history --applied`` line carries the script's sha256 to 12 characters."""
+    import hashlib
+
+    shipped = {path.name.split("_")[4]: hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+               for path in (REPO / "alembic" / "versions").glob("*.py")}
+    pages = [REPO / "README.md", REPO / "README.pt-BR.md", *(REPO / "docs").glob("*.md")]
+    found = [(page.name, rev, sha) for page in pages
+             for rev, sha in re.findall(r"\b([0-9a-f]{12})\s+(?:upgrade|downgrade)\b.*?sha256 ([0-9a-f]{12})",
+                                        page.read_text())]
+    assert found, "no sample to check: the test proves nothing"
+    assert [f for f in found if shipped.get(f[1]) != f[2]] == []
     assert commands(README) <= commands(PORTUGUESE)
     assert {"upgrade", "downgrade", "status", "stamp", "verify", "repair", "lint", "check"} <= commands(PORTUGUESE)
 
