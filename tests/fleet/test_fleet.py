@@ -522,3 +522,15 @@ def test_a_binary_targets_file_is_a_usage_error_naming_it(tmp_path: Path) -> Non
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "--targets tenants.bin: not a text file of database URLs (UTF-8)" in line
+
+
+def test_a_fleet_in_a_log_shows_its_progress_before_the_summary(tmp_path: Path) -> None:
+    """stderr not a terminal (a CI log, kubectl logs): a progress line at each tenth."""
+    sqlite_files(tmp_path / "data", 20)
+    result = fleet("upgrade", "--sqlite-glob", "data/*.db", "--jobs", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if " done, " in line]
+    assert [line.split(": fleet: ")[1].split(" done")[0] for line in lines] == [f"{n} of 20" for n in range(2, 21, 2)]
+    assert all(", 0 failed, " in line and line.endswith("s left") for line in lines)
+    quiet = fleet("status", "--sqlite-glob", "data/*.db", "-q", cwd=tmp_path)
+    assert quiet.stderr == ""

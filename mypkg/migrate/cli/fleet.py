@@ -133,14 +133,23 @@ def _text(result: Any, summary: dict[str, Any], out: Output) -> None:
 
 
 class _Progress:
-    """On a terminal, one line rewritten in place; in a log, a line per failure (the
-    summary comes at the end)."""
+    """On a terminal, one line rewritten in place; in a log, a line per failure and a
+    progress line at each tenth of the fleet and at least every :data:`LOG_EVERY` seconds
+    (a long fleet is never silent until its summary)."""
+
+    #: Seconds between two progress lines in a log, at most.
+    LOG_EVERY = 30.0
 
     def __init__(self, total: int, *, quiet: bool) -> None:
         self.total, self.quiet = total, quiet
         self.done = self.failed = 0
-        self.started = time.monotonic()
+        self.started = self.logged = time.monotonic()
         self.terminal = sys.stderr.isatty()
+
+    def _line(self) -> str:
+        rate = self.done / max(time.monotonic() - self.started, 1e-9)
+        left = (self.total - self.done) / rate if rate else 0
+        return f"{PROG}: fleet: {self.done} of {self.total} done, {self.failed} failed, {rate:.1f}/s, {left:.0f}s left"
 
     def row(self, row: Any) -> None:
         self.done += 1
@@ -148,12 +157,14 @@ class _Progress:
         if self.quiet:
             return
         if self.terminal:
-            rate = self.done / max(time.monotonic() - self.started, 1e-9)
-            left = (self.total - self.done) / rate if rate else 0
-            print(f"\r{PROG}: fleet: {self.done} of {self.total} done, {self.failed} failed, {rate:.1f}/s, "
-                  f"{left:.0f}s left ", end="", file=sys.stderr, flush=True)
-        elif row.outcome == "failed":
+            print(f"\r{self._line()} ", end="", file=sys.stderr, flush=True)
+            return
+        if row.outcome == "failed":
             print(f"{PROG}: fleet: {row.target} failed: {row.error}", file=sys.stderr, flush=True)
+        tenth = self.done * 10 // self.total > (self.done - 1) * 10 // self.total
+        if tenth or time.monotonic() - self.logged >= self.LOG_EVERY:
+            self.logged = time.monotonic()
+            print(self._line(), file=sys.stderr, flush=True)
 
     def finish(self) -> None:
         if self.terminal and not self.quiet and self.done:
