@@ -643,6 +643,9 @@ def test_a_migrator_killed_while_installing_a_checkpoint_on_mariadb_leaves_a_dat
             again = mig(root, "--url", url, "upgrade")
             assert again.returncode == 0, (moment, again.stderr)
             assert _mariadb_dump(mariadb_server, url) == expected, moment
+            with mariadb_server.connect(name) as connection, connection.cursor() as cursor:
+                cursor.execute("SELECT outcome FROM mypkg_migration_ledger")  # the killed install's row is gone
+                assert "running" not in {row[0] for row in cursor.fetchall()}, moment
             outcomes.append(left)
         finally:
             mariadb_server.drop_database(url)
@@ -869,7 +872,11 @@ def test_a_checkpoint_that_fails_part_way_on_mariadb_leaves_the_database_empty(t
         with mariadb_server.connect(name) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
             assert {row[0] for row in cursor.fetchall()} <= {"mypkg_migration_ledger", "alembic_version"}
-        assert mig(root, "--url", url, "status").returncode == 1
+            # The install's "running" row went with what it made: nothing awaits a repair.
+            cursor.execute("SELECT outcome FROM mypkg_migration_ledger")
+            assert "running" not in {row[0] for row in cursor.fetchall()}
+        status = mig(root, "--url", url, "status")
+        assert status.returncode == 1 and "repair" not in status.stdout + status.stderr
         path.write_text(good)
         fixed = mig(root, "--url", url, "upgrade")
         assert fixed.returncode == 0 and "checkpoint of 5 revisions" in fixed.stdout, fixed.stderr

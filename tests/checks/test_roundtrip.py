@@ -377,3 +377,25 @@ def test_generated_rows_are_valid_for_enums_checks_and_jsonb_as_the_revisions_de
     assert [step["rows"].get("job") for step in payload["steps"]] == [None, 20]
     if url is None:
         assert sqlite3.sqlite_version_info < (3, 45)  # the world claimed: no jsonb() here
+
+
+@pytest.mark.parametrize(("precision", "scale"), [(1, 0), (3, 2), (5, 5), (10, 0), (12, 3), (18, 6), (38, 10), (None, None)])
+def test_every_generated_numeric_fits_its_precision_and_scale(precision: int | None, scale: int | None) -> None:
+    """Numeric(p, s) holds p - s digits before the point and s after: every value the
+    generator makes, for the row numbers a long round-trip reaches, fits (a value that does
+    not is refused by PostgreSQL and MariaDB, a false finding)."""
+    import decimal
+
+    from mypkg.migrate.checks import rows
+
+    column = sa.Column("amount", sa.Numeric(precision, scale))
+    sa.Table("t", sa.MetaData(), column)
+    whole_digits = (precision or 18) - (scale or 0)
+    values = [rows.value(column, k) for k in (*range(1, 2000), 10**9 - 1, 10**9, 10**12 + 7, 2**40)]
+    for found in values:
+        assert isinstance(found, decimal.Decimal)
+        sign, digits, exponent = found.as_tuple()
+        fraction = max(-exponent, 0)
+        assert fraction <= (scale or 0), (found, precision, scale)
+        assert len(digits) - fraction <= max(whole_digits, 0) or found == found.to_integral() == 0, (found, precision, scale)
+    assert len(set(values)) > 1  # they vary: unique constraints need it

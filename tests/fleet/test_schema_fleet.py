@@ -213,6 +213,12 @@ def test_a_few_schemas_are_read_together_and_reported_as_each(pg_server: Postgre
         with pg(pg_server, url) as conn:  # the full path ran there, and made its ledger again
             assert conn.execute("SELECT to_regclass('tenant_d.mypkg_migration_ledger') IS NOT NULL").fetchone()[0]
 
+        # A step past head on schemas at head is no "unchanged" answer from the one read:
+        # every target fails, as upgrade +1 alone does (no revision is there).
+        past = fleet("--url", url, "upgrade", "+1", "--schemas", "tenant_*", "--json", cwd=tmp_path)
+        report = json.loads(past.stdout)
+        assert past.returncode == 1 and report["summary"]["failed"] == 4, report
+        assert all("cannot upgrade to +1" in row["error"] for row in report["targets"]), report["targets"]
         controller, terminal = pty.openpty()
         base = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
         done = subprocess.run([*command_prefix(), "--url", url, "fleet", "status", "--schemas", "tenant_*"],

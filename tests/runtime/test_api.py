@@ -171,3 +171,25 @@ def test_a_script_that_calls_sys_exit_fails_like_any_other(source_copy: Path, tm
     assert mypkg.current(url) == (HEAD,)
     rows = [(row.revision, row.outcome) for row in mypkg.applied_history(url)]
     assert rows[-1] == ("0badex170001", "failed")
+
+
+def test_an_upgrade_never_imports_the_models(tmp_path: Path) -> None:
+    """A start-up promise: applying revisions needs their scripts, never the ORM models (a
+    sizeable part of every start, and an application's code). Through the API and the
+    command, full path (a fresh database) and both directions."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    code = ("import sys, mypkg; mypkg.upgrade(sys.argv[1]); mypkg.downgrade(sys.argv[1], '-1'); "
+            "mypkg.upgrade(sys.argv[1]); print(sorted(m for m in sys.modules if m.startswith('mypkg.models')))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    api = subprocess.run([sys.executable, "-c", code, url], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert api.returncode == 0, api.stderr
+    assert api.stdout.strip() == "[]"
+    cli = subprocess.run([sys.executable, "-X", "importtime", "-m", "mypkg", "--url", f"sqlite:///{tmp_path / 'cli.db'}",
+                          "upgrade"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0 and "upgraded from base" in cli.stdout, cli.stderr
+    assert "mypkg.migrate.runtime.runner" in cli.stderr  # the world claimed: the full path ran
+    assert "mypkg.models" not in cli.stderr
