@@ -152,3 +152,28 @@ def test_models_with_another_naming_convention_are_refused_by_both_commands(chec
         assert result.returncode == 1
         (line,) = result.stderr.strip().splitlines()
         assert "another convention than mypkg/naming.py" in line, (command, line)
+
+
+@pytest.mark.parametrize(("source", "differs"), [
+    ("metadata = MetaData(naming_convention=NAMING_CONVENTION)", None),
+    ("metadata = sa.MetaData(naming_convention=naming.NAMING_CONVENTION)", None),
+    ('metadata = MetaData(naming_convention={**NAMING_CONVENTION, "uq": "u_%(table_name)s"})', ("uq",)),
+    ("metadata = MetaData()", ("ck", "fk", "pk", "uq")),
+    ('metadata = MetaData(naming_convention={"ix": "ix_%(column_0_label)s"})', ("ck", "fk", "pk", "uq")),
+    ("metadata = MetaData(naming_convention=build_convention())", None),  # code: the importing commands tell
+    ('metadata = MetaData(naming_convention={**other, "pk": "pk_%(table_name)s"})', None),
+    ("metadata = MetaData(naming_convention=NAMING_CONVENTION)\nmore = MetaData(schema='x')", ("ck", "fk", "pk", "uq")),
+])
+def test_the_models_convention_is_read_from_their_source(tmp_path: Path, source: str,
+                                                          differs: tuple[str, ...] | None) -> None:
+    """What upgrade reads without importing the models: every MetaData(...) of the models
+    package, a dict literal compared key by key, the one source's name accepted."""
+    from mypkg.migrate.history.conventions import models_convention_differs
+    from mypkg.naming import NAMING_CONVENTION
+
+    models = tmp_path / "models"
+    (models / "sub").mkdir(parents=True)
+    (models / "sub" / "base.py").write_text(f"{source}\n")
+    (models / "broken.py").write_text("this is not python (\n")  # importing it fails louder elsewhere
+    models_convention_differs.cache_clear()  # once per process for the package; a new folder per case here
+    assert models_convention_differs(models, tuple(sorted(NAMING_CONVENTION.items()))) == differs
