@@ -320,19 +320,27 @@ def test_a_pool_broken_between_two_targets_ends_the_handed_off_ones_story_as_not
 
 
 def test_an_unexpected_error_in_one_target_is_that_targets_row_not_the_fleets(tmp_path: Path) -> None:
-    """Not every error is a migration error: a file name that is not UTF-8 (a directory of
-    Latin-1 names, listed by Python as surrogates) cannot be opened by the sqlite3 module,
-    which raises UnicodeEncodeError inside the worker. That target fails with it; the worker
-    lives, and the other targets are migrated as if nothing happened."""
+    """Not every error is a migration error: a name no file system can take (a lone
+    surrogate) raises UnicodeEncodeError inside the worker. That target fails with it; the
+    worker lives, and the other targets (a Latin-1 file name among them) are migrated."""
     import mypkg.fleet
 
-    paths = sqlite_files(tmp_path / "data", 3)
+    from mypkg.migrate.fleet.targets import target
+
+    paths = sqlite_files(tmp_path / "data", 4)
     latin1 = os.fsdecode(os.fsencode(paths[1].parent) + b"/caf\xe9.db")  # "caf\udce9.db"
     odd = f"sqlite:///{latin1}"
-    result = mypkg.fleet.upgrade([f"sqlite:///{paths[0]}", odd, f"sqlite:///{paths[2]}"], jobs=1)
+    # A lone surrogate stands for no byte at all: no file system can be asked for that name.
+    impossible = f"sqlite:///{paths[1].parent}/bad\ud800.db"
+    result = mypkg.fleet.upgrade([f"sqlite:///{paths[0]}", odd, impossible, f"sqlite:///{paths[2]}"], jobs=1)
     assert result.stopped is None
     rows = {row.target: row for row in result.rows}
-    assert rows[odd].outcome == "failed" and rows[odd].error.startswith("UnicodeEncodeError: "), rows[odd]
+    shown = target(impossible).identity  # reported escaped, never a crash of the report
+    assert shown.endswith("/data/bad\\ud800.db"), shown
+    assert rows[shown].outcome == "failed" and rows[shown].error.startswith("UnicodeEncodeError: "), rows[shown]
+    # A Latin-1 name (listed by Python as surrogates) is a file like any other: migrated, shown escaped.
+    assert rows[target(odd).identity].outcome == "migrated" and target(odd).identity.endswith("/data/caf\\xe9.db")
+    assert os.path.exists(latin1)
     assert [rows[f"sqlite:///{path}"].outcome for path in (paths[0], paths[2])] == ["migrated", "migrated"]
 
 

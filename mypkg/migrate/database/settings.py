@@ -182,9 +182,12 @@ def mask(url: str | URL) -> str:
 def displayable(text: str) -> str:
     """``text`` as a person reads it. Under a C locale, Python keeps a path's non-ASCII
     bytes as lone surrogates, which print and quote nowhere: shown as the UTF-8 they are."""
-    if not any("\udc80" <= char <= "\udcff" for char in text):
+    if not any("\ud800" <= char <= "\udfff" for char in text):
         return text
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte: escaped as it is
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def mask_text(url: str) -> str:

@@ -43,7 +43,10 @@ def _same_file_same_name(url: str) -> str:
     path, sep, query = url[len(prefix):].partition("?")
     if path in ("", ":memory:") or path.startswith("file:"):
         return url
-    return f"{prefix}{os.path.realpath(path)}{sep}{query}"
+    try:
+        return f"{prefix}{os.path.realpath(path)}{sep}{query}"
+    except (UnicodeError, ValueError):  # a name no file system can take: its worker says so
+        return url
 
 
 def from_file(path: str) -> list[Target]:
