@@ -1,0 +1,249 @@
+"""A corpus of public Alembic histories, from the wheels their projects publish on PyPI.
+
+Each history is pinned by its distribution's version and the wheel's sha256, downloaded
+once into ``~/.cache/mypkg/corpus`` (``$MYPKG_CORPUS_CACHE``) and never vendored. A history
+is *adopted* the documented way (docs/layout.md, "Adopting"): a copy of this checkout,
+``tools/rename_package.py NAME --fresh-history``, the naming convention set to the one the
+history's own models use, and its scripts in ``alembic/versions/`` (replacing the shipped
+history). What each adoption needed beyond that is said in its ``adoption`` line
+(docs/corpus.md lists them).
+
+Used by ``benchmarks/corpus.py`` (the whole corpus, every capability, the table in
+docs/corpus.md) and by ``tests/history/test_corpus.py`` (the small histories, in CI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+from tests.conftest import REPO
+
+#: SQLAlchemy's own convention: what a history's models use when they name none.
+SQLALCHEMY_DEFAULT = {"ix": "ix_%(column_0_label)s"}
+
+
+class History(NamedTuple):
+    name: str  #: how the table names it
+    distribution: str
+    version: str
+    wheel: str  #: the file pip downloads
+    sha256: str  #: of that file
+    folder: str  #: the folder holding ``versions/`` inside the wheel
+    package: str  #: the adopted package's name (an identifier)
+    #: The naming convention of the history's own models (its ``target_metadata``).
+    convention: dict[str, str]
+    #: The application its scripts import (``from jupyterhub import orm``), a pip requirement;
+    #: None: they import alembic and SQLAlchemy alone.
+    application: str | None = None
+    #: Where its project runs it.
+    dialects: tuple[str, ...] = ("sqlite", "postgresql")
+    #: What adopting it needed beyond the documented steps.
+    adoption: str = "nothing beyond the documented steps"
+    #: The findings of roundtrip and lint on it, each judged true or false (and why).
+    judged: str = ""
+    #: A history of its own under ``versions/`` (prefect keeps one per dialect).
+    subfolder: str = ""
+
+
+CORPUS: tuple[History, ...] = (
+    History("aim (web)", "aim", "3.29.1", "aim-3.29.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "350e640c3c6bc532e0ad6d5cf6479f82f309a38bf05f84d30947d00a36f94523", "aim/web/migrations",
+            "aimweb", SQLALCHEMY_DEFAULT, dialects=("sqlite",),
+            adoption="its convention is SQLAlchemy's default (ix only): naming.py set to it",
+            judged="roundtrip: 6 true (73a3d004c227 drops six tables; its downgrade makes them again, empty: "
+                   "their rows cannot come back); lint: true (its tables' constraints are unnamed, it drops tables)"),
+    History("aim (storage)", "aim", "3.29.1", "aim-3.29.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "350e640c3c6bc532e0ad6d5cf6479f82f309a38bf05f84d30947d00a36f94523", "aim/storage/migrations",
+            "aimstorage", SQLALCHEMY_DEFAULT, dialects=("sqlite",),
+            adoption="its convention is SQLAlchemy's default (ix only): naming.py set to it",
+            judged="roundtrip: 1 true (46b89d830ad8's downgrade alters a constraint outside batch mode, which "
+                   "SQLite cannot: its own downgrade fails, under alembic too); lint: true, its does-not-run "
+                   "included (that downgrade drops a foreign key it never named)"),
+    History("buildbot", "buildbot", "4.3.0", "buildbot-4.3.0-py3-none-any.whl",
+            "5cd502825b1bbacda2ac0b24e6da5107dbbc2c54f80cd53100f85a5b2e30c400", "buildbot/db/migrations",
+            "bbcorpus", SQLALCHEMY_DEFAULT, application="buildbot==4.3.0",
+            dialects=("sqlite", "postgresql", "mysql")),
+    History("jupyterhub", "jupyterhub", "6.1.1", "jupyterhub-6.1.1-py3-none-any.whl",
+            "ae20ed7b3d7cef1dd5d51e28723fd53853d69f732e7a9e84a73136acab454248", "jupyterhub/alembic",
+            "jhcorpus", SQLALCHEMY_DEFAULT, application="jupyterhub==6.1.1",
+            dialects=("sqlite", "postgresql", "mysql")),
+    History("gnocchi", "gnocchi", "4.7.1", "gnocchi-4.7.1-py3-none-any.whl",
+            "8ec5c64d7eeec1ccd2b36e48bffbd80fdaf9a99035d6916eaf61f8daa8ed88a3", "gnocchi/indexer/alembic",
+            "gnocorpus", SQLALCHEMY_DEFAULT, application="gnocchi==4.7.1", dialects=("postgresql", "mysql")),
+    History("ckan", "ckan", "2.12.0", "ckan-2.12.0-py3-none-any.whl",
+            "3b41cb4860286813fbcd18c57341e96edba266e2e492aeea92c4e03ce9e2934e", "ckan/migration",
+            "ckancorpus", SQLALCHEMY_DEFAULT, application="ckan==2.12.0", dialects=("postgresql",)),
+    History("dagster", "dagster", "1.13.29", "dagster-1.13.29-py3-none-any.whl",
+            "65f7bf2f52c0c1219cb1ca63a1f0f95a1af83d12e94ebec7598e47ee49889859", "dagster/_core/storage/alembic",
+            "dagcorpus", SQLALCHEMY_DEFAULT, application="dagster==1.13.29",
+            dialects=("sqlite", "postgresql", "mysql")),
+    History("prefect (sqlite)", "prefect", "3.9.1", "prefect-3.9.1-py3-none-any.whl",
+            "0c662e26e971b617993eed1f3d02fb8bc3c2dd47bee521b495f6e4dfeb38ae74",
+            "prefect/server/database/_migrations", "prefsqlite", SQLALCHEMY_DEFAULT,
+            application="prefect==3.9.1", dialects=("sqlite",), subfolder="sqlite"),
+    History("prefect (postgresql)", "prefect", "3.9.1", "prefect-3.9.1-py3-none-any.whl",
+            "0c662e26e971b617993eed1f3d02fb8bc3c2dd47bee521b495f6e4dfeb38ae74",
+            "prefect/server/database/_migrations", "prefpg", SQLALCHEMY_DEFAULT,
+            application="prefect==3.9.1", dialects=("postgresql",), subfolder="postgresql"),
+    History("zenml", "zenml", "0.98.0", "zenml-0.98.0-py3-none-any.whl",
+            "801ffbe1821bd48dfc03c9fd5519f5a7d4387d86b3d48d08bd2057dfcde5ad30", "zenml/zen_stores/migrations",
+            "zencorpus", SQLALCHEMY_DEFAULT, application="zenml==0.98.0", dialects=("sqlite", "mysql")),
+    History("neutron", "neutron", "29.0.0", "neutron-29.0.0-py3-none-any.whl",
+            "6e998e2e55d233ff757f3ae1d53dd8dfd2cb455a01868e494c22fd6b8b0aba36",
+            "neutron/db/migration/alembic_migrations", "neucorpus", SQLALCHEMY_DEFAULT,
+            application="neutron==29.0.0", dialects=("mysql", "postgresql")),
+)
+
+
+def by_name(name: str) -> History:
+    return next(history for history in CORPUS if history.name == name)
+
+
+def cache() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mypkg" / "corpus"
+    return Path(os.environ.get("MYPKG_CORPUS_CACHE", default))
+
+
+class CorpusError(RuntimeError):
+    """A wheel that cannot be had, or is not the one pinned."""
+
+
+def fetch(history: History) -> Path:
+    """The pinned wheel, from the cache or downloaded once (``pip download``, no
+    dependencies), its sha256 checked either way.
+
+    :raises CorpusError: the download failed, or the file is not the one pinned (then it is
+        removed from the cache).
+    """
+    folder = cache()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / history.wheel
+    if not path.is_file():
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                               "--dest", str(folder), f"{history.distribution}=={history.version}"],
+                              capture_output=True, text=True, timeout=900)
+        if done.returncode != 0 or not path.is_file():
+            said = [line for line in done.stderr.splitlines() if "is ignored" not in line]
+            raise CorpusError(f"{history.name}: {history.wheel} could not be downloaded: {(said or ['?'])[-1]}")
+    found = hashlib.sha256(path.read_bytes()).hexdigest()
+    if found != history.sha256:
+        path.unlink()
+        raise CorpusError(f"{history.name}: {history.wheel} has sha256 {found}, pinned {history.sha256}: removed")
+    return path
+
+
+def scripts(history: History) -> dict[str, bytes]:
+    """The history's revision scripts, by their path under ``versions/`` (subfolders kept)."""
+    prefix = f"{history.folder}/versions/" + (f"{history.subfolder}/" if history.subfolder else "")
+    with zipfile.ZipFile(fetch(history)) as wheel:
+        return {name[len(prefix):]: wheel.read(name) for name in wheel.namelist()
+                if name.startswith(prefix) and name.endswith(".py") and not name.endswith("__init__.py")}
+
+
+#: What an adoption copies of this checkout: the package, the Alembic set-up, the tools.
+_PARTS = ("mypkg", "alembic", "alembic.ini", "tools", "pyproject.toml", "hatch_build.py", "recipe", "README.md",
+          "LICENSE")
+
+
+def adopt(history: History, root: Path) -> Path:
+    """A checkout adopting ``history`` at ``root``, the documented way; returns ``root``."""
+    root.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db")
+    for part in _PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, root / part, ignore=ignore)
+        else:
+            shutil.copy(source, root / part)
+    done = subprocess.run([sys.executable, "tools/rename_package.py", history.package, "--fresh-history"], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise CorpusError(f"{history.name}: rename_package failed: {done.stderr.strip()[-300:]}")
+    (root / history.package / "naming.py").write_text(
+        f'"""The naming convention of {history.name}\'s own models."""\n\nNAMING_CONVENTION = {history.convention!r}\n')
+    versions = root / "alembic" / "versions"
+    for relative, text in scripts(history).items():
+        path = versions / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text)
+    return root
+
+
+def environment(history: History, root: Path, **extra: str) -> dict[str, str]:
+    """The adopted checkout's environment: its package first on the path, no variable of
+    this project's or the adopted one's left from outside."""
+    prefix = history.package.upper() + "_"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MYPKG_", prefix))}
+    return {**env, "PYTHONPATH": str(root), **extra}
+
+
+def alembic(history: History, root: Path, url: str, *args: str, python: str = sys.executable,
+            ) -> subprocess.CompletedProcess[str]:
+    """Plain ``alembic`` in the adopted checkout (its alembic.ini, its env.py), on ``url``;
+    ``python``: an interpreter whose environment holds the history's application."""
+    env = environment(history, root, **{f"{history.package.upper()}_DATABASE_URL": url})
+    return subprocess.run([python, "-m", "alembic", *args], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def migrate(history: History, root: Path, url: str, *args: str, python: str = sys.executable,
+            ) -> subprocess.CompletedProcess[str]:
+    """The adopted package's ``NAME-migrate`` (``python -m NAME``) on ``url``."""
+    return subprocess.run([python, "-m", history.package, "--url", url, *args], cwd=root,
+                          env=environment(history, root), capture_output=True, text=True, timeout=900)
+
+
+def application_venv(history: History) -> str:
+    """The interpreter of a venv (cached beside the wheels) holding the history's
+    application at its pinned release, with its own dependencies, as its users install it,
+    and this package's runtime dependencies; ``sys.executable`` when it imports none.
+
+    :raises CorpusError: the application cannot be installed (its pins against ours, say).
+    """
+    if history.application is None:
+        return sys.executable
+    venv = cache() / f"venv-{history.distribution}-{history.version}"
+    python = venv / "bin" / "python"
+    if not (venv / "ready").is_file():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+        import tomllib
+
+        ours = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+        done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", history.application, *ours,
+                               "psycopg[binary]>=3.1.20,<4", "PyMySQL>=1.1,<2"],
+                              capture_output=True, text=True, timeout=3600)
+        if done.returncode != 0:
+            said = [line for line in done.stderr.splitlines() if line.strip() and "is ignored" not in line]
+            raise CorpusError(f"{history.name}: pip install {history.application} beside this package's "
+                              f"dependencies failed: {(said or ['?'])[-1][:300]}")
+        (venv / "ready").write_text("")
+    return str(python)
+
+
+def sqlite_schema(path: Path, history: History) -> list[tuple[str, ...]]:
+    """What SQLite keeps of a schema (``sqlite_master``'s text), and the version rows; the
+    runner's own tables aside."""
+    import sqlite3
+
+    own = {f"{history.package}_migration_ledger", f"{history.package}_migration_lock", "sqlite_sequence"}
+    with sqlite3.connect(path) as connection:
+        rows = sorted((t, n, tbl, s or "") for t, n, tbl, s in connection.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master") if tbl not in own)
+        versions = [("version", row[0], "", "") for row in connection.execute("SELECT version_num FROM alembic_version")]
+    return rows + sorted(versions)
+
+
+def importable(history: History, python: str = sys.executable) -> bool:
+    """Whether the application its scripts import is installed where ``python`` runs."""
+    if history.application is None:
+        return True
+    module = history.distribution.replace("-", "_")
+    return subprocess.run([python, "-c", f"import {module}"], capture_output=True, timeout=300).returncode == 0
