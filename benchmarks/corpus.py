@@ -9,6 +9,7 @@ adopted the documented way, then on a SQLite file:
 
 - ``upgrade``: ``NAME-migrate upgrade`` against plain ``alembic upgrade head`` in the same
   checkout, the schemas compared as SQLite keeps them (``sqlite_master``, the version rows);
+  ``postgresql``: the same on a throwaway PostgreSQL server, compared by ``pg_dump``;
 - ``down and up``: ``downgrade base --yes`` then ``upgrade`` with each tool, compared again
   (a history whose own downgrade fails is recorded so, when both tools fail alike);
 - ``roundtrip``: its findings (each to be judged true or false in the table's notes);
@@ -18,7 +19,7 @@ adopted the documented way, then on a SQLite file:
 
 A history whose scripts import their application runs in a venv of its own (cached beside
 the wheels) holding that application at its pinned release, as its users install it, and
-this package's dependencies; where those cannot be installed together, its row says why. PostgreSQL and MariaDB, the fleet, tenants and plugins columns: not yet.
+this package's dependencies; where those cannot be installed together, its row says why. MariaDB, the fleet, tenants and plugins columns: not yet.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ Written by `benchmarks/corpus.py` (run it again to refresh this page; the histor
 in `tests/history/corpus.py` by version and sha256, cached in `~/.cache/mypkg/corpus`). Each is
 adopted the documented way ([Layout](layout.md#adopting-mypkg-for-your-own-schema)): a copy of
 the checkout, `tools/rename_package.py NAME --fresh-history`, `naming.py` set to the
-convention of the history's own models, its scripts in `alembic/versions/`. SQLite only so
-far; a history whose scripts import their application runs in a venv holding that
+convention of the history's own models, its scripts in `alembic/versions/`. Upgrade on
+SQLite and PostgreSQL (where the history's project runs it), the other capabilities on SQLite
+so far; a history whose scripts import their application runs in a venv holding that
 application at its pinned release. `tests/history/test_corpus.py` runs the small ones in CI, on SQLite and PostgreSQL.
 
 """
@@ -59,8 +61,35 @@ def last_line(done) -> str:  # noqa: ANN001
     return (lines or ["?"])[-1].strip()[:160]
 
 
-def measure(history: corpus.History, work: Path, *, install: bool = True) -> dict[str, str]:
-    row = {"history": f"{history.name} {history.version}", "revisions": "", "upgrade": "", "down and up": "",
+def on_postgresql(history: corpus.History, root: Path, server, alembic, migrate) -> str:  # noqa: ANN001
+    """``NAME-migrate upgrade`` against ``alembic upgrade head``, each into a database of
+    its own on ``server``, compared by pg_dump (the runner's tables aside)."""
+    from tests.servers.postgresql import client
+
+    urls = [server.create_database(), server.create_database()]
+    try:
+        by_alembic, seconds_a = timed(alembic, history, root, urls[0], "upgrade", "head")
+        by_runner, seconds_b = timed(migrate, history, root, urls[1], "upgrade")
+        if by_alembic.returncode or by_runner.returncode:
+            if by_alembic.returncode and by_runner.returncode:
+                return f"both fail alike: {last_line(by_runner)}"
+            return (f"DIFFERS: alembic exit {by_alembic.returncode}, runner exit {by_runner.returncode}: "
+                    f"{last_line(by_runner if by_runner.returncode else by_alembic)}")
+
+        def dump(url: str) -> str:
+            done = client(server, "pg_dump", url, "--schema-only", "--no-owner", "-T", f"{history.package}_migration_*")
+            return "\n".join(line for line in done.stdout.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+
+        same = dump(urls[0]) == dump(urls[1])
+        return f"{'works' if same else 'DIFFERS'} ({seconds_b:.2f} s; alembic {seconds_a:.2f} s)"
+    finally:
+        for url in urls:
+            server.drop_database(url)
+
+
+def measure(history: corpus.History, work: Path, *, install: bool = True, server=None) -> dict[str, str]:  # noqa: ANN001
+    row = {"history": f"{history.name} {history.version}", "revisions": "", "upgrade": "", "postgresql": "",
+           "down and up": "",
            "roundtrip": "", "lint": "", "checkpoint": "", "no-op": "", "adoption": history.adoption,
            "findings judged": history.judged or "not yet"}
     try:
@@ -80,12 +109,19 @@ def measure(history: corpus.History, work: Path, *, install: bool = True) -> dic
     alembic = functools.partial(corpus.alembic, python=python)
     migrate = functools.partial(corpus.migrate, python=python)
     root = corpus.adopt(history, work / "project")
+    if server is not None and "postgresql" in history.dialects:
+        row["postgresql"] = on_postgresql(history, root, server, alembic, migrate)
+    elif "postgresql" not in history.dialects:
+        row["postgresql"] = "not its database"
+    if "sqlite" not in history.dialects:
+        row["upgrade"] = "SQLite: not its database"
+        return row
     a, b = work / "alembic.db", work / "runner.db"
     by_alembic, seconds_a = timed(alembic, history, root, f"sqlite:///{a}", "upgrade", "head")
     by_runner, seconds_b = timed(migrate, history, root, f"sqlite:///{b}", "upgrade")
     if by_alembic.returncode or by_runner.returncode:
         same = by_alembic.returncode and by_runner.returncode
-        row["upgrade"] = (f"both fail alike (the history's own): {last_line(by_runner)}" if same else
+        row["upgrade"] = (f"both fail alike: {last_line(by_runner)}" if same else
                           f"DIFFERS: alembic exit {by_alembic.returncode}, runner exit {by_runner.returncode}: "
                           f"{last_line(by_runner if by_runner.returncode else by_alembic)}")
         return row
@@ -150,11 +186,18 @@ def main() -> int:
     args = parser.parse_args()
     chosen = [h for h in corpus.CORPUS if not args.only or h.name in args.only]
     rows = []
-    for history in chosen:
-        with tempfile.TemporaryDirectory(prefix="corpus-") as tmp:
-            started = time.perf_counter()
-            rows.append(measure(history, Path(tmp), install=not args.no_install))
-            print(f"{history.name}: {rows[-1]['upgrade']} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    from tests.servers.postgresql import PostgresServer
+
+    server = PostgresServer().start()  # a throwaway server on a unix socket, as the suite's
+    try:
+        for history in chosen:
+            with tempfile.TemporaryDirectory(prefix="corpus-") as tmp:
+                started = time.perf_counter()
+                rows.append(measure(history, Path(tmp), install=not args.no_install, server=server))
+                print(f"{history.name}: {rows[-1]['upgrade']} / {rows[-1]['postgresql']} "
+                      f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    finally:
+        server.stop()
     text = table(rows)
     if args.print:
         print(text)
