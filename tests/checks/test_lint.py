@@ -378,3 +378,28 @@ def test_widening_a_varchar_and_seed_rows_in_a_new_table_are_no_findings(tmp_pat
     # Linted from the middle, the type before is unknown: squawk's finding is kept.
     middle = run_lint(root, "aa00000000a1:bb00000000b2", "--json")
     assert ("bb00000000b2", "changing-column-type") in {(f["revision"], f["rule"]) for f in json.loads(middle.stdout)["findings"]}
+
+
+def test_batch_mode_on_sqlite_is_a_note_and_the_revisions_after_it_are_linted(tmp_path: Path) -> None:
+    """Offline, batch mode on SQLite cannot reflect the table it rebuilds (Alembic: it
+    "requires a live database connection"): that revision is not checkable offline, a note;
+    it no longer ends the whole lint (a real history, prefect's, has dozens)."""
+    from tests.history import histories
+
+    root = histories.project_with(tmp_path / "project", [
+        histories.script("a.py", "aa00000000a1", None, "table",
+                         upgrade='op.create_table("t", sa.Column("id", sa.Integer, primary_key=True), '
+                                 'sa.Column("name", sa.String(20)))',
+                         downgrade='op.drop_table("t")'),
+        histories.script("b.py", "bb00000000b2", "aa00000000a1", "batch",
+                         upgrade='with op.batch_alter_table("t") as batch:\n    batch.alter_column("name", nullable=False)',
+                         downgrade='with op.batch_alter_table("t") as batch:\n    batch.alter_column("name", nullable=True)'),
+        histories.script("c.py", "cc00000000c3", "bb00000000b2", "no downgrade",
+                         upgrade='op.add_column("t", sa.Column("code", sa.String(10)))', downgrade="pass"),
+    ])
+    result = run_lint(root, "--dialect", "sqlite", "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    payload = json.loads(result.stdout)
+    assert {(u["revision"], u["direction"]) for u in payload["not_checkable"]} >= {("bb00000000b2", "upgrade")}
+    assert all("live database connection" in u["reason"] for u in payload["not_checkable"])
+    assert ("cc00000000c3", "empty-downgrade") in {(f["revision"], f["rule"]) for f in payload["findings"]}

@@ -37,7 +37,9 @@ class OfflineSQLError(MigrateError):
 
 #: Offline, a revision's query goes to the output and ``execute`` returns None: reading its
 #: result fails so. Inspecting the bind, or an ORM session on it, fails in these.
-_READ_FAILURES = ("'NoneType' object has no attribute", "No inspection system is available")
+_READ_FAILURES = ("'NoneType' object has no attribute", "No inspection system is available",
+                  # batch mode on SQLite reflects the table it rebuilds
+                  "requires a live database connection")
 _READ_MODULES = ("sqlalchemy/orm/", "sqlalchemy/engine/reflection", "sqlalchemy/inspection")
 
 
@@ -115,6 +117,8 @@ def render(
     try:
         getattr(command, direction)(config, revision_range, sql=True)
     except CommandError as exc:
+        if _RUNNING.search(buffer.getvalue()):  # raised by a revision's own operation (batch mode)
+            raise failure(exc, buffer.getvalue()) from exc
         raise MigrateError(connections.first_line(exc)) from exc
     except Exception as exc:  # a script that needs a live database, or a plain bug
         raise failure(exc, buffer.getvalue()) from exc
