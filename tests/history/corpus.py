@@ -129,8 +129,9 @@ CORPUS: tuple[History, ...] = (
             "6e998e2e55d233ff757f3ae1d53dd8dfd2cb455a01868e494c22fd6b8b0aba36",
             "neutron/db/migration/alembic_migrations", "neucorpus", SQLALCHEMY_DEFAULT,
             application="neutron==29.0.0", dialects=("mysql", "postgresql"),
-            judged="OUR defect: the manifest reads script headers with ast and refuses `branch_labels = "
-                   "(cli.CONTRACT_BRANCH,)`, which Alembic (importing the script) takes; to fix next"),
+            judged="found OUR defect, fixed: the manifest refused `branch_labels = (cli.CONTRACT_BRANCH,)`; it now "
+                   "reads such constants from their module's source. On PostgreSQL both tools then fail alike at "
+                   "d553edeb540f (MySQL's CONVERT): neutron runs on MySQL/MariaDB, the column still to come"),
 )
 
 

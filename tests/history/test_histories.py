@@ -92,8 +92,57 @@ def test_a_revision_in_a_subfolder_is_in_the_manifest_and_in_alembic(tmp_path: P
 def test_a_header_that_is_not_a_literal_is_refused_by_name(tmp_path: Path) -> None:
     (tmp_path / "versions").mkdir()
     (tmp_path / "versions" / "odd.py").write_text('PARENT = "a"\nrevision = "b"\ndown_revision = PARENT\n')
-    with pytest.raises(manifest.ScriptError, match=r"odd.py: down_revision must be a literal \(line 3\)"):
+    with pytest.raises(manifest.ScriptError, match=r"odd.py: down_revision must be a literal, or a constant of a "
+                                                    r"module on the path \(line 3\)"):
         manifest.scan(tmp_path / "versions")
+
+
+NEUTRON_LIKE = '''\
+from corpus_app.db.migration import cli
+from corpus_app.db.migration.cli import EXPAND_BRANCH as EXPAND
+import corpus_app.db.migration.cli as cli_module
+
+"""Initial no-op contract rule."""
+
+revision = "30018084ec99"
+down_revision = "kilo"
+branch_labels = (cli.CONTRACT_BRANCH,)
+depends_on = (EXPAND, cli_module.MIGRATION_BRANCHES[0]) if False else (EXPAND,)
+'''
+
+
+def test_a_header_naming_a_module_constant_is_read_from_that_modules_source(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """neutron's ``branch_labels = (cli.CONTRACT_BRANCH,)``: Alembic imports the script;
+    the manifest reads the constant from its module's source on the path, never importing
+    it (nor the application, whose package here would fail to import)."""
+    package = tmp_path / "site" / "corpus_app" / "db" / "migration"
+    package.mkdir(parents=True)
+    for folder in (package, package.parent, package.parent.parent):
+        (folder / "__init__.py").write_text("raise RuntimeError('imported')\n")
+    (package / "cli.py").write_text("EXPAND_BRANCH = 'expand'\nCONTRACT_BRANCH = 'contract'\n"
+                                    "MIGRATION_BRANCHES = (EXPAND_BRANCH, CONTRACT_BRANCH)\n")
+    (tmp_path / "versions").mkdir()
+    script = tmp_path / "versions" / "30018084ec99_initial.py"
+    script.write_text(NEUTRON_LIKE.replace("depends_on = (EXPAND, cli_module.MIGRATION_BRANCHES[0]) if False else (EXPAND,)",
+                                           "depends_on = (EXPAND,)"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    found = manifest.parse_script(script)
+    assert found is not None and found.branch_labels == ("contract",) and found.depends_on == ("expand",)
+    from mypkg.migrate.history.constants import constant
+
+    assert constant("corpus_app.db.migration.cli", "MIGRATION_BRANCHES", [str(tmp_path / "site")]) == ("expand", "contract")
+    # An expression that only running code can tell stays refused, by name.
+    script.write_text(NEUTRON_LIKE)
+    with pytest.raises(manifest.ScriptError, match="depends_on must be a literal, or a constant"):
+        manifest.parse_script(script)
+    # Off the path (a build environment without the application): refused the same way.
+    monkeypatch.syspath_prepend(str(tmp_path / "elsewhere"))
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if "site" not in p or "site-packages" in p])
+    script.write_text(NEUTRON_LIKE.replace("depends_on = (EXPAND, cli_module.MIGRATION_BRANCHES[0]) if False else (EXPAND,)",
+                                           "depends_on = None"))
+    with pytest.raises(manifest.ScriptError, match="branch_labels must be a literal, or a constant"):
+        manifest.parse_script(script)
 
 
 # --- random graphs: Alembic's order, heads and ancestors, replayed ------------------

@@ -1,15 +1,11 @@
 """The revision manifest: every shipped revision's id, parents, labels, message and sha256.
 
-Built into the wheel (and so the conda package) as ``<package>/migrations/manifest.json``
-by ``hatch_build.py``; in a source tree or an editable install it is computed from the
-scripts on the fly. It answers "which revisions exist, which are heads, in which order
-does Alembic list them, what did each script look like when shipped" without importing
-a single script, so it is also the fast path for read-only questions.
-
-Scripts are read with :mod:`ast` (module-level assignments in any formatting, annotated
-or not, tuples or lists over several lines), in the order Alembic loads them, and the
-history order is Alembic's own (:mod:`.order`). Standard library only: the wheel build
-loads this file by path, before the package is installed and without Alembic.
+Built into the wheel as ``<package>/migrations/manifest.json`` by ``hatch_build.py``; in a
+source tree computed from the scripts on the fly. It answers which revisions exist, which
+are heads, in which order Alembic lists them and what each script was when shipped, without
+importing a script (the fast path). Scripts are read with :mod:`ast` in Alembic's load
+order; the history order is Alembic's own (:mod:`.order`). Standard library only: the wheel
+build loads this file by path, before the package is installed and without Alembic.
 """
 
 from __future__ import annotations
@@ -58,9 +54,7 @@ def _as_tuple(value: object, name: str, where: str) -> tuple[str, ...]:
 
 def _message(docstring: str | None) -> str:
     """Alembic's ``Script.doc``: the docstring's first paragraph."""
-    import re
-
-    return re.split("\n\n", docstring.strip())[0] if docstring else ""
+    return docstring.strip().split("\n\n")[0] if docstring else ""
 
 
 def parse_script(path: Path, filename: str | None = None) -> Revision | None:
@@ -93,8 +87,13 @@ def parse_script(path: Path, filename: str | None = None) -> Revision | None:
             if target in FIELDS:
                 try:
                     values[target] = ast.literal_eval(node.value)  # type: ignore[arg-type]
-                except ValueError:
-                    raise ScriptError(f"{name}: {target} must be a literal (line {node.lineno})") from None
+                except ValueError:  # a named constant (neutron's cli.CONTRACT_BRANCH): read from its source
+                    try:  # .constants is absent when the build loads this module alone
+                        from .constants import resolve
+
+                        values[target] = resolve(node.value, tree)  # type: ignore[arg-type]
+                    except (ImportError, ValueError, OSError, SyntaxError):
+                        raise ScriptError(f"{name}: {target} must be a literal, or a constant of a module on the path (line {node.lineno})") from None  # noqa: E501
     revision = values.get("revision")
     if not isinstance(revision, str):
         raise ScriptError(f"{name}: no module-level revision = '...' (Alembic could not load it either)")
