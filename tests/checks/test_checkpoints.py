@@ -469,6 +469,15 @@ def test_retiring_removes_the_scripts_before_a_released_checkpoint(tmp_path: Pat
                         "print(json.dumps(prove_all()))") == []
     again = mig(root, "checkpoint", "78a2efaef9ac", "--retire")
     assert again.returncode == 2 and "retired already" in again.stderr
+    # The sums the build checks follow the cut: the checkpoint revision's script as it is now.
+    import hashlib
+
+    recorded = json.loads((root / "alembic" / "checkpoints" / "78a2efaef9ac.json").read_text())["scripts"]
+    cut_script = next((root / "alembic" / "versions").glob("*78a2efaef9ac*"))
+    assert recorded["78a2efaef9ac"] == hashlib.sha256(cut_script.read_bytes()).hexdigest()
+    assert "cdc55a093c1f" in recorded  # a retired script's sum stays, unchecked
+    proved = mig(root, "checkpoint", "--prove")
+    assert proved.returncode == 0, proved.stdout + proved.stderr
 
 
 def test_retiring_is_refused_before_a_release_ships_the_checkpoint(tmp_path: Path) -> None:

@@ -403,3 +403,22 @@ def test_batch_mode_on_sqlite_is_a_note_and_the_revisions_after_it_are_linted(tm
     assert {(u["revision"], u["direction"]) for u in payload["not_checkable"]} >= {("bb00000000b2", "upgrade")}
     assert all("live database connection" in u["reason"] for u in payload["not_checkable"])
     assert ("cc00000000c3", "empty-downgrade") in {(f["revision"], f["rule"]) for f in payload["findings"]}
+
+
+@pytest.mark.parametrize(("rule", "statement", "before", "dropped"), [
+    ("changing-column-type", "ALTER TABLE t ALTER COLUMN name TYPE VARCHAR(200);", "VARCHAR(20)", True),
+    ("changing-column-type", "ALTER TABLE t ALTER COLUMN name TYPE TEXT;", "VARCHAR(20)", True),
+    ("changing-column-type", "ALTER TABLE t ALTER COLUMN name TYPE VARCHAR(200);", "VARCHAR(200)", True),
+    ("changing-column-type", "ALTER TABLE t ALTER COLUMN name TYPE VARCHAR(10);", "VARCHAR(20)", False),
+    ("changing-column-type", "ALTER TABLE t ALTER COLUMN name TYPE VARCHAR(200);", "TEXT", False),
+    ("changing-column-type", "ALTER TABLE t ALTER COLUMN name TYPE INTEGER;", "VARCHAR(20)", False),
+    ("changing-column-type", "ALTER TABLE t ALTER COLUMN other TYPE VARCHAR(200);", "VARCHAR(20)", False),
+    # Another rule on the very statement is never dropped (whatever its name sorts after).
+    ("prefer-text-field", "ALTER TABLE t ALTER COLUMN name TYPE VARCHAR(200);", "VARCHAR(20)", False),
+    ("adding-field-with-default", "ALTER TABLE t ALTER COLUMN name TYPE VARCHAR(200);", "VARCHAR(20)", False),
+])
+def test_only_squawks_type_change_on_a_widened_varchar_is_dropped(rule: str, statement: str, before: str,
+                                                                   dropped: bool) -> None:
+    from mypkg.migrate.checks.retyping import widened_without_rewrite
+
+    assert widened_without_rewrite(rule, statement, {("t", "name"): before}) is dropped

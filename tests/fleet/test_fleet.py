@@ -540,5 +540,6 @@ def test_a_fleet_in_a_log_shows_its_progress_before_the_summary(tmp_path: Path) 
     lines = [line for line in result.stderr.splitlines() if " done, " in line]
     assert [line.split(": fleet: ")[1].split(" done")[0] for line in lines] == [f"{n} of 20" for n in range(2, 21, 2)]
     assert all(", 0 failed, " in line and line.endswith("s left") for line in lines)
+    assert not [line for line in result.stderr.splitlines() if " failed: " in line]  # a line per failure only
     quiet = fleet("status", "--sqlite-glob", "data/*.db", "-q", cwd=tmp_path)
     assert quiet.stderr == ""
