@@ -203,6 +203,11 @@ CASES: dict[str, Case] = {
                                                   '"event": "command.end", "command": "upgrade"'),
     "a usage error under the json log variable": Case(("bogus",), 2, '"exit_code": 2',
                                                       {"MYPKG_LOG_FORMAT": "json"}),
+    "a usage error under --log-format text": Case(("--log-format", "text", "upgrade", "--nope"), 2,
+                                                  "mypkg-migrate: error: unrecognized arguments: --nope"),
+    "--log-format text over the json variable": Case(("--log-format=text", "upgrade", "--nope"), 2,
+                                                     "mypkg-migrate: error: unrecognized arguments: --nope",
+                                                     {"MYPKG_LOG_FORMAT": "json"}),
     "a roundtrip range going down": Case(("roundtrip", "head:base"), 2, "the range goes down"),
     "an empty fleet": Case(("fleet", "status", "--sqlite-glob", "{tmp}/nothing-*.db"), 2, "fleet found no target"),
 }
