@@ -374,14 +374,15 @@ def test_a_statement_lock_timeout_is_rounded_up_to_whole_milliseconds() -> None:
     (("current",), "base (no database: {path} does not exist; upgrade creates it)"),
     (("history", "--applied"), "the ledger is empty"),
 ])
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
 def test_reading_a_missing_sqlite_file_never_creates_it_and_says_it_is_missing(
-    tmp_path: Path, command: tuple[str, ...], says: str | None
+    tmp_path: Path, command: tuple[str, ...], says: str | None, relative: bool
 ) -> None:
-    path = tmp_path / "typo.db"
+    path = Path("typo.db") if relative else tmp_path / "typo.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
     result = subprocess.run([*command_prefix(), "--url", f"sqlite:///{path}", *command], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
-    assert not path.exists()
+    assert not (tmp_path / "typo.db").exists()
     if says is None:
         assert result.returncode == 1 and "does not exist" in result.stderr
     else:
