@@ -199,6 +199,8 @@ CASES: dict[str, Case] = {
                                               "row 1: started_at 'yesterday' is not a timestamp"),
     "a ledger timestamp edited by hand, text": Case(("--url", "{badtime}", "history", "--applied"), 1,
                                                     "set it to one (YYYY-MM-DD HH:MM:SS, UTC)"),
+    "a ledger timestamp edited by hand, verify": Case(("--url", "{badtime}", "verify"), 1,
+                                                               "row 1: started_at 'yesterday'"),
     "a usage error under --log-format json": Case(("--log-format", "json", "upgrade", "--nope"), 2,
                                                   '"event": "command.end", "command": "upgrade"'),
     "a usage error under the json log variable": Case(("bogus",), 2, '"exit_code": 2',
@@ -253,6 +255,7 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     mypkg.upgrade(f"sqlite:///{badtime}")
     with sqlite3.connect(badtime) as connection:
         connection.execute("UPDATE mypkg_migration_ledger SET started_at = 'yesterday' WHERE id = 1")
+        connection.execute("UPDATE mypkg_migration_ledger SET finished_at = 'soon' WHERE id = 2")
     return {"db": behind, "foreign": foreign, "newer": newer, "blank": blank, "notsqlite": notsqlite,
             "damaged": damaged, "lockdir": lockdir, "badtime": badtime, "tmp": root}
 
