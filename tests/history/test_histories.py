@@ -132,6 +132,10 @@ def test_a_header_naming_a_module_constant_is_read_from_that_modules_source(
     from mypkg.migrate.history.constants import constant
 
     assert constant("corpus_app.db.migration.cli", "MIGRATION_BRANCHES", [str(tmp_path / "site")]) == ("expand", "contract")
+    # Constants naming each other in a circle are refused, not followed forever.
+    (package / "loop.py").write_text("A = B\nB = A\n")
+    with pytest.raises(ValueError, match="too many indirections"):
+        constant("corpus_app.db.migration.loop", "A", [str(tmp_path / "site")])
     # An expression that only running code can tell stays refused, by name.
     script.write_text(NEUTRON_LIKE)
     with pytest.raises(manifest.ScriptError, match="depends_on must be a literal, or a constant"):

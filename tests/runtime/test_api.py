@@ -193,3 +193,20 @@ def test_an_upgrade_never_imports_the_models(tmp_path: Path) -> None:
     assert cli.returncode == 0 and "upgraded from base" in cli.stdout, cli.stderr
     assert "mypkg.migrate.runtime.runner" in cli.stderr  # the world claimed: the full path ran
     assert "mypkg.models" not in cli.stderr
+
+
+def test_status_is_at_head_only_with_nothing_pending_and_nothing_to_repair(tmp_path: Path) -> None:
+    """An empty database (no version row: nothing current, all pending) and one a revision
+    behind are not at head; at head they are. (A plugin depending on the core's head is
+    judged by ancestry too: tests/plugins/test_plugins.py.)"""
+    from mypkg.migrate.results import Status
+
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    assert mypkg.status(url).at_head is False  # nothing current: () is a subset of the heads, still behind
+    mypkg.upgrade(url, REVISIONS[-2])
+    assert mypkg.status(url).at_head is False
+    mypkg.upgrade(url)
+    state = mypkg.status(url)
+    assert state.at_head is True
+    assert state._replace(needs_repair=(HEAD,)).at_head is False
+    assert Status(state.database, (REVISIONS[-2],), state.heads, state.applied, []).at_head is False
