@@ -132,6 +132,12 @@ def test_a_header_naming_a_module_constant_is_read_from_that_modules_source(
     from mypkg.migrate.history.constants import constant
 
     assert constant("corpus_app.db.migration.cli", "MIGRATION_BRANCHES", [str(tmp_path / "site")]) == ("expand", "contract")
+    # `import a.b.c as alias` and a plain `import a.b.c` name the module too.
+    script.write_text("import corpus_app.db.migration.cli as cli_module\nimport corpus_app.db.migration.cli\n"
+                      "revision = 'r1'\ndown_revision = None\nbranch_labels = (cli_module.CONTRACT_BRANCH,)\n"
+                      "depends_on = corpus_app.db.migration.cli.EXPAND_BRANCH\n")
+    found = manifest.parse_script(script)
+    assert found is not None and found.branch_labels == ("contract",) and found.depends_on == ("expand",)
     # Constants naming each other in a circle are refused, not followed forever.
     (package / "loop.py").write_text("A = B\nB = A\n")
     with pytest.raises(ValueError, match="too many indirections"):
