@@ -138,10 +138,19 @@ def test_a_header_naming_a_module_constant_is_read_from_that_modules_source(
                       "depends_on = corpus_app.db.migration.cli.EXPAND_BRANCH\n")
     found = manifest.parse_script(script)
     assert found is not None and found.branch_labels == ("contract",) and found.depends_on == ("expand",)
-    # Constants naming each other in a circle are refused, not followed forever.
-    (package / "loop.py").write_text("A = B\nB = A\n")
-    with pytest.raises(ValueError, match="too many indirections"):
-        constant("corpus_app.db.migration.loop", "A", [str(tmp_path / "site")])
+    # Constants naming each other in a circle (directly, or inside a tuple) are refused, not
+    # followed forever; a chain of five is followed.
+    site = [str(tmp_path / "site")]
+    (package / "loop.py").write_text("A = B\nB = A\nC = (D,)\nD = (C,)\n")
+    for name in ("A", "C"):
+        with pytest.raises(ValueError, match="too many indirections"):
+            constant("corpus_app.db.migration.loop", name, site)
+    (package / "chain.py").write_text("N0 = N1\nN1 = N2\nN2 = N3\nN3 = N4\nN4 = N5\nN5 = 'end'\n")
+    assert constant("corpus_app.db.migration.chain", "N0", site) == "end"
+    # Annotated assignments count, the one of the name asked for, the last one winning.
+    (package / "typed.py").write_text("AAA: str = 'wrong'\nNAME: str = 'early'\nNAME: str = 'right'\n"
+                                      "ZZZ: str = 'later'\n")
+    assert constant("corpus_app.db.migration.typed", "NAME", site) == "right"
     # An expression that only running code can tell stays refused, by name.
     script.write_text(NEUTRON_LIKE)
     with pytest.raises(manifest.ScriptError, match="depends_on must be a literal, or a constant"):
