@@ -11,6 +11,7 @@ object they create, not by position.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 #: Table elements that are constraints or keys, not columns (SQLite, PostgreSQL, MySQL).
 _CONSTRAINT = re.compile(r"(CONSTRAINT|PRIMARY\s+KEY|UNIQUE|CHECK|FOREIGN\s+KEY|KEY|INDEX|FULLTEXT|SPATIAL|EXCLUDE)\b",
@@ -21,20 +22,25 @@ _NAMED = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?(?:OR\s+REPLACE\s+)?(?:TEMP(?:OR
                     r"((?:[\"`\[][^\"`\]]+[\"`\]]|[\w.$]+))", re.IGNORECASE)
 
 
-def split_top_level(body: str) -> list[str]:
-    """``body`` split at commas outside parentheses and quotes."""
-    parts, depth, quote, start = [], 0, "", 0
-    for index, char in enumerate(body):
+def _outside_quotes(text: str) -> Iterator[tuple[int, str, int]]:
+    """(index, character, parenthesis depth before it) of each character outside quotes."""
+    depth, quote = 0, ""
+    for index, char in enumerate(text):
         if quote:
             if char == quote:
                 quote = ""
         elif char in "'\"`":
             quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
+        else:
+            yield index, char, depth
+            depth += (char == "(") - (char == ")")
+
+
+def split_top_level(body: str) -> list[str]:
+    """``body`` split at commas outside parentheses and quotes."""
+    parts, start = [], 0
+    for index, char, depth in _outside_quotes(body):
+        if char == "," and depth == 0:
             parts.append(body[start:index])
             start = index + 1
     parts.append(body[start:])
@@ -43,22 +49,18 @@ def split_top_level(body: str) -> list[str]:
 
 def _outer_parentheses(text: str) -> tuple[int, int] | None:
     """The first ``(`` and its matching ``)``, quotes respected."""
-    depth, quote, opened = 0, "", -1
-    for index, char in enumerate(text):
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "'\"`":
-            quote = char
-        elif char == "(":
-            if depth == 0:
-                opened = index
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return opened, index
+    opened = None
+    for index, char, depth in _outside_quotes(text):
+        if char == "(" and depth == 0:
+            opened = index
+        elif char == ")" and depth == 1 and opened is not None:
+            return opened, index
     return None
+
+
+def unquote(name: str) -> str:
+    """A table or column name as written in DDL (``"t"``, ```t```, ``s.t``): bare, lower case."""
+    return name.rpartition(".")[2].strip('"`').lower()
 
 
 def _collapse(text: str) -> str:

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 from ..errors import MigrateError, UsageError
 from ..identity import PACKAGE
+from .canonical import unquote
 
 _RUNNING = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*?)\s*$", re.MULTILINE)
 _DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE | re.MULTILINE)
@@ -139,13 +140,9 @@ _CREATED = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?((?:[\w$]+
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+((?:[\w$]+\.)?[\w$\"`]+)", re.IGNORECASE)
 
 
-def _unquote(name: str) -> str:
-    return name.rpartition(".")[2].strip('"`').lower()
-
-
 def _into_created(statement: str, created: set[str]) -> bool:
     found = _INSERT_INTO.match(statement)
-    return found is not None and _unquote(found.group(1)) in created
+    return found is not None and unquote(found.group(1)) in created
 
 
 def own_rules(upgrades: dict[str, str], downgrades: dict[str, str]) -> list[Finding]:
@@ -168,7 +165,7 @@ def own_rules(upgrades: dict[str, str], downgrades: dict[str, str]) -> list[Find
         # Batch mode's copy into its temporary table is how SQLite alters a table, not data
         # work; nor are seed rows put into a table this very revision creates (nobody else
         # can be holding it, or waiting for it).
-        created = {_unquote(name) for name in _CREATED.findall(in_transaction)}
+        created = {unquote(name) for name in _CREATED.findall(in_transaction)}
         dml = [s for s in _own_work(in_transaction) if _DML.match(s) and not _BATCH_COPY.match(s)
                and not _into_created(s, created)]
         if dml and [s for s in _own_work(in_transaction) if _DDL.match(s)]:

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .canonical import split_top_level
-
-
-def _unquote(name: str) -> str:
-    return name.rpartition(".")[2].strip('"`').lower()
+from .canonical import split_top_level, unquote
 
 
 #: The string types whose changes can be told apart: a varchar (with a length or not), text.
@@ -45,12 +41,12 @@ def column_types(upgrades: dict[str, str]) -> dict[str, dict[tuple[str, str], st
                 for element in split_top_level(table.group("body")):
                     column = re.match(r"(\S+)\s+" + _COLUMN_TYPE, element, re.IGNORECASE)
                     if column is not None:
-                        known[(_unquote(table.group("table")), _unquote(column.group(1)))] = column.group("type")
+                        known[(unquote(table.group("table")), unquote(column.group(1)))] = column.group("type")
                 continue
             for pattern in (_ADDED, _RETYPED):
                 found = pattern.search(statement)
                 if found is not None:
-                    known[(_unquote(found.group("table")), _unquote(found.group("column")))] = found.group("type")
+                    known[(unquote(found.group("table")), unquote(found.group("column")))] = found.group("type")
     return before
 
 
@@ -60,7 +56,7 @@ def widened_without_rewrite(rule: str, statement: str, types_before: dict[tuple[
     found = _RETYPED.search(statement)
     if rule != "changing-column-type" or found is None:
         return False
-    old = types_before.get((_unquote(found.group("table")), _unquote(found.group("column"))))
+    old = types_before.get((unquote(found.group("table")), unquote(found.group("column"))))
     if old is None or old.upper().startswith("TEXT"):
         return False
     return _length(found.group("type")) >= _length(old)
