@@ -210,3 +210,45 @@ def test_status_is_at_head_only_with_nothing_pending_and_nothing_to_repair(tmp_p
     assert state.at_head is True
     assert state._replace(needs_repair=(HEAD,)).at_head is False
     assert Status(state.database, (REVISIONS[-2],), state.heads, state.applied, []).at_head is False
+
+
+def test_a_caller_holding_a_failed_revisions_error_leaves_the_database_writable(source_copy: Path,
+                                                                                tmp_path: Path) -> None:
+    """A revision that fails halfway through reading a cursor (prefect's b75d279ba985 under
+    roundtrip): the error a program catches kept the script's frames, the frames the open
+    cursor, and SQLite the closed connection's read lock: every later write in that process
+    failed with "database is locked", the next upgrade included."""
+    from tests.history import histories
+
+    halfway = histories.script(
+        "9999_0badc0250001_halfway.py", "0badc0250001", HEAD, "test only: fails while iterating a cursor",
+        upgrade=('op.create_table("typed", sa.Column("id", sa.Integer, primary_key=True),\n'
+                 '                sa.Column("name", sa.String(20), nullable=False))\n'
+                 'bind = op.get_bind()\n'
+                 'for number in range(20):\n'
+                 '    bind.execute(sa.text(f"INSERT INTO my_table (name, display_name) VALUES (\'a\', \'b{number}\')"))\n'
+                 'results = bind.execute(sa.text("SELECT id FROM my_table"))\n'
+                 'for (number,) in results:  # the cursor still open when the insert fails\n'
+                 '    bind.execute(sa.text("INSERT INTO typed (name) VALUES (NULL)"))'))
+    (source_copy / "alembic" / "versions" / halfway.filename).write_text(halfway.text)
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    program = (
+        "import sqlite3, sys\n"
+        "import mypkg\n"
+        "from mypkg.migrate.errors import MigrateError\n"
+        "try:\n"
+        f"    mypkg.upgrade({url!r})\n"
+        "except MigrateError as exc:\n"
+        "    held = exc  # a program keeps it: to log it, to retry\n"
+        "    writer = sqlite3.connect(sys.argv[1], timeout=0.5, isolation_level=None)\n"
+        "    writer.execute('BEGIN IMMEDIATE')\n"
+        "    writer.execute('CREATE TABLE written_after (id INTEGER)')\n"
+        "    writer.execute('COMMIT')\n"
+        "    writer.close()\n"
+        "    print('written')\n")
+    env = {**os.environ, "PYTHONPATH": str(source_copy)}
+    env.pop("MYPKG_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-c", program, str(tmp_path / "app.db")], cwd=source_copy, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "written" in done.stdout, done.stderr[-2000:]
+    assert mypkg.current(url) == (HEAD,)

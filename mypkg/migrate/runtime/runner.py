@@ -139,6 +139,7 @@ def run(
                     tracker.failed(f"{'terminated' if type(stop).__name__ == 'Terminated' else 'interrupted'}: {told}")
                     raise told from None
                 except Exception as exc:
+                    _release_script_locals(exc)
                     if connection.in_transaction():
                         connection.rollback()
                     tracker.rolled_back()
@@ -181,6 +182,22 @@ def run(
             event.remove(connection, "after_cursor_execute", tracker.statement_done)
         after = connections.read_current(connection)
     return MigrationResult(db.masked, before, after, installed + tracker.applied, backup_path)
+
+
+def _release_script_locals(exc: BaseException) -> None:
+    """Drop the local variables of the frames a failure went through. A script that failed
+    while iterating a result left that cursor in its frame; the error (kept by any caller
+    that logs or retries) kept the frame, and on SQLite the open statement kept the closed
+    connection's lock: every later write in the process was "database is locked" (prefect's
+    b75d279ba985 under roundtrip). The traceback's lines stay for ``-v``."""
+    import traceback
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
 
 
 @contextlib.contextmanager
