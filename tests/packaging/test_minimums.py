@@ -1,11 +1,13 @@
 """The declared minimums are true: a venv holding exactly the lowest version each
 requirement admits (runtime, the postgresql/mysql/lint/otel extras, the build backend) builds
 the wheel and passes the core tests: SQLite, PostgreSQL, MariaDB, the fast path's libpq,
-the authors' alembic workflow and its post-write hook, OpenTelemetry's spans and metrics.
+OpenTelemetry's spans and metrics; then, with alembic raised to the authors' floor (the test
+group's), the authors' alembic workflow and its post-write hook.
 
-Found this way (pyproject.toml says why at each floor): alembic 1.16.3, SQLAlchemy 2.0.0,
-filelock 3.13.0, psycopg 3.1.20, PyMySQL 1.1.0, squawk-cli 2.0.0, hatchling 1.26.3;
-opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http 1.20.0 (passing; older not tried).
+Found this way (pyproject.toml says why at each floor): alembic 1.12.0 (1.11.0 fails the
+runner), SQLAlchemy 2.0.0, filelock 3.13.0, psycopg 3.1.20, PyMySQL 1.1.0, squawk-cli 2.0.0,
+hatchling 1.26.3; opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http 1.20.0
+(passing; older not tried); for authors, alembic 1.16.3.
 """
 
 from __future__ import annotations
@@ -28,14 +30,23 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 CORE = [
     "tests/runtime/test_api.py",
     "tests/fast/test_libpq.py",
-    "tests/history/test_alembic_workflow.py",
-    "tests/checks/test_lint.py::test_alembic_revision_runs_lint_on_the_new_script",
     "tests/runtime/test_mysql.py::test_life_cycle",
     "tests/cli/test_url_forms.py",  # URLs as SQLAlchemy's oldest admitted parser reads them
     # The otel extra's floors: the SDK in a program, the OTLP/HTTP exporter to a receiver.
     "tests/observe/test_otel.py::test_a_program_with_opentelemetry_gets_a_span_per_revision_and_the_metrics",
     "tests/observe/test_otel.py::test_the_command_exports_to_a_collector_and_joins_the_pipelines_trace",
 ]
+#: The authors' side (`alembic revision`, its post-write hook), on the test group's alembic floor.
+AUTHORS = [
+    "tests/history/test_alembic_workflow.py",
+    "tests/checks/test_lint.py::test_alembic_revision_runs_lint_on_the_new_script",
+]
+
+
+def authors_alembic() -> str:
+    """The authors' alembic floor: the test group's (environment.yml holds the same)."""
+    found = next(r for r in PYPROJECT["dependency-groups"]["test"] if r.startswith("alembic>"))
+    return re.match(r"alembic>=([^,\s]+)", found).group(1)  # type: ignore[union-attr]
 
 
 def floors() -> dict[str, str]:
@@ -82,9 +93,24 @@ def test_the_lowest_declared_versions_build_and_pass_the_core_tests(tmp_path: Pa
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"  # alembic, squawk: the floors'
     # pytest-alembic is not a runtime requirement: its ini option is unknown there; nor is
     # pytest-xdist, whose options the suite's addopts name.
-    result = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
-                             "ignore::pytest.PytestConfigWarning", "-o", "addopts=--strict-markers", *CORE],
-                            cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert re.search(r"\d+ passed", result.stdout) and " failed" not in result.stdout
+
+    def core_tests(*tests: str) -> None:
+        result = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
+                                 "ignore::pytest.PytestConfigWarning", "-o", "addopts=--strict-markers", *tests],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+        assert result.returncode == 0, result.stdout[-5000:]
+        assert re.search(r"\d+ passed", result.stdout) and " failed" not in result.stdout
+
+    core_tests(*CORE)
+    # The authors' environment: alembic at its own floor, the rest unchanged.
+    pip("install", "--no-deps", f"alembic=={authors_alembic()}")
+    core_tests(*AUTHORS)
+
+
+def test_the_authors_floor_is_above_the_runtime_floor() -> None:
+    """The runtime admits older alembic (applications pinned below the authors' need) than
+    the authoring workflow, never the other way round."""
+    def key(version: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in version.split("."))
+
+    assert key(floors()["alembic"]) < key(authors_alembic())
