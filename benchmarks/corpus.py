@@ -25,6 +25,10 @@ this package's dependencies; where those cannot be installed together, its row s
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import subprocess
+import zipfile
 import functools
 import sys
 import tempfile
@@ -61,11 +65,27 @@ def last_line(done) -> str:  # noqa: ANN001
     return (lines or ["?"])[-1].strip()[:160]
 
 
-def on_postgresql(history: corpus.History, root: Path, server, alembic, migrate) -> str:  # noqa: ANN001
-    """``NAME-migrate upgrade`` against ``alembic upgrade head``, each into a database of
-    its own on ``server``, compared by pg_dump (the runner's tables aside)."""
-    from tests.servers.postgresql import client
+def dump(kind: str, server, url: str, history: corpus.History) -> str:  # noqa: ANN001
+    """The schema as the server's own dump tool writes it, the runner's tables aside."""
+    own = [f"{history.package}_migration_ledger", f"{history.package}_migration_lock"]
+    if kind == "postgresql":
+        from tests.servers.postgresql import client
 
+        done = client(server, "pg_dump", url, "--schema-only", "--no-owner", "-T", f"{history.package}_migration_*")
+        return "\n".join(line for line in done.stdout.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+    name = url.split("?")[0].rsplit("/", 1)[-1]
+    done = subprocess.run(["mariadb-dump", "--no-data", "--skip-dump-date", "--skip-comments", "-S", str(server.socket),
+                           "-u", "root", *(f"--ignore-table={name}.{table}" for table in own), name],
+                          capture_output=True, text=True, timeout=300)
+    versions = subprocess.run(["mariadb", "-S", str(server.socket), "-u", "root", "-N", "-e",
+                               "SELECT version_num FROM alembic_version ORDER BY 1", name],
+                              capture_output=True, text=True, timeout=60)
+    return done.stdout + versions.stdout
+
+
+def on_server(kind: str, history: corpus.History, root: Path, server, alembic, migrate) -> str:  # noqa: ANN001
+    """``NAME-migrate upgrade`` against ``alembic upgrade head``, each into a database of
+    its own on ``server``, compared by the server's dump tool (the runner's tables aside)."""
     urls = [server.create_database(), server.create_database()]
     try:
         by_alembic, seconds_a = timed(alembic, history, root, urls[0], "upgrade", "head")
@@ -75,23 +95,40 @@ def on_postgresql(history: corpus.History, root: Path, server, alembic, migrate)
                 return f"both fail alike: {last_line(by_runner)}"
             return (f"DIFFERS: alembic exit {by_alembic.returncode}, runner exit {by_runner.returncode}: "
                     f"{last_line(by_runner if by_runner.returncode else by_alembic)}")
-
-        def dump(url: str) -> str:
-            done = client(server, "pg_dump", url, "--schema-only", "--no-owner", "-T", f"{history.package}_migration_*")
-            return "\n".join(line for line in done.stdout.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
-
-        same = dump(urls[0]) == dump(urls[1])
+        same = dump(kind, server, urls[0], history) == dump(kind, server, urls[1], history)
         return f"{'works' if same else 'DIFFERS'} ({seconds_b:.2f} s; alembic {seconds_a:.2f} s)"
     finally:
         for url in urls:
             server.drop_database(url)
 
 
-def measure(history: corpus.History, work: Path, *, install: bool = True, server=None) -> dict[str, str]:  # noqa: ANN001
+def wheels_alike(root: Path, venv: Path, work: Path) -> str:
+    """``pip wheel`` of the adopted checkout three times in a fresh venv, with pip's build
+    isolation (as ``pip install .`` builds); equal when every file inside is."""
+    contents = []
+    seconds = []
+    for attempt in range(3):
+        out = work / f"wheel-{attempt}"
+        done, took = timed(subprocess.run, [str(venv / "bin" / "python"), "-m", "pip", "wheel", "--quiet", "--no-deps",
+                                            "--wheel-dir", str(out), str(root)])
+        seconds.append(took)
+        built = list(out.glob("*.whl"))
+        if done.returncode or not built:
+            return f"build {attempt + 1} failed"
+        with zipfile.ZipFile(built[0]) as wheel:
+            contents.append({name: hashlib.sha256(wheel.read(name)).hexdigest() for name in wheel.namelist()})
+    alike = all(found == contents[0] for found in contents)
+    checkpoints = sum(1 for name in contents[0] if "/checkpoints/" in name)
+    return (f"{'3 alike' if alike else 'DIFFER'} ({len(contents[0])} files, {checkpoints} checkpoint file(s), "
+            f"{min(seconds):.1f} s each)")
+
+
+def measure(history: corpus.History, work: Path, *, install: bool = True, servers=None,  # noqa: ANN001
+            build_venv: Path | None = None) -> dict[str, str]:
     row = {"history": f"{history.name} {history.version}", "revisions": "", "upgrade": "", "postgresql": "",
-           "down and up": "",
-           "roundtrip": "", "lint": "", "checkpoint": "", "no-op": "", "adoption": history.adoption,
-           "findings judged": history.judged or "not yet"}
+           "mariadb": "", "down and up": "", "roundtrip": "", "lint": "", "checkpoint": "",
+           "fresh install: checkpoint vs replay": "", "wheel builds": "", "no-op": "",
+           "adoption": history.adoption, "findings judged": history.judged or "not yet"}
     try:
         count = len(corpus.scripts(history))
     except corpus.CorpusError as exc:
@@ -109,14 +146,28 @@ def measure(history: corpus.History, work: Path, *, install: bool = True, server
     alembic = functools.partial(corpus.alembic, python=python)
     migrate = functools.partial(corpus.migrate, python=python)
     root = corpus.adopt(history, work / "project")
-    if server is not None and "postgresql" in history.dialects:
-        row["postgresql"] = on_postgresql(history, root, server, alembic, migrate)
-    elif "postgresql" not in history.dialects:
-        row["postgresql"] = "not its database"
+    a, b = work / "alembic.db", work / "runner.db"
+    for kind, column in (("postgresql", "postgresql"), ("mysql", "mariadb")):
+        server = (servers or {}).get(kind)
+        if kind not in history.dialects:
+            row[column] = "not its database"
+        elif server is not None:
+            row[column] = on_server(kind, history, root, server, alembic, migrate)
+    # Offline, for the dialect its project runs (a SQLite history's 64-character index names
+    # are no finding for PostgreSQL's 63): it needs no database, so every history gets it.
+    dialect = history.dialects[0]
+    linted = migrate(history, root, f"sqlite:///{b}", "lint", "--json", "--dialect", dialect)
+    try:
+        found = json.loads(linted.stdout)
+        rules = sorted({f["rule"] for f in found["findings"]})
+        row["lint"] = (f"{dialect}: {len(found['findings'])} finding(s) ({', '.join(rules) or 'none'}), "
+                       f"{len(found['not_checkable'])} note(s)")
+    except ValueError:
+        row["lint"] = f"exit {linted.returncode}: {last_line(linted)}"
+    b.unlink(missing_ok=True)
     if "sqlite" not in history.dialects:
         row["upgrade"] = "SQLite: not its database"
         return row
-    a, b = work / "alembic.db", work / "runner.db"
     by_alembic, seconds_a = timed(alembic, history, root, f"sqlite:///{a}", "upgrade", "head")
     by_runner, seconds_b = timed(migrate, history, root, f"sqlite:///{b}", "upgrade")
     if by_alembic.returncode or by_runner.returncode:
@@ -143,33 +194,35 @@ def measure(history: corpus.History, work: Path, *, install: bool = True, server
                  and corpus.sqlite_schema(a, history) == corpus.sqlite_schema(b, history))
         row["down and up"] = "works" if again else f"DIFFERS: {last_line(up_b)}"
     trip, seconds = timed(migrate, history, root, f"sqlite:///{work / 'unused.db'}", "roundtrip", "--json")
-    import json
-
     try:
         found = json.loads(trip.stdout)
+        steps = len(found["steps"])
         row["roundtrip"] = (f"{len(found['findings'])} finding(s), {len(found['notes'])} note(s), "
-                            f"{len(found['steps'])} revision(s) in {seconds:.1f} s")
+                            f"{steps} of {count} revision(s) in {seconds:.1f} s "
+                            f"({seconds / max(steps, 1):.2f} s per revision)")
     except ValueError:
         row["roundtrip"] = f"exit {trip.returncode}: {last_line(trip)}"
-    # On the dialect its project runs (a SQLite history's 64-character index names are no
-    # finding for PostgreSQL's 63).
-    dialect = history.dialects[0] if history.dialects[0] in ("sqlite", "postgresql", "mysql") else "postgresql"
-    linted = migrate(history, root, f"sqlite:///{b}", "lint", "--json", "--dialect", dialect)
-    try:
-        found = json.loads(linted.stdout)
-        rules = sorted({f["rule"] for f in found["findings"]})
-        row["lint"] = f"{len(found['findings'])} finding(s) ({', '.join(rules) or 'none'}), {len(found['not_checkable'])} note(s)"
-    except ValueError:
-        row["lint"] = f"exit {linted.returncode}: {last_line(linted)}"
     head = migrate(history, root, f"sqlite:///{b}", "heads").stdout.split()
     if len(head) >= 1:
         written, seconds = timed(migrate, history, root, f"sqlite:///{b}", "checkpoint", head[0])
         if written.returncode:
             row["checkpoint"] = f"not written: {last_line(written)}"
+            return row
+        proved = migrate(history, root, f"sqlite:///{b}", "checkpoint", "--prove")
+        row["checkpoint"] = ("proven" if proved.returncode == 0 else f"DIFFERS: {last_line(proved)}") + \
+            f" (written in {seconds:.1f} s)"
+        # A new database through the checkpoint against the whole replay, side by side.
+        through, replay = work / "through.db", work / "replay.db"
+        by_checkpoint, fast = timed(migrate, history, root, f"sqlite:///{through}", "upgrade")
+        by_replay, slow = timed(migrate, history, root, f"sqlite:///{replay}", "upgrade", "--no-checkpoint")
+        if by_checkpoint.returncode or by_replay.returncode:
+            row["fresh install: checkpoint vs replay"] = f"FAILS: {last_line(by_checkpoint if by_checkpoint.returncode else by_replay)}"
         else:
-            proved = migrate(history, root, f"sqlite:///{b}", "checkpoint", "--prove")
-            row["checkpoint"] = ("proven" if proved.returncode == 0 else f"DIFFERS: {last_line(proved)}") + \
-                f" (written in {seconds:.1f} s)"
+            same = corpus.sqlite_schema(through, history) == corpus.sqlite_schema(replay, history)
+            row["fresh install: checkpoint vs replay"] = (f"{'identical' if same else 'DIFFERS'}: {fast:.2f} s vs "
+                                                          f"{slow:.2f} s ({fast / slow:.2f}x)")
+        if build_venv is not None:
+            row["wheel builds"] = wheels_alike(root, build_venv, work)
     return row
 
 
@@ -189,18 +242,26 @@ def main() -> int:
     args = parser.parse_args()
     chosen = [h for h in corpus.CORPUS if not args.only or h.name in args.only]
     rows = []
+    from tests.servers.mariadb import MariaDBServer
     from tests.servers.postgresql import PostgresServer
 
-    server = PostgresServer().start()  # a throwaway server on a unix socket, as the suite's
+    # Throwaway servers on unix sockets, as the suite's; a fresh venv for the wheel builds.
+    servers = {"postgresql": PostgresServer().start(), "mysql": MariaDBServer().start()}
+    builds = tempfile.TemporaryDirectory(prefix="corpus-build-")
+    build_venv = Path(builds.name) / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(build_venv)], check=True, timeout=300)
     try:
         for history in chosen:
             with tempfile.TemporaryDirectory(prefix="corpus-") as tmp:
                 started = time.perf_counter()
-                rows.append(measure(history, Path(tmp), install=not args.no_install, server=server))
-                print(f"{history.name}: {rows[-1]['upgrade']} / {rows[-1]['postgresql']} "
+                rows.append(measure(history, Path(tmp), install=not args.no_install, servers=servers,
+                                    build_venv=build_venv))
+                print(f"{history.name}: {rows[-1]['upgrade']} / {rows[-1]['postgresql']} / {rows[-1]['mariadb']} "
                       f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
+        builds.cleanup()
     text = table(rows)
     if args.print:
         print(text)
