@@ -252,3 +252,32 @@ def test_a_caller_holding_a_failed_revisions_error_leaves_the_database_writable(
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "written" in done.stdout, done.stderr[-2000:]
     assert mypkg.current(url) == (HEAD,)
+
+
+def test_a_revision_reading_through_a_second_connection_of_its_engine_runs(source_copy: Path, tmp_path: Path) -> None:
+    """zenml's first revision asks ``Inspector.from_engine(op.get_bind().engine)`` which tables
+    exist: a second connection of the runner's engine. That engine began every transaction
+    with BEGIN IMMEDIATE, so the reader queued behind the migrator's own write lock until
+    the busy timeout ("database is locked"), where plain alembic reads and goes on."""
+    from tests.history import histories
+
+    reads = histories.script(
+        "9999_0bad2e4d0001_reads.py", "0bad2e4d0001", HEAD, "test only: reads through its engine",
+        upgrade=('from sqlalchemy.engine.reflection import Inspector\n'
+                 'op.create_table("made_first", sa.Column("id", sa.Integer, primary_key=True))\n'
+                 'tables = Inspector.from_engine(op.get_bind().engine).get_table_names()\n'
+                 'assert "my_table" in tables, tables  # committed before: a reader sees it\n'
+                 'op.create_table("made_after", sa.Column("id", sa.Integer, primary_key=True))'))
+    (source_copy / "alembic" / "versions" / reads.filename).write_text(reads.text)
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    env = {**os.environ, "PYTHONPATH": str(source_copy), "MYPKG_BUSY_TIMEOUT": "3"}
+    env.pop("MYPKG_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "mypkg", "--url", url, "upgrade"], cwd=source_copy, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert mypkg.current(url) == ("0bad2e4d0001",)
+    engine = database.create_engine(url)
+    try:
+        assert {"made_first", "made_after"} <= set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

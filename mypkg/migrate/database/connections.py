@@ -54,12 +54,15 @@ def _make_sqlite_transactional(engine: Engine, *, foreign_keys: bool, immediate:
     alembic_version update would be committed apart and a failure in between would
     leave the schema ahead of the recorded revision.
 
-    With ``immediate``, transactions take SQLite's write lock when they begin
+    With ``immediate``, the writer's transactions take SQLite's write lock when they begin
     (``BEGIN IMMEDIATE``): a plain ``BEGIN`` reads first and must later upgrade its read
     lock to a write lock, which fails at once, busy timeout or not, when an application
     wrote in between (always in WAL mode). Taking it first, the busy timeout applies.
+    The writer is the connection :func:`connect` hands out; any other connection of the
+    engine (a revision reading through ``op.get_bind().engine``, as zenml's first does)
+    begins a plain ``BEGIN``: a reader beside the writer, where an immediate one would
+    queue behind the writer's own lock until the busy timeout.
     """
-    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
@@ -78,7 +81,8 @@ def _make_sqlite_transactional(engine: Engine, *, foreign_keys: bool, immediate:
             # Leaving an autocommit block, SQLAlchemy puts pysqlite back in its legacy mode
             # (implicit BEGINs of its own): we emit every BEGIN, so switch that off again.
             connection.connection.dbapi_connection.isolation_level = None
-            connection.exec_driver_sql(begin)
+            writer = immediate and connection.info.get(_WRITER, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
 def create_engine(
@@ -149,6 +153,9 @@ def create_engine(
         _search_path(engine, schema)
     return engine
 
+
+#: Marks the connection that migrates (its pool record's info): it begins BEGIN IMMEDIATE.
+_WRITER = "sqlite_writer"  # a key of the pool record's own info dict, ours alone
 
 #: Where a connection's pool record keeps its tenant's schema (:func:`tenant_schema`).
 _TENANT = "tenant_schema"  # a key of the pool record's own info dict, ours alone
@@ -263,6 +270,7 @@ def connect(
                            schema=db.schema)
     try:
         with database_errors(db), engine.connect() as connection:
+            connection.info[_WRITER] = will_write
             yield connection
     finally:
         engine.dispose()
