@@ -83,6 +83,17 @@ def dump(kind: str, server, url: str, history: corpus.History) -> str:  # noqa: 
     return done.stdout + versions.stdout
 
 
+def failures(history: corpus.History, root: Path, migrate, urls: list[str], by_alembic, by_runner) -> str:  # noqa: ANN001
+    """Both tools failing is "alike" only when each left its database at the same revision."""
+    if not (by_alembic.returncode and by_runner.returncode):
+        return (f"DIFFERS: alembic exit {by_alembic.returncode}, runner exit {by_runner.returncode}: "
+                f"{last_line(by_runner if by_runner.returncode else by_alembic)}")
+    stopped = [" ".join(migrate(history, root, url, "current").stdout.split()) or "base" for url in urls]
+    if stopped[0] != stopped[1]:
+        return f"DIFFERS: alembic stops at {stopped[0]}, the runner at {stopped[1]}: {last_line(by_runner)}"
+    return f"both fail alike (at {stopped[1]}): {last_line(by_runner)}"
+
+
 def on_server(kind: str, history: corpus.History, root: Path, server, alembic, migrate) -> str:  # noqa: ANN001
     """``NAME-migrate upgrade`` against ``alembic upgrade head``, each into a database of
     its own on ``server``, compared by the server's dump tool (the runner's tables aside)."""
@@ -91,10 +102,7 @@ def on_server(kind: str, history: corpus.History, root: Path, server, alembic, m
         by_alembic, seconds_a = timed(alembic, history, root, urls[0], "upgrade", "head")
         by_runner, seconds_b = timed(migrate, history, root, urls[1], "upgrade")
         if by_alembic.returncode or by_runner.returncode:
-            if by_alembic.returncode and by_runner.returncode:
-                return f"both fail alike: {last_line(by_runner)}"
-            return (f"DIFFERS: alembic exit {by_alembic.returncode}, runner exit {by_runner.returncode}: "
-                    f"{last_line(by_runner if by_runner.returncode else by_alembic)}")
+            return failures(history, root, migrate, urls, by_alembic, by_runner)
         same = dump(kind, server, urls[0], history) == dump(kind, server, urls[1], history)
         return f"{'works' if same else 'DIFFERS'} ({seconds_b:.2f} s; alembic {seconds_a:.2f} s)"
     finally:
@@ -171,10 +179,7 @@ def measure(history: corpus.History, work: Path, *, install: bool = True, server
     by_alembic, seconds_a = timed(alembic, history, root, f"sqlite:///{a}", "upgrade", "head")
     by_runner, seconds_b = timed(migrate, history, root, f"sqlite:///{b}", "upgrade")
     if by_alembic.returncode or by_runner.returncode:
-        same = by_alembic.returncode and by_runner.returncode
-        row["upgrade"] = (f"both fail alike: {last_line(by_runner)}" if same else
-                          f"DIFFERS: alembic exit {by_alembic.returncode}, runner exit {by_runner.returncode}: "
-                          f"{last_line(by_runner if by_runner.returncode else by_alembic)}")
+        row["upgrade"] = failures(history, root, migrate, [f"sqlite:///{a}", f"sqlite:///{b}"], by_alembic, by_runner)
         return row
     equal = corpus.sqlite_schema(a, history) == corpus.sqlite_schema(b, history)
     row["upgrade"] = f"{'works' if equal else 'DIFFERS'} ({seconds_b:.2f} s; alembic {seconds_a:.2f} s)"

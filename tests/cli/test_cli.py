@@ -339,3 +339,44 @@ class TestOnBothDatabases:
         engine.dispose()
         _assert_one_line_error(cli("--url", db_url, "upgrade"), 1, "f00dfeed1234", "newer mypkg")
         assert mypkg.current(db_url) == ("f00dfeed1234",)
+
+
+@pytest.mark.parametrize("command", [["upgrade", "--json"], ["history", "--json"], ["lint", "--json"],
+                                     ["upgrade", "--sql"]])
+def test_an_application_logging_to_stdout_leaves_the_result_alone_there(source_copy: Path, tmp_path: Path,
+                                                                        command: list[str]) -> None:
+    """zenml's import sets up logging to stdout, and its revisions import zenml: Alembic's
+    "Running upgrade" lines then went into `--json`'s stdout, which no longer parsed. Under
+    --json and --sql stdout holds the result alone; whatever else writes there goes to stderr."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.history import histories
+    from tests.runtime.test_api import HEAD
+
+    noisy = histories.script(
+        "9999_0b0150170001_noisy.py", "0b0150170001", HEAD, "test only: its application logs to stdout",
+        upgrade='op.add_column("my_table", sa.Column("noted", sa.Integer))',
+        downgrade='op.drop_column("my_table", "noted")')
+    text = noisy.text.replace("import sqlalchemy as sa\n", "import sqlalchemy as sa\nimport noisy_application  # noqa: F401\n", 1)
+    (source_copy / "alembic" / "versions" / noisy.filename).write_text(text)
+    (source_copy / "noisy_application.py").write_text(
+        "import logging, sys\n"
+        "handler = logging.StreamHandler(sys.stdout)  # as zenml's logging set-up does\n"
+        "logging.getLogger().addHandler(handler)\n"
+        "logging.getLogger().setLevel(logging.INFO)\n"
+        "print('application banner')\n")
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    env = {**os.environ, "PYTHONPATH": str(source_copy)}
+    env.pop("MYPKG_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "mypkg", "--url", url, *command], cwd=source_copy, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 1), done.stderr
+    assert "application banner" in done.stderr and "application banner" not in done.stdout
+    if "--json" in command:
+        assert json.loads(done.stdout)["command"] == command[0]
+    else:
+        # Alembic's own "-- Running upgrade" comments are SQL; its log line is not.
+        assert not any(line.startswith("Running upgrade") for line in done.stdout.splitlines())
+        assert "ALTER TABLE my_table ADD COLUMN noted" in done.stdout

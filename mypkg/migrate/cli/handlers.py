@@ -47,9 +47,9 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
 
         try:
             no_checkpoint = args.command == "upgrade" and args.no_checkpoint
-            _write_sql(commands.offline_sql(args.command, target, args.url, use_checkpoints=not no_checkpoint))
+            _write_sql(commands.offline_sql(args.command, target, args.url, use_checkpoints=not no_checkpoint), out)
         except OfflineSQLError as exc:
-            _write_sql(exc.sql)  # what rendered is kept; the error names the rest
+            _write_sql(exc.sql, out)  # what rendered is kept; the error names the rest
             raise
         return ExitCode.OK
     if args.from_version:
@@ -158,16 +158,16 @@ def _repair(args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.OK
 
 
-def _write_sql(sql: str) -> None:
+def _write_sql(sql: str, out: Output) -> None:
     """The SQL is the result: one that cannot be written (a full disk) fails the command."""
     try:
-        sys.stdout.write(sql)
-        sys.stdout.flush()
+        out.stream.write(sql)
+        out.stream.flush()
     except BrokenPipeError:
         raise
     except OSError as exc:
         with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+            sys.stdout = out.stream = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         raise MigrateError(f"cannot write the SQL to stdout ({exc.strerror}): it is incomplete") from None
 
 
@@ -281,11 +281,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     process.skip_template_highlighting()
     previous = process.terminate_like_interrupt()
+    # Under --json and --sql stdout holds the result alone: anything else printing there (an
+    # application the scripts import, logging to stdout as zenml's does) goes to stderr.
+    result_alone = bool(args.json or getattr(args, "sql", False))
+    if result_alone:
+        sys.stdout = sys.stderr
     try:
         with observers.listening(args, out), events.command(args.command, lambda: observers.target_of(args)) as told:
             told["exit_code"] = code = _run(args, out, told)
             return code
     finally:
+        if result_alone:
+            sys.stdout = out.stream
         process.after_the_outcome(previous, whole_process=whole_process)
 
 
@@ -324,7 +331,7 @@ def _run(args: argparse.Namespace, out: Output, told: dict[str, object]) -> int:
         return int(ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED)
     except BrokenPipeError:  # `mypkg-migrate history | head`: the reader left, as in any CLI
         with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+            sys.stdout = out.stream = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return 141
     except Exception as exc:  # noqa: BLE001 - a bug or an environment problem: one line still
         if args.verbose:

@@ -32,6 +32,9 @@ class Output:
         #: The output is the command's result (status, history...), not a migration's progress.
         self.is_result = is_result
         self.closed = False  #: stdout went away (a closed pipe, a full disk): stop printing
+        #: Where results go: stdout as the command started (under --json and --sql the
+        #: process's sys.stdout is then pointed at stderr, for whatever else prints).
+        self.stream = sys.stdout
 
     def line(self, text: str = "") -> None:
         """A progress or result line. Printing never decides a migration: a reader that
@@ -44,11 +47,11 @@ class Output:
 
     def _write(self, text: str) -> None:
         try:
-            print(text, flush=True)
+            print(text, file=self.stream, flush=True)
         except OSError as exc:
             self.closed = True
             with contextlib.suppress(OSError):
-                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+                sys.stdout = self.stream = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
             if isinstance(exc, BrokenPipeError):
                 return  # the reader left on purpose (| head): nothing more to say
             if self.is_result:
