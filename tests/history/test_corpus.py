@@ -106,3 +106,52 @@ def test_on_postgresql_upgrade_builds_what_alembic_builds(adopted: tuple[corpus.
     finally:
         for url in urls:
             pg_server.drop_database(url)
+
+
+def test_a_checkpoint_ships_in_the_wheel_pip_builds_with_isolation_alike_each_time(
+        adopted: tuple[corpus.History, Path], tmp_path: Path) -> None:
+    """The adopted checkout, a checkpoint at head written: ``pip wheel`` in a fresh venv with
+    pip's build isolation (as ``pip install .`` builds) three times, every file of the three
+    wheels alike; that wheel installed there puts a new database at head through the
+    checkpoint, the same schema as the checkout's replay."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    history, root = adopted
+    (head,) = corpus.migrate(history, root, f"sqlite:///{tmp_path / 'x.db'}", "heads").stdout.split()
+    assert corpus.migrate(history, root, f"sqlite:///{tmp_path / 'x.db'}", "checkpoint", head).returncode == 0
+    try:
+        venv = tmp_path / "venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+        python = str(venv / "bin" / "python")
+        contents = []
+        for attempt in range(3):
+            out = tmp_path / f"wheel-{attempt}"
+            built = subprocess.run([python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out),
+                                    str(root)], capture_output=True, text=True, timeout=900)
+            assert built.returncode == 0, built.stderr[-2000:]
+            (wheel,) = out.glob("*.whl")
+            with zipfile.ZipFile(wheel) as opened:
+                contents.append({name: hashlib.sha256(opened.read(name)).hexdigest() for name in opened.namelist()})
+        assert contents[0] == contents[1] == contents[2]
+        assert f"{history.package}/migrations/checkpoints/{head}.json" in contents[0]
+        installed = subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel)], capture_output=True,
+                                   text=True, timeout=900)
+        assert installed.returncode == 0, installed.stderr[-2000:]
+        (tmp_path / "run").mkdir()
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("MYPKG_", history.package.upper()))
+                 and k != "PYTHONPATH"}
+        fresh = subprocess.run([str(venv / "bin" / f"{history.package}-migrate"), "--url",
+                                f"sqlite:///{tmp_path / 'run' / 'fresh.db'}", "upgrade"], cwd=tmp_path / "run",
+                               env=clean, capture_output=True, text=True, timeout=300)
+        assert fresh.returncode == 0 and "checkpoint of" in fresh.stdout, fresh.stderr
+        replay = corpus.migrate(history, root, f"sqlite:///{tmp_path / 'replay.db'}", "upgrade", "--no-checkpoint")
+        assert replay.returncode == 0, replay.stderr
+        assert corpus.sqlite_schema(tmp_path / "run" / "fresh.db", history) == \
+            corpus.sqlite_schema(tmp_path / "replay.db", history)
+    finally:
+        for path in (root / "alembic" / "checkpoints").glob("*.json"):
+            path.unlink()  # the module's other tests replay the history
