@@ -131,11 +131,66 @@ def wheels_alike(root: Path, venv: Path, work: Path) -> str:
             f"{min(seconds):.1f} s each)")
 
 
+TENANTS = 20
+
+
+def tenants(history: corpus.History, root: Path, migrate, server, work: Path) -> str:  # noqa: ANN001
+    """PostgreSQL: ``--schema`` installs into one tenant's schema (nothing in ``public``),
+    then ``fleet upgrade --schemas`` over 20 more and ``fleet status``; SQLite (the history's
+    only database): a fleet of 20 files. Each tenant is compared with the single database."""
+    if server is not None:
+        from tests.servers.postgresql import client
+
+        url = server.create_database()
+        try:
+            def sql(text: str) -> str:
+                return client(server, "psql", url, "-Atc", text).stdout.strip()
+
+            one, took = timed(migrate, history, root, url, "--schema", "tenant_one", "upgrade")
+            if one.returncode:
+                return f"--schema FAILS: {last_line(one)}"
+            in_public = sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            tables = sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'tenant_one'")
+            for number in range(1, TENANTS + 1):
+                sql(f"CREATE SCHEMA tenant_{number:02}")
+            fleet, seconds = timed(migrate, history, root, url, "fleet", "upgrade", "--schemas", "tenant_??",
+                                   "--jobs", "2", "--json")
+            status = migrate(history, root, url, "fleet", "status", "--schemas", "tenant_??", "--json")
+            counts = sql("SELECT count(DISTINCT n) FROM (SELECT schemaname, count(*) AS n FROM pg_tables "
+                         "WHERE schemaname LIKE 'tenant\\___' GROUP BY schemaname) AS per_tenant")
+            try:
+                summary = json.loads(status.stdout)["summary"]
+            except (ValueError, KeyError):
+                return f"fleet status FAILS: {last_line(status)}"
+            verdict = ("works" if fleet.returncode == 0 and in_public == "0" and summary["at_head"] == TENANTS
+                       and counts == "1" else "FAILS")
+            return (f"{verdict}: --schema {tables} tables, {in_public} in public ({took:.1f} s); fleet of {TENANTS} "
+                    f"schemas {summary['at_head']} at head ({seconds:.1f} s)"
+                    + ("" if fleet.returncode == 0 else f": {last_line(fleet)}"))
+        finally:
+            server.drop_database(url)
+    listed = work / "tenants.txt"
+    listed.write_text("".join(f"sqlite:///{work / f'tenant-{n:02}.db'}\n" for n in range(1, TENANTS + 1)))
+    fleet, seconds = timed(migrate, history, root, f"sqlite:///{work / 'unused-fleet.db'}", "fleet", "upgrade",
+                           "--targets", str(listed), "--jobs", "2", "--json")
+    status = migrate(history, root, f"sqlite:///{work / 'unused-fleet.db'}", "fleet", "status", "--targets",
+                     str(listed), "--json")
+    try:
+        summary = json.loads(status.stdout)["summary"]
+    except (ValueError, KeyError):
+        return f"fleet status FAILS: {last_line(status)}"
+    same = len({str(corpus.sqlite_schema(work / f"tenant-{n:02}.db", history)) for n in range(1, TENANTS + 1)}) == 1
+    verdict = "works" if fleet.returncode == 0 and summary["at_head"] == TENANTS and same else "FAILS"
+    return (f"{verdict}: fleet of {TENANTS} SQLite files, {summary['at_head']} at head, "
+            f"{'one schema' if same else 'schemas DIFFER'} ({seconds:.1f} s)"
+            + ("" if fleet.returncode == 0 else f": {last_line(fleet)}"))
+
+
 def measure(history: corpus.History, work: Path, *, install: bool = True, servers=None,  # noqa: ANN001
             build_venv: Path | None = None) -> dict[str, str]:
     row = {"history": f"{history.name} {history.version}", "revisions": "", "upgrade": "", "postgresql": "",
            "mariadb": "", "down and up": "", "roundtrip": "", "lint": "", "checkpoint": "",
-           "fresh install: checkpoint vs replay": "", "wheel builds": "", "no-op": "",
+           "fresh install: checkpoint vs replay": "", "wheel builds": "", "tenants": "", "no-op": "",
            "adoption": history.adoption, "findings judged": history.judged or "not yet"}
     try:
         count = len(corpus.scripts(history))
@@ -161,6 +216,8 @@ def measure(history: corpus.History, work: Path, *, install: bool = True, server
             row[column] = "not its database"
         elif server is not None:
             row[column] = on_server(kind, history, root, server, alembic, migrate)
+            if kind == "postgresql" and row[column].startswith("works"):
+                row["tenants"] = tenants(history, root, migrate, server, work)
     # Offline, for the dialect its project runs (a SQLite history's 64-character index names
     # are no finding for PostgreSQL's 63): it needs no database, so every history gets it.
     dialect = history.dialects[0]
@@ -183,6 +240,8 @@ def measure(history: corpus.History, work: Path, *, install: bool = True, server
         return row
     equal = corpus.sqlite_schema(a, history) == corpus.sqlite_schema(b, history)
     row["upgrade"] = f"{'works' if equal else 'DIFFERS'} ({seconds_b:.2f} s; alembic {seconds_a:.2f} s)"
+    if not row["tenants"]:
+        row["tenants"] = tenants(history, root, migrate, None, work)
     _, noop_b = timed(migrate, history, root, f"sqlite:///{b}", "upgrade")
     _, noop_a = timed(alembic, history, root, f"sqlite:///{a}", "upgrade", "head")
     row["no-op"] = f"{noop_b:.3f} s vs alembic {noop_a:.3f} s ({noop_b / noop_a:.2f}x)"
