@@ -65,6 +65,12 @@ def last_line(done) -> str:  # noqa: ANN001
     return (lines or ["?"])[-1].strip()[:160]
 
 
+def new_database(server, history: corpus.History) -> str:  # noqa: ANN001
+    """An empty database on ``server``, its URL naming the driver the history's project runs."""
+    url = server.create_database()
+    return url.replace("postgresql+psycopg://", f"postgresql+{history.driver}://", 1)
+
+
 def dump(kind: str, server, url: str, history: corpus.History) -> str:  # noqa: ANN001
     """The schema as the server's own dump tool writes it, the runner's tables aside."""
     own = [f"{history.package}_migration_ledger", f"{history.package}_migration_lock"]
@@ -97,7 +103,7 @@ def failures(history: corpus.History, root: Path, migrate, urls: list[str], by_a
 def on_server(kind: str, history: corpus.History, root: Path, server, alembic, migrate) -> str:  # noqa: ANN001
     """``NAME-migrate upgrade`` against ``alembic upgrade head``, each into a database of
     its own on ``server``, compared by the server's dump tool (the runner's tables aside)."""
-    urls = [server.create_database(), server.create_database()]
+    urls = [new_database(server, history), new_database(server, history)]
     try:
         by_alembic, seconds_a = timed(alembic, history, root, urls[0], "upgrade", "head")
         by_runner, seconds_b = timed(migrate, history, root, urls[1], "upgrade")
@@ -141,7 +147,7 @@ def tenants(history: corpus.History, root: Path, migrate, server, work: Path) ->
     if server is not None:
         from tests.servers.postgresql import client
 
-        url = server.create_database()
+        url = new_database(server, history)
         try:
             def sql(text: str) -> str:
                 return client(server, "psql", url, "-Atc", text).stdout.strip()

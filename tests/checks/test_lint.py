@@ -422,3 +422,39 @@ def test_only_squawks_type_change_on_a_widened_varchar_is_dropped(rule: str, sta
     from mypkg.migrate.checks.retyping import widened_without_rewrite
 
     assert widened_without_rewrite(rule, statement, {("t", "name"): before}) is dropped
+
+
+def test_a_revision_without_a_downgrade_function_is_a_finding_and_the_lint_goes_on(tmp_path: Path) -> None:
+    """gnocchi's head revision defines upgrade() alone. Alembic fails building the downgrade
+    step, before any revision's SQL: lint ended there ("failed before the first revision"),
+    linting nothing. It is the revision's finding (its downgrade cannot run anywhere), and
+    the revisions below it are linted still; downgrading through it says which one it is."""
+    from tests.history import histories
+
+    no_downgrade = histories.script("c.py", "cc00000000c3", "bb00000000b2", "upgrade only",
+                                    upgrade='op.add_column("t", sa.Column("extra", sa.Integer))')
+    root = histories.project_with(tmp_path / "project", [
+        histories.script("a.py", "aa00000000a1", None, "a table",
+                         upgrade='op.create_table("t", sa.Column("id", sa.Integer, primary_key=True))',
+                         downgrade='op.drop_table("t")'),
+        histories.script("b.py", "bb00000000b2", "aa00000000a1", "an empty downgrade",
+                         upgrade='op.add_column("t", sa.Column("qty", sa.Integer))', downgrade="pass"),
+        no_downgrade._replace(text=no_downgrade.text[:no_downgrade.text.index("def downgrade")]),
+    ])
+    result = run_lint(root, "--json", "--dialect", "postgresql")
+    assert result.returncode == 1, result.stdout + result.stderr
+    payload = json.loads(result.stdout)
+    (finding,) = [f for f in payload["findings"] if f["rule"] == "does-not-run"]
+    assert finding["revision"] == "cc00000000c3" and "has no attribute 'downgrade'" in finding["statement"]
+    # bb00000000b2's downgrade, below it, was linted: its emptiness is found.
+    assert ("bb00000000b2", "empty-downgrade") in {(f["revision"], f["rule"]) for f in payload["findings"]}
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(root)}
+    for command in (["upgrade"], ["downgrade", "-1"]):
+        done = subprocess.run([sys.executable, "-m", "mypkg", "--url", url, *command], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == (0 if command == ["upgrade"] else 1), done.stderr
+    # Not "no revision is there": the revision, and why, in one line; the database where it was.
+    assert done.stderr.strip() == ("mypkg-migrate: error: revision cc00000000c3 (upgrade only) defines no "
+                                   "downgrade(): it cannot be reverted; nothing was changed")
+    assert mypkg.current(url) == ("cc00000000c3",)

@@ -58,6 +58,9 @@ class History(NamedTuple):
     judged: str = ""
     #: A history of its own under ``versions/`` (prefect keeps one per dialect).
     subfolder: str = ""
+    #: The PostgreSQL driver its project runs (gnocchi's JSON columns take text parameters
+    #: only as psycopg2 binds them, client-side).
+    driver: str = "psycopg"
 
 
 CORPUS: tuple[History, ...] = (
@@ -90,6 +93,7 @@ CORPUS: tuple[History, ...] = (
     History("gnocchi", "gnocchi", "4.7.1", "gnocchi-4.7.1-py3-none-any.whl",
             "8ec5c64d7eeec1ccd2b36e48bffbd80fdaf9a99035d6916eaf61f8daa8ed88a3", "gnocchi/indexer/alembic",
             "gnocorpus", SQLALCHEMY_DEFAULT, application="gnocchi[postgresql]==4.7.1", dialects=("postgresql", "mysql"),
+            driver="psycopg2",
             adoption="its scripts import sqlalchemy_utils: the application installed with its postgresql extra",
             judged="upgrade on PostgreSQL: both fail alike at 8f376189b9eb (a json column fed a text "
                    "expression) under psycopg 3; gnocchi runs psycopg2: not judged further yet"),

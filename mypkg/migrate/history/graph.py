@@ -141,12 +141,32 @@ def planned(current: Sequence[str], destination: str, direction: str, *, strict:
             at = ", ".join(current) or "base"
             raise UsageError(f"cannot {direction} to {destination} from {at}: {exc}") from None
         return []
-    except Exception:  # noqa: BLE001 - Alembic asserts on some relative targets (head+1)
+    except Exception as exc:  # noqa: BLE001 - Alembic asserts on some relative targets (head+1)
+        lacking = lacking_function(exc)
+        if lacking is not None:  # the history's own defect, whatever the target: said as such
+            found = script(lacking)
+            raise MigrateError(f"revision {lacking} ({getattr(found, 'doc', '') or 'no message'}) defines no "
+                               f"{direction}(): it cannot be {'applied' if direction == 'upgrade' else 'reverted'}; "
+                               f"nothing was changed") from None
         if strict:
             at = ", ".join(current) or "base"
             raise UsageError(f"cannot {direction} to {destination} from {at}: no revision is there") from None
         return []
     return [step.revision for step in steps]
+
+
+def lacking_function(exc: BaseException) -> str | None:
+    """The revision whose script defines no ``upgrade`` or ``downgrade`` (gnocchi's head has
+    no downgrade), when that is what ``exc`` says: Alembic takes the function as it plans
+    the steps, so the failure names the script's module alone."""
+    import re
+
+    missing = re.fullmatch(r"module '([^']+)' has no attribute '(?:upgrade|downgrade)'", str(exc))
+    if not isinstance(exc, AttributeError) or missing is None:
+        return None
+    return next((info.revision for info in history()
+                 if getattr(getattr(script(info.revision), "module", None), "__name__", None)
+                 == missing.group(1)), None)
 
 
 def _require_direction(destination: str, direction: str) -> None:

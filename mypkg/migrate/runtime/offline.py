@@ -63,6 +63,12 @@ def failure(exc: BaseException, output: str) -> OfflineSQLError:
     """The error for ``exc`` raised while rendering, given the output produced so far."""
     found = list(_RUNNING.finditer(output))
     reason = f"{connections.error_name(exc)}: {connections.first_line(exc)}"
+    from ..history import graph
+
+    lacking = graph.lacking_function(exc)
+    if lacking is not None:  # before its marker: Alembic takes the function as it plans the steps
+        return OfflineSQLError(f"offline SQL failed in revision {lacking}: {reason}; the SQL of the revisions "
+                               "before it was written to the output", output, lacking, reason)
     if not found:
         return OfflineSQLError(f"offline SQL failed before the first revision: {reason}", "", None, reason)
     last = found[-1]
