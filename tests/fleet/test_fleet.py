@@ -543,3 +543,37 @@ def test_a_fleet_in_a_log_shows_its_progress_before_the_summary(tmp_path: Path) 
     assert not [line for line in result.stderr.splitlines() if " failed: " in line]  # a line per failure only
     quiet = fleet("status", "--sqlite-glob", "data/*.db", "-q", cwd=tmp_path)
     assert quiet.stderr == ""
+
+
+def test_a_revision_that_changes_its_own_module_runs_on_each_target_as_in_a_process_of_its_own(
+        source_copy: Path, tmp_path: Path) -> None:
+    """gnocchi's 34c517bcc2dd appends to a list at its module's top level while it runs,
+    then drops each constraint listed. One alembic process per database never sees that;
+    a fleet worker running target after target did: the second target dropped the first
+    one's constraints again and failed. Each target now runs fresh copies of the scripts
+    this process already ran, as a process of its own would; roundtrip's upgrade again too."""
+    from tests.history import histories
+    from tests.runtime.test_api import HEAD
+
+    grows = histories.script(
+        "9999_0bad9a0e0001_grows.py", "0bad9a0e0001", HEAD, "test only: grows a list of its module",
+        upgrade=('TO_ADD.append("grown")\n'
+                 'for name in TO_ADD:  # the second time in one process: "grown" twice\n'
+                 '    op.add_column("my_table", sa.Column(name, sa.Integer))'),
+        downgrade='op.drop_column("my_table", "grown")')
+    text = grows.text.replace("\ndef upgrade", "\nTO_ADD = []\n\n\ndef upgrade", 1)
+    (source_copy / "alembic" / "versions" / grows.filename).write_text(text)
+    files = [tmp_path / f"tenant-{n}.db" for n in range(3)]
+    listed = tmp_path / "targets.txt"
+    listed.write_text("".join(f"sqlite:///{path}\n" for path in files))
+    env = {**os.environ, "PYTHONPATH": str(source_copy)}
+    env.pop("MYPKG_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "mypkg", "fleet", "upgrade", "--targets", str(listed), "--jobs", "1"],
+                          cwd=source_copy, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all(version(path) == ["0bad9a0e0001"] for path in files)
+    trip = subprocess.run([sys.executable, "-m", "mypkg", "--url", f"sqlite:///{tmp_path / 'trip.db'}", "roundtrip",
+                           f"{HEAD}:0bad9a0e0001", "--json"], cwd=source_copy, env=env, capture_output=True,
+                          text=True, timeout=300)
+    report = json.loads(trip.stdout)
+    assert report["findings"] == [] and "upgrade again" in report["steps"][-1]["seconds"], trip.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import weakref
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +109,24 @@ def restricted(root: str, keep: Collection[str], satisfied: Collection[str]) -> 
         yield
     finally:
         _restricted.remove(directory)
+
+
+#: The script modules this process has run: their top-level state may have changed since.
+_ran: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def as_if_new(plan: Collection[Script]) -> None:
+    """Before ``plan`` runs: each of its scripts whose module already ran in this process
+    (a fleet worker's previous target, roundtrip's upgrade again) gets its module executed
+    anew, as a process of its own would have it. A script may change its module while it
+    runs (gnocchi's 34c517bcc2dd appends to a top-level list, then drops what the list
+    names): run twice in one process, it would do the first run's work again."""
+    from alembic.util import load_python_file
+
+    for script in plan:
+        if script.module in _ran:
+            script.module = load_python_file(os.path.dirname(script.path), os.path.basename(script.path))
+        _ran.add(script.module)
 
 
 def _dependencies(script: Script) -> tuple[str, ...]:

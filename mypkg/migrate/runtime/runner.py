@@ -115,6 +115,7 @@ def run(
             installed.append(checkpoint.install(connection, db, found))
             tell_applied(installed[0], on_applied)
             plan = graph.planned((found.revision,), revision, direction, strict=True)
+        scripts.as_if_new(plan)  # each run sees its scripts as a process of its own would
         tracker = Tracker(connection, session, on_applied, _settings_for(connection, db, statement_lock_timeout),
                            running=[script.revision for script in plan] if db.is_mysql else None,
                            direction=direction, plan=plan)
