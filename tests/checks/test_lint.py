@@ -458,3 +458,36 @@ def test_a_revision_without_a_downgrade_function_is_a_finding_and_the_lint_goes_
     assert done.stderr.strip() == ("mypkg-migrate: error: revision cc00000000c3 (upgrade only) defines no "
                                    "downgrade(): it cannot be reverted; nothing was changed")
     assert mypkg.current(url) == ("cc00000000c3",)
+
+
+def test_revisions_reading_the_database_on_two_branches_are_notes_and_every_revision_is_linted_once(
+        tmp_path: Path) -> None:
+    """neutron's expand and contract branches each hold revisions that read the database.
+    Going on past one, lint started the next span from that revision alone, so Alembic
+    walked the other branch again from base, met its reader a second time, and lint failed
+    whole ("offline SQL failed in revision ..."). It goes on from every revision rendered."""
+    from tests.history import histories
+
+    reads = 'op.get_bind().execute(sa.text("SELECT 1")).fetchall()'
+    root = histories.project_with(tmp_path / "project", [
+        histories.script("a.py", "aa00000000a1", None, "base",
+                         upgrade='op.create_table("t", sa.Column("id", sa.Integer, primary_key=True))',
+                         downgrade='op.drop_table("t")'),
+        histories.script("x1.py", "ee00000000e1", "aa00000000a1", "expand", labels=("expand",),
+                         upgrade='op.add_column("t", sa.Column("e1", sa.Integer))', downgrade='op.drop_column("t", "e1")'),
+        histories.script("x2.py", "ee00000000e2", "ee00000000e1", "expand reads", upgrade=reads),
+        histories.script("x3.py", "ee00000000e3", "ee00000000e2", "expand again",
+                         upgrade='op.create_table("e3", sa.Column("id", sa.Integer, primary_key=True))'),
+        histories.script("c1.py", "cc00000000d1", "aa00000000a1", "contract", labels=("contract",),
+                         depends_on="ee00000000e1", upgrade=reads),
+        histories.script("c2.py", "cc00000000d2", "cc00000000d1", "contract again",
+                         upgrade='op.create_table("c2", sa.Column("id", sa.Integer, primary_key=True))'),
+    ])
+    result = run_lint(root, "--json", "--dialect", "postgresql")
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    payload = json.loads(result.stdout)
+    assert sorted((u["revision"], u["direction"]) for u in payload["not_checkable"]) == [
+        ("cc00000000d1", "upgrade"), ("ee00000000e2", "upgrade")]
+    # The revisions after each reader were linted: their empty downgrades are found.
+    found = {(f["revision"], f["rule"]) for f in payload["findings"]}
+    assert {("ee00000000e3", "empty-downgrade"), ("cc00000000d2", "empty-downgrade")} <= found, found

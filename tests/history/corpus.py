@@ -217,7 +217,10 @@ def environment(history: History, root: Path, **extra: str) -> dict[str, str]:
     """The adopted checkout's environment: its package first on the path, no variable of
     this project's or the adopted one's left from outside."""
     prefix = history.package.upper() + "_"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MYPKG_", prefix))}
+    # Bytecode written and read as in a user's checkout: without it every run compiles every
+    # script again (the runner's and alembic's seconds alike).
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MYPKG_", prefix)) and k != "PYTHONDONTWRITEBYTECODE"}
     return {**env, "PYTHONPATH": str(root), **extra}
 
 

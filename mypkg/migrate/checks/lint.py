@@ -299,10 +299,12 @@ def render_each(direction: str, start: str, end: str, url: Any) -> tuple[dict[st
     chunks: dict[str, str] = {}
     unchecked: list[Unchecked] = []
     here = start if direction == "upgrade" else end
+    applied: tuple[str, ...] = ()
     while True:
         span = f"{here}:{end}" if direction == "upgrade" else f"{here}:{start}"
         try:
-            chunks.update(split_by_revision(render(direction, span, url, use_checkpoints=False)))  # type: ignore[arg-type]
+            chunks.update(split_by_revision(render(direction, end if applied else span, url,  # type: ignore[arg-type]
+                                                   use_checkpoints=False, applied=applied)))
             return chunks, unchecked
         except OfflineSQLError as exc:
             if exc.revision is None or any(u.revision == exc.revision for u in unchecked):
@@ -310,13 +312,26 @@ def render_each(direction: str, start: str, end: str, url: Any) -> tuple[dict[st
             chunks.update(split_by_revision(exc.sql))
             unchecked.append(Unchecked(exc.revision, direction, exc.reason, exc.reads_database))
             if direction == "upgrade":
-                here = exc.revision  # the next span starts just after it
+                # The next span starts just after it, and after everything rendered so far:
+                # from it alone, Alembic would walk the other branches again from base.
+                applied = _tips({*chunks, *(u.revision for u in unchecked)} - {"base"})
                 continue
             script = graph.script(exc.revision)
             parents = graph.as_tuple(script.down_revision if script is not None else None)
             if len(parents) != 1 or exc.revision == start:
                 return chunks, unchecked  # base, or a merge: the rest of the way is not linear
             here = parents[0]
+
+
+def _tips(revisions: set[str]) -> tuple[str, ...]:
+    """The revisions of ``revisions`` that no other one of them grows from: the heads a
+    database holding all of them would have."""
+    from ..history import graph
+
+    below: set[str] = set()
+    for revision in revisions:
+        below |= graph.ancestors((revision,)) - {revision}
+    return tuple(sorted(revisions - below))
 
 
 #: How a checkpoint is named in findings and in lint.toml's accepted findings.

@@ -17,6 +17,8 @@ from ..errors import MigrateError, UsageError
 from ..history import checkpoints, graph, scripts
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from sqlalchemy.engine import URL
 
 _RUNNING = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*?)\s*$", re.MULTILINE)
@@ -91,11 +93,14 @@ def failure(exc: BaseException, output: str) -> OfflineSQLError:
 
 def render(
     direction: Literal["upgrade", "downgrade"], revision_range: str, url: URL, schema: str | None = None,
-    *, use_checkpoints: bool = True,
+    *, use_checkpoints: bool = True, applied: Collection[str] = (),
 ) -> str:
     """The SQL of ``direction`` over ``revision_range`` for ``url``'s dialect (nothing is
     connected); :func:`.commands.offline_sql` documents the promises. With a tenant's
     ``schema``, the SQL first goes there (:func:`tenant_preamble`).
+
+    ``applied``: an upgrade to ``revision_range`` (its end alone) from a database holding
+    these revisions, as many as there are branches (``FROM:`` names one).
 
     :raises UsageError: unknown revision, or a downgrade without ``FROM:``.
     :raises MigrateError: a script that cannot be rendered offline (:class:`OfflineSQLError`).
@@ -103,6 +108,9 @@ def render(
     from alembic.util import CommandError
 
     from alembic import command
+
+    if applied:
+        return _render_upgrade_after(tuple(applied), revision_range, url)
 
     start, sep, end = revision_range.rpartition(":")
     if direction == "downgrade" and not sep:
@@ -126,6 +134,30 @@ def render(
         if _RUNNING.search(buffer.getvalue()):  # raised by a revision's own operation (batch mode)
             raise failure(exc, buffer.getvalue()) from exc
         raise MigrateError(connections.first_line(exc)) from exc
+    except Exception as exc:  # a script that needs a live database, or a plain bug
+        raise failure(exc, buffer.getvalue()) from exc
+    return buffer.getvalue()
+
+
+def _render_upgrade_after(applied: tuple[str, ...], end: str, url: URL) -> str:
+    """``upgrade --sql`` from several revisions at once: Alembic's command takes one
+    ``FROM``, its migration context any number (one per branch: a lint going on past a
+    revision of neutron's contract branch must not walk its expand branch again)."""
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+
+    buffer = io.StringIO()
+    config = scripts.make_config(url=url)
+    config.output_buffer = buffer
+    directory = ScriptDirectory.from_config(config)
+
+    def upgrade(rev: Any, _context: Any) -> Any:
+        return directory._upgrade_revs(end, rev)
+
+    try:
+        with EnvironmentContext(config, directory, fn=upgrade, as_sql=True, starting_rev=list(applied),
+                                destination_rev=end):
+            directory.run_env()
     except Exception as exc:  # a script that needs a live database, or a plain bug
         raise failure(exc, buffer.getvalue()) from exc
     return buffer.getvalue()
