@@ -399,3 +399,30 @@ def test_every_generated_numeric_fits_its_precision_and_scale(precision: int | N
         assert fraction <= (scale or 0), (found, precision, scale)
         assert len(digits) - fraction <= max(whole_digits, 0) or found == found.to_integral() == 0, (found, precision, scale)
     assert len(set(values)) > 1  # they vary: unique constraints need it
+
+
+def test_two_keys_to_one_parent_get_different_rows_as_a_no_self_reference_check_wants(tmp_path: Path) -> None:
+    """prefect's block_document_reference refers to block_document twice (parent and
+    reference) under ``CHECK (parent_id <> reference_id)``: both keys took the same parent
+    row, every insert broke the CHECK, and the table stayed empty ("no rows could be
+    generated") for the last six revisions of the history."""
+    root = histories.project_with(tmp_path / "p", [
+        histories.script("a.py", "f0000000000a", None, "documents and references", """
+            op.create_table("document", sa.Column("id", sa.Integer, primary_key=True))
+            op.create_table(
+                "reference",
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("parent_id", sa.Integer, sa.ForeignKey("document.id"), nullable=False),
+                sa.Column("reference_id", sa.Integer, sa.ForeignKey("document.id"), nullable=False),
+                sa.CheckConstraint("parent_id <> reference_id", name="no_self_reference"),
+            )
+            """, 'op.drop_table("reference")\nop.drop_table("document")'),
+        histories.script("b.py", "f0000000000b", "f0000000000a", "a note on references",
+                         'op.add_column("reference", sa.Column("note", sa.String(10)))',
+                         'with op.batch_alter_table("reference") as batch:\n    batch.drop_column("note")'),
+    ])
+    done = Cli(root, {"PYTHONPATH": str(root)})("roundtrip", "--json", "--report")
+    assert done.returncode == 0, done.stdout + done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["notes"] == [] and payload["findings"] == [], payload
+    assert payload["steps"][-1]["rows"]["reference"] == 20

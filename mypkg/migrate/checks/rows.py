@@ -100,6 +100,12 @@ def fill(connection: Connection, table: sa.Table, wanted: int, start: int,
     if have >= wanted:
         return start
     parents = _parent_keys(connection, table)
+    # Keys to the same parent take different rows of it, one apart: a table referring to
+    # another twice often forbids the same row in both (prefect's CHECK (parent <> reference)).
+    shift, seen = {}, {}
+    for name, keys in parents.items():
+        shift[name] = seen.get(id(keys), 0)
+        seen[id(keys)] = shift[name] + 1
     rows = []
     for k in range(start, start + wanted - have):
         row = {}
@@ -108,7 +114,7 @@ def fill(connection: Connection, table: sa.Table, wanted: int, start: int,
                 continue
             if column.name in parents:
                 keys = parents[column.name]
-                row[column.name] = keys[k % len(keys)] if keys else None
+                row[column.name] = keys[(k + shift[column.name]) % len(keys)] if keys else None
             elif _own_key(column, table):
                 # Far from the small ids a revision's seed rows spell out (INSERT ... VALUES (1, ...)).
                 row[column.name] = KEYS_FROM + k
@@ -141,13 +147,16 @@ def _parent_keys(connection: Connection, table: sa.Table) -> dict[str, list[Any]
     """For each single-column foreign key, the values its parent holds."""
     import sqlalchemy as sa
 
-    found = {}
+    found, read = {}, {}
     for constraint in table.foreign_key_constraints:
         if len(constraint.elements) != 1:
             continue
         (element,) = constraint.elements
         parent = element.column
-        found[element.parent.name] = list(connection.scalars(sa.select(parent).order_by(parent)))
+        where = (parent.table.schema, parent.table.name, parent.name)
+        if where not in read:  # one list per parent column: keys to it are told apart by it
+            read[where] = list(connection.scalars(sa.select(parent).order_by(parent)))
+        found[element.parent.name] = read[where]
     return found
 
 
