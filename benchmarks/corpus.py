@@ -55,9 +55,9 @@ application at its pinned release. `tests/history/test_corpus.py` runs the small
 """
 
 
-def timed(run, *args):  # noqa: ANN001, ANN002, ANN201
+def timed(run, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
     started = time.perf_counter()
-    done = run(*args)
+    done = run(*args, **kwargs)
     return done, time.perf_counter() - started
 
 
