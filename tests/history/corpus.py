@@ -74,9 +74,10 @@ CORPUS: tuple[History, ...] = (
             "350e640c3c6bc532e0ad6d5cf6479f82f309a38bf05f84d30947d00a36f94523", "aim/storage/migrations",
             "aimstorage", SQLALCHEMY_DEFAULT, dialects=("sqlite",),
             adoption="its convention is SQLAlchemy's default (ix only): naming.py set to it",
-            judged="roundtrip: 1 true (46b89d830ad8's downgrade alters a constraint outside batch mode, which "
-                   "SQLite cannot: its own downgrade fails, under alembic too); lint: true, its does-not-run "
-                   "included (that downgrade drops a foreign key it never named)"),
+            judged="roundtrip: 1 true (46b89d830ad8's downgrade alters a constraint outside batch mode, which SQLite "
+                   'cannot: its own downgrade fails, under alembic too); lint: true, its does-not-run included (that '
+                   "downgrade drops a foreign key it never named); plugin: its table note has a core table's name, and a"
+                   " plugin shares the core's database: true, the history's own as a plugin"),
     History("buildbot", "buildbot", "4.3.0", "buildbot-4.3.0-py3-none-any.whl",
             "5cd502825b1bbacda2ac0b24e6da5107dbbc2c54f80cd53100f85a5b2e30c400", "buildbot/db/migrations",
             "bbcorpus", SQLALCHEMY_DEFAULT, application="buildbot==4.3.0",
@@ -95,12 +96,18 @@ CORPUS: tuple[History, ...] = (
             "gnocorpus", SQLALCHEMY_DEFAULT, application="gnocchi[postgresql]==4.7.1", dialects=("postgresql", "mysql"),
             driver="psycopg2",
             adoption="its scripts import sqlalchemy_utils: the application installed with its postgresql extra",
-            judged="upgrade on PostgreSQL: both fail alike at 8f376189b9eb (a json column fed a text "
-                   "expression) under psycopg 3; gnocchi runs psycopg2: not judged further yet"),
+            judged="works on PostgreSQL with psycopg2, its project's driver (under psycopg 3 both tools fail alike at "
+                   '8f376189b9eb: a json column fed a text parameter), and on MariaDB. Found OUR defects, fixed: its '
+                   "head revision defines no downgrade() (lint failed whole, downgrade said 'no revision is there'); "
+                   "34c517bcc2dd grows a module-level list while it runs (a fleet worker's second tenant failed)"),
     History("ckan", "ckan", "2.12.0", "ckan-2.12.0-py3-none-any.whl",
             "3b41cb4860286813fbcd18c57341e96edba266e2e492aeea92c4e03ce9e2934e", "ckan/migration",
             "ckancorpus", SQLALCHEMY_DEFAULT, application="ckan==2.12.0", dialects=("postgresql",),
-            judged="upgrade on PostgreSQL: works, 110 revisions, pg_dump-identical to alembic's"),
+            judged="upgrade on PostgreSQL: works, pg_dump-identical to alembic's; --schema and a fleet of 20 schemas "
+                   'work; lint: data-with-ddl, empty-downgrade, unnamed-constraint true, as its scripts show; its '
+                   "does-not-run is true: fd6622e3d964's downgrade declares harvested_document.created twice, which "
+                   'SQLAlchemy 2 refuses (DuplicateColumnError) before any database; its note, f98d8fa2a7f7, reads the '
+                   'database'),
     History("dagster", "dagster", "1.13.29", "dagster-1.13.29-py3-none-any.whl",
             "65f7bf2f52c0c1219cb1ca63a1f0f95a1af83d12e94ebec7598e47ee49889859", "dagster/_core/storage/alembic",
             "dagcorpus", SQLALCHEMY_DEFAULT, application="dagster==1.13.29",
@@ -113,29 +120,46 @@ CORPUS: tuple[History, ...] = (
             application="prefect==3.9.1", dialects=("sqlite",), subfolder="sqlite",
             adoption="one of two histories (versions/sqlite); naming.py set to orm_models.py's convention "
                      "(column_0_N_name tokens)",
-            judged="upgrade: works, 115 revisions, the same schema as alembic's (compared canonically: batch "
-                   "mode writes constraints in set order); roundtrip and lint findings not judged yet"),
+            judged='upgrade, down and up, checkpoint: work. Roundtrip found OUR defects, fixed: after a revision failing'
+                   ' with its cursor open (b75d279ba985) SQLite stayed locked and the walk stopped at 13 of 115; a table'
+                   ' with two keys to one parent under a no-self-reference CHECK got no rows. Its findings, judged by '
+                   "each one's example: upgrades failing with rows present, true (NOT NULL columns added without a "
+                   'default: c8ff35f94028, b9bda9f142f1, 2b6c2b548f95, 354f1ede7e9f; b75d279ba985 again after its own '
+                   "downgrade emptied block_schema.name) but 35659cc49969 and 1678f2fb8b33's downgrade, false (generated"
+                   " keys name no flow run or pool: an invariant prefect's application keeps, which no generator can "
+                   'know before the foreign key exists); downgrades that cannot bring data back, true (b75d279ba985, '
+                   '33439667aeea, 42762c37b7bc, 2fe8ef6a6514, a49711513ad4, f92143d30c27, 9e83011d1f2a, bb38729c471a, '
+                   'bfe42b7090d6, 7655f31c5157); data changed on purpose, true changes prefect means (e73c6f1fe752 and '
+                   'f335f9633eec recompute checksums, 88c2112b668f, 22ef3915ccd8, 8167af8df781, f92143d30c26, '
+                   '2095de406cbe drops invalid references), which an adopter declares with roundtrip_changes; lint: '
+                   'data-with-ddl and empty-downgrade true (data migrations inside schema changes, downgrades that pass)'),
     History("prefect (postgresql)", "prefect", "3.9.1", "prefect-3.9.1-py3-none-any.whl",
             "0c662e26e971b617993eed1f3d02fb8bc3c2dd47bee521b495f6e4dfeb38ae74",
             "prefect/server/database/_migrations", "prefpg", PREFECT,
             application="prefect==3.9.1", dialects=("postgresql",), subfolder="postgresql",
             adoption="one of two histories (versions/postgresql); naming.py set to orm_models.py's "
                      "convention (column_0_N_name tokens)",
-            judged="upgrade: both fail alike at c8d5f2a71b3e: a % in its raw SQL, which psycopg 3 reads as a "
-                   "placeholder (prefect runs it through asyncpg); to be run with that driver"),
+            judged="needs asyncpg: c8d5f2a71b3e's raw SQL holds format('%I.%I'), a placeholder to every sync driver "
+                   '(psycopg 3 and psycopg2 alike); mypkg runs sync drivers (an async URL is refused in one line), so '
+                   'both tools fail alike there: not run further'),
     History("zenml", "zenml", "0.98.0", "zenml-0.98.0-py3-none-any.whl",
             "801ffbe1821bd48dfc03c9fd5519f5a7d4387d86b3d48d08bd2057dfcde5ad30", "zenml/zen_stores/migrations",
             "zencorpus", SQLALCHEMY_DEFAULT, application="zenml[server]==0.98.0", dialects=("sqlite", "mysql"),
             adoption="its scripts import sqlmodel: the application installed with its server extra",
-            judged="not run: zenml[server] 0.98.0 cannot be installed beside this package's dependencies "
-                   "(pip's resolver refuses)"),
+            judged='found OUR defects, fixed: the package required alembic>=1.16.3 where zenml pins <=1.15.2 (the '
+                   'runtime floor is 1.12, measured); its first revision reads through a second connection of the '
+                   'engine, which our BEGIN IMMEDIATE kept waiting out the busy timeout; its logging to stdout broke '
+                   "--json. Then both tools fail alike: on SQLite at 728c6369cfaa ('Unsupported engine: sqlite': zenml "
+                   'makes new SQLite databases with create_all and stamps them), on MariaDB at 41b28cae31ce (it needs '
+                   "the default workspace zenml's server creates at start)"),
     History("neutron", "neutron", "29.0.0", "neutron-29.0.0-py3-none-any.whl",
             "6e998e2e55d233ff757f3ae1d53dd8dfd2cb455a01868e494c22fd6b8b0aba36",
             "neutron/db/migration/alembic_migrations", "neucorpus", SQLALCHEMY_DEFAULT,
             application="neutron==29.0.0", dialects=("mysql", "postgresql"),
-            judged="found OUR defect, fixed: the manifest refused `branch_labels = (cli.CONTRACT_BRANCH,)`; it now "
-                   "reads such constants from their module's source. On PostgreSQL both tools then fail alike at "
-                   "d553edeb540f (MySQL's CONVERT): neutron runs on MySQL/MariaDB, the column still to come"),
+            judged='found OUR defects, fixed: the manifest refused `branch_labels = (cli.CONTRACT_BRANCH,)` (it reads '
+                   "such constants from their module's source now); lint failed whole on readers in both the expand and "
+                   'contract branches. On MariaDB, its database, both heads; on PostgreSQL both tools fail alike at '
+                   "d553edeb540f (MySQL's CONVERT)"),
 )
 
 
