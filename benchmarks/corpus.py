@@ -104,7 +104,24 @@ def dump(kind: str, server, url: str, history: corpus.History) -> str:  # noqa: 
     versions = subprocess.run(["mariadb", "-S", str(server.socket), "-u", "root", "-N", "-e",
                                "SELECT version_num FROM alembic_version ORDER BY 1", name],
                               capture_output=True, text=True, timeout=60)
-    return (done.stdout + versions.stdout).replace(f"`{name}`", "`DATABASE`")
+    return _keys_sorted((done.stdout + versions.stdout).replace(name, "DATABASE"))
+
+
+def _keys_sorted(dump: str) -> str:
+    """A CREATE TABLE's keys and constraints in name order, trailing commas dropped: MariaDB
+    lists them in creation order, which follows SQLAlchemy's set of a table's indexes (the
+    hash seed's order), run to run under one tool alike."""
+    lines, keys = [], []
+    for line in dump.splitlines():
+        bare = line.rstrip(",")
+        if bare.lstrip().startswith(("KEY ", "UNIQUE KEY ", "CONSTRAINT ", "FULLTEXT KEY ", "SPATIAL KEY ")):
+            keys.append(bare)
+            continue
+        if bare.startswith(")"):
+            lines.extend(sorted(keys))
+            keys = []
+        lines.append(bare)
+    return "\n".join(lines)
 
 
 def failures(history: corpus.History, root: Path, migrate, urls: list[str], by_alembic, by_runner) -> str:  # noqa: ANN001

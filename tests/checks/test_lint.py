@@ -445,7 +445,7 @@ def test_a_revision_without_a_downgrade_function_is_a_finding_and_the_lint_goes_
     assert result.returncode == 1, result.stdout + result.stderr
     payload = json.loads(result.stdout)
     (finding,) = [f for f in payload["findings"] if f["rule"] == "does-not-run"]
-    assert finding["revision"] == "cc00000000c3" and "has no attribute 'downgrade'" in finding["statement"]
+    assert (finding["revision"], finding["statement"]) == ("cc00000000c3", "downgrade: it defines no downgrade()")
     # bb00000000b2's downgrade, below it, was linted: its emptiness is found.
     assert ("bb00000000b2", "empty-downgrade") in {(f["revision"], f["rule"]) for f in payload["findings"]}
     url = f"sqlite:///{tmp_path / 'x.db'}"
@@ -491,3 +491,21 @@ def test_revisions_reading_the_database_on_two_branches_are_notes_and_every_revi
     # The revisions after each reader were linted: their empty downgrades are found.
     found = {(f["revision"], f["rule"]) for f in payload["findings"]}
     assert {("ee00000000e3", "empty-downgrade"), ("cc00000000d2", "empty-downgrade")} <= found, found
+
+
+def test_a_revision_whose_helper_refuses_offline_mode_by_name_is_a_note(tmp_path: Path) -> None:
+    """neutron's create_table_if_not_exists raises "cannot be called while in offline mode":
+    the revision needs a live database (it runs on MariaDB), like one that reads it: a note,
+    not a does-not-run finding."""
+    from tests.history import histories
+
+    root = histories.project_with(tmp_path / "project", [
+        histories.script("a.py", "aa00000000a1", None, "a helper that needs the database",
+                         upgrade=('if op.get_context().as_sql:\n'
+                                  '    raise RuntimeError("create_table_if_not_exists cannot be called while in '
+                                  'offline mode")'),
+                         downgrade="pass"),
+    ])
+    payload = json.loads(run_lint(root, "--json", "--dialect", "postgresql").stdout)
+    assert [(u["revision"], u["direction"]) for u in payload["not_checkable"]] == [("aa00000000a1", "upgrade")]
+    assert not [f for f in payload["findings"] if f["rule"] == "does-not-run"], payload["findings"]

@@ -41,7 +41,9 @@ class OfflineSQLError(MigrateError):
 #: result fails so. Inspecting the bind, or an ORM session on it, fails in these.
 _READ_FAILURES = ("'NoneType' object has no attribute", "No inspection system is available",
                   # batch mode on SQLite reflects the table it rebuilds
-                  "requires a live database connection")
+                  "requires a live database connection",
+                  # a project's own helper refusing it by name (neutron's create_table_if_not_exists)
+                  "while in offline mode")
 _READ_MODULES = ("sqlalchemy/orm/", "sqlalchemy/engine/reflection", "sqlalchemy/inspection")
 
 
@@ -69,6 +71,7 @@ def failure(exc: BaseException, output: str) -> OfflineSQLError:
 
     lacking = graph.lacking_function(exc)
     if lacking is not None:  # before its marker: Alembic takes the function as it plans the steps
+        reason = f"it defines no {str(exc).rsplit(chr(39), 2)[-2]}()"
         return OfflineSQLError(f"offline SQL failed in revision {lacking}: {reason}; the SQL of the revisions "
                                "before it was written to the output", output, lacking, reason)
     if not found:
