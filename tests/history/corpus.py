@@ -156,10 +156,12 @@ CORPUS: tuple[History, ...] = (
             "6e998e2e55d233ff757f3ae1d53dd8dfd2cb455a01868e494c22fd6b8b0aba36",
             "neutron/db/migration/alembic_migrations", "neucorpus", SQLALCHEMY_DEFAULT,
             application="neutron==29.0.0", dialects=("mysql", "postgresql"),
-            judged='found OUR defects, fixed: the manifest refused `branch_labels = (cli.CONTRACT_BRANCH,)` (it reads '
-                   "such constants from their module's source now); lint failed whole on readers in both the expand and "
-                   'contract branches. On MariaDB, its database, both heads; on PostgreSQL both tools fail alike at '
-                   "d553edeb540f (MySQL's CONVERT)"),
+            judged="found OUR defects, fixed: the manifest refused `branch_labels = (cli.CONTRACT_BRANCH,)` (it "
+                   "reads such constants from their module's source now); lint failed whole on readers in both "
+                   "the expand and contract branches. On MariaDB, its database: works, both heads. On PostgreSQL "
+                   "both tools fail alike at d553edeb540f (MySQL's CONVERT). Lint: its 130 does-not-run downgrades "
+                   "are true (neutron defines no downgrade since Mitaka); 2b42d90729da's upgrade one is false "
+                   "(neutron's remove_fks_from_table reads the database in its own helper; it runs on MariaDB)"),
 )
 
 
