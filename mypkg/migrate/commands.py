@@ -23,6 +23,7 @@ from .errors import MigrateError, UsageError
 from .history import branches, graph
 from .history.manifest import load as load_manifest
 from .identity import COMMAND
+from .database.bridge import for_async_drivers
 from .observe.api import told
 from .results import (
     AppliedRevision,
@@ -49,6 +50,7 @@ __all__ = [
 Waiting = Callable[[str], None]
 
 
+@for_async_drivers
 @told
 def upgrade(
     target: Target = None,
@@ -126,6 +128,7 @@ def _adopter(baseline: str) -> Callable[[Connection, Database], None]:
     return adopt
 
 
+@for_async_drivers
 @told
 def downgrade(
     target: Target = None,
@@ -156,6 +159,7 @@ def downgrade(
     )
 
 
+@for_async_drivers
 def current(target: Target = None) -> tuple[str, ...]:
     """The revision(s) the database is at; empty for a new database. Writes nothing."""
     db = resolve(target)
@@ -176,6 +180,7 @@ def history() -> list[RevisionInfo]:
     return graph.history()
 
 
+@for_async_drivers
 def status(target: Target = None) -> Status:
     """Applied and pending revisions. Writes nothing.
 
@@ -214,6 +219,7 @@ def status(target: Target = None) -> Status:
     )
 
 
+@for_async_drivers
 def wait_for_head(
     target: Target = None,
     timeout: float = 60.0,
@@ -243,6 +249,7 @@ def wait_for_head(
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
+@for_async_drivers
 @told
 def stamp(
     target: Target,
@@ -274,6 +281,7 @@ def stamp(
     return MigrationResult(db.masked, before, after, [])
 
 
+@for_async_drivers
 @told
 def repair(
     target: Target,
@@ -303,6 +311,7 @@ def repair(
     return MigrationResult(db.masked, before, after, [])
 
 
+@for_async_drivers
 def realign_checksums(
     target: Target = None,
     revision: str | None = None,
@@ -326,6 +335,7 @@ def realign_checksums(
         return integrity.realign(connection, revision)
 
 
+@for_async_drivers
 def check(target: Target = None) -> list[str]:
     """Differences between the models and the database, one readable line each.
 
@@ -350,6 +360,7 @@ def check(target: Target = None) -> list[str]:
         return differences(connection, models.metadata)
 
 
+@for_async_drivers
 def verify(target: Target = None) -> list[ChecksumProblem]:
     """Check that what ran, what was shipped and what is installed agree.
 
@@ -373,6 +384,7 @@ def verify(target: Target = None) -> list[ChecksumProblem]:
     return found + integrity.edited_scripts() + integrity.edited_checkpoints() + integrity.release_problems()
 
 
+@for_async_drivers
 def applied_history(target: Target = None) -> list[LedgerRow]:
     """The ledger: every revision applied, reverted, stamped or failed, oldest first."""
     db = resolve(target)

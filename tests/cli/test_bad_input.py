@@ -87,7 +87,8 @@ CASES: dict[str, Case] = {
                                         "unknown database dialect 'vertica'"),
     "port not a number": Case(("--url", f"postgresql://u:{SECRET}@127.0.0.1:abc/db", "status"), 2, "the port must be a number"),
     "port out of range": Case(("--url", f"postgresql://u:{SECRET}@127.0.0.1:99999/db", "status"), 2, "port 99999 is out of range"),
-    "async driver": Case(("--url", "postgresql+asyncpg://u@127.0.0.1/db", "status"), 2, "async driver"),
+    "async driver": Case(("--url", "sqlite+aiosqlite:///x.db", "status"), 2,
+                         "async driver 'sqlite+aiosqlite' is not supported: use postgresql+asyncpg:// or a sync driver"),
     "a SQLite parameter the driver cannot take": Case(("--url", "{db}?timeout=abc", "upgrade"), 2,
                                                      "timeout=abc is not a value the sqlite driver takes"),
     "a second SQLite parameter the driver cannot take": Case(

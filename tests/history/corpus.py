@@ -139,9 +139,10 @@ CORPUS: tuple[History, ...] = (
             application="prefect==3.9.1", dialects=("postgresql",), subfolder="postgresql",
             adoption="one of two histories (versions/postgresql); naming.py set to orm_models.py's "
                      "convention (column_0_N_name tokens)",
-            judged="needs asyncpg: c8d5f2a71b3e's raw SQL holds format('%I.%I'), a placeholder to every sync driver "
-                   '(psycopg 3 and psycopg2 alike); mypkg runs sync drivers (an async URL is refused in one line), so '
-                   'both tools fail alike there: not run further'),
+            driver="asyncpg",
+            judged="found OUR limit, lifted: it runs through asyncpg, its project's driver (c8d5f2a71b3e's raw "
+                   "SQL holds format('%I.%I'), a placeholder to every sync driver, psycopg 3 and psycopg2 alike); "
+                   "postgresql+asyncpg:// URLs now work, through SQLAlchemy's greenlet bridge"),
     History("zenml", "zenml", "0.98.0", "zenml-0.98.0-py3-none-any.whl",
             "801ffbe1821bd48dfc03c9fd5519f5a7d4387d86b3d48d08bd2057dfcde5ad30", "zenml/zen_stores/migrations",
             "zencorpus", SQLALCHEMY_DEFAULT, application="zenml[server]==0.98.0", dialects=("sqlite", "mysql"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,14 +136,26 @@ def create_engine(
         if not any(isinstance(handler, logging.NullHandler) for handler in noisy.handlers):
             noisy.addHandler(logging.NullHandler())
         connect_args = kwargs.setdefault("connect_args", {})
-        if "connect_timeout" not in parsed.query:
+        if parsed.get_driver_name() == "asyncpg":
+            connect_args.setdefault("timeout", connect_timeout())  # asyncpg's own name for it
+            if for_migrations:  # prepared statements do not survive a transaction pooler (as below)
+                connect_args["statement_cache_size"] = 0
+                parsed = parsed.update_query_dict({"prepared_statement_cache_size": "0"})
+        elif "connect_timeout" not in parsed.query:
             # libpq counts whole seconds, at least 2.
             connect_args["connect_timeout"] = max(2, math.ceil(connect_timeout()))
         if parsed.get_driver_name() == "psycopg" and for_migrations:
             # No server-side prepared statements: a pooler may hand the next transaction
             # to another server session, where they do not exist.
             connect_args["prepare_threshold"] = None
-    engine = sqlalchemy.create_engine(parsed, **kwargs)
+    if getattr(parsed.get_dialect(), "is_async", False):
+        # Its sync face: every call reaches the driver's coroutines through the greenlet
+        # bridge the command runs in (:mod:`.bridge`).
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(parsed, **kwargs).sync_engine
+    else:
+        engine = sqlalchemy.create_engine(parsed, **kwargs)
     if handshake_bound:
         from sqlalchemy import event
 
@@ -152,6 +165,23 @@ def create_engine(
     if schema is not None and parsed.get_backend_name() == "postgresql":
         _search_path(engine, schema)
     return engine
+
+
+def for_the_driver(connection: Connection, sql: str, params: dict[str, Any] | None = None) -> tuple[str, Any]:
+    """``sql`` written with psycopg's ``%(name)s`` markers (``%%`` a percent sign), and its
+    ``params``, as the connection's driver takes them straight: asyncpg numbers them
+    (``$1``), and its percent signs are plain."""
+    if connection.dialect.paramstyle != "numeric_dollar":
+        return sql, params or {}
+    names: list[str] = []
+
+    def number(found: re.Match[str]) -> str:
+        if found.group(0) == "%%":
+            return "%"
+        names.append(found.group(1))
+        return f"${len(names)}"
+
+    return re.sub(r"%\((\w+)\)s|%%", number, sql), tuple((params or {})[name] for name in names)
 
 
 #: Marks the connection that migrates (its pool record's info): it begins BEGIN IMMEDIATE.

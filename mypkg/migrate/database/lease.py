@@ -56,7 +56,8 @@ ROW_WAIT = "200ms"
 ADVISORY_HELD = (
     "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND l.classid = ((:key >> 32) & 4294967295)::oid AND l.objid = (:key & 4294967295)::oid"
+    "AND l.classid = ((CAST(:key AS bigint) >> 32) & 4294967295)::oid "
+    "AND l.objid = (CAST(:key AS bigint) & 4294967295)::oid"
 )
 
 

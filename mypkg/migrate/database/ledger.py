@@ -188,8 +188,10 @@ def write(
     # Straight to the driver's cursor, on the same connection and so in the same
     # transaction: written once per revision, where SQLAlchemy's statement machinery
     # would cost more than the INSERT itself.
-    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    statement = _INSERT.format(marks=", ".join([marker] * len(values)))
+    style = connection.dialect.paramstyle
+    marks = [("?" if style == "qmark" else f"${n}" if style == "numeric_dollar" else "%s")
+             for n in range(1, len(values) + 1)]
+    statement = _INSERT.format(marks=", ".join(marks))
     server_pid = returning_server_pid and connection.dialect.name == "postgresql"
     if not connection.in_transaction():
         # Begun by SQLAlchemy, not implicitly by the driver's cursor: its "begin" listeners

@@ -145,7 +145,9 @@ def capture(connection: Connection, runner_tables: Collection[str]) -> dict[str,
     from ..errors import CaptureError
 
     def rows(sql: str, params: dict[str, Any] | None = None) -> list[Any]:
-        return list(connection.exec_driver_sql(sql, params or {}).all())
+        from .connections import for_the_driver
+
+        return list(connection.exec_driver_sql(*for_the_driver(connection, sql, params)).all())
 
     if not connection.in_transaction():
         connection.begin()  # the search path is set per transaction

@@ -37,6 +37,8 @@ _DRIVER_PACKAGES: dict[str, tuple[str, str]] = {
     "psycopg2": ("psycopg2-binary", "psycopg2"),
     "pg8000": ("pg8000", "pg8000"),
     "pymysql": ("PyMySQL (the mysql extra)", "pymysql"),
+    "asyncpg": ("asyncpg", "asyncpg"),
+    "greenlet": ("greenlet (SQLAlchemy's asyncio extra)", "greenlet"),
     "mysqldb": ("mysqlclient", "mysqlclient"),
     "oracledb": ("oracledb", "oracledb"),
     "pyodbc": ("pyodbc", "pyodbc"),
@@ -252,13 +254,16 @@ def parse_url(text: str, *, need_driver: bool = True) -> URL:
             f"unknown database dialect {url.drivername!r} in {mask(url)}: "
             "use sqlite:///FILE, postgresql://user@host/dbname or mysql+pymysql://user@host/dbname"
         ) from None
-    if getattr(dialect_cls, "is_async", False):
-        raise UsageError(f"async driver {url.drivername!r} is not supported: use a sync driver")
+    if getattr(dialect_cls, "is_async", False) and url.get_driver_name() not in ASYNC_DRIVERS:
+        raise UsageError(f"async driver {url.drivername!r} is not supported: use postgresql+asyncpg:// "
+                         "or a sync driver")
     _check_driver_parameters(url, dialect_cls, text)
     if not need_driver:
         return url
     try:
         dialect_cls.import_dbapi()
+        if getattr(dialect_cls, "is_async", False):
+            import greenlet  # noqa: F401 - SQLAlchemy's bridge from sync code to the driver's coroutines
     except ImportError as exc:
         module = (exc.name or dialect_cls.driver).split(".")[0]
         pip_name, conda_name = _DRIVER_PACKAGES.get(module.lower(), (module, module))
@@ -267,6 +272,10 @@ def parse_url(text: str, *, need_driver: bool = True) -> URL:
             f"pip install {pip_name}, or conda install -c conda-forge {conda_name}"
         ) from None
     return url
+
+
+#: Async drivers whose URLs work (through :mod:`.bridge`): an asyncio application's own URL.
+ASYNC_DRIVERS = ("asyncpg",)
 
 
 #: libpq's parameters that must be whole numbers (libpq refuses anything else on connecting).
