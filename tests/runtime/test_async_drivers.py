@@ -74,3 +74,31 @@ def test_the_api_takes_an_asyncpg_url_and_says_how_to_call_it_from_a_running_loo
         assert (await asyncio.to_thread(mypkg.status, url)).at_head
 
     asyncio.run(inside_the_applications_loop())
+
+
+def test_plain_alembic_on_an_asyncpg_url_builds_what_the_runner_builds(source_copy: Path,
+                                                                       pg_server: PostgresServer) -> None:
+    """The authors' `alembic upgrade head` reads the same env.py: on the asyncio application's
+    URL it failed with MissingGreenlet while the runner succeeded."""
+    import shutil
+
+    from tests.conftest import REPO
+
+    shutil.copy(REPO / "alembic.ini", source_copy / "alembic.ini")
+    by_alembic, by_runner = pg_server.create_database(), pg_server.create_database()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+        env.update(PYTHONPATH=str(source_copy), MYPKG_DATABASE_URL=as_async(by_alembic))
+        done = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=source_copy, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert run(source_copy, "--url", as_async(by_runner), "upgrade").returncode == 0
+
+        def schema(url: str) -> str:
+            dumped = client(pg_server, "pg_dump", url, "--schema-only", "--no-owner", "-T", "mypkg_migration_*")
+            return "\n".join(line for line in dumped.stdout.splitlines() if not line.startswith(("\\restrict", "\\unr")))
+
+        assert "CREATE TABLE" in schema(by_alembic) and schema(by_alembic) == schema(by_runner)
+    finally:
+        pg_server.drop_database(by_alembic)
+        pg_server.drop_database(by_runner)

@@ -19,6 +19,8 @@ def names_async_driver(target: Any) -> bool:
     dialect = getattr(target, "dialect", None)
     if dialect is not None:
         return bool(getattr(dialect, "is_async", False))
+    if hasattr(target, "get_dialect"):  # a parsed URL
+        return bool(getattr(target.get_dialect(), "is_async", False))
     if target is not None and not isinstance(target, str):
         return False
     from .settings import ASYNC_DRIVERS, resolve_url_string

@@ -274,5 +274,11 @@ def run_migrations() -> None:
         _see_plugins(context, config)
     if context.is_offline_mode():
         _offline(context, config)
+    elif config.attributes.get("connection") is None:
+        from ..database.bridge import for_async_drivers
+
+        # Plain `alembic upgrade` on an asyncio application's postgresql+asyncpg:// URL:
+        # its migrations run in the greenlet bridge, as the runner's do.
+        for_async_drivers(lambda _url: _online(context, config))(database_url(config))
     else:
         _online(context, config)
