@@ -264,7 +264,8 @@ def as_plugin(history: corpus.History, python: str, work: Path, core_wheel: Path
     root = work / "plugin"
     versions = root / package / "versions"
     versions.mkdir(parents=True)
-    (root / package / "__init__.py").write_text(f'"""{history.name} as a plugin of mypkg."""\n')
+    (root / package / "__init__.py").write_text(f'"""{history.name} as a plugin of mypkg."""\n\n'
+                                                f"NAMING_CONVENTION = {history.convention!r}\n")
     (root / "pyproject.toml").write_text(
         f'[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
         f'[project]\nname = "{name}-plugin"\nversion = "{history.version}"\ndependencies = ["mypkg"]\n\n'

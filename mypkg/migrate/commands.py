@@ -37,9 +37,8 @@ from .results import (
 from .runtime import integrity, offline, runner
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL, Connection
+    from sqlalchemy.engine import URL
 
-    from .database.target import Database
 
 __all__ = [
     "AppliedRevision", "BackfillProgress", "ChecksumProblem", "LedgerRow", "MigrationResult", "RevisionInfo",
@@ -50,7 +49,6 @@ __all__ = [
 Waiting = Callable[[str], None]
 
 
-@for_async_drivers
 @told
 def upgrade(
     target: Target = None,
@@ -104,31 +102,20 @@ def upgrade(
         raise UsageError(f"--only and --without choose heads: give no revision ({revision!r} given)")
     if revision == "head" and len(load_manifest().heads) > 1:  # the manifest: no need for Alembic's graph
         revision = "heads"  # several unmerged branches: all of them, as Django and Flyway do
+    from .checks.baseline import adopter
+
     db, done = resolve(target), []
     for destination in branches.targets(only, without) if only or without else [revision]:
         done.append(runner.run(
             "upgrade", db, destination, on_applied=on_applied, lock_timeout=lock_timeout,
             statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
             ignore_checksums=ignore_checksums, backup=backup and not done, busy_timeout=busy_timeout,
-            adopt=None if baseline is None else _adopter(baseline), on_progress=on_progress,
+            adopt=None if baseline is None else adopter(baseline), on_progress=on_progress,
             use_checkpoints=use_checkpoints,
         ))
     return done[0]._replace(after=done[-1].after, applied=[step for run in done for step in run.applied])
 
 
-def _adopter(baseline: str) -> Callable[[Connection, Database], None]:
-    """``--baseline REV``: check the schema is REV's, then stamp it (:func:`stamp`'s check)."""
-
-    def adopt(connection: Connection, db: Database) -> None:
-        from .checks.baseline import stamp_checked
-
-        graph.require_revision(baseline)
-        stamp_checked(connection, db, baseline, detail="baseline")
-
-    return adopt
-
-
-@for_async_drivers
 @told
 def downgrade(
     target: Target = None,
@@ -159,7 +146,6 @@ def downgrade(
     )
 
 
-@for_async_drivers
 def current(target: Target = None) -> tuple[str, ...]:
     """The revision(s) the database is at; empty for a new database. Writes nothing."""
     db = resolve(target)
@@ -180,7 +166,6 @@ def history() -> list[RevisionInfo]:
     return graph.history()
 
 
-@for_async_drivers
 def status(target: Target = None) -> Status:
     """Applied and pending revisions. Writes nothing.
 
@@ -219,7 +204,6 @@ def status(target: Target = None) -> Status:
     )
 
 
-@for_async_drivers
 def wait_for_head(
     target: Target = None,
     timeout: float = 60.0,
@@ -249,7 +233,6 @@ def wait_for_head(
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
-@for_async_drivers
 @told
 def stamp(
     target: Target,
@@ -281,7 +264,6 @@ def stamp(
     return MigrationResult(db.masked, before, after, [])
 
 
-@for_async_drivers
 @told
 def repair(
     target: Target,
@@ -311,7 +293,6 @@ def repair(
     return MigrationResult(db.masked, before, after, [])
 
 
-@for_async_drivers
 def realign_checksums(
     target: Target = None,
     revision: str | None = None,
@@ -335,7 +316,6 @@ def realign_checksums(
         return integrity.realign(connection, revision)
 
 
-@for_async_drivers
 def check(target: Target = None) -> list[str]:
     """Differences between the models and the database, one readable line each.
 
@@ -360,7 +340,6 @@ def check(target: Target = None) -> list[str]:
         return differences(connection, models.metadata)
 
 
-@for_async_drivers
 def verify(target: Target = None) -> list[ChecksumProblem]:
     """Check that what ran, what was shipped and what is installed agree.
 
@@ -384,7 +363,6 @@ def verify(target: Target = None) -> list[ChecksumProblem]:
     return found + integrity.edited_scripts() + integrity.edited_checkpoints() + integrity.release_problems()
 
 
-@for_async_drivers
 def applied_history(target: Target = None) -> list[LedgerRow]:
     """The ledger: every revision applied, reverted, stamped or failed, oldest first."""
     db = resolve(target)
@@ -410,3 +388,10 @@ def offline_sql(
     """
     db = resolve(target, need_driver=False)
     return offline.render(direction, revision_range, db.url, db.schema, use_checkpoints=use_checkpoints)
+
+
+# An asyncio application's postgresql+asyncpg:// URL: each command that connects runs its sync
+# code in SQLAlchemy's greenlet bridge (database/bridge.py), the CLI's and a program's calls alike.
+for _name in ("upgrade", "downgrade", "current", "status", "wait_for_head", "stamp", "repair",
+              "realign_checksums", "check", "verify", "applied_history"):
+    globals()[_name] = for_async_drivers(globals()[_name])

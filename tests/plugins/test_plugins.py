@@ -398,3 +398,31 @@ def test_the_examples_install_as_the_guide_says_and_never_ask_an_index_for_mypkg
         assert status.returncode == 0 and "[audit]" in status.stdout and "[tags]" in status.stdout, status.stderr
     finally:
         venv.install(wheels["audit"], wheels["tags"])  # as the module's venv had them
+
+
+def test_a_plugin_declaring_its_naming_convention_names_its_constraints_by_it(
+        plugins_installed: Venv, tmp_path: Path) -> None:
+    """A history adopted as a plugin (gnocchi's, named by SQLAlchemy's default convention)
+    had its revisions' constraints named by the core's convention: a CHECK it names
+    "ck_started_before_ended" became "ck_resource_ck_started_before_ended" and a later
+    revision renaming it failed. A plugin's NAMING_CONVENTION now names its own; a plugin
+    declaring none keeps the core's (the tagging plugin here)."""
+    declaring = plugin_copy(tmp_path, "audit_trail", **{
+        "from .models import metadata\n":
+            'from .models import metadata\n\nNAMING_CONVENTION = {"ck": "plugin_ck_%(table_name)s_%(constraint_name)s"}\n',
+        '        batch.add_column(sa.Column("actor", sa.String(100), nullable=True))\n':
+            '        batch.add_column(sa.Column("actor", sa.String(100), nullable=True))\n'
+            '        batch.create_check_constraint("actor_named", "actor <> \'\'")\n',
+    })
+    plugins_installed.install(build_wheel(declaring, tmp_path / "wheel"))
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    done = plugins_installed.run("--url", url, "upgrade", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "app.db") as connection:
+        (ddl,) = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'audit_event'").fetchone()
+        core = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'my_table'").fetchone()[0]
+    assert "CONSTRAINT plugin_ck_audit_event_actor_named CHECK" in ddl, ddl
+    assert "CONSTRAINT ck_" not in ddl  # not the core's
+    assert "CONSTRAINT pk_my_table" in core or "PRIMARY KEY" in core  # the core's own, untouched

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -213,3 +213,14 @@ def record_repair(connection: Connection, db: Database, revision: str, *, applie
         detail="applied by hand" if applied else "reverted by hand",
     )
     connection.commit()
+
+
+def adopter(baseline: str) -> Callable[[Connection, Database], None]:
+    """``upgrade --baseline REV``: check the schema is REV's, then stamp it (``stamp``'s check)."""
+    from ..history import graph
+
+    def adopt(connection: Connection, db: Database) -> None:
+        graph.require_revision(baseline)
+        stamp_checked(connection, db, baseline, detail="baseline")
+
+    return adopt

@@ -9,6 +9,7 @@ import functools
 from typing import Any, TypeVar
 
 from ..errors import UsageError
+from ..identity import PACKAGE
 
 Function = TypeVar("Function")
 
@@ -63,7 +64,7 @@ def for_async_drivers(function: Function) -> Function:
             pass
         else:
             raise UsageError(f"{name}() on an async driver's URL runs an event loop of its own: from async "
-                             f"code, call it in a thread: await asyncio.to_thread(mypkg.{name}, url, ...)")
+                             f"code, call it in a thread: await asyncio.to_thread({PACKAGE}.{name}, url, ...)")
         from sqlalchemy.util.concurrency import greenlet_spawn
 
         return asyncio.run(greenlet_spawn(function, *args, **kwargs))

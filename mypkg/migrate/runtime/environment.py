@@ -138,8 +138,18 @@ def _offline(context: Any, config: Config) -> None:
         dialect_opts={"paramstyle": "named"},
         **migration_options(config),
     )
+    _plugins_named_their_way(context)
     with context.begin_transaction():
         context.run_migrations()
+
+
+def _plugins_named_their_way(context: Any) -> None:
+    from ..history.manifest import load
+
+    if load().plugins:
+        from .plugin_naming import per_plugin
+
+        per_plugin(context.get_context())
 
 
 def _ledger_writer(connection: Any) -> Any:
@@ -221,6 +231,7 @@ def _run_with(context: Any, config: Config, connection: Any) -> None:
     core_head = {"process_revision_directives": _core_head(load().core_heads())} if load().plugins else {}
     context.configure(connection=connection, on_version_apply=callbacks, **core_head,
                       version_table_schema=connections.tenant_schema(connection), **options)
+    _plugins_named_their_way(context)
     if _alembic_command(config) == "upgrade":
         _refuse_retired_replay(context)
     with context.begin_transaction():
