@@ -102,3 +102,22 @@ def test_plain_alembic_on_an_asyncpg_url_builds_what_the_runner_builds(source_co
     finally:
         pg_server.drop_database(by_alembic)
         pg_server.drop_database(by_runner)
+
+
+def test_a_fleet_of_schemas_on_an_asyncpg_url(source_copy: Path, postgresql_url: str) -> None:
+    """``fleet upgrade --schemas`` lists the schemas and reads them in bulk through the
+    URL's driver: both outside any command, they too run in the bridge."""
+    url = as_async(postgresql_url)
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgresql_url)
+    with engine.begin() as connection:
+        for number in (1, 2, 3):
+            connection.exec_driver_sql(f"CREATE SCHEMA tenant_{number}")
+    engine.dispose()
+    up = run(source_copy, "--url", url, "fleet", "upgrade", "--schemas", "tenant_*")
+    assert up.returncode == 0, up.stdout + up.stderr
+    status = run(source_copy, "--url", url, "fleet", "status", "--schemas", "tenant_*", "--json")
+    import json
+
+    assert json.loads(status.stdout)["summary"]["at_head"] == 3, status.stdout + status.stderr

@@ -22,6 +22,8 @@ def names_async_driver(target: Any) -> bool:
         return bool(getattr(dialect, "is_async", False))
     if hasattr(target, "get_dialect"):  # a parsed URL
         return bool(getattr(target.get_dialect(), "is_async", False))
+    if hasattr(getattr(target, "url", None), "get_dialect"):  # a resolved Database
+        return bool(getattr(target.url.get_dialect(), "is_async", False))
     if target is not None and not isinstance(target, str):
         return False
     from .settings import ASYNC_DRIVERS, resolve_url_string
@@ -49,24 +51,29 @@ def for_async_drivers(function: Function) -> Function:
     :raises UsageError: called from a running event loop (the application's own): it needs
         one of its own, so from async code it is called in a thread.
     """
-    name = function.__name__  # type: ignore[attr-defined]
 
     @functools.wraps(function)  # type: ignore[arg-type]
     def run(*args: Any, **kwargs: Any) -> Any:
-        target = args[0] if args else kwargs.get("target")
-        if not names_async_driver(target) or _in_bridge():
-            return function(*args, **kwargs)  # type: ignore[operator]
-        import asyncio
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise UsageError(f"{name}() on an async driver's URL runs an event loop of its own: from async "
-                             f"code, call it in a thread: await asyncio.to_thread({PACKAGE}.{name}, url, ...)")
-        from sqlalchemy.util.concurrency import greenlet_spawn
-
-        return asyncio.run(greenlet_spawn(function, *args, **kwargs))
+        return call(args[0] if args else kwargs.get("target"), function, *args, **kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def call(target: Any, function: Any, *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)``, in the greenlet bridge when ``target`` (a URL, a
+    resolved database, an engine) names an async driver; see :func:`for_async_drivers`."""
+    if not names_async_driver(target) or _in_bridge():
+        return function(*args, **kwargs)
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        name = getattr(function, "__name__", "the call")
+        raise UsageError(f"{name}() on an async driver's URL runs an event loop of its own: from async "
+                         f"code, call it in a thread: await asyncio.to_thread({PACKAGE}.{name}, url, ...)")
+    from sqlalchemy.util.concurrency import greenlet_spawn
+
+    return asyncio.run(greenlet_spawn(function, *args, **kwargs))

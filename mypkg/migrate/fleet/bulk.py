@@ -57,7 +57,9 @@ def answer(action: str, revision: str, targets: Sequence[Target], make_row: Call
     rows: dict[str, Any] = {}
     for members in groups.values():
         if len(members) > 1:
-            rows.update(_read_group(action, members, make_row))
+            from ..database import bridge
+
+            rows.update(bridge.call(members[0][1], _read_group, action, members, make_row))
     return rows
 
 

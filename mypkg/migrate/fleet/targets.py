@@ -98,7 +98,7 @@ def from_schemas(url: str, *patterns: str) -> list[Target]:
     """
     import fnmatch
 
-    from ..database import connections
+    from ..database import bridge, connections
     from ..database.settings import with_schema
     from ..database.target import resolve
 
@@ -109,8 +109,11 @@ def from_schemas(url: str, *patterns: str) -> list[Target]:
     if kind is None:
         raise UsageError(f"--schemas is for PostgreSQL and MySQL/MariaDB, not {db.backend} "
                          "(SQLite tenants: --sqlite-glob)")
-    with connections.connect(db, will_write=False) as connection:
-        names = [row[0] for row in connection.exec_driver_sql(_SYSTEM_SCHEMAS[kind])]
+    def listed() -> list[str]:
+        with connections.connect(db, will_write=False) as connection:
+            return [row[0] for row in connection.exec_driver_sql(_SYSTEM_SCHEMAS[kind])]
+
+    names = bridge.call(db, listed)  # an asyncpg URL's schemas too
     return [target(with_schema(url, name)) for name in sorted(names)
             if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)]
 
