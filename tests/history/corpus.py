@@ -99,7 +99,8 @@ CORPUS: tuple[History, ...] = (
             judged="works on PostgreSQL with psycopg2, its project's driver (under psycopg 3 both tools fail alike at "
                    '8f376189b9eb: a json column fed a text parameter), and on MariaDB. Found OUR defects, fixed: its '
                    "head revision defines no downgrade() (lint failed whole, downgrade said 'no revision is there'); "
-                   "34c517bcc2dd grows a module-level list while it runs (a fleet worker's second tenant failed)"),
+                   "34c517bcc2dd grows a module-level list while it runs (a fleet worker's second tenant failed)"
+                   "; as a plugin (its NAMING_CONVENTION declared): found OUR defect, fixed (a plugin's revisions were named by the core's convention); its downgrade to base stops in its own head, which defines none"),
     History("ckan", "ckan", "2.12.0", "ckan-2.12.0-py3-none-any.whl",
             "3b41cb4860286813fbcd18c57341e96edba266e2e492aeea92c4e03ce9e2934e", "ckan/migration",
             "ckancorpus", SQLALCHEMY_DEFAULT, application="ckan==2.12.0", dialects=("postgresql",),
@@ -107,7 +108,8 @@ CORPUS: tuple[History, ...] = (
                    'work; lint: data-with-ddl, empty-downgrade, unnamed-constraint true, as its scripts show; its '
                    "does-not-run is true: fd6622e3d964's downgrade declares harvested_document.created twice, which "
                    'SQLAlchemy 2 refuses (DuplicateColumnError) before any database; its note, f98d8fa2a7f7, reads the '
-                   'database'),
+                   'database'
+                   "; as a plugin, its downgrade to base stops in fd6622e3d964's own DuplicateColumnError"),
     History("dagster", "dagster", "1.13.29", "dagster-1.13.29-py3-none-any.whl",
             "65f7bf2f52c0c1219cb1ca63a1f0f95a1af83d12e94ebec7598e47ee49889859", "dagster/_core/storage/alembic",
             "dagcorpus", SQLALCHEMY_DEFAULT, application="dagster==1.13.29",
@@ -142,7 +144,8 @@ CORPUS: tuple[History, ...] = (
             driver="asyncpg",
             judged="found OUR limit, lifted: it runs through asyncpg, its project's driver (c8d5f2a71b3e's raw "
                    "SQL holds format('%I.%I'), a placeholder to every sync driver, psycopg 3 and psycopg2 alike); "
-                   "postgresql+asyncpg:// URLs now work, through SQLAlchemy's greenlet bridge"),
+                   "postgresql+asyncpg:// URLs now work, through SQLAlchemy's greenlet bridge"
+                   '; fleets on that URL found OUR defect, fixed (the schema listing and bulk read ran outside the bridge)'),
     History("zenml", "zenml", "0.98.0", "zenml-0.98.0-py3-none-any.whl",
             "801ffbe1821bd48dfc03c9fd5519f5a7d4387d86b3d48d08bd2057dfcde5ad30", "zenml/zen_stores/migrations",
             "zencorpus", SQLALCHEMY_DEFAULT, application="zenml[server]==0.98.0", dialects=("sqlite", "mysql"),
