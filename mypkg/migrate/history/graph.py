@@ -144,8 +144,8 @@ def planned(current: Sequence[str], destination: str, direction: str, *, strict:
     except Exception as exc:  # noqa: BLE001 - Alembic asserts on some relative targets (head+1)
         lacking = lacking_function(exc)
         if lacking is not None:  # the history's own defect, whatever the target: said as such
-            found = script(lacking)
-            raise MigrateError(f"revision {lacking} ({getattr(found, 'doc', '') or 'no message'}) defines no "
+            said = (getattr(script(lacking), "doc", "") or "").strip().splitlines()
+            raise MigrateError(f"revision {lacking} ({said[0] if said else 'no message'}) defines no "
                                f"{direction}(): it cannot be {'applied' if direction == 'upgrade' else 'reverted'}; "
                                f"nothing was changed") from None
         if strict:
