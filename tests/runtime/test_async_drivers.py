@@ -121,3 +121,27 @@ def test_a_fleet_of_schemas_on_an_asyncpg_url(source_copy: Path, postgresql_url:
     import json
 
     assert json.loads(status.stdout)["summary"]["at_head"] == 3, status.stdout + status.stderr
+
+
+def test_a_checkpoint_replayed_on_and_proved_on_an_asyncpg_server(source_copy: Path, pg_server: PostgresServer) -> None:
+    """``checkpoint --replay-on`` and ``--prove --replay-on`` read the server's catalog with
+    raw SQL: its markers are the driver's ($1 for asyncpg), and the replay runs in the bridge."""
+    import json
+
+    scratch = pg_server.create_database()
+    try:
+        written = run(source_copy, "checkpoint", "78a2efaef9ac", "--replay-on", as_async(scratch))
+        assert written.returncode == 0, written.stderr
+        saved = json.loads((source_copy / "alembic" / "checkpoints" / "78a2efaef9ac.json").read_text())
+        assert "postgresql" in saved["forms"]
+        proved = run(source_copy, "checkpoint", "--prove", "--replay-on", as_async(scratch))
+        assert proved.returncode == 0, proved.stdout + proved.stderr
+        # A new database (a new tenant) through the checkpoint: its DDL is many commands.
+        fresh = pg_server.create_database()
+        try:
+            up = run(source_copy, "--url", as_async(fresh), "upgrade")
+            assert up.returncode == 0 and "checkpoint of" in up.stdout, up.stdout + up.stderr
+        finally:
+            pg_server.drop_database(fresh)
+    finally:
+        pg_server.drop_database(scratch)

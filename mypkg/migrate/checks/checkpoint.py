@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..database import connections, settings, tenants
+from ..database import bridge, connections, settings, tenants
 from ..database.target import resolve
 from ..errors import MigrateError, UsageError
 from ..history import checkpoints, graph
@@ -120,11 +120,14 @@ def write(revision: str, replay_on: Sequence[str] = ()) -> Path:
 
     require_servers(replay_on)
     forms: dict[str, Any] = {}
-    for url in (None, *replay_on):
+    def replayed(url: str | None) -> tuple[dict[str, Any], str]:
         with scratch(url) as db:
             form = _replay(db, found.revision, use_checkpoints=False)
             with connections.connect(db, will_write=False) as connection:
-                key = snapshot.dialect_key(connection)
+                return form, snapshot.dialect_key(connection)
+
+    for url in (None, *replay_on):
+        form, key = bridge.call(url, replayed, url)  # a postgresql+asyncpg:// server too
         if key in forms:
             raise UsageError(f"two --replay-on URLs of {key}: give one per dialect")
         forms[key] = form
@@ -235,5 +238,5 @@ def prove(replay_on: Sequence[str] = ()) -> list[str]:
     problems = [line for checkpoint in found
                 for line in checkpoints.stale(checkpoint, sha256_of, set(shipped.ancestors((checkpoint.revision,))))]
     for url in (None, *replay_on):
-        problems += prove_all(url)
+        problems += bridge.call(url, prove_all, url)
     return problems

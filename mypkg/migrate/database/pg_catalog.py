@@ -67,7 +67,7 @@ SELECT c.oid, c.relname, c.relpersistence = 'u', array_to_string(c.reloptions, '
 
 _COLUMNS = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid),
-       a.attidentity, a.attgenerated,
+       a.attidentity::text, a.attgenerated::text,  -- "char": asyncpg returns bytes
        CASE WHEN a.attcollation <> t.typcollation THEN (SELECT collname FROM pg_collation WHERE oid = a.attcollation) END,
        col_description(a.attrelid, a.attnum)
   FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
@@ -76,7 +76,7 @@ SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_exp
 """
 
 _CONSTRAINTS = f"""
-SELECT r.relname, c.conname, c.contype, pg_get_constraintdef(c.oid)
+SELECT r.relname, c.conname, c.contype::text, pg_get_constraintdef(c.oid)
   FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid
  WHERE r.relnamespace = {_NAMESPACE} AND c.contype IN ('p', 'u', 'c', 'x', 'f')
  ORDER BY r.relname, c.contype = 'f', c.conname

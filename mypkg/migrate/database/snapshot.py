@@ -224,14 +224,18 @@ def install(connection: Connection, form: dict[str, Any]) -> None:
     try:
         if key == "postgresql":
             # One round trip for all the DDL (psycopg sends a query without parameters as
-            # is): a thousand tables are a thousand statements.
-            if form["statements"]:
-                connection.exec_driver_sql(";\n".join(form["statements"]))
+            # is): a thousand tables are a thousand statements. asyncpg prepares every
+            # statement, and a prepared statement holds one command: one at a time there.
+            one_by_one = connection.dialect.paramstyle == "numeric_dollar"
+
+            def run(statements: list[str]) -> None:
+                for text in statements if one_by_one else [";\n".join(statements)] if statements else []:
+                    connection.exec_driver_sql(text)
+
+            run(form["statements"])
             for table in form["rows"]:
                 _insert(connection, table, mark, key)
-            after = form["after"] + [_setval(entry) for entry in form["sequences"]]
-            if after:
-                connection.exec_driver_sql(";\n".join(after))
+            run(form["after"] + [_setval(entry) for entry in form["sequences"]])
             return
         if key == "sqlite":  # in-process: the driver's own cursor, without SQLAlchemy's per-call work
             cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
