@@ -342,7 +342,7 @@ class TestOnBothDatabases:
 
 
 @pytest.mark.parametrize("command", [["upgrade", "--json"], ["history", "--json"], ["lint", "--json"],
-                                     ["upgrade", "--sql"]])
+                                     ["upgrade", "--sql"], ["lint"]])
 def test_an_application_logging_to_stdout_leaves_the_result_alone_there(source_copy: Path, tmp_path: Path,
                                                                         command: list[str]) -> None:
     """zenml's import sets up logging to stdout, and its revisions import zenml: Alembic's
@@ -373,6 +373,9 @@ def test_an_application_logging_to_stdout_leaves_the_result_alone_there(source_c
     done = subprocess.run([sys.executable, "-m", "mypkg", "--url", url, *command], cwd=source_copy, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode in (0, 1), done.stderr
+    if command == ["lint"]:  # text: nothing to keep apart, the application prints where it prints
+        assert "application banner" in done.stdout
+        return
     assert "application banner" in done.stderr and "application banner" not in done.stdout
     if "--json" in command:
         assert json.loads(done.stdout)["command"] == command[0]
@@ -380,3 +383,44 @@ def test_an_application_logging_to_stdout_leaves_the_result_alone_there(source_c
         # Alembic's own "-- Running upgrade" comments are SQL; its log line is not.
         assert not any(line.startswith("Running upgrade") for line in done.stdout.splitlines())
         assert "ALTER TABLE my_table ADD COLUMN noted" in done.stdout
+
+
+def test_progress_lines_reach_a_pipe_while_the_revision_still_runs(source_copy: Path, tmp_path: Path) -> None:
+    """A deploy's log (a pipe, not a terminal) shows "applying REV" when the revision starts,
+    not when the process ends: each line is flushed as it is printed."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.history import histories
+    from tests.runtime.test_api import HEAD
+
+    gate = tmp_path / "gate"
+    waits = histories.script(
+        "9999_0b0f1a5e0001_waits.py", "0b0f1a5e0001", HEAD, "test only: waits for a file",
+        upgrade=(f'import pathlib, time\nwhile not pathlib.Path({str(gate)!r}).exists():\n    time.sleep(0.05)'))
+    (source_copy / "alembic" / "versions" / waits.filename).write_text(waits.text)
+    env = {**os.environ, "PYTHONPATH": str(source_copy)}
+    env.pop("MYPKG_DATABASE_URL", None)
+    env.pop("PYTHONUNBUFFERED", None)  # a pipe is block-buffered, as in a deploy's log
+    process = subprocess.Popen([sys.executable, "-m", "mypkg", "--url", f"sqlite:///{tmp_path / 'app.db'}",
+                                "upgrade"], cwd=source_copy, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    import threading
+
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("applying 0b0f1a5e0001" in line for line in seen):
+            time.sleep(0.05)
+        assert any("applying 0b0f1a5e0001" in line for line in seen), seen
+        assert process.poll() is None  # read while the revision still waits
+    finally:
+        gate.touch()
+        process.wait(timeout=60)
+        reader.join(timeout=60)
+        process.stdout.close()  # type: ignore[union-attr]
+    assert process.returncode == 0
