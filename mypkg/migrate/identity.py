@@ -40,6 +40,11 @@ LEASE_TABLE = f"{PACKAGE}_migration_lock"
 LOCK_MODE_VAR = f"{ENV_PREFIX}_LOCK"
 #: Seconds a lease lasts unrenewed (the --lease option sets it too).
 LEASE_SECONDS_VAR = f"{ENV_PREFIX}_LEASE"
+#: PostgreSQL tenants: the schema of the database's extensions, on every tenant's search path
+#: after the tenant's own (the --extensions-schema option sets it too; empty: none).
+EXTENSIONS_SCHEMA_VAR = f"{ENV_PREFIX}_EXTENSIONS_SCHEMA"
+#: Its default: where hosted PostgreSQL services (Supabase) keep them, never public's tables.
+DEFAULT_EXTENSIONS_SCHEMA = "extensions"
 #: Alembic's version table (Alembic's default name, as the scripts' authors see it).
 VERSION_TABLE = "alembic_version"
 #: A file in the working directory: nothing to start, nothing to configure.

@@ -125,7 +125,7 @@ class TestPostgresqlSchemas:
         sql = cli("--url", postgresql_url, "--schema", ODD, "upgrade", "--sql", "base:head")
         assert sql.returncode == 0, sql.stderr
         assert sql.stdout.startswith('CREATE SCHEMA IF NOT EXISTS "we""ird; DROP TABLE canary;--";\n'
-                                     'SET search_path TO "we""ird; DROP TABLE canary;--";')
+                                     'SET search_path TO "we""ird; DROP TABLE canary;--", "extensions";')
         (tmp_path / "tenant.sql").write_text(sql.stdout)
         applied = client(pg_server, "psql", postgresql_url, "-v", "ON_ERROR_STOP=1", "-f", str(tmp_path / "tenant.sql"))
         assert applied.returncode == 0, applied.stderr
@@ -156,7 +156,8 @@ class TestUsage:
         result = cli("--url", "postgresql://u@127.0.0.1:1/db?schema=tenant_a", "--schema", "tenant_a",
                      "upgrade", "--sql", "base:head")
         assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith('CREATE SCHEMA IF NOT EXISTS "tenant_a";\nSET search_path TO "tenant_a";')
+        assert result.stdout.startswith('CREATE SCHEMA IF NOT EXISTS "tenant_a";\n'
+                                        'SET search_path TO "tenant_a", "extensions";')
 
 
 @contextlib.contextmanager
@@ -191,3 +192,95 @@ class TestMariadbDatabases:
             sql = cli("--url", mysql_url, "--schema", self.ODD, "upgrade", "--sql", "base:+1")
             assert sql.stdout.startswith("CREATE DATABASE IF NOT EXISTS `we\"ird``; DROP DATABASE x;--`;\n"
                                          "USE `we\"ird``; DROP DATABASE x;--`;")
+
+
+#: A revision as prefect's 77ebcc9cf355 writes it: an extension, then an index through its
+#: operator class, both unqualified.
+TRIGRAM_REVISION = '''"""trigram search"""
+from alembic import op
+
+revision = "7e11a9700001"
+down_revision = "{parent}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.execute("CREATE INDEX ix_note_body_trgm ON note USING gin (body gin_trgm_ops)")
+
+
+def downgrade() -> None:
+    op.execute("DROP INDEX ix_note_body_trgm")
+'''
+
+
+class TestTenantsShareTheDatabasesExtensions:
+    """An extension is the database's, once: created by the first tenant, every later tenant
+    needs its operator class too. Before: the first tenant got pg_trgm in its own schema and
+    the second failed (operator class "gin_trgm_ops" does not exist)."""
+
+    @pytest.fixture
+    def trigram_copy(self, source_copy: Path) -> Path:
+        (source_copy / "alembic" / "versions" / "9999_7e11a9700001_trigram.py").write_text(
+            TRIGRAM_REVISION.format(parent=HEAD))
+        return source_copy
+
+    def extension_schema(self, server: PostgresServer, url: str) -> str | None:
+        with pg(server, url) as conn:
+            row = conn.execute("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+                               " WHERE e.extname = 'pg_trgm'").fetchone()
+        return None if row is None else row[0]
+
+    def test_every_tenant_sees_the_extension_the_first_one_created(
+        self, trigram_copy: Path, pg_server: PostgresServer, postgresql_url: str
+    ) -> None:
+        from tests.runtime.test_api import run_copy
+
+        for schema in ("tenant_a", ODD, "tenant_c"):
+            done = run_copy(trigram_copy, "--url", postgresql_url, "--schema", schema, "upgrade")
+            assert done.returncode == 0, (schema, done.stderr)
+            assert versions_in(pg_server, postgresql_url, schema) == ["7e11a9700001"]
+        assert self.extension_schema(pg_server, postgresql_url) == "extensions"
+        assert tables_in(pg_server, postgresql_url, "public") == set()
+        assert tables_in(pg_server, postgresql_url, "extensions") == set()  # its functions alone
+        back = run_copy(trigram_copy, "--url", postgresql_url, "--schema", ODD, "downgrade", "-1")
+        assert back.returncode == 0, back.stderr
+        again = run_copy(trigram_copy, "--url", postgresql_url, "--schema", ODD, "upgrade")
+        assert again.returncode == 0, again.stderr
+
+    def test_a_schema_of_the_users_choice_and_none(
+        self, trigram_copy: Path, pg_server: PostgresServer, postgresql_url: str
+    ) -> None:
+        from tests.runtime.test_api import run_copy
+
+        named = run_copy(trigram_copy, "--url", postgresql_url, "--schema", "tenant_a",
+                         "--extensions-schema", "shared ext", "upgrade")
+        assert named.returncode == 0, named.stderr
+        assert self.extension_schema(pg_server, postgresql_url) == "shared ext"
+        with pg(pg_server, postgresql_url) as conn:
+            conn.execute('DROP EXTENSION pg_trgm CASCADE; DROP SCHEMA "shared ext"; DROP SCHEMA tenant_a CASCADE')
+        # None: the tenant's schema alone, as before; the first tenant takes the extension,
+        # the second cannot see it (the failure this placement exists for).
+        alone = [run_copy(trigram_copy, "--url", postgresql_url, "--schema", schema, "--extensions-schema", "",
+                          "upgrade") for schema in ("tenant_a", "tenant_b")]
+        assert alone[0].returncode == 0, alone[0].stderr
+        assert self.extension_schema(pg_server, postgresql_url) == "tenant_a"
+        assert alone[1].returncode == 1 and "gin_trgm_ops" in alone[1].stderr, alone[1].stderr
+        assert versions_in(pg_server, postgresql_url, "tenant_b") == [HEAD]  # at its last good revision
+
+    def test_offline_sql_places_it_alike(
+        self, trigram_copy: Path, pg_server: PostgresServer, postgresql_url: str, tmp_path: Path
+    ) -> None:
+        from tests.runtime.test_api import run_copy
+
+        for schema in ("tenant_a", "tenant_b"):
+            sql = run_copy(trigram_copy, "--url", postgresql_url, "--schema", schema, "upgrade", "--sql", "base:head")
+            assert sql.returncode == 0, sql.stderr
+            assert f'SET search_path TO "{schema}", "extensions";' in sql.stdout
+            script = tmp_path / f"{schema}.sql"
+            script.write_text(sql.stdout)
+            applied = client(pg_server, "psql", postgresql_url, "-v", "ON_ERROR_STOP=1", "-f", str(script))
+            assert applied.returncode == 0, applied.stderr
+            assert versions_in(pg_server, postgresql_url, schema) == ["7e11a9700001"]
+        assert self.extension_schema(pg_server, postgresql_url) == "extensions"

@@ -12,7 +12,14 @@ import sys
 
 from .. import events
 from ..errors import ExitCode, MigrateError, UsageError
-from ..identity import BUSY_TIMEOUT_VAR, CONNECT_TIMEOUT_VAR, LEASE_SECONDS_VAR, LOCK_MODE_VAR, LOG_FORMAT_VAR
+from ..identity import (
+    BUSY_TIMEOUT_VAR,
+    CONNECT_TIMEOUT_VAR,
+    EXTENSIONS_SCHEMA_VAR,
+    LEASE_SECONDS_VAR,
+    LOCK_MODE_VAR,
+    LOG_FORMAT_VAR,
+)
 from ..identity import COMMAND as PROG
 from . import observers, process, reads
 from .output import Output, of_plugin, short, step_dict
@@ -269,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[LOCK_MODE_VAR] = args.lock
     if hasattr(args, "lease"):
         os.environ[LEASE_SECONDS_VAR] = repr(args.lease)
+    if hasattr(args, "extensions_schema"):  # read where a tenant's engine is made, a worker's too
+        os.environ[EXTENSIONS_SCHEMA_VAR] = args.extensions_schema
     if args.verbose:
         import logging  # only here: every start-up pays for what it imports
 
@@ -299,13 +308,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, out: Output, told: dict[str, object]) -> int:
     """The command, its failures turned into one line (``told``: for ``command.end``) and an exit code."""
     try:
-        if {CONNECT_TIMEOUT_VAR, BUSY_TIMEOUT_VAR, LOCK_MODE_VAR, LEASE_SECONDS_VAR} & set(os.environ):
+        if {CONNECT_TIMEOUT_VAR, BUSY_TIMEOUT_VAR, LOCK_MODE_VAR, LEASE_SECONDS_VAR,
+                EXTENSIONS_SCHEMA_VAR} & set(os.environ):
             from ..database import settings
 
             settings.connect_timeout()  # a bad value is a usage error whatever the database
             settings.busy_timeout()
             settings.lock_mode()
             settings.lease_seconds()
+            settings.extensions_schema()
         if args.schema is not None and args.command != "fleet":
             from ..database import settings
 

@@ -19,7 +19,9 @@ from ..database.settings import (
 from ..identity import (
     BUSY_TIMEOUT_VAR,
     CONNECT_TIMEOUT_VAR,
+    DEFAULT_EXTENSIONS_SCHEMA,
     DEFAULT_URL,
+    EXTENSIONS_SCHEMA_VAR,
     LEASE_SECONDS_VAR,
     LOCK_MODE_VAR,
     LOG_FORMAT_VAR,
@@ -29,6 +31,7 @@ from ..identity import (
 from ..identity import COMMAND as PROG
 from ..identity import DATABASE_URL_VAR as ENV_VAR
 from . import types
+from .summaries import COMMANDS
 
 TYPE_CHECKING = False  # every start-up pays for what this module imports: not typing
 if TYPE_CHECKING:
@@ -76,6 +79,14 @@ def _shared_options() -> argparse.ArgumentParser:
         metavar="NAME",
         help="a tenant's schema (PostgreSQL) or database (MySQL/MariaDB) on the server of --url: "
         "scripts run there, its version table and ledger live there (also: the URL's schema=NAME)",
+    )
+    group.add_argument(
+        "--extensions-schema",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help="PostgreSQL tenants: the schema on every tenant's search path after its own, where a "
+        f"tenant's CREATE EXTENSION goes ('' for none; default: ${EXTENSIONS_SCHEMA_VAR}, else "
+        f"{DEFAULT_EXTENSIONS_SCHEMA})",
     )
     group.add_argument(
         "--json",
@@ -133,70 +144,6 @@ def _shared_options() -> argparse.ArgumentParser:
         f"migrator's lease blocks the next one (default: ${LEASE_SECONDS_VAR}, else {DEFAULT_LEASE_SECONDS:g})",
     )
     return parent
-
-
-COMMANDS: dict[str, tuple[str, str]] = {
-    "upgrade": (
-        "upgrade to a revision (default: head, every head if several)",
-        f"  {PROG} upgrade\n  {PROG} upgrade +1\n  {PROG} upgrade --sql base:head\n"
-        f"  {PROG} upgrade --lock-timeout 600 --statement-lock-timeout 5   # production\n"
-        f"  {PROG} upgrade --to-version VERSION --backup\n"
-        f"  {PROG} upgrade --sql --from-version OLD --to-version NEW",
-    ),
-    "downgrade": (
-        "downgrade to a revision (-1: one step; base needs --yes)",
-        f"  {PROG} downgrade -1\n  {PROG} downgrade base --yes\n  {PROG} downgrade --sql head:-1\n"
-        f"  {PROG} downgrade --to-version VERSION",
-    ),
-    "current": ("show the database's revision", f"  {PROG} current\n  {PROG} current --json"),
-    "history": (
-        "list the revisions this package ships; --applied: what ran on this database",
-        f"  {PROG} history --json\n  {PROG} history --applied",
-    ),
-    "heads": ("show the newest revision(s) shipped", f"  {PROG} heads"),
-    "stamp": (
-        "record a revision without running migrations",
-        f"  {PROG} stamp head      # a database created by create_all()",
-    ),
-    "status": (
-        "applied and pending revisions; exit 0 at head, 1 when pending",
-        f"  {PROG} status\n  {PROG} status --wait 60   # poll until at head",
-    ),
-    "check": (
-        "compare the models with the database; exit 1 on differences",
-        f"  {PROG} check",
-    ),
-    "verify": (
-        "check applied revisions against the shipped scripts' checksums; exit 1 on a mismatch",
-        f"  {PROG} verify\n  {PROG} verify --json",
-    ),
-    "lint": (
-        f"render each revision's SQL and check it for dangerous migrations (squawk and {PACKAGE}'s own rules)",
-        f"  {PROG} lint\n  {PROG} lint REV:head --json",
-    ),
-    "fleet": (
-        "one revision over many targets: a database per tenant, SQLite files; sharded across pods",
-        f"  {PROG} fleet upgrade --targets tenants.txt --jobs 4\n"
-        f"  {PROG} fleet status --sqlite-glob 'data/*.db' --json\n"
-        f"  {PROG} fleet upgrade --targets tenants.txt --shard $JOB_COMPLETION_INDEX/8 --canary 5",
-    ),
-    "roundtrip": ("prove each revision keeps its rows: generated rows, upgrade, downgrade, upgrade again",
-                  f"  {PROG} roundtrip\n  {PROG} --url postgresql://localhost/scratch roundtrip --report"),
-    "checkpoint": (
-        "in a checkout: write the schema at REV as a checkpoint that empty databases install in one step",
-        f"  {PROG} checkpoint REV --replay-on postgresql://localhost/scratch "
-        "--replay-on mysql+pymysql://localhost/scratch\n"
-        f"  {PROG} checkpoint REV --retire   # after a release shipped it: remove the scripts before it\n"
-        f"  {PROG} checkpoint --prove --replay-on postgresql://localhost/scratch   # in CI",
-    ),
-    "repair": (
-        "record how a revision that failed part way was fixed by hand (MySQL/MariaDB), or accept "
-        "edited scripts' checksums",
-        f"  {PROG} repair REV --reverted   # its statements undone\n"
-        f"  {PROG} repair REV --applied    # completed by hand\n"
-        f"  {PROG} repair --checksums               # accept edited scripts once",
-    ),
-}
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

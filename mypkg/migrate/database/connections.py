@@ -202,9 +202,12 @@ def tenant_schema(connection: Connection) -> str | None:
 
 
 def _search_path(engine: Engine, schema: str) -> None:
-    """Every transaction runs with the tenant's schema alone on the search path: scripts'
+    """Every transaction runs with the tenant's schema first on the search path: scripts'
     unqualified names, the version table, the ledger and reflection all resolve there,
-    never to a same-named table in ``public``.
+    never to a same-named table in ``public``. After it, the shared extensions schema
+    (:func:`.settings.extensions_schema`), where the tenant's ``CREATE EXTENSION`` goes
+    (:mod:`.extensions`): an extension's types and operator classes, the database's
+    once, are every tenant's.
 
     ``SET LOCAL`` in each transaction, not a session ``SET``: through a transaction pooler
     a session setting would stay on a server connection that another client gets next.
@@ -214,7 +217,11 @@ def _search_path(engine: Engine, schema: str) -> None:
     """
     from sqlalchemy import event
 
-    quoted = engine.dialect.identifier_preparer.quote_identifier(schema)
+    from . import extensions, settings
+
+    quote = engine.dialect.identifier_preparer.quote_identifier
+    shared = settings.extensions_schema()
+    quoted = quote(schema) if shared in (None, schema) else f"{quote(schema)}, {quote(shared)}"
 
     @event.listens_for(engine, "connect")
     def _default_schema(_dbapi_connection: Any, record: Any) -> None:
@@ -227,6 +234,11 @@ def _search_path(engine: Engine, schema: str) -> None:
     def _set(connection: Connection) -> None:
         scope = "" if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT" else "LOCAL "
         connection.exec_driver_sql(f"SET {scope}search_path TO {quoted}")
+
+    if shared is not None:
+        @event.listens_for(engine, "before_cursor_execute", retval=True)
+        def _shared_extensions(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> Any:
+            return extensions.placed(statement, shared, quote(shared)), parameters
 
 
 def locked_by_another(exc: BaseException) -> bool:

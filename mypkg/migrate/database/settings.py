@@ -12,7 +12,9 @@ from ..identity import (
     BUSY_TIMEOUT_VAR,
     CONNECT_TIMEOUT_VAR,
     DATABASE_URL_VAR,
+    DEFAULT_EXTENSIONS_SCHEMA,
     DEFAULT_URL,
+    EXTENSIONS_SCHEMA_VAR,
     LEASE_SECONDS_VAR,
     LOCK_MODE_VAR,
     MIGRATION_URL_VAR,
@@ -82,6 +84,21 @@ def busy_timeout() -> float:
     ``$MYPKG_BUSY_TIMEOUT`` (what ``--busy-timeout`` sets), else :data:`DEFAULT_BUSY_TIMEOUT`.
     The fast path's connection takes it too, so the bound holds on every path."""
     return _seconds_from(BUSY_TIMEOUT_VAR, DEFAULT_BUSY_TIMEOUT, zero_ok=True)
+
+
+def extensions_schema() -> str | None:
+    """PostgreSQL tenants: the schema holding the database's extensions, put on each
+    tenant's search path after the tenant's own, where a tenant's ``CREATE EXTENSION``
+    goes (:mod:`.extensions`): ``$MYPKG_EXTENSIONS_SCHEMA`` (what ``--extensions-schema``
+    sets), else ``extensions``; set but empty, None: the tenant's schema alone.
+
+    :raises UsageError: longer than PostgreSQL's 63 bytes (it would be cut silently).
+    """
+    name = os.environ.get(EXTENSIONS_SCHEMA_VAR, DEFAULT_EXTENSIONS_SCHEMA)
+    if len(name.encode()) > 63:
+        raise UsageError(f"--extensions-schema (${EXTENSIONS_SCHEMA_VAR}) is longer than 63 bytes: "
+                         "PostgreSQL would cut the name")
+    return name or None
 
 
 LOCK_MODES = ("auto", "advisory", "lease")

@@ -12,7 +12,7 @@ import io
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..database import connections
+from ..database import connections, extensions, settings
 from ..errors import MigrateError, UsageError
 from ..history import checkpoints, graph, scripts
 
@@ -139,7 +139,17 @@ def render(
         raise MigrateError(connections.first_line(exc)) from exc
     except Exception as exc:  # a script that needs a live database, or a plain bug
         raise failure(exc, buffer.getvalue()) from exc
-    return buffer.getvalue()
+    return _tenants_extensions(buffer.getvalue(), url, schema)
+
+
+def _tenants_extensions(sql: str, url: URL, schema: str | None) -> str:
+    """A PostgreSQL tenant's SQL with its ``CREATE EXTENSION`` in the shared extensions
+    schema, as the online run places it (:mod:`.extensions`)."""
+    shared = settings.extensions_schema()
+    if schema is None or shared is None or url.get_backend_name() != "postgresql":
+        return sql
+    quoted = url.get_dialect()().identifier_preparer.quote_identifier(shared)
+    return extensions.placed_in_script(sql, shared, quoted)
 
 
 def _render_upgrade_after(applied: tuple[str, ...], end: str, url: URL) -> str:
@@ -199,7 +209,9 @@ def tenant_preamble(url: URL, schema: str, *, create: bool) -> str:
     quoted = dialect.identifier_preparer.quote_identifier(schema)
     if url.get_backend_name() == "postgresql":
         lines = [f"CREATE SCHEMA IF NOT EXISTS {quoted};"] if create else []
-        lines.append(f"SET search_path TO {quoted};")
+        shared = settings.extensions_schema()
+        path = quoted if shared in (None, schema) else f"{quoted}, {dialect.identifier_preparer.quote_identifier(shared)}"
+        lines.append(f"SET search_path TO {path};")
     else:  # MySQL, MariaDB: a tenant is a database
         lines = [f"CREATE DATABASE IF NOT EXISTS {quoted};"] if create else []
         lines.append(f"USE {quoted};")
