@@ -146,9 +146,10 @@ CORPUS: tuple[History, ...] = (
                    "SQL holds format('%I.%I'), a placeholder to every sync driver, psycopg 3 and psycopg2 alike); "
                    "postgresql+asyncpg:// URLs now work, through SQLAlchemy's greenlet bridge"
                    '; fleets on that URL found OUR defect, fixed (the schema listing and bulk read ran outside the bridge). '
-                   'Tenants: OPEN, ours: 77ebcc9cf355 creates pg_trgm IF NOT EXISTS; the first tenant gets it in its '
-                   'own schema, and later tenants, whose search path is their schema alone, cannot see its '
-                   'gin_trgm_ops (django-tenants keeps public on the path; a shared extensions schema is to come)'),
+                   'Tenants found OUR defect, fixed: 77ebcc9cf355 creates pg_trgm IF NOT EXISTS; the first tenant '
+                   'got it in its own schema and later tenants, their schema alone on the path, could not see its '
+                   'gin_trgm_ops; a tenant\'s CREATE EXTENSION now goes to the shared extensions schema, on every '
+                   'tenant\'s path after its own'),
     History("zenml", "zenml", "0.98.0", "zenml-0.98.0-py3-none-any.whl",
             "801ffbe1821bd48dfc03c9fd5519f5a7d4387d86b3d48d08bd2057dfcde5ad30", "zenml/zen_stores/migrations",
             "zencorpus", SQLALCHEMY_DEFAULT, application="zenml[server]==0.98.0", dialects=("sqlite", "mysql"),
