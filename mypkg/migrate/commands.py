@@ -66,6 +66,7 @@ def upgrade(
     use_checkpoints: bool = True,
     only: str | None = None,
     without: Sequence[str] = (),
+    phase: Literal["pre", "post"] | None = None,
 ) -> MigrationResult:
     """Upgrade the database to ``revision`` (default: the newest this package ships;
     every head when it ships several unmerged branches, or plugins are installed).
@@ -93,6 +94,9 @@ def upgrade(
         passes in one step (:func:`checkpoint`); False replays every revision.
     :param only: one installed plugin's revisions (and those they build on); the package's
         own name: its own. ``without``: every installed plugin but these (docs/plugins.md).
+    :param phase: ``"pre"``: only the pending pre-deploy revisions, while the old release
+        runs; ``"post"``: the rest, once it is gone (docs/deploying.md). An empty database
+        takes every revision whatever the phase.
 
     :raises UsageError: unknown revision, bad URL.
     :raises MigrateError: the database cannot be reached or written, is at a
@@ -100,6 +104,7 @@ def upgrade(
     """
     if (only or without) and revision != "head":
         raise UsageError(f"--only and --without choose heads: give no revision ({revision!r} given)")
+    branches.require_phase(phase, revision, only or without)
     if revision == "head" and len(load_manifest().heads) > 1:  # the manifest: no need for Alembic's graph
         revision = "heads"  # several unmerged branches: all of them, as Django and Flyway do
     from .checks.baseline import adopter
@@ -111,7 +116,7 @@ def upgrade(
             statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
             ignore_checksums=ignore_checksums, backup=backup and not done, busy_timeout=busy_timeout,
             adopt=None if baseline is None else adopter(baseline), on_progress=on_progress,
-            use_checkpoints=use_checkpoints,
+            use_checkpoints=use_checkpoints, phase=phase,
         ))
     return done[0]._replace(after=done[-1].after, applied=[step for run in done for step in run.applied])
 
@@ -167,41 +172,13 @@ def history() -> list[RevisionInfo]:
 
 
 def status(target: Target = None) -> Status:
-    """Applied and pending revisions. Writes nothing.
+    """Applied and pending revisions (each with its deploy phase). Writes nothing.
 
     :raises MigrateError: unreachable, or at a revision this package does not know.
     """
-    db = resolve(target)
-    connections.check_sqlite_file(db, will_write=False)  # a missing directory is not "empty"
-    now: tuple[str, ...] = ()
-    waiting: tuple[str, ...] = ()
-    stopped: tuple[BackfillProgress, ...] = ()
-    if not tenants.missing(db):
-        with connections.connect(db, will_write=False) as connection:
-            now = connections.read_current(connection)
-            graph.require_known(now, db.masked, lambda unknown: ledger.plugins_of(connection, unknown))
-            if db.is_mysql:  # only there can a revision fail part way
-                from .runtime.repair import pending_repairs
+    from .runtime.state import read_status
 
-                alive = locks.mysql_migrator_alive(connection)  # its revision is running, not stranded
-                waiting = tuple(pending_repairs(connection, migrator_alive=alive))
-            if ledger.exists(connection):
-                from .runtime.backfill import interrupted
-
-                stopped = tuple(interrupted(connection))
-    applied_ids = graph.ancestors(now)
-    # Of revisions still to apply: a stamp past one leaves its row behind.
-    stopped = tuple(row for row in stopped if row.revision not in applied_ids)
-    everything = graph.history()
-    return Status(
-        database=db.masked,
-        current=now,
-        heads=graph.heads(),
-        applied=[rev for rev in everything if rev.revision in applied_ids],
-        pending=[rev for rev in everything if rev.revision not in applied_ids],
-        needs_repair=waiting,
-        interrupted=stopped,
-    )
+    return read_status(resolve(target))
 
 
 def wait_for_head(
@@ -210,8 +187,10 @@ def wait_for_head(
     *,
     poll: float = 0.5,
     on_wait: Callable[[Status], None] | None = None,
+    phase: Literal["pre", "post"] | None = None,
 ) -> Status:
-    """Poll until the database is at head, for replicas that wait for a migrator.
+    """Poll until the database is at head, for replicas that wait for a migrator; with
+    ``phase="pre"``, until no pre-deploy revision is pending (the new release's gate).
 
     :raises MigrateError: still behind after ``timeout`` seconds.
     """
@@ -220,12 +199,13 @@ def wait_for_head(
     told = False
     while True:
         state = status(db)
-        if state.at_head:
+        if state.ready_for(phase):
             return state
         if time.monotonic() >= deadline:
+            behind = len(state.pending_in("pre")) if phase == "pre" else len(state.pending)
             raise MigrateError(
-                f"{state.database} is still {len(state.pending)} revision(s) behind head "
-                f"after {timeout:g}s: is a migrator running ({COMMAND} upgrade)?"
+                f"{state.database} is still {behind} {'pre-deploy ' if phase == 'pre' else ''}revision(s) behind "
+                f"head after {timeout:g}s: is a migrator running ({COMMAND} upgrade{' --phase pre' if phase == 'pre' else ''})?"
             )
         if on_wait is not None and not told:
             on_wait(state)

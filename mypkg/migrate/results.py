@@ -36,6 +36,9 @@ class AppliedRevision(NamedTuple):
     seconds: float
     #: The installed plugin that ships it (docs/plugins.md); None for the package's own.
     plugin: str | None = None
+    #: When a deploy runs it: ``pre`` (before the new release starts) or ``post`` (after
+    #: no node runs the old one; docs/deploying.md).
+    phase: str = "pre"
 
 
 class MigrationResult(NamedTuple):
@@ -69,6 +72,9 @@ class RevisionInfo(NamedTuple):
     is_head: bool
     #: The installed plugin that ships it (docs/plugins.md); None for the package's own.
     plugin: str | None = None
+    #: When a deploy runs it: ``pre`` (before the new release starts) or ``post`` (after
+    #: no node runs the old one; docs/deploying.md).
+    phase: str = "pre"
 
 
 class BackfillProgress(NamedTuple):
@@ -113,6 +119,17 @@ class Status(NamedTuple):
         # As Alembic judges it: a head reached through ``depends_on`` is applied though its
         # row is folded into the dependent's (a plugin depending on the core's head).
         return not self.pending and not self.needs_repair and set(self.current) <= set(self.heads)
+
+    def pending_in(self, phase: str) -> list[RevisionInfo]:
+        """The pending revisions of one deploy phase (``pre``, ``post``)."""
+        return [rev for rev in self.pending if rev.phase == phase]
+
+    def ready_for(self, phase: str | None) -> bool:
+        """``pre``: no pre-deploy revision pending, the new release can start (post-deploy
+        ones wait for the old release to go); ``post`` or None: at head."""
+        if phase == "pre":
+            return not self.pending_in("pre") and not self.needs_repair
+        return self.at_head
 
 
 class LedgerRow(NamedTuple):

@@ -47,6 +47,8 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         raise UsageError("--sql prints the SQL itself, --json a result: give one")
     if args.sql and args.backup:
         raise UsageError("--backup copies the database before a migration runs; --sql runs none: drop one")
+    if args.sql and args.command == "upgrade" and args.phase:
+        raise UsageError("--phase chooses from what the database holds; for SQL give the range: --sql FROM:TO")
     if args.sql and args.command == "upgrade" and (args.only or args.without):
         raise UsageError("--only and --without choose branches to run; for SQL give the range: --sql base:NAME@head")
     if args.sql:
@@ -80,7 +82,7 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         result = commands.upgrade(args.url, target, ignore_checksums=args.ignore_checksums, baseline=args.baseline,
                                   on_progress=None if out.quiet or out.json_log else StderrProgress(sys.stderr),
                                   use_checkpoints=not args.no_checkpoint, only=args.only, without=args.without,
-                                  **options)
+                                  phase=args.phase, **options)
     else:
         result = commands.downgrade(args.url, target, confirm_base=args.yes, **options)
 

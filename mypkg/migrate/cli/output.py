@@ -141,4 +141,5 @@ def revision_dict(rev: Any) -> dict[str, Any]:
         "message": rev.message,
         "is_head": rev.is_head,
         "plugin": rev.plugin,
+        "phase": rev.phase,
     }

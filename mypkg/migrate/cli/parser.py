@@ -319,16 +319,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
            help="confirm a downgrade to base (drops every table)")
     option(("stamp",), "revision", metavar="REV", help="revision to record")
     option(("status",), "--wait", type=types.seconds, metavar="SECONDS",
-           help="poll until the database is at head, fail after SECONDS")
+           help="poll until the database is at head (with --phase pre: past every pre-deploy revision), "
+           "fail after SECONDS")
+    option(("upgrade", "status"), "--phase", choices=("pre", "post"),
+           help="a rolling deploy's phase (docs/deploying.md): pre, before the new release starts (only "
+           "pre-deploy revisions; status: exit 0 once none is pending), post, once the old release is gone (the rest)")
     return parser
-
-
-
-
-
-
-
-
 
 
 class _VersionAction(argparse.Action):

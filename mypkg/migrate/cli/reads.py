@@ -75,16 +75,20 @@ def status(args: argparse.Namespace, out: Output) -> ExitCode:
                 flush=True,
             )
 
-        state = commands.wait_for_head(args.url, args.wait, on_wait=None if out.quiet or out.json_log else waiting)
+        state = commands.wait_for_head(args.url, args.wait, on_wait=None if out.quiet or out.json_log else waiting,
+                                       phase=args.phase)
     else:
         state = fast_status(args) or full_status(args)
+    ready = state.ready_for(args.phase)
 
     def text() -> None:
         out.line(f"database: {state.database}")
         out.line(f"current:  {short(state.current) if state.current else base(state.database)}")
         out.line(f"head:     {short(state.heads)}")
         out.line(f"applied:  {len(state.applied)} revision(s)")
-        out.line(f"pending:  {len(state.pending)} revision(s)")
+        post = len(state.pending_in("post"))
+        apart = f": {len(state.pending) - post} pre-deploy, {post} post-deploy" if post else ""
+        out.line(f"pending:  {len(state.pending)} revision(s){apart}")
         for stopped in state.interrupted:
             from ..runtime.progress import describe
 
@@ -92,7 +96,9 @@ def status(args: argparse.Namespace, out: Output) -> ExitCode:
         for rev in state.needs_repair:
             out.line(f"repair:   {rev} failed part way; fix the schema, then {PROG} repair {rev} --applied or --reverted")
         for rev in state.pending:
-            out.line(f"  {rev.revision}  {rev.message}{of_plugin(rev)}")
+            out.line(f"  {rev.revision}  {rev.message}{of_plugin(rev)}{'  [post-deploy]' if rev.phase == 'post' else ''}")
+        if args.phase == "pre" and ready and state.pending:
+            out.line(f"ready:    no pre-deploy revision pending; after the rollout: {PROG} upgrade --phase post")
 
     out.data(
         {
@@ -100,6 +106,8 @@ def status(args: argparse.Namespace, out: Output) -> ExitCode:
             "current": list(state.current),
             "heads": list(state.heads),
             "at_head": state.at_head,
+            "phase": args.phase,
+            "ready": ready,
             "applied": [revision_dict(rev) for rev in state.applied],
             "pending": [revision_dict(rev) for rev in state.pending],
             "needs_repair": list(state.needs_repair),
@@ -108,7 +116,7 @@ def status(args: argparse.Namespace, out: Output) -> ExitCode:
         },
         text,
     )
-    return ExitCode.OK if state.at_head else ExitCode.FAILURE
+    return ExitCode.OK if ready else ExitCode.FAILURE
 
 
 def history(args: argparse.Namespace, out: Output) -> ExitCode:

@@ -28,10 +28,10 @@ def placed(statement: str, schema: str, quoted: str) -> str:
         return statement
     literal = "'" + schema.replace("'", "''") + "'"
     create = statement.strip().rstrip(";").strip()
-    return (f"DO $mypkg_extension$ BEGIN "
+    return (f"DO $tenant_extension$ BEGIN "
             f"IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {literal}) "
             f"THEN CREATE SCHEMA IF NOT EXISTS {quoted}; END IF; "
-            f"{create} SCHEMA {quoted}; END $mypkg_extension$")
+            f"{create} SCHEMA {quoted}; END $tenant_extension$")
 
 
 def placed_in_script(sql: str, schema: str, quoted: str) -> str:

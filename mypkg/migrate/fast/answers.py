@@ -322,11 +322,14 @@ def status_from(state: DatabaseState, shipped: Manifest) -> Status | None:
     ordered = shipped.ordered()
     if ordered is None:
         return None
+    from ..history.phases import of_every
+
     applied_ids = set(shipped.ancestors(state.current))
     heads = set(shipped.heads)
+    phase = of_every(shipped)
     everything = [
         RevisionInfo(rev.revision, rev.down_revisions, rev.message, rev.revision in heads,
-                     shipped.owner.get(rev.revision))
+                     shipped.owner.get(rev.revision), phase[rev.revision])
         for rev in ordered
     ]
     return Status(

@@ -90,3 +90,20 @@ def refuse_dependents(plan: Sequence[Script], revision: str) -> None:
         first = f"{COMMAND} downgrade {other}@base --yes" if other != PACKAGE else f"{PACKAGE}'s revisions after it down"
         raise MigrateError(f"{other} builds on plugin {name} ({others[0]} is applied here), so {name}'s tables "
                            f"cannot go first; nothing was run: take {first} first")
+
+
+def require_phase(phase: str | None, revision: str, chosen: object) -> None:
+    """``--phase`` chooses the revisions itself: no revision, no ``--only``/``--without``
+    beside it.
+
+    :raises UsageError: another phase than pre or post, or a choice beside it.
+    """
+    from .phases import PHASES
+
+    if phase is None:
+        return
+    if phase not in PHASES:
+        raise UsageError(f"--phase must be pre or post, not {phase!r}")
+    if revision not in ("head", "heads") or chosen:
+        given = "--only/--without" if chosen else repr(revision)
+        raise UsageError(f"--phase chooses the revisions to run: give no revision and no --only/--without ({given} given)")

@@ -126,7 +126,7 @@ def planned(current: Sequence[str], destination: str, direction: str, *, strict:
     """
     from alembic.util import CommandError
 
-    if strict:
+    if strict and isinstance(destination, str):  # a tuple: the pre phase's revisions, absolute
         _require_direction(destination, direction)
         if direction == "upgrade" and current:
             _require_not_below(current, destination)
@@ -221,7 +221,7 @@ def is_relative(revision: str) -> bool:
     """``-1``, ``+2``, ``head-1``, ``base+2``, ``abc123+1``: counted from somewhere."""
     import re
 
-    return re.fullmatch(r"(?:\w+)?[+-]\d+", revision) is not None
+    return isinstance(revision, str) and re.fullmatch(r"(?:\w+)?[+-]\d+", revision) is not None
 
 
 def as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -238,7 +238,10 @@ def history() -> list[RevisionInfo]:
     """Every shipped revision, oldest first."""
     from .manifest import load
 
-    owner = load().owner
+    from .phases import of_every
+
+    shipped = load()
+    owner, phase = shipped.owner, of_every(shipped)
     revisions = list(scripts.script_directory().walk_revisions())
     revisions.reverse()
     return [
@@ -248,6 +251,7 @@ def history() -> list[RevisionInfo]:
             message=rev.doc,
             is_head=rev.is_head,
             plugin=owner.get(rev.revision),
+            phase=phase.get(rev.revision, "pre"),
         )
         for rev in revisions
     ]

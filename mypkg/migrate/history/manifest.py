@@ -40,6 +40,7 @@ class Revision(NamedTuple):
     filename: str
     branch_labels: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
+    phase: str = ""  #: as the script declares it (``phase = "post"``), "" if not (:mod:`.phases`)
 
 
 def _as_tuple(value: object, name: str, where: str) -> tuple[str, ...]:
@@ -84,7 +85,7 @@ def parse_script(path: Path, filename: str | None = None) -> Revision | None:
         else:
             continue
         for target in targets:
-            if target in FIELDS:
+            if target in (*FIELDS, "phase"):
                 try:
                     values[target] = ast.literal_eval(node.value)  # type: ignore[arg-type]
                 except ValueError:  # a named constant (neutron's cli.CONTRACT_BRANCH): read from its source
@@ -105,6 +106,7 @@ def parse_script(path: Path, filename: str | None = None) -> Revision | None:
         filename=name,
         branch_labels=_as_tuple(values.get("branch_labels"), "branch_labels", name),
         depends_on=_as_tuple(values.get("depends_on"), "depends_on", name),
+        phase=str(values.get("phase") or ""),
     )
 
 
@@ -130,8 +132,7 @@ def scan(versions: Path, *, recursive: bool = True) -> list[Revision]:
 
 
 def to_json(revisions: list[Revision], history_order: list[str] | None = None) -> str:
-    """The manifest file, with the history order (:mod:`.order`) the build worked out once:
-    every ``status`` needs it, and a thousand revisions take milliseconds to order."""
+    """The manifest file, with the history order (:mod:`.order`) the build worked out once."""
     order = history_order
     payload = {"format": FORMAT, "revisions": [rev._asdict() for rev in revisions], "history_order": order}
     return json.dumps(payload, indent=1, sort_keys=True) + "\n"
@@ -143,7 +144,7 @@ def from_json(text: str) -> tuple[list[Revision], list[str] | None]:
     # By position, not by keyword: a thousand revisions are read at every start.
     revisions = [
         Revision(item["revision"], tuple(item["down_revisions"]), item["message"], item["sha256"], item["filename"],
-                 tuple(item.get("branch_labels", ())), tuple(item.get("depends_on", ())))
+                 tuple(item.get("branch_labels", ())), tuple(item.get("depends_on", ())), item.get("phase", ""))
         for item in payload["revisions"]
     ]
     return revisions, payload.get("history_order")

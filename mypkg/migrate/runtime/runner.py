@@ -17,7 +17,8 @@ from .. import events
 from ..database import connections, lease, ledger, locks, tenants
 from ..database.settings import statement_lock_timeout_ms
 from ..errors import MigrateError, UsageError
-from ..history import branches, graph, scripts
+from ..history import branches, graph, phases, scripts
+from ..history.manifest import load as load_manifest
 from ..identity import COMMAND
 from ..results import AppliedRevision, BackfillProgress, MigrationResult
 from . import backfill, checkpoint, environment, integrity, repair
@@ -54,11 +55,13 @@ def run(
     adopt: Callable[[Connection, Database], None] | None = None,
     on_progress: Callable[[BackfillProgress], None] | None = None,
     use_checkpoints: bool = True,
+    phase: str | None = None,
 ) -> MigrationResult:
-    """Move ``db`` to ``revision``; see :func:`.commands.upgrade` for the promises."""
+    """Move ``db`` to ``revision``; see :func:`.commands.upgrade` for the promises.
+    ``phase`` ``"pre"``: to the newest pending pre-deploy revisions instead (:mod:`.phases`)."""
     from sqlalchemy import event
 
-    from .backup import backup_sqlite
+    from ..database.backup import backup_sqlite
 
     graph.require_revision(revision)
     if statement_lock_timeout is not None:
@@ -83,6 +86,8 @@ def run(
             before = _adopt_or_refuse(connection, db, adopt)
         if direction == "upgrade" and not ignore_checksums:
             integrity.refuse_on_problems(connection, before, db)
+        if phase == phases.PRE and before:  # an empty database runs no release yet: it takes all
+            revision = phases.pre_deploy_destination(load_manifest(), before)  # type: ignore[assignment]
         fresh = checkpoint.route(connection, revision) if direction == "upgrade" and not before and use_checkpoints \
             else None
         if fresh is not None:  # Alembic needs only the revisions after the checkpoint

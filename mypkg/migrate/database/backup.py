@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..database import ledger
+from . import ledger
 from ..errors import MigrateError
 
 if TYPE_CHECKING:
