@@ -118,6 +118,9 @@ def complete_change_column_type(table: str, column: str) -> None:
     """Post-deploy: the triggers and the old column dropped, the shadow renamed to
     ``column`` (NOT NULL if the old one was)."""
     shadow = shadow_column(column)
+    if _is_mysql():
+        _mysql_complete_change(table, column, shadow)
+        return
     nullable = _drop_triggers(table, column, shadow)
     _alter(table, lambda batch: batch.drop_column(column))
     _rename(table, shadow, column)
@@ -132,7 +135,11 @@ def undo_complete_change_column_type(table: str, column: str, old_type: sa.types
     shadow = shadow_column(column)
     if not _has_column(table, shadow):  # a run stopped in its backfill did this already
         nullable = _column(table, column)["nullable"]
-        _rename(table, column, shadow)
+        if _is_mysql():  # one ALTER, as in complete_change_column_type
+            added = f"ADD COLUMN {_quote(column)} {old_type.compile(dialect=_bind().dialect)} NULL"
+            _mysql_alter(table, _mysql_change(table, column, shadow, True), added)
+        else:
+            _rename(table, column, shadow)
         _expand(table, column, shadow, old_type, nullable, both_ways=True, added=column, source=shadow)
     return _copy(table, shadow, column, batch_size, old_type)
 
@@ -193,6 +200,26 @@ def _add_beside(table: str, source: str, added: str, type_: Any, nullable: bool)
     if not nullable:  # the other release's rows lack it until the trigger runs (after the check, on SQLite)
         _alter(table, lambda batch: batch.alter_column(source, existing_type=_column(table, source)["type"],
                                                        nullable=True))
+
+
+def _is_mysql() -> bool:
+    return _bind().dialect.name in ("mysql", "mariadb")
+
+
+def _quote(name: str) -> str:
+    return _bind().dialect.identifier_preparer.quote(name)
+
+
+def _mysql_change(table: str, name: str, new_name: str, nullable: bool) -> str:
+    """MySQL's CHANGE COLUMN clause: ``name`` renamed, its type restated."""
+    type_sql = _column(table, name)["type"].compile(dialect=_bind().dialect)
+    return f"CHANGE COLUMN {_quote(name)} {_quote(new_name)} {type_sql} {'NULL' if nullable else 'NOT NULL'}"
+
+
+def _mysql_alter(table: str, *clauses: str) -> None:
+    from alembic import op
+
+    op.execute(f"ALTER TABLE {_quote(table)} {', '.join(clauses)}")
 
 
 def _rename(table: str, name: str, new_name: str) -> None:
@@ -269,23 +296,47 @@ def _create_triggers(table: str, old: str, new: str, *, both_ways: bool, nullabl
         raise NotImplementedError(f"{PACKAGE}.phases: no triggers for {dialect} (SQLite, PostgreSQL, MySQL/MariaDB)")
 
 
+def _mysql_complete_change(table: str, column: str, shadow: str) -> None:
+    """MySQL commits each statement: between dropping the triggers and the ALTER that gives
+    the shadow the column's name, the new release's rows would get no shadow value, lost in
+    the rename (and with the ALTER first, the triggers would name a column no longer there).
+    The table is write-locked for those statements: the application waits, never fails."""
+    from alembic import op
+
+    found, nullable = _triggers_of(table, column, shadow)
+    change = _mysql_change(table, shadow, column, nullable is not False)
+    q = _quote
+    op.execute(f"LOCK TABLES {q(table)} WRITE")
+    try:
+        for name in found:
+            op.execute(f"DROP TRIGGER {q(name)}")
+        op.execute(f"UPDATE {q(table)} SET {q(shadow)} = {q(column)} WHERE {q(shadow)} IS NULL AND {q(column)} IS NOT NULL")
+        _mysql_alter(table, f"DROP COLUMN {q(column)}", change)
+    finally:
+        op.execute("UNLOCK TABLES")
+
+
+def _triggers_of(table: str, old: str, new: str) -> tuple[list[str], bool | None]:
+    """One transition's triggers, and whether the old column accepted NULL before it began
+    (None: no trigger found, nothing recorded)."""
+    base = _trigger_base(table, old, new)
+    found = [name for name in _trigger_names(_bind(), table) if name.startswith(base)]
+    return found, (found[0][len(base)] == "y" if found else None)
+
+
 def _drop_triggers(table: str, old: str, new: str) -> bool | None:
-    """Drop one transition's triggers; returns whether the old column accepted NULL before
-    it began (None: no trigger found, nothing recorded)."""
+    """Drop one transition's triggers; returns what :func:`_triggers_of` says of NULLs."""
     from alembic import op
 
     bind = _bind()
     quote = bind.dialect.identifier_preparer.quote
-    base = _trigger_base(table, old, new)
-    found = [name for name in _trigger_names(bind, table) if name.startswith(base)]
+    found, nullable = _triggers_of(table, old, new)
     for name in found:
         op.execute(f"DROP TRIGGER {quote(name)}" + (f" ON {quote(table)}" if bind.dialect.name == "postgresql" else ""))
     if bind.dialect.name == "postgresql":  # each trigger's function, of the same name
         for name in found:
             op.execute(f"DROP FUNCTION IF EXISTS {quote(name)}()")
-    if not found:
-        return None
-    return found[0][len(base)] == "y"
+    return nullable
 
 
 def _trigger_names(bind: Any, table: str) -> list[str]:
