@@ -148,8 +148,13 @@ def undo_complete_change_column_type(table: str, column: str, old_type: sa.types
 
 
 def _bind() -> Any:
+    """The revision's connection. Offline (``--sql``, ``lint``) there is none to read the
+    columns' types, NULLs and triggers from: said in words lint takes for a note."""
     from alembic import op
 
+    if op.get_context().as_sql:
+        raise RuntimeError(f"{PACKAGE}.phases reads the table's columns and triggers from the database: "
+                           "it cannot be rendered while in offline mode (--sql, lint)")
     return op.get_bind()
 
 

@@ -509,3 +509,55 @@ def test_a_revision_whose_helper_refuses_offline_mode_by_name_is_a_note(tmp_path
     payload = json.loads(run_lint(root, "--json", "--dialect", "postgresql").stdout)
     assert [(u["revision"], u["direction"]) for u in payload["not_checkable"]] == [("aa00000000a1", "upgrade")]
     assert not [f for f in payload["findings"] if f["rule"] == "does-not-run"], payload["findings"]
+
+
+def test_a_contract_operation_in_a_pre_deploy_revision_breaks_the_running_release(tmp_path: Path) -> None:
+    """Deploy phases: what the old release still reads or writes, dropped, renamed, made NOT
+    NULL or narrowed in a revision that runs beside it, is a finding naming it; the same
+    work in a post-deploy revision (declared, or on a contract branch) is none, nor is
+    squawk's drop-column warning there; a table the revision creates itself is nobody's yet;
+    a varchar made longer breaks nothing."""
+    from tests.history import histories
+
+    def post(one: histories.Script) -> histories.Script:
+        return one._replace(text=one.text.replace("depends_on = None\n", 'depends_on = None\nphase = "post"\n'))
+
+    table = 'op.create_table("t", sa.Column("id", sa.Integer, primary_key=True), sa.Column("a", sa.String(10)), ' \
+            'sa.Column("b", sa.Integer), sa.Column("c", sa.Integer), sa.Column("d", sa.Integer), ' \
+            'sa.Column("e", sa.String(20)))'
+    steps = [
+        ("a1", "op.drop_column('t', 'b')", "drop column t.b"),
+        ("a2", "op.alter_column('t', 'c', new_column_name='c2', existing_type=sa.Integer())", "rename column t.c"),
+        ("a3", "op.alter_column('t', 'd', existing_type=sa.Integer(), nullable=False)", "NOT NULL on t.d"),
+        ("a4", "op.alter_column('t', 'e', existing_type=sa.String(20), type_=sa.String(5))", "change the type of t.e"),
+        ("a5", "op.rename_table('t', 't2')", "rename table t"),
+    ]
+    scripts = [histories.script("a0.py", "ab00000000a0", None, "a table", upgrade=table,
+                                downgrade='op.drop_table("t")'),
+               histories.script("w.py", "ab000000000w", "ab00000000a0", "a varchar made longer",
+                                upgrade="op.alter_column('t', 'a', existing_type=sa.String(10), type_=sa.String(50))"),
+               histories.script("n.py", "ab000000000n", "ab000000000w", "a table of its own, changed at once",
+                                upgrade='op.create_table("own", sa.Column("id", sa.Integer, primary_key=True), '
+                                        'sa.Column("x", sa.Integer)); op.drop_column("own", "x")')]
+    parent = "ab000000000n"
+    for name, upgrade, _ in steps:
+        revision = f"ab0000000{name}"
+        scripts.append(histories.script(f"{name}.py", revision, parent, f"pre {name}", upgrade=upgrade))
+        parent = revision
+    for name, upgrade, _ in steps:
+        revision = f"ab000000p{name}"
+        scripts.append(post(histories.script(f"p{name}.py", revision, parent, f"post {name}", upgrade=upgrade)))
+        parent = revision
+    root = histories.project_with(tmp_path / "project", scripts)
+    payload = json.loads(run_lint(root, "--json", "--dialect", "postgresql").stdout)
+    breaking = {f["revision"]: f["fix"] for f in payload["findings"] if f["rule"] == "breaks-running-release"}
+    assert set(breaking) == {f"ab0000000{name}" for name, _, _ in steps}, breaking
+    for name, _, what in steps:
+        assert breaking[f"ab0000000{name}"].startswith(f"breaks the release still running: {what};"), breaking
+        assert 'move it to a post-deploy revision (phase = "post")' in breaking[f"ab0000000{name}"]
+    if payload["squawk"]:  # squawk's own words for the same drop: kept before, dropped after
+        dropped = {f["revision"] for f in payload["findings"] if f["rule"] == "ban-drop-column"}
+        assert "ab0000000a1" in dropped and "ab000000pa1" not in dropped, dropped
+    mysql = json.loads(run_lint(root, "--json", "--dialect", "mysql").stdout)
+    assert {f["revision"] for f in mysql["findings"] if f["rule"] == "breaks-running-release"} >= {
+        "ab0000000a1", "ab0000000a2"}

@@ -6,8 +6,9 @@ Each revision's SQL is rendered offline (what ``--sql`` prints), cut at Alembic'
 own transaction, statements after its ``COMMIT`` are its autocommit block, and a statement
 lock timeout may be assumed. mypkg's own rules look at what squawk cannot see: a revision
 that changes the schema with a downgrade that does nothing, data changed in the same
-transaction as DDL, a constraint the naming convention leaves unnamed, and a script changed
-since a release shipped it (``lint --record-release VERSION`` keeps their checksums).
+transaction as DDL, a constraint the naming convention leaves unnamed, a script changed
+since a release shipped it (``lint --record-release VERSION`` keeps their checksums), and a
+pre-deploy revision that breaks the release still running (:mod:`.contract`).
 
 Configuration, beside the scripts in ``alembic/lint.toml`` (bundled with them; a
 ``pyproject.toml`` may add to it under ``[tool.mypkg.lint]``)::
@@ -34,6 +35,7 @@ from typing import Any, NamedTuple
 
 from ..errors import MigrateError, UsageError
 from ..identity import PACKAGE
+from . import released
 from .canonical import unquote
 
 _RUNNING = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*?)\s*$", re.MULTILINE)
@@ -72,7 +74,7 @@ def load_settings(root: Path | None = None) -> Settings:
     import tomllib
 
     tables = []
-    bundled = _scripts_folder() / SETTINGS_FILE
+    bundled = scripts_folder() / SETTINGS_FILE
     if bundled.is_file():
         tables.append((str(bundled), tomllib.loads(bundled.read_text())))
     path = (root or Path.cwd()) / "pyproject.toml"
@@ -93,7 +95,7 @@ def load_settings(root: Path | None = None) -> Settings:
     return Settings(frozenset(disable), tuple(dict.fromkeys(ignores)), assume)
 
 
-def _scripts_folder() -> Path:
+def scripts_folder() -> Path:
     """The folder of the revision scripts: the source tree's ``alembic/``, or the install's."""
     from ..history.location import script_location
     from ..identity import BUNDLED_SCRIPTS, PACKAGE_DIR
@@ -223,53 +225,9 @@ def range_of(text: str) -> str:
     return f"{parents[0]}:{script.revision}" if len(parents) == 1 else f"base:{script.revision}"
 
 
-#: Where ``lint --record-release`` keeps each release's script checksums, beside the scripts.
-RELEASED = "released.json"
-
-
-def _released_path() -> Path:
-    return _scripts_folder() / RELEASED
-
-
-def record_release(version: str) -> tuple[Path, int]:
-    """Record the sha256 of every script release ``version`` shipped (the ancestors of its
-    head in the release map), so that lint notices when one of them changes later.
-
-    :raises UsageError: a version not in the release map, or no source tree to write into.
-    """
-    from ...releases import revision_for
-    from ..history.manifest import load
-
-    shipped = load()
-    if shipped.source != "scripts":
-        raise UsageError("--record-release writes beside the scripts: run it in the source tree")
-    revisions = shipped.ancestors((revision_for(version),))
-    path = _released_path()
-    recorded = json.loads(path.read_text()) if path.exists() else {}
-    recorded[version] = {rev: shipped.by_id[rev].sha256 for rev in sorted(revisions)}
-    path.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
-    return path, len(revisions)
-
-
-def released_changes() -> list[Finding]:
-    """Scripts changed since a release that shipped them: databases that applied the old
-    version keep it, and ``upgrade`` refuses them (checksum mismatch)."""
-    from ..history.manifest import load
-
-    path = _released_path()
-    if not path.exists():
-        return []
-    shipped = load()
-    found = []
-    for version, scripts in json.loads(path.read_text()).items():
-        for revision, sha256 in scripts.items():
-            now = shipped.by_id.get(revision)
-            if now is None or now.sha256 != sha256:
-                what = "was removed" if now is None else "changed"
-                found.append(Finding(revision, "released-script-changed",
-                                     now.filename if now else revision,
-                                     f"it {what} since release {version}: restore it and make the change in a new revision"))
-    return found
+#: squawk's rules for what breaks the clients still running: the very work of a post-deploy
+#: revision, which runs once none is left (docs/deploying.md).
+AFTER_THE_OLD_RELEASE = frozenset({"ban-drop-column", "ban-drop-table", "renaming-column", "renaming-table"})
 
 
 class Unchecked(NamedTuple):
@@ -360,6 +318,9 @@ def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settin
     from sqlalchemy.engine import make_url
 
     from ..history.manifest import load as load_manifest
+    from ..history.phases import of_every
+    from .contract import in_pre_deploy
+    from .retyping import column_types
 
     settings = settings or Settings()
     url = make_url(f"{dialect}://lint/lint" if dialect != "sqlite" else "sqlite://")
@@ -376,17 +337,25 @@ def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settin
     downgrades = {rev: sql for rev, sql in downgrades.items() if rev in upgrades}
     checkpoint_chunks = _checkpoints_in(upgrades, dialect)
     found = own_rules(upgrades, downgrades)
+    phase = of_every(load_manifest())
+    if dialect != "sqlite":  # batch mode's copies would read as drops
+        before = column_types(upgrades) if start in ("", "base") else {}
+        found += [Finding(c.revision, "breaks-running-release", c.statement,
+                          f"breaks the release still running: {c.what}; move it to a post-deploy revision "
+                          '(phase = "post"), or rename or retype in two steps (mypkg.phases)')
+                  for c in in_pre_deploy(upgrades, phase, before)]
     # A checkpoint is linted as a revision (its downgrade is its revisions'); its rows go
     # into a new, empty database: no lock held while they load, so data-with-ddl is moot.
     found += [f for f in own_rules(checkpoint_chunks, checkpoint_chunks) if f.rule != "data-with-ddl"]
     # Within the range linted; a released script since removed has no range to be in.
-    found.extend(f for f in released_changes() if f.revision in upgrades or f.revision not in load_manifest().by_id)
+    found.extend(f for f in released.released_changes() if f.revision in upgrades or f.revision not in load_manifest().by_id)
     squawked = squawk_findings({**upgrades, **checkpoint_chunks}, settings) if dialect == "postgresql" else []
     if squawked is not None:
-        from .retyping import column_types, widened_without_rewrite
+        from .retyping import widened_without_rewrite
 
         types = column_types(upgrades) if start in ("", "base") else {}
-        found.extend(f for f in squawked if not widened_without_rewrite(f.rule, f.statement, types.get(f.revision, {})))
+        found.extend(f for f in squawked if not widened_without_rewrite(f.rule, f.statement, types.get(f.revision, {}))
+                     and not (f.rule in AFTER_THE_OLD_RELEASE and phase.get(f.revision) == "post"))
     # A revision that fails before reaching any database fails under upgrade too: a finding.
     found += [Finding(u.revision, "does-not-run", f"{u.direction}: {u.reason}",
                       f"fix the revision's {u.direction}(): it fails before reaching any database, so "

@@ -221,7 +221,9 @@ def lint(args: argparse.Namespace, out: Output) -> ExitCode:
     from ..checks import lint
 
     if args.record_release:
-        path, count = lint.record_release(args.record_release)
+        from ..checks.released import record_release
+
+        path, count = record_release(args.record_release)
         out.data({"release": args.record_release, "path": str(path), "scripts": count}, lambda: out.line(
             f"recorded the checksums of {count} script(s) of release {args.record_release} in {path}"))
         return ExitCode.OK
