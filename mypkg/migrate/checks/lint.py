@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from ..errors import MigrateError, UsageError
 from ..identity import PACKAGE
 from . import released
+from .released import scripts_folder
 from .canonical import unquote
 
 _RUNNING = re.compile(r"^-- Running (upgrade|downgrade) (.*?) -> (.*?)\s*$", re.MULTILINE)
@@ -93,15 +94,6 @@ def load_settings(root: Path | None = None) -> Settings:
                 raise UsageError(f"{where}: ignore {entry.get('revision')} {entry.get('rule')}: give a reason")
             ignores.append((str(entry["revision"]), str(entry["rule"])))
     return Settings(frozenset(disable), tuple(dict.fromkeys(ignores)), assume)
-
-
-def scripts_folder() -> Path:
-    """The folder of the revision scripts: the source tree's ``alembic/``, or the install's."""
-    from ..history.location import script_location
-    from ..identity import BUNDLED_SCRIPTS, PACKAGE_DIR
-
-    location = script_location()
-    return Path(PACKAGE_DIR) / BUNDLED_SCRIPTS if location == f"{PACKAGE}:{BUNDLED_SCRIPTS}" else Path(location)
 
 
 def split_by_revision(sql: str) -> dict[str, str]:
@@ -342,13 +334,13 @@ def lint(revision_range: str = "base:heads", dialect: str = "postgresql", settin
         before = column_types(upgrades) if start in ("", "base") else {}
         found += [Finding(c.revision, "breaks-running-release", c.statement,
                           f"breaks the release still running: {c.what}; move it to a post-deploy revision "
-                          '(phase = "post"), or rename or retype in two steps (mypkg.phases)')
+                          f'(phase = "post"), or rename or retype in two steps ({PACKAGE}.phases)')
                   for c in in_pre_deploy(upgrades, phase, before)]
     # A checkpoint is linted as a revision (its downgrade is its revisions'); its rows go
     # into a new, empty database: no lock held while they load, so data-with-ddl is moot.
     found += [f for f in own_rules(checkpoint_chunks, checkpoint_chunks) if f.rule != "data-with-ddl"]
     # Within the range linted; a released script since removed has no range to be in.
-    found.extend(f for f in released.released_changes() if f.revision in upgrades or f.revision not in load_manifest().by_id)
+    found.extend(Finding(*f) for f in released.released_changes() if f[0] in upgrades or f[0] not in load_manifest().by_id)
     squawked = squawk_findings({**upgrades, **checkpoint_chunks}, settings) if dialect == "postgresql" else []
     if squawked is not None:
         from .retyping import widened_without_rewrite

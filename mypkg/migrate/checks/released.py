@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-
-if TYPE_CHECKING:
-    from .lint import Finding
+from ..identity import PACKAGE
 
 
 def scripts_folder() -> Path:
-    from .lint import scripts_folder as folder
+    """The folder of the revision scripts: the source tree's ``alembic/``, or the install's."""
+    from ..history.location import script_location
+    from ..identity import BUNDLED_SCRIPTS, PACKAGE_DIR
 
-    return folder()
+    location = script_location()
+    return Path(PACKAGE_DIR) / BUNDLED_SCRIPTS if location == f"{PACKAGE}:{BUNDLED_SCRIPTS}" else Path(location)
 
 
 #: Where ``lint --record-release`` keeps each release's script checksums, beside the scripts.
@@ -47,11 +47,11 @@ def record_release(version: str) -> tuple[Path, int]:
     return path, len(revisions)
 
 
-def released_changes() -> list[Finding]:
+def released_changes() -> list[tuple[str, str, str, str]]:
     """Scripts changed since a release that shipped them: databases that applied the old
-    version keep it, and ``upgrade`` refuses them (checksum mismatch)."""
+    version keep it, and ``upgrade`` refuses them (checksum mismatch). Each as lint's
+    finding's fields: revision, rule, statement, fix."""
     from ..history.manifest import load
-    from .lint import Finding
 
     path = _released_path()
     if not path.exists():
@@ -63,7 +63,6 @@ def released_changes() -> list[Finding]:
             now = shipped.by_id.get(revision)
             if now is None or now.sha256 != sha256:
                 what = "was removed" if now is None else "changed"
-                found.append(Finding(revision, "released-script-changed",
-                                     now.filename if now else revision,
-                                     f"it {what} since release {version}: restore it and make the change in a new revision"))
+                found.append((revision, "released-script-changed", now.filename if now else revision,
+                              f"it {what} since release {version}: restore it and make the change in a new revision"))
     return found
