@@ -38,7 +38,8 @@ def _targets(urls: Iterable[str], shard: tuple[int, int] | None) -> list[Target]
 
 def upgrade(urls: Iterable[str], revision: str = "head", *, jobs: int = 2, shard: tuple[int, int] | None = None,
             max_failures: int | None = None, canary: int = 0, **options: Any) -> FleetResult:
-    """Upgrade every target (``options``: lock_timeout, statement_lock_timeout, busy_timeout).
+    """Upgrade every target (``options``: lock_timeout, statement_lock_timeout, busy_timeout;
+    ``phase="pre"`` or ``"post"``: a rolling deploy's phase, docs/deploying.md).
 
     :param shard: ``(I, N)``: only the targets of shard I of N (a stable hash of each).
     :raises UsageError: a URL that is not one, bad bounds. A target's failure is its row.
@@ -58,8 +59,10 @@ def downgrade(urls: Iterable[str], revision: str, *, jobs: int = 2, shard: tuple
                canary=canary, options=options)
 
 
-def status(urls: Iterable[str], *, jobs: int = 2, shard: tuple[int, int] | None = None) -> FleetResult:
-    """Every target's revision; ``ok`` when all are at head."""
+def status(urls: Iterable[str], *, jobs: int = 2, shard: tuple[int, int] | None = None,
+           phase: str | None = None) -> FleetResult:
+    """Every target's revision; ``ok`` when all are at head (``phase="pre"``: past every
+    pre-deploy revision, outcome ``ready`` when post-deploy ones are pending)."""
     from .migrate.fleet.run import run
 
-    return run("status", _targets(urls, shard), jobs=jobs)
+    return run("status", _targets(urls, shard), jobs=jobs, options={"phase": phase})

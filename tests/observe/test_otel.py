@@ -89,6 +89,7 @@ def test_a_program_with_opentelemetry_gets_a_span_per_revision_and_the_metrics(s
     assert [span["status"] for span in revisions] == ["UNSET"] * len(REVISIONS) + ["ERROR"]
     assert "deliberate failure after DDL" in revisions[-1]["description"]
     assert revisions[0]["attributes"]["mypkg.revision.message"] == "create initial tables"
+    assert {span["attributes"]["mypkg.revision.phase"] for span in revisions} == {"pre"}  # a deploy's half
     assert revisions[0]["attributes"]["db.system"] == "sqlite"
     metrics = found["metrics"]
     assert [value for _, value, _ in metrics["mypkg.migrate.revisions.applied"]] == [len(REVISIONS)]

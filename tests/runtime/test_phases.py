@@ -174,3 +174,59 @@ def test_two_pre_branches_are_both_taken(source_copy: Path, sqlite_url: str) -> 
     assert run_copy(source_copy, "--url", sqlite_url, "upgrade", HEAD).returncode == 0
     assert run_copy(source_copy, "--url", sqlite_url, "upgrade", "--phase", "pre").returncode == 0
     assert sorted(current(source_copy, sqlite_url)) == ["d0000000e001", "d0000000e002"]
+
+
+class TestFleets:
+    """``fleet upgrade --phase``, ``fleet status --phase pre``: per SQLite file (each target
+    read alone) and over the schemas of one PostgreSQL database (read together)."""
+
+    @pytest.fixture
+    def history(self, source_copy: Path) -> Path:
+        add(source_copy, "b0000000e001", HEAD)
+        add(source_copy, "b0000000c001", "b0000000e001", phase="post")
+        return source_copy
+
+    def fleet(self, history: Path, *args: str) -> tuple[int, dict]:
+        done = run_copy(history, "fleet", *args, "--json")
+        assert done.returncode in (0, 1), done.stderr
+        return done.returncode, json.loads(done.stdout)
+
+    def test_a_fleet_runs_each_phase_and_counts_targets_ready(self, history: Path, tmp_path: Path,
+                                                               postgresql_url: str) -> None:
+        files = [f"sqlite:///{tmp_path / f't{i}.db'}" for i in range(3)]
+        schemas = [f"{postgresql_url}&schema=tenant_{i}" if "?" in postgresql_url else f"{postgresql_url}?schema=tenant_{i}"
+                   for i in range(3)]
+        for url in files + schemas:
+            assert run_copy(history, "--url", url, "upgrade", HEAD).returncode == 0
+        where = [("--sqlite-glob", str(tmp_path / "t*.db")), ("--url", postgresql_url, "--schemas", "tenant_*")]
+        for source in where:
+            code, state = self.fleet(history, "status", "--phase", "pre", *source)
+            assert code == 1 and state["summary"]["behind"] == 3, state
+            code, done = self.fleet(history, "upgrade", "--phase", "pre", *source)
+            assert code == 0 and done["summary"]["migrated"] == 3, done
+            assert {tuple(row["after"]) for row in done["targets"]} == {("b0000000e001",)}
+            code, state = self.fleet(history, "status", "--phase", "pre", *source)
+            assert code == 0 and state["summary"]["ready"] == 3 and state["summary"]["behind"] == 0, state
+            assert {row["outcome"] for row in state["targets"]} == {"ready"}
+            assert self.fleet(history, "status", *source)[0] == 1  # at head it is not
+            code, done = self.fleet(history, "upgrade", "--phase", "post", *source)
+            assert code == 0 and {tuple(row["after"]) for row in done["targets"]} == {("b0000000c001",)}
+            code, state = self.fleet(history, "status", "--phase", "pre", *source)
+            assert code == 0 and state["summary"]["at_head"] == 3, state
+
+    def test_phase_with_a_revision_or_a_downgrade_is_refused(self, history: Path, tmp_path: Path) -> None:
+        for args in (("upgrade", "+1"), ("downgrade", "-1")):
+            done = run_copy(history, "fleet", *args, "--phase", "pre", "--sqlite-glob", str(tmp_path / "*.db"))
+            assert done.returncode == 2 and "--phase chooses the revisions" in done.stderr, done.stderr
+
+
+def test_each_revision_tells_its_phase_in_the_json_log(source_copy: Path, sqlite_url: str) -> None:
+    from tests.observe.test_json_output import valid
+
+    add(source_copy, "b0000000e001", HEAD)
+    add(source_copy, "b0000000c001", "b0000000e001", phase="post")
+    done = run_copy(source_copy, "--url", sqlite_url, "--log-format", "json", "upgrade")
+    assert done.returncode == 0, done.stderr
+    started = {line["revision"]: line["phase"] for line in map(json.loads, done.stderr.splitlines())
+               if valid(line, "event")["event"] == "revision.start"}
+    assert started["b0000000e001"] == "pre" and started["b0000000c001"] == "post" and started[HEAD] == "pre"

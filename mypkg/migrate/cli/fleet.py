@@ -42,6 +42,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="per target: wait this long for another migrator (default 300)")
     parser.add_argument("--statement-lock-timeout", type=types.lock_seconds, default=None, metavar="SECONDS",
                         help="per target, PostgreSQL: as upgrade's")
+    parser.add_argument("--phase", choices=("pre", "post"), default=None,
+                        help="a rolling deploy's phase, per target (docs/deploying.md): upgrade --phase pre applies "
+                        "pre-deploy revisions only; status --phase pre counts a target past them as ready")
     parser.add_argument("--yes", action="store_true", help="confirm a downgrade to base on every target")
     parser.add_argument("--allow-empty", action="store_true",
                         help="no target found is a success (by default an error: a glob with a typo matches nothing)")
@@ -62,6 +65,8 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
         raise UsageError("downgrading every target to base drops every table: confirm with --yes")
     if args.action == "status" and args.revision is not None:
         raise UsageError("fleet status takes no revision: it reports each target against head")
+    if args.phase and (args.action == "downgrade" or args.revision is not None):
+        raise UsageError("--phase chooses the revisions of fleet upgrade and status: give no revision, no downgrade")
     if args.revision is not None:
         from ..history import graph
 
@@ -79,7 +84,7 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
                          "give --allow-empty if an empty fleet is expected")
     chosen = targets.in_shard(targets.unique(found), shard)
     options = {"lock_timeout": args.lock_timeout, "statement_lock_timeout": args.statement_lock_timeout,
-               "busy_timeout": settings.busy_timeout(), "confirm_base": args.yes}
+               "busy_timeout": settings.busy_timeout(), "confirm_base": args.yes, "phase": args.phase}
     progress = _Progress(len(chosen), quiet=args.quiet or args.json or out.json_log)
     result = run.run(args.action, chosen, args.revision or "head", jobs=args.jobs, max_failures=args.max_failures,
                      canary=args.canary, options=options, on_row=progress.row)

@@ -43,7 +43,16 @@ def _read_sql(with_ledger: bool) -> str:
     )
 
 
-def answer(action: str, revision: str, targets: Sequence[Target], make_row: Callable[..., Any]) -> dict[str, Any]:
+def status_outcome(state: Any, phase: str | None) -> str:
+    """A target's ``fleet status`` outcome: at head; ``ready`` (``--phase pre``: past every
+    pre-deploy revision, post-deploy ones pending); or behind."""
+    if state.at_head:
+        return "at head"
+    return "ready" if phase == "pre" and state.ready_for(phase) else "behind"
+
+
+def answer(action: str, revision: str, targets: Sequence[Target], make_row: Callable[..., Any],
+           phase: str | None = None) -> dict[str, Any]:
     """Rows (by identity) for the PostgreSQL schema targets that share a database with at
     least one other and that this can answer: ``status``, or ``upgrade`` to head with
     nothing to do. The others are not in the result."""
@@ -59,7 +68,7 @@ def answer(action: str, revision: str, targets: Sequence[Target], make_row: Call
         if len(members) > 1:
             from ..database import bridge
 
-            rows.update(bridge.call(members[0][1], _read_group, action, members, make_row))
+            rows.update(bridge.call(members[0][1], _read_group, action, members, make_row, phase))
     return rows
 
 
@@ -83,7 +92,8 @@ def _forest(text: str | None) -> list[dict[str, str]]:
     return [{field.tag: field.text or "" for field in row} for row in ElementTree.fromstring(f"<r>{text}</r>")]
 
 
-def _read_group(action: str, members: list[tuple[Target, Any]], make_row: Callable[..., Any]) -> dict[str, Any]:
+def _read_group(action: str, members: list[tuple[Target, Any]], make_row: Callable[..., Any],
+                phase: str | None) -> dict[str, Any]:
     import sqlalchemy as sa
 
     from ..database import connections
@@ -115,7 +125,7 @@ def _read_group(action: str, members: list[tuple[Target, Any]], make_row: Callab
         state = DatabaseState(target.identity, current, history)
         if action == "status":
             judged = status_from(state, shipped)
-            outcome = None if judged is None else "at head" if judged.at_head else "behind"
+            outcome = None if judged is None else status_outcome(judged, phase)
         else:
             judged = nothing_to_upgrade_in(state, shipped)
             outcome = None if judged is None else "unchanged"

@@ -23,9 +23,10 @@ from ..errors import MigrateError, UsageError
 from .targets import Target
 
 #: Every outcome a target can have, in the order reports list them.
-OUTCOMES = ("migrated", "unchanged", "at head", "behind", "failed", "not started")
-#: Outcomes that mean a target is where the fleet was asked to take it.
-REACHED = frozenset({"migrated", "unchanged", "at head"})
+OUTCOMES = ("migrated", "unchanged", "at head", "ready", "behind", "failed", "not started")
+#: Outcomes that mean a target is where the fleet was asked to take it (``ready``: status
+#: --phase pre, every pre-deploy revision applied).
+REACHED = frozenset({"migrated", "unchanged", "at head", "ready"})
 ACTIONS = ("upgrade", "downgrade", "status")
 
 
@@ -35,7 +36,7 @@ class Row(NamedTuple):
     target: str  #: its identity: the URL with secrets masked
     before: tuple[str, ...]
     after: tuple[str, ...]
-    outcome: str  #: migrated, unchanged, at head, behind, failed, not started
+    outcome: str  #: migrated, unchanged, at head, ready, behind, failed, not started
     seconds: float
     error: str | None = None
 
@@ -73,7 +74,8 @@ def run(
     :param max_failures: after this many failed targets, start no new one.
     :param canary: migrate this many targets first; if any fails, start no other.
     :param options: per-target options for :func:`.commands.upgrade`/``downgrade``
-        (lock_timeout, statement_lock_timeout, busy_timeout, confirm_base).
+        (lock_timeout, statement_lock_timeout, busy_timeout, confirm_base, phase: ``pre`` or
+        ``post``, for ``upgrade`` and ``status``, docs/deploying.md).
     :raises UsageError: an unknown action, jobs below 1, a negative bound.
     """
     import concurrent.futures as futures
@@ -97,7 +99,7 @@ def run(
     if action != "downgrade":  # many schemas of one PostgreSQL database: one query for them all
         from .bulk import answer
 
-        rows.update(answer(action, revision, queue, Row))
+        rows.update(answer(action, revision, queue, Row, (options or {}).get("phase")))
         for row in rows.values():
             tell_row(row)
         queue = [found for found in queue if found.identity not in rows]
@@ -105,11 +107,11 @@ def run(
     context = multiprocessing.get_context("spawn")
     with futures.ProcessPoolExecutor(max_workers=min(jobs, max(len(queue), 1)), mp_context=context,
                                      initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        phases = [queue[:canary], queue[canary:]] if canary else [queue]
-        for number, phase in enumerate(phases):
+        waves = [queue[:canary], queue[canary:]] if canary else [queue]  # the canary's, then the rest
+        for number, wave in enumerate(waves):
             if stopped:
                 break
-            waiting = list(reversed(phase))
+            waiting = list(reversed(wave))
             running: dict[futures.Future[Row], Target] = {}
             while waiting or running:
                 while waiting and len(running) < jobs and not stopped:
@@ -140,7 +142,7 @@ def run(
                             stopped = f"{failures} target(s) failed (--max-failures {max_failures})"
                     tell_row(row)
             if canary and number == 0 and failures and not stopped:
-                stopped = f"the canary failed ({failures} of {len(phase)} target(s), --canary {canary})"
+                stopped = f"the canary failed ({failures} of {len(wave)} target(s), --canary {canary})"
     for found in targets:
         if found.identity not in rows:
             rows[found.identity] = Row(found.identity, (), (), "not started", 0.0, stopped)
@@ -190,8 +192,10 @@ def _migrate_one(action: str, found: Target, revision: str, options: dict[str, A
     clock = time.perf_counter()
     try:
         if action == "status":
+            from .bulk import status_outcome
+
             state = _fast_status(found.url) or commands.status(found.url)
-            outcome = "at head" if state.at_head else "behind"
+            outcome = status_outcome(state, options.get("phase"))
             return Row(found.identity, state.current, state.current, outcome, time.perf_counter() - clock)
         if action == "upgrade" and revision in ("head", "heads"):
             state = _fast_nothing_to_do(found.url)
@@ -199,7 +203,7 @@ def _migrate_one(action: str, found: Target, revision: str, options: dict[str, A
                 return Row(found.identity, state.current, state.current, "unchanged", time.perf_counter() - clock)
         if action == "upgrade":
             result = commands.upgrade(found.url, revision, **_only(options, "lock_timeout",
-                                      "statement_lock_timeout", "busy_timeout"))
+                                      "statement_lock_timeout", "busy_timeout", "phase"))
         else:
             result = commands.downgrade(found.url, revision, **_only(options, "lock_timeout",
                                         "statement_lock_timeout", "busy_timeout", "confirm_base"))

@@ -32,6 +32,9 @@ def of_every(shipped: Manifest) -> dict[str, str]:
 
     :raises MigrateError: a script declaring a phase that is neither ``pre`` nor ``post``.
     """
+    known = getattr(shipped, "_phases", None)
+    if known is not None:  # once per graph: every revision a run starts asks
+        return known
     found: dict[str, str] = {}
     for rev in shipped.revisions:
         if rev.phase and rev.phase not in PHASES:
@@ -41,6 +44,7 @@ def of_every(shipped: Manifest) -> dict[str, str]:
     contract = _on_the_contract_branch(shipped)
     for rev in shipped.revisions:
         found[rev.revision] = rev.phase or (POST if rev.revision in contract else PRE)
+    shipped._phases = found  # type: ignore[attr-defined]
     return found
 
 

@@ -167,6 +167,8 @@ class Telemetry:
             attributes[f"{REVISION}.message"] = fields["message"]
         if fields.get("plugin"):
             attributes[f"{REVISION}.plugin"] = fields["plugin"]
+        if fields.get("phase"):  # pre or post: which half of a rolling deploy ran it
+            attributes[f"{REVISION}.phase"] = fields["phase"]
         self.revision = self._child(f"{fields['direction']} {fields['revision']}", fields["time"], attributes)
 
     def _on_revision_applied(self, fields: dict[str, Any]) -> None:

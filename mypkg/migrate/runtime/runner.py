@@ -116,7 +116,7 @@ def run(
         installed = []
         if found is not None:
             events.emit(events.REVISION_START, revision=found.revision, message=checkpoint.describe(found),
-                        direction="upgrade", plugin=None)
+                        direction="upgrade", plugin=None, phase=None)
             installed.append(checkpoint.install(connection, db, found))
             tell_applied(installed[0], on_applied)
             plan = graph.planned((found.revision,), revision, direction, strict=True)

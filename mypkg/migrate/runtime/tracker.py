@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import events
 from ..database import ledger, locks
-from ..history import graph
+from ..history import graph, phases
 from ..history.manifest import load as load_manifest
 from ..results import AppliedRevision
 from . import integrity, repair
@@ -77,8 +77,10 @@ class Tracker:
             step = len(self.applied) + len(self.pending)
             if step < len(self.plan):
                 script = self.plan[step]
+                shipped = load_manifest()
                 events.emit(events.REVISION_START, revision=script.revision, message=script.doc,
-                            direction=self.direction, plugin=load_manifest().owner.get(script.revision))
+                            direction=self.direction, plugin=shipped.owner.get(script.revision),
+                            phase=phases.of_every(shipped).get(script.revision))
             if self.running is not None and step < len(self.running):
                 # Committed by the revision's first DDL statement; removed as it completes.
                 self.running_row = ledger.write(
