@@ -177,3 +177,22 @@ def test_the_models_convention_is_read_from_their_source(tmp_path: Path, source:
     (models / "broken.py").write_text("this is not python (\n")  # importing it fails louder elsewhere
     models_convention_differs.cache_clear()  # once per process for the package; a new folder per case here
     assert models_convention_differs(models, tuple(sorted(NAMING_CONVENTION.items()))) == differs
+
+
+def test_alembic_revision_writes_the_phase_and_x_phase_post_makes_a_post_deploy_revision(checkout: Path) -> None:
+    """docs/deploying.md: authors make a post-deploy revision with ``alembic revision``."""
+    alembic(checkout, "revision", "-m", "add a column")
+    alembic(checkout, "-x", "phase=post", "revision", "-m", "drop a column")
+    versions = checkout / "alembic" / "versions"
+    added = next(versions.glob("*_add_a_column.py")).read_text()
+    dropped = next(versions.glob("*_drop_a_column.py")).read_text()
+    assert 'phase: str = "pre"' in added or "phase: str = 'pre'" in added
+    assert "phase: str = 'post'" in dropped
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(checkout)}
+    state = subprocess.run([sys.executable, "-m", "mypkg", "--url", f"sqlite:///{checkout / 'x.db'}", "status",
+                            "--json"], cwd=checkout, env=env, capture_output=True, text=True, timeout=120)
+    import json
+
+    phases = [rev["phase"] for rev in json.loads(state.stdout)["pending"]]
+    assert phases[-2:] == ["pre", "post"] and set(phases[:-2]) == {"pre"}
+    alembic(checkout, "upgrade", "head")  # plain alembic runs both, as before
