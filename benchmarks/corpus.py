@@ -23,7 +23,10 @@ sockets; the SQLite capabilities on files):
   file compared; that wheel installed there times the ``no-op`` ``upgrade`` against
   ``alembic upgrade heads`` in the checkout (best of three each);
 - ``tenants``: ``--schema`` into one PostgreSQL schema (nothing in ``public``) and a fleet of
-  20 schemas, or a fleet of 20 SQLite files, ``fleet status`` after.
+  20 schemas, or a fleet of 20 SQLite files, ``fleet status`` after;
+- ``deploy phases``: on a history with post-deploy revisions (neutron's contract branch), from
+  where they branch off: ``upgrade --phase pre``, ``status --phase pre``, ``upgrade --phase
+  post``, the schema then against ``alembic upgrade heads``.
 
 A history whose scripts import their application runs in a venv of its own (cached beside
 the wheels) holding that application at its pinned release, as its users install it, and
@@ -38,6 +41,7 @@ import argparse
 import os
 import hashlib
 import json
+import re
 import subprocess
 import zipfile
 import functools
@@ -146,6 +150,40 @@ def on_server(kind: str, history: corpus.History, root: Path, server, alembic, m
             return failures(history, root, migrate, urls, by_alembic, by_runner)
         same = dump(kind, server, urls[0], history) == dump(kind, server, urls[1], history)
         return f"{'works' if same else 'DIFFERS'} ({seconds_b:.2f} s; alembic {seconds_a:.2f} s)"
+    finally:
+        for url in urls:
+            server.drop_database(url)
+
+
+def deploy_phases(kind: str, history: corpus.History, root: Path, server, alembic, migrate) -> str:  # noqa: ANN001
+    """A rolling deploy on a history with post-deploy revisions (neutron's contract branch):
+    from the revision where they branch off, ``upgrade --phase pre``, the gate (``status
+    --phase pre``), ``upgrade --phase post``; the schema then against ``alembic upgrade heads``."""
+    listed = migrate(history, root, "sqlite://", "history", "--json")
+    revisions = json.loads(listed.stdout)["revisions"] if listed.returncode == 0 else []
+    phase = {rev["revision"]: rev["phase"] for rev in revisions}
+    roots = [rev for rev in revisions if rev["phase"] == "post"
+             and all(phase.get(parent) == "pre" for parent in rev["down_revisions"])]
+    if not roots:
+        return "no post-deploy revision" if revisions else f"not listed: {last_line(listed)}"
+    start = roots[0]["down_revisions"][0]
+    urls = [new_database(server, history), new_database(server, history)]
+    try:
+        steps = [migrate(history, root, urls[1], "upgrade", start), migrate(history, root, urls[1], "upgrade", "--phase", "pre")]
+        gate = migrate(history, root, urls[1], "status", "--phase", "pre", "--json")
+        steps.append(migrate(history, root, urls[1], "upgrade", "--phase", "post"))
+        failed = next((step for step in steps if step.returncode), None)
+        if failed is not None or gate.returncode:
+            return f"FAILS: {last_line(failed or gate)}"
+        waiting = json.loads(gate.stdout)["pending"]
+        pre = steps[1].stdout.count("applied ")
+        post = steps[2].stdout.count("applied ")
+        if alembic(history, root, urls[0], "upgrade", "heads").returncode:
+            return "alembic upgrade heads fails"
+        same = dump(kind, server, urls[0], history) == dump(kind, server, urls[1], history)
+        return (f"{'works' if same and {r['phase'] for r in waiting} == {'post'} else 'DIFFERS'} ({kind}): from {start}, "
+                f"--phase pre applied {pre}, the gate open with {len(waiting)} post-deploy pending, "
+                f"--phase post applied {post}; the schema alembic's")
     finally:
         for url in urls:
             server.drop_database(url)
@@ -334,6 +372,7 @@ def measure(history: corpus.History, work: Path, *, install: bool = True, server
     row = {"history": f"{history.name} {history.version}", "revisions": "", "upgrade": "", "postgresql": "",
            "mariadb": "", "down and up": "", "roundtrip": "", "lint": "", "checkpoint": "",
            "fresh install: checkpoint vs replay": "", "wheel builds": "", "tenants": "", "plugin": "", "no-op": "",
+           "deploy phases": "",
            "adoption": history.adoption, "findings judged": history.judged or "not yet"}
     try:
         count = len(corpus.scripts(history))
@@ -361,6 +400,8 @@ def measure(history: corpus.History, work: Path, *, install: bool = True, server
             row[column] = on_server(kind, history, root, server, alembic, migrate)
             if kind == "postgresql" and row[column].startswith("works"):
                 row["tenants"] = tenants(history, root, migrate, server, work)
+            if row[column].startswith("works") and not row["deploy phases"]:
+                row["deploy phases"] = deploy_phases(kind, history, root, server, alembic, migrate)
     # Offline, for the dialect its project runs (a SQLite history's 64-character index names
     # are no finding for PostgreSQL's 63): it needs no database, so every history gets it.
     dialect = history.dialects[0]
@@ -447,6 +488,21 @@ def table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _kept_rows(page: str, columns: list[str]) -> dict[str, str]:
+    """The page's rows by history, each in ``columns``' order: a column added since is empty
+    in them until their history runs again."""
+    lines = [line for line in page.splitlines() if line.startswith("| ")]
+    if not lines:
+        return {}
+    split = lambda line: [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]  # noqa: E731
+    header = split(lines[0])
+    kept = {}
+    for line in lines[1:]:
+        cells = dict(zip(header, split(line)))
+        kept[cells.get("history", "")] = "| " + " | ".join(cells.get(c, "") for c in columns) + " |"
+    return kept
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", default=[], help="a history by name (repeatable)")
@@ -482,7 +538,7 @@ def main() -> int:
         builds.cleanup()
     page = ROOT / "docs" / "corpus.md"
     if args.only and not args.print and page.is_file():  # those rows again, the others kept
-        kept = {line.split("|")[1].strip(): line for line in page.read_text().splitlines() if line.startswith("| ")}
+        kept = _kept_rows(page.read_text(), list(rows[0]))
         fresh = {row["history"]: table([row]).splitlines()[2] for row in rows}
         order = [f"{h.name} {h.version}" for h in corpus.CORPUS]
         rows_text = [fresh.get(name) or kept.get(name) for name in order]
