@@ -169,7 +169,11 @@ CORPUS: tuple[History, ...] = (
                    "the expand and contract branches. On MariaDB, its database: works, both heads. On PostgreSQL "
                    "both tools fail alike at d553edeb540f (MySQL's CONVERT). Lint: its 130 does-not-run downgrades "
                    "are true (neutron defines no downgrade since Mitaka); 2b42d90729da's upgrade one is false "
-                   "(neutron's remove_fks_from_table reads the database in its own helper; it runs on MariaDB)"),
+                   "(neutron's remove_fks_from_table reads the database in its own helper; it runs on MariaDB). "
+                   "Deploy phases: its expand/contract labels are the phases (114 pre, 19 post), nothing declared; "
+                   "from before its newest contract revision, --phase pre then --phase post build alembic's schema. "
+                   "From kilo the pre phase is refused, rightly: ussuri's expand revisions depend_on newton's "
+                   "contract 7d9d8eeec6ad (neutron deploys one release at a time)"),
 )
 
 

@@ -426,3 +426,23 @@ def test_a_plugin_declaring_its_naming_convention_names_its_constraints_by_it(
     assert "CONSTRAINT plugin_ck_audit_event_actor_named CHECK" in ddl, ddl
     assert "CONSTRAINT ck_" not in ddl  # not the core's
     assert "CONSTRAINT pk_my_table" in core or "PRIMARY KEY" in core  # the core's own, untouched
+
+
+def test_a_plugins_post_deploy_revision_waits_for_the_post_phase(plugins_installed: Venv, tmp_path: Path) -> None:
+    """Deploy phases are the plugins' too: its declared phase travels in its wheel's manifest."""
+    posted = plugin_copy(tmp_path, "audit_trail", **{'depends_on = None\n\n\ndef upgrade() -> None:\n    with op.batch_alter_table("audit_event") as batch:\n        batch.add_column':
+                                                     'depends_on = None\nphase = "post"\n\n\ndef upgrade() -> None:\n    with op.batch_alter_table("audit_event") as batch:\n        batch.add_column'})
+    assert 'phase = "post"' in next(posted.rglob("*_a0d17e000002_add_actor.py")).read_text()
+    plugins_installed.install(build_wheel(posted, tmp_path / "wheel"))
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    # A database the previous release built (without the plugin): the pre phase then runs beside it.
+    assert plugins_installed.run("--url", url, "upgrade", "--without", "audit", "--without", "tags",
+                                 cwd=tmp_path).returncode == 0
+    pre = plugins_installed.run("--url", url, "upgrade", "--phase", "pre", cwd=tmp_path)
+    assert pre.returncode == 0 and "a0d17e000001" in pre.stdout and "a0d17e000002" not in pre.stdout, pre
+    gate = plugins_installed.run("--url", url, "status", "--phase", "pre", "--json", cwd=tmp_path)
+    assert gate.returncode == 0, gate.stderr
+    assert [(r["revision"], r["plugin"], r["phase"]) for r in json.loads(gate.stdout)["pending"]] == [
+        ("a0d17e000002", "audit", "post")]
+    post = plugins_installed.run("--url", url, "upgrade", "--phase", "post", cwd=tmp_path)
+    assert post.returncode == 0 and "a0d17e000002" in post.stdout, post
