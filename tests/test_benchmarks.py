@@ -63,3 +63,18 @@ def test_the_fleet_benchmark_reports_every_figure_and_ratio(tmp_path: Path) -> N
                                        "noop_xargs", "status_fleet", "noop_alembic_loop"}
     assert all(value > 0 for value in figures["seconds"].values())
     assert len(figures["ratios"]) == 3 and "ratios:" in result.stdout
+
+
+def test_the_deploy_phases_benchmark_reports_each_ratio(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "deploy_phases.py"), "--writes", "20", "--repeat", "1",
+         "--databases", "sqlite"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines if line.startswith("sqlite ")][:2] == [["sqlite", "INSERT"],
+                                                                                       ["sqlite", "UPDATE"]]
+    assert any(line.startswith("goal: triggers at most 1.5x") for line in lines)
+    (gate,) = [line.split() for line in lines if line.startswith("sqlite ") and len(line.split()) == 4]
+    assert float(gate[1]) > 0 and float(gate[2]) > 0 and float(gate[3]) > 0

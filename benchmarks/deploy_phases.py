@@ -1,6 +1,7 @@
-"""What a rename's triggers cost a running application: one row written with them and without.
+"""Deploy phases' costs: a rename's triggers on the running application's writes, and the
+new release's gate (``status --phase pre``) against ``status``.
 
-    .venv/bin/python benchmarks/phase_triggers.py [--writes 2000] [--repeat 5] [--databases sqlite,postgresql,mysql]
+    .venv/bin/python benchmarks/deploy_phases.py [--writes 2000] [--repeat 5] [--databases sqlite,postgresql,mysql]
 
 During a rolling deploy (docs/deploying.md) ``mypkg.phases.rename_column("note", "body",
 "content")`` keeps both columns in step with triggers. Two databases are built by
@@ -9,8 +10,10 @@ the same two columns added by hand with no trigger (the write's floor: the same 
 same columns). The old release's writes are then timed on each through the driver alone,
 autocommitted one by one: a single-row INSERT naming ``body``, and a single-row UPDATE of
 ``body``. Rounds interleaved; the table prints the median microseconds per write and the
-ratio with triggers to without (goal: at most 1.5x). SQLite files; PostgreSQL and MariaDB on
-throwaway servers on unix sockets (tests/servers/).
+ratio with triggers to without (goal: at most 1.5x). Then, on the database with triggers (at
+head), ``mypkg-migrate status --phase pre`` and ``status`` are timed as processes, interleaved
+(goal: the gate costs what ``status`` costs: both on the fast path). SQLite files; PostgreSQL
+and MariaDB on throwaway servers on unix sockets (tests/servers/).
 """
 
 from __future__ import annotations
@@ -109,6 +112,21 @@ def writes(kind: str, url: str, count: int, start: int) -> tuple[float, float]:
     return statistics.median(inserts) * 1e6, statistics.median(updates) * 1e6
 
 
+def gate_against_status(root: Path, url: str, count: int) -> tuple[float, float]:
+    """Median seconds of ``status`` and of ``status --phase pre`` at head, as processes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    env.update(PYTHONPATH=str(root))
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(count):
+        for gate in (False, True):  # interleaved
+            began = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "mypkg", "--url", url, "status",
+                                   *(["--phase", "pre"] if gate else [])], cwd=root, env=env, capture_output=True)
+            times[gate].append(time.perf_counter() - began)
+            assert done.returncode == 0, done.stderr
+    return statistics.median(times[False]), statistics.median(times[True])
+
+
 def database(kind: str, scratch: Path, server: object, name: str) -> str:
     if kind == "sqlite":
         return f"sqlite:///{scratch / f'{name}.db'}"
@@ -122,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--databases", default="sqlite,postgresql,mysql")
     args = parser.parse_args(argv)
     worst = 0.0
+    gates: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="mypkg-bench-triggers-") as tmp:
         scratch = Path(tmp)
         projects = {"triggers": project(scratch / "with", WITH_TRIGGERS), "none": project(scratch / "without", WITHOUT)}
@@ -154,11 +173,15 @@ def main(argv: list[str] | None = None) -> int:
                     cost = statistics.median(s[index] for s in samples["triggers"])
                     worst = max(worst, cost / floor)
                     print(f"{kind:<12}{write:<8}{floor:>11.0f}{cost:>10.0f}{cost / floor:>7.2f}", flush=True)
+                gates.append((kind, *gate_against_status(projects["triggers"], urls["triggers"], args.repeat * 4)))
             finally:
                 if server is not None:
                     server.stop()
     print(f"goal: triggers at most {GOAL}x a single-row write: {'met' if worst <= GOAL else 'MISSED'} "
           f"(worst {worst:.2f}x)")
+    print(f"\n{'database':<12}{'status':>10}{'--phase pre':>13}{'ratio':>7}   (ms per process, medians)")
+    for kind, plain, gate in gates:
+        print(f"{kind:<12}{plain * 1000:>10.1f}{gate * 1000:>13.1f}{gate / plain:>7.2f}")
     return 0
 
 
