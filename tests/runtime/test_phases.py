@@ -230,3 +230,34 @@ def test_each_revision_tells_its_phase_in_the_json_log(source_copy: Path, sqlite
     started = {line["revision"]: line["phase"] for line in map(json.loads, done.stderr.splitlines())
                if valid(line, "event")["event"] == "revision.start"}
     assert started["b0000000e001"] == "pre" and started["b0000000c001"] == "post" and started[HEAD] == "pre"
+
+
+def test_the_python_api_takes_the_phase(source_copy: Path, sqlite_url: str) -> None:
+    """``mypkg.upgrade(url, phase="pre")``, ``Status.ready_for``, ``mypkg.fleet.status(..., phase=)``."""
+    import os
+    import subprocess
+    import sys
+
+    add(source_copy, "b0000000e001", HEAD)
+    add(source_copy, "b0000000c001", "b0000000e001", phase="post")
+    program = f'''
+import json, mypkg, mypkg.fleet
+url = {sqlite_url!r}
+mypkg.upgrade(url, {HEAD!r})
+done = mypkg.upgrade(url, phase="pre")
+state = mypkg.status(url)
+fleet = mypkg.fleet.status([url], phase="pre")
+print(json.dumps([[s.revision for s in done.applied], state.ready_for("pre"), state.at_head,
+                  [r.phase for r in state.pending], fleet.ok, [r.outcome for r in fleet.rows]]))
+try:
+    mypkg.upgrade(url, "head", phase="later")
+except mypkg.UsageError as exc:
+    print(exc)
+'''
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}, "PYTHONPATH": str(source_copy)}
+    done = subprocess.run([sys.executable, "-c", program], cwd=source_copy, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, refused = done.stdout.splitlines()
+    assert json.loads(first) == [["b0000000e001"], True, False, ["post"], True, ["ready"]]
+    assert refused == "--phase must be pre or post, not 'later'"
