@@ -64,3 +64,12 @@ PLUGIN_MANIFEST = "manifest.json"
 PLUGIN_BUILD_HOOK = f"{PACKAGE}-migrations"
 #: Prefix of temporary files and schemas the machinery makes.
 SCRATCH_PREFIX = f"{PACKAGE}_"
+
+#: The ledger outcome of a data migration under way (:mod:`mypkg.batch`); read by the
+#: runner and by the fast path, which needs no SQLAlchemy to see it.
+BACKFILLING = "backfilling"
+#: The ledger outcomes whose checksum is what the database last accepted for a revision:
+#: it ran (applied), was recorded as run (stamped) or an operator accepted the shipped
+#: script as it is now (realigned: ``repair --checksums``, Flyway's repair).
+REALIGNED = "realigned"
+CHECKSUM_OUTCOMES = ("applied", "stamped", REALIGNED)

@@ -12,14 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-#: The ledger outcome of a data migration under way (:mod:`mypkg.batch`); read by the
-#: runner and by the fast path, which needs no SQLAlchemy to see it.
-BACKFILLING = "backfilling"
-#: The ledger outcomes whose checksum is what the database last accepted for a revision:
-#: it ran (applied), was recorded as run (stamped) or an operator accepted the shipped
-#: script as it is now (realigned: ``repair --checksums``, Flyway's repair).
-REALIGNED = "realigned"
-CHECKSUM_OUTCOMES = ("applied", "stamped", REALIGNED)
+from .identity import BACKFILLING, CHECKSUM_OUTCOMES, REALIGNED  # noqa: F401 - where they were first
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

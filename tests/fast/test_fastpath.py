@@ -96,17 +96,25 @@ def test_a_damaged_file_behind_sqlites_header_is_told_as_the_full_path_tells_it(
 # shutil; importlib.resources, tempfile and shutil: only a source tree, which has no
 # built manifest, looks its scripts up that way).
 HEAVY_MODULES = ("sqlalchemy", "alembic", "mako", "psycopg", "dataclasses", "inspect")
+#: What no start-up needs, each measured (``-X importtime``) on a no-op: telemetry's module
+#: (urllib.parse, 1.5 ms) unless an OTEL_* variable is set; typing (2 ms) and the result
+#: types (2 ms) unless a Status is built (status, current); importlib.resources, tempfile and
+#: zipfile (5 ms) outside a source tree.
+NOT_AT_START = ("mypkg.migrate.observe.otel", "urllib", "tempfile", "zipfile", "importlib.resources")
+NOT_FOR_A_NO_OP = (*NOT_AT_START, "typing", "mypkg.migrate.results")
 
 
 def imported_by_fast_path(python: str, url: str, command: str, heavy: tuple[str, ...], **run: object) -> list[str]:
     """Run ``mypkg-migrate --url URL COMMAND`` in a fresh interpreter: the heavy modules
-    it imported. On PostgreSQL, psycopg is one of them: libpq is read through ctypes."""
+    it imported (``heavy`` names packages, or modules by their full names). On PostgreSQL,
+    psycopg is one of them: libpq is read through ctypes."""
     probe = (
         "import json, sys\n"
         "before = set(sys.modules)\n"
         "from mypkg.migrate.cli import main\n"
         f"code = main(['--url', {url!r}, {command!r}])\n"
-        f"print(json.dumps([code, sorted({{m.split('.')[0] for m in set(sys.modules) - before if sys.modules[m] is not None}} & set({heavy!r}))]))\n"
+        f"print(json.dumps([code, sorted({{n for m in set(sys.modules) - before if sys.modules[m] is not None "
+        f"for n in (m, m.split('.')[0])}} & set({heavy!r}))]))\n"
     )
     result = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=60, **run)  # type: ignore[call-overload]
     assert result.returncode == 0, result.stderr

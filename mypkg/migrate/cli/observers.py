@@ -72,6 +72,8 @@ def listening(args: argparse.Namespace, out: Output) -> Iterator[None]:
 
 
 def _telemetry(out: Output) -> object | None:
+    if not any(name.startswith("OTEL_") for name in os.environ):  # every start: nothing imported
+        return None
     from ..observe import otel
 
     if not otel.wanted():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import NamedTuple
+from collections import namedtuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,16 +31,22 @@ class ScriptError(ValueError):
     """A revision script whose header cannot be read without running it."""
 
 
-class Revision(NamedTuple):
-    revision: str
-    down_revisions: tuple[str, ...]
-    message: str
-    sha256: str
-    #: Relative to ``versions/``, with ``/`` (subfolders with recursive_version_locations).
-    filename: str
-    branch_labels: tuple[str, ...] = ()
-    depends_on: tuple[str, ...] = ()
-    phase: str = ""  #: as the script declares it (``phase = "post"``), "" if not (:mod:`.phases`)
+if TYPE_CHECKING:  # collections' namedtuple at run time: typing costs every start 2 ms
+    from typing import NamedTuple
+
+    class Revision(NamedTuple):
+        revision: str
+        down_revisions: tuple[str, ...]
+        message: str
+        sha256: str
+        #: Relative to ``versions/``, with ``/`` (subfolders with recursive_version_locations).
+        filename: str
+        branch_labels: tuple[str, ...] = ()
+        depends_on: tuple[str, ...] = ()
+        phase: str = ""  #: as the script declares it (``phase = "post"``), "" if not (:mod:`.phases`)
+else:
+    Revision = namedtuple("Revision", "revision down_revisions message sha256 filename branch_labels depends_on "
+                          "phase", defaults=((), (), ""))
 
 
 def _as_tuple(value: object, name: str, where: str) -> tuple[str, ...]:
@@ -123,18 +129,14 @@ def script_paths(versions: Path, *, recursive: bool) -> list[tuple[Path, str]]:
 
 
 def scan(versions: Path, *, recursive: bool = True) -> list[Revision]:
-    """Every revision under ``versions``, in Alembic's load order.
-
-    :raises ScriptError: a script whose header cannot be read (the build fails on it).
-    """
+    """Every revision under ``versions``, in Alembic's load order (:raises ScriptError:)."""
     found = [parse_script(path, name) for path, name in script_paths(versions, recursive=recursive)]
     return [rev for rev in found if rev is not None]
 
 
 def to_json(revisions: list[Revision], history_order: list[str] | None = None) -> str:
     """The manifest file, with the history order (:mod:`.order`) the build worked out once."""
-    order = history_order
-    payload = {"format": FORMAT, "revisions": [rev._asdict() for rev in revisions], "history_order": order}
+    payload = {"format": FORMAT, "revisions": [rev._asdict() for rev in revisions], "history_order": history_order}
     return json.dumps(payload, indent=1, sort_keys=True) + "\n"
 
 
@@ -249,10 +251,7 @@ def load() -> Manifest:
 
 
 def with_plugins(shipped: Manifest, plugins: tuple[Plugin, ...]) -> Manifest:
-    """``shipped`` with the revisions of ``plugins`` after its own.
-
-    :raises MigrateError: as :func:`load`.
-    """
+    """``shipped`` with the revisions of ``plugins`` after its own (:raises MigrateError: as :func:`load`)."""
     from ..errors import MigrateError
     from ..identity import PACKAGE
 

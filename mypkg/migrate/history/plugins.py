@@ -20,29 +20,37 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import NamedTuple
+from collections import namedtuple
 
 from ..identity import PLUGIN_GROUP, PLUGIN_MANIFEST
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import NamedTuple
+
     from .manifest import Revision
 
 __all__ = ["Plugin", "entry_points", "installed", "tables", "unlabelled_first"]
 
+if TYPE_CHECKING:  # collections' namedtuple at run time: typing costs every start 2 ms
+    class _Fields(NamedTuple):
+        #: The entry point's name: the plugin's name and its revisions' branch label.
+        name: str
+        #: The distribution that declares it (``pip uninstall`` takes this name) and its version.
+        distribution: str
+        version: str
+        #: The importable package the entry point names.
+        package: str
+        #: That package's folder; "" when it cannot be found (the distribution is broken).
+        folder: str
+else:
+    _Fields = namedtuple("Plugin", "name distribution version package folder")
 
-class Plugin(NamedTuple):
+
+class Plugin(_Fields):
     """One installed plugin."""
 
-    #: The entry point's name: the plugin's name and its revisions' branch label.
-    name: str
-    #: The distribution that declares it (``pip uninstall`` takes this name) and its version.
-    distribution: str
-    version: str
-    #: The importable package the entry point names.
-    package: str
-    #: That package's folder; "" when it cannot be found (the distribution is broken).
-    folder: str
+    __slots__ = ()
 
     @property
     def versions(self) -> str:

@@ -16,7 +16,6 @@ Without the extra, or without those variables, nothing of OpenTelemetry is impor
 from __future__ import annotations
 
 import os
-from urllib.parse import unquote, urlsplit
 
 from ..identity import COMMAND, PACKAGE
 
@@ -50,6 +49,8 @@ def installed() -> bool:
 def database_attributes(target: str | None) -> dict[str, Any]:
     """``db.system``/``db.system.name``, ``db.namespace``, ``server.address``/``port`` of a
     masked URL (the semantic conventions' names; a schema: ``database|schema``)."""
+    from urllib.parse import unquote, urlsplit  # here: every start imports this module
+
     if not target:
         return {}
     parts = urlsplit(target)
