@@ -267,6 +267,8 @@ def _create_triggers(table: str, old: str, new: str, *, both_ways: bool, nullabl
     name = _trigger_base(table, old, new) + ("y" if nullable else "n")
     t, o, n = quote(table), quote(old), quote(new)
     dialect = bind.dialect.name
+    if dialect not in ("postgresql", "mysql", "mariadb", "sqlite"):
+        raise NotImplementedError(f"{PACKAGE}.phases: no triggers for {dialect} (SQLite, PostgreSQL, MySQL/MariaDB)")
     if dialect == "postgresql":
         back_insert = f"IF NEW.{o} IS NULL THEN NEW.{o} = NEW.{n}; END IF;" if both_ways else ""
         back_update = f"ELSIF NEW.{n} IS DISTINCT FROM OLD.{n} THEN NEW.{o} = NEW.{n};" if both_ways else ""
@@ -284,8 +286,7 @@ def _create_triggers(table: str, old: str, new: str, *, both_ways: bool, nullabl
                    f"IF NEW.{n} IS NULL THEN SET NEW.{n} = NEW.{o}; END IF; {back_insert} END")
         op.execute(f"CREATE TRIGGER {quote(name + 'u')} BEFORE UPDATE ON {t} FOR EACH ROW BEGIN "
                    f"IF NOT (NEW.{o} <=> OLD.{o}) THEN SET NEW.{n} = NEW.{o}; {back_update} END IF; END")
-    elif dialect == "sqlite":
-        # SQLite's triggers cannot change the row being written: they update it after.
+    else:  # SQLite's triggers cannot change the row being written: they update it after.
         # Recursive triggers are off by default; each UPDATE stops once both agree.
         key = "rowid = NEW.rowid"
         both = f"{n} = COALESCE({n}, NEW.{o}), {o} = COALESCE({o}, NEW.{n})" if both_ways else f"{n} = NEW.{o}"
@@ -297,8 +298,6 @@ def _create_triggers(table: str, old: str, new: str, *, both_ways: bool, nullabl
             op.execute(f"CREATE TRIGGER {quote(name + 'n')} AFTER UPDATE OF {n} ON {t} FOR EACH ROW "
                        f"WHEN NEW.{n} IS NOT OLD.{n} AND NEW.{o} IS OLD.{o} "
                        f"BEGIN UPDATE {t} SET {o} = NEW.{n} WHERE {key}; END")
-    else:
-        raise NotImplementedError(f"{PACKAGE}.phases: no triggers for {dialect} (SQLite, PostgreSQL, MySQL/MariaDB)")
 
 
 def _mysql_complete_change(table: str, column: str, shadow: str) -> None:

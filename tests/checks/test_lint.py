@@ -531,6 +531,8 @@ def test_a_contract_operation_in_a_pre_deploy_revision_breaks_the_running_releas
         ("a3", "op.alter_column('t', 'd', existing_type=sa.Integer(), nullable=False)", "NOT NULL on t.d"),
         ("a4", "op.alter_column('t', 'e', existing_type=sa.String(20), type_=sa.String(5))", "change the type of t.e"),
         ("a5", "op.rename_table('t', 't2')", "rename table t"),
+        # Raw SQL as authors write it: lower case, over several lines.
+        ("a6", 'op.execute("""alter table t2\n    drop column a""")', "drop column t2.a"),
     ]
     scripts = [histories.script("a0.py", "ab00000000a0", None, "a table", upgrade=table,
                                 downgrade='op.drop_table("t")'),
