@@ -277,9 +277,10 @@ class TestBadInput:
         # Refused before anything is opened for writing: the URL itself says read-only.
         _assert_one_line_error(result, 2, "is opened read-only (mode=ro): this command writes")
         assert _version_of(path) == [REVISIONS[0]]
-        # Reads work through the same URL.
-        status = cli("--url", f"sqlite:///{path}?mode=ro", "status")
-        assert status.returncode == 1 and f"current:  {REVISIONS[0]}" in status.stdout
+        # Reads work through the same URL, on the full path too (status never opens for writing).
+        for fast in ({}, {"MYPKG_NO_FASTPATH": "1"}):
+            status = cli("--url", f"sqlite:///{path}?mode=ro", "status", **fast)
+            assert status.returncode == 1 and f"current:  {REVISIONS[0]}" in status.stdout, (fast, status.stderr)
 
     def test_missing_directory(self, cli: Cli, tmp_path: Path) -> None:
         result = cli("--url", f"sqlite:///{tmp_path}/no/such/dir/app.db", "upgrade")

@@ -132,6 +132,8 @@ class TestDeclaredPhases:
         (("upgrade", "--phase", "later"), "invalid choice: 'later'"),
         (("upgrade", "+1", "--phase", "pre"), "--phase chooses the revisions to run"),
         (("upgrade", "--phase", "pre", "--sql"), "for SQL give the range"),
+        (("upgrade", "--phase", "pre", "--only", "mypkg"), "--phase chooses the revisions to run"),
+        (("upgrade", "--phase", "post", "--without", "tags"), "--phase chooses the revisions to run"),
     ])
     def test_bad_phase_usage_is_one_line_and_exit_2(self, history: Path, sqlite_url: str, args: tuple[str, ...],
                                                     says: str) -> None:
