@@ -89,26 +89,37 @@ else:
     counter = sa.Table("counter", metadata, sa.Column("id", sa.Integer, primary_key=True),
                        sa.Column("hits", sa.BigInteger))
 
-def write(i, done):
-    """One transaction; retried when MySQL/MariaDB asks for it, as MySQL's documentation asks
-    of every application: 1213, a deadlock's victim (MariaDB picks the application's statement
-    over a DDL statement on a table with foreign keys, a metadata-lock deadlock), and 1412,
-    "Table definition has changed, please retry transaction" (its snapshot predates an ALTER).
-    Returns the retries."""
+def retried(work):
+    """``work()`` in a transaction, again when MySQL/MariaDB asks for it, as MySQL's
+    documentation asks of every application: 1213, a deadlock's victim (MariaDB picks the
+    application's statement over a DDL statement on a table with foreign keys, a metadata-lock
+    deadlock), and 1412, "Table definition has changed, please retry transaction" (its
+    snapshot predates an ALTER). Returns the retries."""
     for attempt in range(5):
         try:
-            with engine.begin() as conn:
-                values = {"id": i, "name": f"{release} {i}"}
-                if extra:
-                    values["display_name"] = f"{release} {i}"
-                conn.execute(my_table.insert().values(**values))
-                conn.execute(note.insert().values({"id": i, "my_table_id": i, text.name: f"{release} wrote {i}"}))
-                conn.execute(counter.insert().values(id=i, hits=done))
-                conn.execute(counter.update().where(counter.c.id == i).values(hits=counter.c.hits + 1))
+            work()
             return attempt
         except sa.exc.OperationalError as exc:
             if getattr(exc.orig, "args", (None,))[0] not in (1213, 1412) or attempt == 4:
                 raise
+
+
+def write(i, done):
+    with engine.begin() as conn:
+        values = {"id": i, "name": f"{release} {i}"}
+        if extra:
+            values["display_name"] = f"{release} {i}"
+        conn.execute(my_table.insert().values(**values))
+        conn.execute(note.insert().values({"id": i, "my_table_id": i, text.name: f"{release} wrote {i}"}))
+        conn.execute(counter.insert().values(id=i, hits=done))
+        conn.execute(counter.update().where(counter.c.id == i).values(hits=counter.c.hits + 1))
+
+
+def read(i, done):
+    with engine.connect() as conn:
+        seen = conn.execute(sa.select(note.c.id, text).order_by(note.c.id.desc()).limit(5)).all()
+        assert all(row[1] is not None for row in seen), seen  # the other release's rows too
+        assert conn.execute(sa.select(counter.c.hits).where(counter.c.id == i)).scalar_one() == done + 1
 
 
 stopping = []
@@ -120,12 +131,7 @@ open(ready, "w").close()
 while not stopping:
     i = base + done
     try:
-        retried = write(i, done)
-        retries += retried
-        with engine.connect() as conn:
-            seen = conn.execute(sa.select(note.c.id, text).order_by(note.c.id.desc()).limit(5)).all()
-            assert all(row[1] is not None for row in seen), seen  # the other release's rows too
-            assert conn.execute(sa.select(counter.c.hits).where(counter.c.id == i)).scalar_one() == done + 1
+        retries += retried(lambda: write(i, done)) + retried(lambda: read(i, done))
     except Exception as exc:
         errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
     done += 1
