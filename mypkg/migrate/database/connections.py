@@ -221,7 +221,7 @@ def _search_path(engine: Engine, schema: str) -> None:
 
     quote = engine.dialect.identifier_preparer.quote_identifier
     shared = settings.extensions_schema()
-    quoted = quote(schema) if shared in (None, schema) else f"{quote(schema)}, {quote(shared)}"
+    quoted = extensions.search_path(schema, quote)
 
     @event.listens_for(engine, "connect")
     def _default_schema(_dbapi_connection: Any, record: Any) -> None:

@@ -19,6 +19,15 @@ _NAMES_ITS_SCHEMA = re.compile(r"\sSCHEMA\s", re.IGNORECASE)
 _RENDERED = re.compile(r"^CREATE\s+EXTENSION\s[^;]*;", re.IGNORECASE | re.MULTILINE)
 
 
+def search_path(schema: str, quote: object) -> str:
+    """A tenant's search path, quoted by ``quote`` (the dialect's): its schema, then the
+    shared extensions schema (:func:`.settings.extensions_schema`) unless there is none."""
+    from .settings import extensions_schema
+
+    shared = extensions_schema()
+    return quote(schema) if shared in (None, schema) else f"{quote(schema)}, {quote(shared)}"  # type: ignore[operator]
+
+
 def placed(statement: str, schema: str, quoted: str) -> str:
     """``statement`` as a tenant runs it: a ``CREATE EXTENSION`` without ``SCHEMA`` goes to
     ``schema`` (``quoted``: that name as a quoted identifier), created first if missing;

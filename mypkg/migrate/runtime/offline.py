@@ -209,9 +209,7 @@ def tenant_preamble(url: URL, schema: str, *, create: bool) -> str:
     quoted = dialect.identifier_preparer.quote_identifier(schema)
     if url.get_backend_name() == "postgresql":
         lines = [f"CREATE SCHEMA IF NOT EXISTS {quoted};"] if create else []
-        shared = settings.extensions_schema()
-        path = quoted if shared in (None, schema) else f"{quoted}, {dialect.identifier_preparer.quote_identifier(shared)}"
-        lines.append(f"SET search_path TO {path};")
+        lines.append(f"SET search_path TO {extensions.search_path(schema, dialect.identifier_preparer.quote_identifier)};")
     else:  # MySQL, MariaDB: a tenant is a database
         lines = [f"CREATE DATABASE IF NOT EXISTS {quoted};"] if create else []
         lines.append(f"USE {quoted};")
