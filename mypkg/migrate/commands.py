@@ -18,7 +18,7 @@ from .checks.checkpoint import checkpoint, prove as prove_checkpoints  # noqa: I
 from .checks.roundtrip import roundtrip
 from .database import connections, ledger, locks, tenants
 from .database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
-from .database.target import Target, resolve
+from .database.target import Target, resolve, with_schema
 from .errors import MigrateError, UsageError
 from .history import branches, graph
 from .history.manifest import load as load_manifest
@@ -67,6 +67,7 @@ def upgrade(
     only: str | None = None,
     without: Sequence[str] = (),
     phase: Literal["pre", "post"] | None = None,
+    schema: str | None = None,
 ) -> MigrationResult:
     """Upgrade the database to ``revision`` (default: the newest this package ships;
     every head when it ships several unmerged branches, or plugins are installed).
@@ -97,6 +98,9 @@ def upgrade(
     :param phase: ``"pre"``: only the pending pre-deploy revisions, while the old release
         runs; ``"post"``: the rest, once it is gone (docs/deploying.md). An empty database
         takes every revision whatever the phase.
+    :param schema: a tenant's schema (PostgreSQL) or database (MySQL, MariaDB) on the
+        server ``target`` names (the URL's ``schema=`` parameter). A new one at a
+        checkpointed head is installed through the driver alone (docs/performance.md).
 
     :raises UsageError: unknown revision, bad URL.
     :raises MigrateError: the database cannot be reached or written, is at a
@@ -107,6 +111,15 @@ def upgrade(
     branches.require_phase(phase, revision, only or without)
     if revision == "head" and len(load_manifest().heads) > 1:  # the manifest: no need for Alembic's graph
         revision = "heads"  # several unmerged branches: all of them, as Django and Flyway do
+    target = with_schema(target, schema)
+    if use_checkpoints and not (backup or baseline or only or without):
+        from .fast.install import fresh_install
+        from .runtime.environment import require_models_convention
+
+        installed = fresh_install(target, revision, on_applied=on_applied, busy_timeout=busy_timeout,
+                                  statement_lock_timeout=statement_lock_timeout, check=require_models_convention)
+        if installed is not None:  # an empty database at a checkpointed head, without SQLAlchemy's work
+            return installed
     from .checks.baseline import adopter
 
     db, done = resolve(target), []

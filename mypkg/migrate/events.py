@@ -57,6 +57,20 @@ def emit(event: str, **fields: Any) -> None:
             logging.getLogger(__name__).warning("a listener of %s failed", event, exc_info=True)
 
 
+def applied(entry: Any, on_applied: Callable[[Any], None] | None) -> None:
+    """A revision committed (an :class:`~.results.AppliedRevision`): the event, then the
+    caller's callback, whose failure (printing to a closed pipe) never fails a migration."""
+    emit(REVISION_APPLIED if entry.direction == "upgrade" else REVISION_REVERTED, revision=entry.revision,
+         message=entry.message, direction=entry.direction, plugin=entry.plugin, seconds=entry.seconds)
+    if on_applied is not None:
+        try:
+            on_applied(entry)
+        except Exception:  # noqa: BLE001 - a reporting failure never fails a migration
+            import logging
+
+            logging.getLogger(__name__).warning("on_applied failed", exc_info=True)
+
+
 def handoff(target: str) -> dict[str, str]:
     """What a worker process needs to carry on the listeners' story of ``target`` (a fleet's
     target handed to a worker): a trace context, from each listener that keeps one."""

@@ -51,6 +51,22 @@ VERSION_TABLE = "alembic_version"
 DEFAULT_URL = f"sqlite:///{PACKAGE}.db"
 #: The text hashed into the PostgreSQL advisory lock key (see :mod:`.locks`).
 LOCK_NAME = COMMAND
+
+
+def advisory_lock_key(schema: str | None) -> int:
+    """PostgreSQL's advisory lock of one (database, schema): a stable signed 64-bit number
+    derived from :data:`LOCK_NAME`, so every migrator of this package, of any version,
+    contends for the same lock; tenants' schemas migrate side by side, each under its own."""
+    import hashlib
+
+    name = LOCK_NAME if schema is None else f"{LOCK_NAME}:schema:{schema}"
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def sqlite_lock_file(database: str) -> str:
+    """The sidecar file beside a SQLite database that its migrators lock (never the
+    database file itself: see :mod:`.database.locks`)."""
+    return f"{database}.{LOCK_NAME}.lock"
 #: The folder name of the revision scripts inside the installed package.
 BUNDLED_SCRIPTS = "migrations"
 #: The installed package's folder (``<site-packages>/mypkg``), whatever depth a module
@@ -73,3 +89,6 @@ BACKFILLING = "backfilling"
 #: script as it is now (realigned: ``repair --checksums``, Flyway's repair).
 REALIGNED = "realigned"
 CHECKSUM_OUTCOMES = ("applied", "stamped", REALIGNED)
+#: The ledger outcome of a checkpoint installed into an empty database (its checksum: the
+#: checkpoint's content), by the runner or the fast path.
+CHECKPOINT_INSTALLED = "checkpoint"

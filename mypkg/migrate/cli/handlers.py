@@ -40,6 +40,9 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
             out.data(_migration_dict(at_head.masked_url, at_head.current, at_head.current, [], None),
                      lambda: out.line(f"{at_head.masked_url}: nothing to do, at {short(at_head.current)}"))
             return ExitCode.OK
+    installed = reads.fast_install(args, target, applied_line(out)) if args.command == "upgrade" else None
+    if installed is not None:  # an empty database at a checkpointed head, without SQLAlchemy
+        return _migrated(args, out, installed)
     from .. import commands
     from ..database import settings
 
@@ -64,12 +67,8 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
     if args.from_version:
         raise UsageError("--from-version is for offline SQL: add --sql")
 
-    def applied(step: commands.AppliedRevision) -> None:
-        arrow = "applied " if step.direction == "upgrade" else "reverted"
-        out.line(f"{arrow} {step.revision}  {step.message}{of_plugin(step)}  ({step.seconds * 1000:.0f} ms)")
-
     options = {
-        "on_applied": applied,
+        "on_applied": applied_line(out),
         "lock_timeout": args.lock_timeout,
         "statement_lock_timeout": args.statement_lock_timeout,
         "on_wait": out.waiting,
@@ -85,7 +84,20 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
                                   phase=args.phase, **options)
     else:
         result = commands.downgrade(args.url, target, confirm_base=args.yes, **options)
+    return _migrated(args, out, result)
 
+
+def applied_line(out: Output) -> Callable[[Any], None]:
+    """The line each revision applied or reverted prints."""
+    def applied(step: Any) -> None:
+        arrow = "applied " if step.direction == "upgrade" else "reverted"
+        out.line(f"{arrow} {step.revision}  {step.message}{of_plugin(step)}  ({step.seconds * 1000:.0f} ms)")
+
+    return applied
+
+
+def _migrated(args: argparse.Namespace, out: Output, result: Any) -> ExitCode:
+    """What an upgrade or a downgrade did: a line, or the JSON result."""
     def text() -> None:
         if result.backup:
             out.line(f"backup: {result.backup}")

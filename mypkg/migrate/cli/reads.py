@@ -28,6 +28,21 @@ def fast_status(args: argparse.Namespace, *, upgrade: bool = False) -> Any:
     return fastpath.nothing_to_upgrade(url) if upgrade else fastpath.status(url)
 
 
+def fast_install(args: argparse.Namespace, target: str, on_applied: Any) -> Any:
+    """An empty database at a checkpointed head, installed by the fast path
+    (:mod:`..fast.install`); None: the full path runs."""
+    if args.verbose or args.sql or args.backup or args.baseline or args.no_checkpoint or args.only or args.without:
+        return None
+    from ...naming import NAMING_CONVENTION
+    from ..database.settings import busy_timeout
+    from ..fast import install
+    from ..history.conventions import require_models_convention
+
+    return install.fresh_install(args.url, target, on_applied=on_applied, busy_timeout=busy_timeout(),
+                                 statement_lock_timeout=args.statement_lock_timeout,
+                                 check=lambda: require_models_convention(NAMING_CONVENTION))
+
+
 def full_status(args: argparse.Namespace) -> Any:
     from .. import commands
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import events
 from ..errors import MigrateError, UsageError
-from ..identity import COMMAND, LOCK_NAME, MIGRATION_URL_VAR
+from ..identity import COMMAND, LOCK_NAME, MIGRATION_URL_VAR, advisory_lock_key, sqlite_lock_file
 from . import connections, lease, settings
 
 if TYPE_CHECKING:
@@ -37,18 +37,8 @@ if TYPE_CHECKING:
 
 POLL_SECONDS = 0.2
 
-#: The advisory lock key: a stable signed 64-bit number derived from the command name,
-#: so every migrator of this package, of any version, contends for the same lock.
-ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
-
-
-def advisory_lock_key(schema: str | None) -> int:
-    """The lock of one (database, schema): tenants' schemas migrate side by side, each
-    under its own lock; without a schema, :data:`ADVISORY_LOCK_KEY`, as every version took."""
-    if schema is None:
-        return ADVISORY_LOCK_KEY
-    digest = hashlib.sha256(f"{LOCK_NAME}:schema:{schema}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+#: The advisory lock key without a tenant's schema, as every version took.
+ADVISORY_LOCK_KEY = advisory_lock_key(None)
 
 Waiting = Callable[[str], None]
 
@@ -295,7 +285,7 @@ def mysql_migrator_alive(connection: Connection) -> bool:
 
 def sidecar(path: Path) -> Path:
     """The lock file of the SQLite database at ``path``."""
-    return path.with_name(f"{path.name}.{LOCK_NAME}.lock")
+    return path.with_name(Path(sqlite_lock_file(path.name)).name)
 
 
 def _filelock() -> Any:

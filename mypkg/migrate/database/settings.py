@@ -25,6 +25,27 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import URL
 
+# SQLAlchemy's own URL pattern (sqlalchemy/engine/url.py), so both paths agree on parts.
+URL_PATTERN = re.compile(
+    r"""
+    (?P<name>[\w\+]+)://
+    (?:
+        (?P<username>[^:/]*)
+        (?::(?P<password>[^@]*))?
+    @)?
+    (?:
+        (?:
+            \[(?P<ipv6host>[^/\?]+)\] |
+            (?P<ipv4host>[^/:\?]+)
+        )?
+        (?::(?P<port>[^/\?]*))?
+    )?
+    (?:/(?P<database>[^\?]*))?
+    (?:\?(?P<query>.*))?
+    """,
+    re.X,
+)
+
 #: Default for ``--lock-timeout`` (seconds): long enough for a migrator to finish a
 #: real migration, short enough that a stuck deploy fails instead of hanging forever.
 DEFAULT_LOCK_TIMEOUT = 300.0
@@ -344,10 +365,14 @@ def with_schema(text: str, schema: str | None) -> str:
     if not schema.strip():
         raise UsageError(f"--schema is {'blank' if schema else 'empty'}: give 1 to 63 bytes (64 on MySQL), "
                          "or leave it out for the default")
-    from urllib.parse import quote
+    from urllib.parse import parse_qs, quote
 
-    url = parse_url(text, need_driver=False)
-    named = url.query.get("schema")
+    match = URL_PATTERN.fullmatch(text)
+    if match is not None:  # read as SQLAlchemy reads it, without importing it (the fast path)
+        given = parse_qs(match["query"] or "", keep_blank_values=True).get("schema")
+        named = None if not given else given[0] if len(given) == 1 else tuple(given)  # as URL.query
+    else:
+        named = parse_url(text, need_driver=False).query.get("schema")
     if named is not None and named != schema:
         raise UsageError(f"--schema {schema!r} and the URL's schema={named!r} differ: give one")
     if named is not None:

@@ -51,6 +51,23 @@ class Database(NamedTuple):
         return self.handed_in is None and self.sqlite_path is not None and not self.sqlite_path.exists()
 
 
+def with_schema(target: Target, schema: str | None) -> Target:
+    """``target`` with a tenant's ``schema`` as its URL's ``schema=`` parameter, the one form
+    a schema travels in (the API's ``schema=``, as ``--schema``).
+
+    :raises UsageError: the URL names another schema, or ``target`` is an Engine or a
+        Connection (which keeps its own search path).
+    """
+    if schema is None:
+        return target
+    if target is None or isinstance(target, str):
+        return settings.with_schema(settings.resolve_url_string(target), schema)
+    render = getattr(target, "render_as_string", None)
+    if render is None:
+        raise UsageError("schema= needs a URL: an Engine or Connection handed in keeps its own search path")
+    return settings.with_schema(render(hide_password=False), schema)
+
+
 def resolve(target: Target, *, need_driver: bool = True) -> Database:
     """The one :class:`Database` for ``target`` (``need_driver``: see :func:`.settings.parse_url`).
 

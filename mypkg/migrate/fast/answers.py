@@ -19,6 +19,7 @@ import os
 import re
 from collections import namedtuple
 
+from ..database.settings import URL_PATTERN
 from ..errors import MigrateError
 from ..identity import BACKFILLING, CHECKSUM_OUTCOMES, LEDGER_TABLE, NO_FASTPATH_VAR, VERSION_TABLE
 
@@ -32,26 +33,7 @@ if TYPE_CHECKING:
 DISABLE_VAR = NO_FASTPATH_VAR
 #: The ledger outcome of a data migration under way or stopped part way (:mod:`.backfill`).
 
-# SQLAlchemy's own URL pattern (sqlalchemy/engine/url.py), so both paths agree on parts.
-_URL = re.compile(
-    r"""
-    (?P<name>[\w\+]+)://
-    (?:
-        (?P<username>[^:/]*)
-        (?::(?P<password>[^@]*))?
-    @)?
-    (?:
-        (?:
-            \[(?P<ipv6host>[^/\?]+)\] |
-            (?P<ipv4host>[^/:\?]+)
-        )?
-        (?::(?P<port>[^/\?]*))?
-    )?
-    (?:/(?P<database>[^\?]*))?
-    (?:\?(?P<query>.*))?
-    """,
-    re.X,
-)
+_URL = URL_PATTERN
 # Nothing SQLAlchemy would unquote or re-quote: then the text is rendered as it is.
 _PLAIN = re.compile(r"^[\w.\-~ +/]*$", re.ASCII)
 
@@ -117,27 +99,13 @@ def _postgresql_state(
 
     if not libpq.installed("psycopg"):
         return None  # the full path names the package to install
-    params = {
-        "host": parts["ipv4host"] or parts["ipv6host"],
-        "port": parts["port"],
-        "user": parts["username"],
-        "password": parts["password"],
-        "dbname": parts["database"],
-        **{key: value for key, value in query.items() if key != "schema"},  # mypkg's own, not libpq's
-    }
-    import math
-
-    from ..database.settings import connect_timeout
-
-    if "connect_timeout" not in query:
-        params["connect_timeout"] = str(max(2, math.ceil(connect_timeout())))  # as the full path
-    params = {k: v for k, v in params.items() if v}
+    params = libpq_params(parts, query)
     try:
         connection: Any = libpq.Connection(params)
     except libpq.Unavailable:
         return _psycopg_state(params, masked, with_ledger, schema)
     except libpq.ConnectError as exc:  # in psycopg's words, as the full path would say it
-        _refuse(masked, str(exc))
+        refuse(masked, str(exc))
     try:
         with connection:
             found = connection.execute(_tables_sql(schema))
@@ -147,26 +115,45 @@ def _postgresql_state(
         return None
 
 
+def libpq_params(parts: dict[str, Any], query: dict[str, str]) -> dict[str, str]:
+    """A parsed URL's connection parameters as psycopg hands them to libpq."""
+    import math
+
+    from ..database.settings import connect_timeout
+
+    params = {
+        "host": parts["ipv4host"] or parts["ipv6host"],
+        "port": parts["port"],
+        "user": parts["username"],
+        "password": parts["password"],
+        "dbname": parts["database"],
+        **{key: value for key, value in query.items() if key != "schema"},  # mypkg's own, not libpq's
+    }
+    if "connect_timeout" not in query:
+        params["connect_timeout"] = str(max(2, math.ceil(connect_timeout())))  # as the full path
+    return {k: v for k, v in params.items() if v}
+
+
 def _tables_sql(schema: str | None) -> str:
     """Which of the runner's tables exist in the schema the full path would use: the
     tenant's, else the connection's current one."""
-    where = "current_schema()" if schema is None else _literal(schema)
+    where = "current_schema()" if schema is None else literal(schema)
     return ("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             f"WHERE n.nspname = {where} AND c.relname IN ('{VERSION_TABLE}', '{LEDGER_TABLE}')")
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     """A PostgreSQL string constant holding ``text`` exactly (PQexec takes no parameters):
     an escape string, read the same whatever ``standard_conforming_strings`` says."""
     return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def _identifier(name: str) -> str:
+def identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 
-def _refuse(masked: str, message: str) -> None:
+def refuse(masked: str, message: str) -> None:
     """The full path would fail the same way: say so now, in its words, rather than
     connect a second time (a dead server's timeout twice, a wrong password twice)."""
     first = (message.strip() or "connection failed").splitlines()[0]
@@ -183,7 +170,7 @@ def _psycopg_state(
     try:
         connection = psycopg.connect(**params, autocommit=True)
     except psycopg.OperationalError as exc:
-        _refuse(masked, str(exc) or type(exc).__name__)
+        refuse(masked, str(exc) or type(exc).__name__)
     except psycopg.Error:
         return None
     try:
@@ -201,7 +188,7 @@ def _read(
     # A tenant's tables by their qualified names: no search path is set on this connection.
     version_table, ledger_table = (
         (VERSION_TABLE, LEDGER_TABLE) if schema is None
-        else (f"{_identifier(schema)}.{VERSION_TABLE}", f"{_identifier(schema)}.{LEDGER_TABLE}")
+        else (f"{identifier(schema)}.{VERSION_TABLE}", f"{identifier(schema)}.{LEDGER_TABLE}")
     )
     current: tuple[str, ...] = ()
     if VERSION_TABLE in tables:
@@ -273,7 +260,7 @@ def parse(url: str) -> ParsedUrl | None:
         return None
     pairs = parse_qsl(parts["query"] or "", keep_blank_values=True)
     query = dict(pairs)
-    if len(query) != len(pairs) or "%" in (parts["query"] or "") or not all(query.values()):
+    if len(query) != len(pairs) or not all(query.values()) or any("\x00" in value for value in query.values()):
         return None  # an empty value (schema=): the full path explains
     from ..database.settings import LIBPQ_INTEGERS
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 CONNECTION_OK, CONNECTION_BAD = 0, 1
 POLLING_FAILED, POLLING_READING, POLLING_WRITING, POLLING_OK = 0, 1, 2, 3
-PGRES_TUPLES_OK = 2
+PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_FATAL_ERROR = 1, 2, 7
+PG_DIAG_SQLSTATE = ord("C")
 
 
 class Unavailable(Exception):
@@ -31,6 +32,14 @@ class Unavailable(Exception):
 
 class ConnectError(Exception):
     """The server refused or could not be reached; the message is libpq's first line."""
+
+
+class Failed(Exception):
+    """The server refused a statement: its message, and its SQLSTATE (``sqlstate``)."""
+
+    def __init__(self, message: str, sqlstate: str | None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 def installed(package: str) -> Path | None:
@@ -101,6 +110,7 @@ def _declare(lib: Any) -> None:
         ("PQexec", pointer, [pointer, text]),
         ("PQresultStatus", number, [pointer]),
         ("PQresultErrorMessage", text, [pointer]),
+        ("PQresultErrorField", text, [pointer, number]),
         ("PQntuples", number, [pointer]),
         ("PQnfields", number, [pointer]),
         ("PQgetisnull", number, [pointer, number, number]),
@@ -164,12 +174,21 @@ class Connection:
     def _message(self) -> str:
         return _decode(self.lib.PQerrorMessage(self.handle)).strip()
 
-    def execute(self, sql: str) -> list[tuple[str | None, ...]]:
+    def execute(self, sql: str, *, writes: bool = False) -> list[tuple[str | None, ...]]:
+        """The rows of ``sql``'s last statement (several may be sent at once), as text.
+        ``writes``: a statement without rows answers [], and a refusal is :class:`Failed`
+        (a read that is refused is :class:`Unavailable`: the full path reads instead)."""
         result = self.lib.PQexec(self.handle, sql.encode())
         if not result:
             raise Unavailable(_decode(self.lib.PQerrorMessage(self.handle)))
         try:
-            if self.lib.PQresultStatus(result) != PGRES_TUPLES_OK:
+            status = self.lib.PQresultStatus(result)
+            if writes and status == PGRES_COMMAND_OK:
+                return []
+            if writes and status == PGRES_FATAL_ERROR:
+                code = self.lib.PQresultErrorField(result, PG_DIAG_SQLSTATE)
+                raise Failed(_decode(self.lib.PQresultErrorMessage(result)).strip(), code and _decode(code))
+            if status != PGRES_TUPLES_OK:
                 raise Unavailable(_decode(self.lib.PQresultErrorMessage(result)))
             fields = range(self.lib.PQnfields(result))
             return [

@@ -179,6 +179,13 @@ def shipped() -> tuple[Checkpoint, ...]:
 
 def scripts_folder() -> Path:
     """The folder holding ``versions/``: the source tree's ``alembic/`` or the bundled copy."""
+    from ..identity import BUNDLED_SCRIPTS, PACKAGE_DIR
+
+    # Where :func:`.location.script_location` finds them in a package on disk, without
+    # importlib.resources (a few milliseconds of a new tenant's install through the fast path).
+    for folder in (Path(PACKAGE_DIR) / BUNDLED_SCRIPTS, Path(PACKAGE_DIR).parent / "alembic"):
+        if (folder / "env.py").is_file():
+            return folder
     from importlib.resources import files
 
     from .location import script_location
@@ -193,6 +200,24 @@ def scripts_folder() -> Path:
 def retired() -> dict[str, Checkpoint]:
     """Retired revision -> the checkpoint that replaced it."""
     return {rev: checkpoint for checkpoint in shipped() for rev in checkpoint.retired}
+
+
+def covers(found: Checkpoint) -> int:
+    """How many revisions a checkpoint replaces, from the manifest (the graph Alembic has
+    loaded may hold only the revisions after it)."""
+    from .manifest import load
+
+    return len(load().ancestors((found.revision,)))
+
+
+def describe(found: Checkpoint) -> str:
+    """What the output and the events call a checkpoint's install."""
+    return f"checkpoint of {covers(found)} revisions ({found.path.name})"
+
+
+def ledger_detail(found: Checkpoint) -> str:
+    """The ledger row's detail of a checkpoint installed."""
+    return f"{covers(found)} revisions in one step"
 
 
 def newest_within(planned: set[str], ancestors_of: Any, dialect: str) -> Checkpoint | None:

@@ -15,10 +15,29 @@ from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Iterable
 from pathlib import Path
+
+from ..errors import MigrateError
+from ..identity import COMMAND, PACKAGE, PACKAGE_DIR
 
 #: SQLAlchemy's own convention, for a MetaData given none.
 _DEFAULT = {"ix": "ix_%(column_0_label)s"}
+
+
+def require_models_convention(expected: dict[str, str]) -> None:
+    """:raises MigrateError: a ``MetaData`` of the models names constraints otherwise than
+    ``expected`` (``naming.py``'s, handed in by a layer that may import it)."""
+    differ = models_convention_differs(Path(PACKAGE_DIR) / "models", tuple(sorted(expected.items())))
+    if differ:
+        raise MigrateError(mismatch_message(differ))
+
+
+def mismatch_message(differ: Iterable[str]) -> str:
+    return (f"the models' MetaData names constraints by another convention than {PACKAGE}/naming.py "
+            f"(differs in {', '.join(map(str, differ))}): {COMMAND} and alembic would build different "
+            f"constraint names; give the models' MetaData naming_convention=NAMING_CONVENTION from "
+            f"{PACKAGE}.naming (the one source)")
 
 
 @functools.cache

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from ..database import connections, ledger
 from ..errors import MigrateError
 from ..history import checkpoints, graph, scripts
-from ..identity import COMMAND, VERSION_TABLE
+from ..identity import CHECKPOINT_INSTALLED, COMMAND, VERSION_TABLE
 from ..results import AppliedRevision
 from .repair import CHECKPOINT_INSTALL as _DETAIL
 from .repair import RUNNING
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..database.target import Database
 
 #: The ledger outcome of a checkpoint installed.
-CHECKPOINT = "checkpoint"
+CHECKPOINT = CHECKPOINT_INSTALLED
 
 
 class Route(NamedTuple):
@@ -126,7 +126,7 @@ def install(connection: Connection, db: Database, found: checkpoints.Checkpoint)
         seconds = time.perf_counter() - clock
         ledger.write(connection, revision=found.revision, direction="upgrade", checksum=found.checksum,
                      started_at=started, outcome=CHECKPOINT,
-                     detail=f"{_count(found)} revisions in one step")
+                     detail=checkpoints.ledger_detail(found))
         connection.commit()
     except Exception as exc:
         if connection.in_transaction():
@@ -137,17 +137,7 @@ def install(connection: Connection, db: Database, found: checkpoints.Checkpoint)
     return AppliedRevision(found.revision, describe(found), "upgrade", seconds)
 
 
-def describe(found: checkpoints.Checkpoint) -> str:
-    """What the output and the events call a checkpoint's install."""
-    return f"checkpoint of {_count(found)} revisions ({found.path.name})"
-
-
-def _count(found: checkpoints.Checkpoint) -> int:
-    """How many revisions a checkpoint replaces (from the manifest: the graph Alembic has
-    loaded may hold only the revisions after it)."""
-    from ..history.manifest import load
-
-    return len(load().ancestors((found.revision,)))
+describe = checkpoints.describe
 
 
 def recover_interrupted(connection: Connection, current: tuple[str, ...]) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..database import connections, settings
 from ..database.ledger import include_name
 from ..errors import MigrateError
-from ..identity import COMMAND, PACKAGE
+from ..identity import COMMAND
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -53,22 +53,10 @@ def require_models_convention() -> None:
 
     :raises MigrateError: a ``MetaData`` of the models names constraints by another convention.
     """
-    from pathlib import Path
-
     from ...naming import NAMING_CONVENTION
-    from ..history.conventions import models_convention_differs
-    from ..identity import PACKAGE_DIR
+    from ..history.conventions import require_models_convention as require
 
-    differ = models_convention_differs(Path(PACKAGE_DIR) / "models", tuple(sorted(NAMING_CONVENTION.items())))
-    if differ:
-        raise MigrateError(_mismatch_message(differ))
-
-
-def _mismatch_message(differ: Any) -> str:
-    return (f"the models' MetaData names constraints by another convention than {PACKAGE}/naming.py "
-            f"(differs in {', '.join(map(str, differ))}): {COMMAND} and alembic would build different "
-            f"constraint names; give the models' MetaData naming_convention=NAMING_CONVENTION from "
-            f"{PACKAGE}.naming (the one source)")
+    require(NAMING_CONVENTION)
 
 
 def require_one_convention(metadata: sa.MetaData) -> None:
@@ -87,7 +75,9 @@ def require_one_convention(metadata: sa.MetaData) -> None:
     if dict(metadata.naming_convention) != expected:
         differ = sorted(k for k in set(expected) | set(metadata.naming_convention)
                         if expected.get(k) != metadata.naming_convention.get(k))
-        raise _convention_mismatch()(_mismatch_message(differ))
+        from ..history.conventions import mismatch_message
+
+        raise _convention_mismatch()(mismatch_message(differ))
 
 
 def migration_options(config: Config) -> dict[str, Any]:

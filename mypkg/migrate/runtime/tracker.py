@@ -5,7 +5,6 @@ statement) and to Alembic's ``on_version_apply``.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -161,13 +160,5 @@ class Tracker:
         self.in_revision = False
 
 
-def tell_applied(entry: AppliedRevision, on_applied: Callable[[AppliedRevision], None] | None) -> None:
-    """A revision committed: the event, then the caller's callback."""
-    events.emit(events.REVISION_APPLIED if entry.direction == "upgrade" else events.REVISION_REVERTED,
-                revision=entry.revision, message=entry.message, direction=entry.direction, plugin=entry.plugin,
-                seconds=entry.seconds)
-    if on_applied is not None:
-        try:
-            on_applied(entry)
-        except Exception:  # noqa: BLE001 - a reporting failure never fails a migration
-            logging.getLogger(__name__).warning("on_applied failed", exc_info=True)
+#: A revision committed: the event, then the caller's callback.
+tell_applied = events.applied
