@@ -10,10 +10,13 @@ runs: ``mypkg-migrate upgrade --sql`` cut at each revision into dbmate's files. 
 a throwaway server (tests/servers/postgresql.py) on a unix socket. For each database and tool,
 interleaved, --repeat times: a fresh upgrade of an empty database, a no-op upgrade at head,
 and status at head (Alembic: ``current``; dbmate: ``status``). Medians and the ratios of
-mypkg-migrate to each peer are printed. Then a second wheel of the same history, shipping a
-checkpoint at revision --checkpoint-at (default: N - 10, written with ``mypkg-migrate
-checkpoint`` on SQLite and on the PostgreSQL server before the wheel is built): a fresh
-upgrade through it, against dbmate's and mypkg's own replays of the same run.
+mypkg-migrate to each peer are printed. Then a second wheel of the same history, shipping
+checkpoints at its head and at revision --checkpoint-at (default: N - 10), written with
+``mypkg-migrate checkpoint`` on SQLite and on the PostgreSQL server before the wheel is built:
+a fresh upgrade to head (a new database at a checkpointed head: the driver alone,
+mypkg/migrate/fast/install.py) and a fresh upgrade to the revision before head (the
+checkpoint at --checkpoint-at, then Alembic for the rest), against dbmate's and mypkg's own
+replays of the same run, and the checkpoint's DDL sent alone.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def write_checkpoint(root: Path, revision: str, replay_on: list[str]) -> None:
                    env={**env, "PYTHONPATH": str(root)}, check=True, capture_output=True)
 
 
-def ddl_seconds(root: Path, kind: str, url: str) -> float:
+def ddl_seconds(root: Path, kind: str, url: str, revision: str) -> float:
     """The server's (or SQLite's) own time for the checkpoint's statements, in one
     transaction on an empty database: the floor under any install of that schema."""
     import json
@@ -84,7 +87,7 @@ def ddl_seconds(root: Path, kind: str, url: str) -> float:
 
     import sqlalchemy as sa
 
-    (path,) = (root / "alembic" / "checkpoints").glob("*.json")
+    path = root / "alembic" / "checkpoints" / f"{revision}.json"
     statements = json.loads(path.read_text())["forms"][kind]["statements"]
     if kind == "sqlite":  # the driver alone, one explicit transaction
         import sqlite3
@@ -152,8 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         kinds = args.databases.split(",")
         all_databases = {kind: Databases(kind, work) for kind in kinds}
         try:
-            checkpointed = bench.Project(work / "checkpointed", scripts, before_build=lambda root: write_checkpoint(
-                root, f"b{checkpoint_at:011d}", [all_databases[k].new()["sa"] for k in kinds if k != "sqlite"]))
+            def both_checkpoints(root: Path) -> None:
+                for index in (checkpoint_at, args.size - 1):
+                    write_checkpoint(root, f"b{index:011d}", [all_databases[k].new()["sa"] for k in kinds
+                                                              if k != "sqlite"])
+
+            checkpointed = bench.Project(work / "checkpointed", scripts, before_build=both_checkpoints)
         except BaseException:
             for databases in all_databases.values():
                 databases.stop()
@@ -195,23 +202,27 @@ def main(argv: list[str] | None = None) -> int:
                         for step in ("fresh", "no-op", "status"):
                             url = databases.new() if step == "fresh" else at_head[tool]
                             samples.setdefault(step, {}).setdefault(tool, []).append(timed(tool, url, step))
-                    # Through the checkpoint, in the same rounds: a fresh empty database each time.
-                    url = databases.new()
-                    done = bench.run([sys.executable, "-m", "mypkg", "--url", url["sa"], "upgrade"],
-                                     cwd=checkpointed.outside, env=checkpointed.mypkg_env)
-                    samples.setdefault("checkpoint", {}).setdefault("mypkg", []).append(done.seconds)
+                    # Through the checkpoints, in the same rounds: a fresh empty database each time.
+                    for step, to in (("checkpoint", []), ("checkpoint+9", [f"b{args.size - 2:011d}"])):
+                        url = databases.new()
+                        done = bench.run([sys.executable, "-m", "mypkg", "--url", url["sa"], "upgrade", *to],
+                                         cwd=checkpointed.outside, env=checkpointed.mypkg_env)
+                        samples.setdefault(step, {}).setdefault("mypkg", []).append(done.seconds)
                 for step, by_tool in samples.items():
-                    if step == "checkpoint":
+                    if step.startswith("checkpoint"):
                         continue
                     mine, alembic, peer = (statistics.median(by_tool[t]) for t in ("mypkg", "alembic", "dbmate"))
                     print(f"{kind:<12}{step:<14}{mine:>9.3f}{alembic:>11.3f}{peer:>10.3f}"
                           f"{mine / alembic:>10.2f}{mine / peer:>9.2f}", flush=True)
-                through = statistics.median(samples["checkpoint"]["mypkg"])
                 replay, peer = (statistics.median(samples["fresh"][t]) for t in ("mypkg", "dbmate"))
-                floor = ddl_seconds(checkpointed.root, kind, databases.new()["sa"])
-                print(f"{kind:<12}{'fresh via checkpoint at ' + str(checkpoint_at):<26}{through:>9.3f}s"
-                      f"  /mypkg replay {through / replay:.3f}  /dbmate replay {through / peer:.3f}"
-                      f"  (its DDL alone, one transaction, no Python start: {floor:.3f}s)", flush=True)
+                for step, index, label in (("checkpoint", args.size - 1, "fresh via checkpoint at head"),
+                                           ("checkpoint+9", checkpoint_at,
+                                            f"to head-1 via checkpoint at {checkpoint_at}")):
+                    through = statistics.median(samples[step]["mypkg"])
+                    floor = ddl_seconds(checkpointed.root, kind, databases.new()["sa"], f"b{index:011d}")
+                    print(f"{kind:<12}{label:<34}{through:>9.3f}s"
+                          f"  /mypkg replay {through / replay:.3f}  /dbmate replay {through / peer:.3f}"
+                          f"  (its DDL alone, one transaction, no Python start: {floor:.3f}s)", flush=True)
             finally:
                 databases.stop()
                 del all_databases[kind]

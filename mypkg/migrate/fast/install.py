@@ -102,6 +102,21 @@ def checkpoint_at(revision: str, dialect: str) -> Checkpoint | None:
     from ..history.manifest import load
 
     shipped = load()
+    # A long-lived process installs tenant after tenant: the graph is walked once.
+    key = (revision, dialect, id(shipped), id(checkpoints.shipped()))
+    if key not in _FOUND:
+        _FOUND[key] = (shipped, checkpoints.shipped(), _checkpoint_in(shipped, revision, dialect))
+    return _FOUND[key][2]
+
+
+#: (revision, dialect, the manifest's id, the checkpoints' id) -> those two (kept: their ids
+#: are never another's) and the checkpoint found.
+_FOUND: dict[tuple[str, str, int, int], tuple[object, object, Checkpoint | None]] = {}
+
+
+def _checkpoint_in(shipped: Any, revision: str, dialect: str) -> Checkpoint | None:
+    from ..history import checkpoints
+
     targets = tuple(shipped.heads) if revision in ("head", "heads") else (revision,) if revision in shipped.by_id \
         else ()
     if not targets:
@@ -310,15 +325,12 @@ def _postgresql_install(connection: Any, parsed: ParsedUrl, found: Checkpoint,
         if schema_exists != "t":
             script.append(f"CREATE SCHEMA IF NOT EXISTS {identifier(schema)}")
         script.append(f"SET LOCAL search_path TO {extensions.search_path(schema, identifier)}")
-        if shared is not None:  # a tenant's CREATE EXTENSION goes to the shared schema
-            form = {**form, "statements": [extensions.placed(statement, shared, identifier(shared))
-                                           for statement in form["statements"]]}
     if int(version) >= 140000:  # as each revision's transaction (runner._settings_for)
         script.append("SET LOCAL client_connection_check_interval = '1s'")
     if lock_timeout_ms:
         script.append(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'")
     script += ["SET LOCAL standard_conforming_strings = on", ledger_ddl("postgresql")]  # render()'s literals
-    body = render(form, "postgresql")
+    body = _rendered(found, form, shared if schema is not None else None)
     tail = [VERSION_DDL, f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ({literal(found.revision)})"]
     try:
         connection.execute(";\n".join(script) + ";\n" + body + ";\n".join(tail), writes=True)
@@ -332,3 +344,22 @@ def _postgresql_install(connection: Any, parsed: ParsedUrl, found: Checkpoint,
     except libpq.Failed as exc:
         connection.execute("ROLLBACK", writes=True)
         raise _failed(parsed.masked, found, str(exc), time.perf_counter() - clock) from None
+
+
+def _rendered(found: Checkpoint, form: dict[str, Any], shared: str | None) -> str:
+    """The checkpoint's form as one SQL script, a tenant's ``CREATE EXTENSION`` placed in the
+    ``shared`` schema; rendered once per process (tenant after tenant sends the same)."""
+    key = (found.path, found.checksum, shared)
+    if key not in _RENDERED:
+        from ..database import extensions
+        from ..database.snapshot import render
+        from .answers import identifier
+
+        if shared is not None:
+            form = {**form, "statements": [extensions.placed(statement, shared, identifier(shared))
+                                           for statement in form["statements"]]}
+        _RENDERED[key] = render(form, "postgresql")
+    return _RENDERED[key]
+
+
+_RENDERED: dict[tuple[Any, str, str | None], str] = {}
