@@ -534,6 +534,21 @@ def test_a_checkout_with_a_checkpoint_installs_with_build_isolation_and_the_buil
                             "import mypkg.migrate.history.location as l; print(l.script_location())"],
                            cwd=tmp_path / "run", env=clean, capture_output=True, text=True)
     assert where.stdout.strip() == "mypkg:migrations", where.stderr
+    # A new database at the checkpoint's revision: the installed package's driver alone (no
+    # SQLAlchemy, no Alembic), its ledger row naming the installed version.
+    at = tmp_path / "run" / "at.db"
+    fresh = subprocess.run([str(venv / "bin" / "python"), "-X", "importtime", "-m", "mypkg", "--url", f"sqlite:///{at}",
+                            "upgrade", "78a2efaef9ac"], cwd=tmp_path / "run", capture_output=True, text=True,
+                           env=clean, timeout=300)
+    assert fresh.returncode == 0 and "checkpoint of 5 revisions" in fresh.stdout, fresh.stderr[-2000:]
+    loaded = {line.split("|")[-1].strip() for line in fresh.stderr.splitlines() if line.startswith("import time:")}
+    assert {"sqlalchemy", "alembic", "importlib.metadata"}.isdisjoint(loaded), sorted(loaded)
+    import sqlite3
+
+    import mypkg
+
+    assert sqlite3.connect(at).execute("SELECT outcome, package_version FROM mypkg_migration_ledger").fetchall() == \
+        [("checkpoint", mypkg.__version__)]
     # That installed package, run inside the checkout: says why it cannot write there, and how.
     inside = subprocess.run([str(venv / "bin" / "mypkg-migrate"), "checkpoint", "1341fe34ff84"], cwd=root,
                             capture_output=True, text=True, env=clean, timeout=300)

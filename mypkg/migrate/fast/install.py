@@ -358,8 +358,23 @@ def _rendered(found: Checkpoint, form: dict[str, Any], shared: str | None) -> st
         if shared is not None:
             form = {**form, "statements": [extensions.placed(statement, shared, identifier(shared))
                                            for statement in form["statements"]]}
-        _RENDERED[key] = render(form, "postgresql")
+        _RENDERED[key] = render({**form, "sequences": _moved(form)}, "postgresql")
     return _RENDERED[key]
 
 
 _RENDERED: dict[tuple[Any, str, str | None], str] = {}
+
+
+def _moved(form: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sequences whose state is not the one their CREATE SEQUENCE leaves: a sequence never
+    used (not called, at its START) needs no ``setval`` (a thousand tables' sequences are a
+    thousand calls, each a lock and a WAL record)."""
+    import re
+
+    start = {}
+    for statement in form["statements"]:
+        found = re.match(r'CREATE SEQUENCE "((?:[^"]|"")+)" .*?\bSTART WITH (-?\d+)\b', statement, re.DOTALL)
+        if found:
+            start[found.group(1).replace('""', '"')] = int(found.group(2))
+    return [entry for entry in form["sequences"]
+            if entry["called"] or start.get(entry["name"]) != int(entry["value"])]
