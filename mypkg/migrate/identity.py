@@ -84,6 +84,8 @@ SCRATCH_PREFIX = f"{PACKAGE}_"
 #: The ledger outcome of a data migration under way (:mod:`mypkg.batch`); read by the
 #: runner and by the fast path, which needs no SQLAlchemy to see it.
 BACKFILLING = "backfilling"
+#: The ledger outcome of a background backfill not finished (:mod:`.data.queue`).
+BACKGROUND = "background"
 #: The ledger outcomes whose checksum is what the database last accepted for a revision:
 #: it ran (applied), was recorded as run (stamped) or an operator accepted the shipped
 #: script as it is now (realigned: ``repair --checksums``, Flyway's repair).

@@ -114,6 +114,31 @@ class BackfillProgress(NamedTuple):
         return (self.total - self.done) / rate if rate > 0 else None
 
 
+class BackgroundBackfill(NamedTuple):
+    """A backfill a revision queued for the workers (:func:`mypkg.batch.backfill` with
+    ``background=True``), as ``status`` and ``backfill status`` show it."""
+
+    name: str  #: ``REV:TABLE``, what ``backfill pause|resume|cancel`` take
+    revision: str
+    table: str
+    #: queued, paused, failed (its error kept; resume queues it again), finished, cancelled
+    state: str
+    done: int  #: rows updated so far
+    total: int  #: rows done plus rows matching when it was queued
+    seconds: float  #: worker time spent on it
+    error: str | None = None
+
+    @property
+    def rate(self) -> float:
+        """Rows per second of worker time (0 before its first batch)."""
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Worker seconds left at that rate; None before it has one."""
+        return (self.total - self.done) / self.rate if self.rate > 0 else None
+
+
 class Status(NamedTuple):
     """Where a database stands against the revisions this package ships."""
 
@@ -127,6 +152,8 @@ class Status(NamedTuple):
     needs_repair: tuple[str, ...] = ()
     #: Data migrations stopped part way (killed, failed): ``upgrade`` continues each one.
     interrupted: tuple[BackfillProgress, ...] = ()
+    #: Background backfills not finished (queued, paused, failed): workers run them.
+    background: tuple[BackgroundBackfill, ...] = ()
 
     @property
     def at_head(self) -> bool:

@@ -97,3 +97,32 @@ def client(server: PostgresServer, program: str, url: str, *args: str) -> subpro
          "-d", database_name(url), *args],
         capture_output=True, text=True, timeout=120,
     )
+
+
+class PostgresReplica(PostgresServer):
+    """A streaming replica of ``primary`` on its own socket: ``pg_basebackup -R`` of the
+    primary (its standby.signal and primary_conninfo written by the tool), started in hot
+    standby. ``pause()`` and ``resume()`` its WAL replay, as an operator (or a slow disk) would."""
+
+    def __init__(self, primary: PostgresServer) -> None:
+        super().__init__()
+        self.primary = primary
+
+    def start(self) -> PostgresReplica:
+        self._run("pg_basebackup", "-D", str(self.data), "-h", str(self.primary.socket_dir), "-U", self.user,
+                  "-R", "-X", "stream", "-c", "fast")
+        options = f"-c listen_addresses='' -k {self.socket_dir} -c hot_standby=on -c max_connections=100"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+        return self
+
+    def _replay(self, function: str) -> None:
+        import psycopg
+
+        with psycopg.connect(host=str(self.socket_dir), user=self.user, dbname="postgres", autocommit=True) as conn:
+            conn.execute(f"SELECT {function}()")
+
+    def pause(self) -> None:
+        self._replay("pg_wal_replay_pause")
+
+    def resume(self) -> None:
+        self._replay("pg_wal_replay_resume")

@@ -76,7 +76,7 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         "busy_timeout": settings.busy_timeout(),
     }
     if args.command == "upgrade":
-        from ..runtime.progress import StderrProgress
+        from ..data.progress import StderrProgress
 
         result = commands.upgrade(args.url, target, ignore_checksums=args.ignore_checksums, baseline=args.baseline,
                                   on_progress=None if out.quiet or out.json_log else StderrProgress(sys.stderr),
@@ -228,6 +228,12 @@ def _fleet(args: argparse.Namespace, out: Output) -> ExitCode:
     return fleet(args, out)
 
 
+def _backfill(args: argparse.Namespace, out: Output) -> ExitCode:
+    from .backfills import backfill
+
+    return backfill(args, out)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "upgrade": _run_migration,
     "downgrade": _run_migration,
@@ -243,6 +249,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "lint": reads.lint,
     "fleet": _fleet,
     "roundtrip": _roundtrip,
+    "backfill": _backfill,
 }
 
 

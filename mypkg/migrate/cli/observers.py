@@ -22,7 +22,8 @@ LOG_FORMATS = ("text", "json")
 #: Commands that run revisions: they tell each one's start.
 MIGRATIONS = frozenset({"upgrade", "downgrade"})
 #: Commands about one database (the others: none, or a fleet of them).
-ON_A_DATABASE = frozenset({"upgrade", "downgrade", "current", "status", "stamp", "check", "verify", "repair"})
+ON_A_DATABASE = frozenset({"upgrade", "downgrade", "current", "status", "stamp", "check", "verify", "repair",
+                           "backfill"})
 
 
 def log_format(args: argparse.Namespace) -> str:

@@ -283,9 +283,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
            "so lint notices when one changes later")
     option(("lint",), "--dialect", default="postgresql", choices=("postgresql", "mysql", "sqlite"),
            help="render the SQL for this database (default: postgresql; squawk lints PostgreSQL only)")
-    for name in ("fleet", "roundtrip"):  # their own modules: their options and their printing
-        if name in sub:
-            __import__(f"{__package__}.{name}", fromlist=["add_options"]).add_options(sub[name])
+    for name, module in (("fleet", "fleet"), ("roundtrip", "roundtrip"), ("backfill", "backfills")):
+        if name in sub:  # their own modules: their options and their printing
+            __import__(f"{__package__}.{module}", fromlist=["add_options"]).add_options(sub[name])
     if "repair" in sub:
         way = sub["repair"].add_mutually_exclusive_group(required=True)
         way.add_argument("--applied", action="store_true", help="it was completed by hand: record it as applied")

@@ -60,6 +60,14 @@ def base(database: str) -> str:
     return "base (empty database)"
 
 
+def _background(found: Any) -> list[dict[str, Any]]:
+    if not found:
+        return []
+    from .backfills import as_dict
+
+    return [as_dict(queued) for queued in found]
+
+
 def current(args: argparse.Namespace, out: Output) -> ExitCode:
     state = fast_status(args) or full_status(args)
 
@@ -105,9 +113,13 @@ def status(args: argparse.Namespace, out: Output) -> ExitCode:
         apart = f": {len(state.pending) - post} pre-deploy, {post} post-deploy" if post else ""
         out.line(f"pending:  {len(state.pending)} revision(s){apart}")
         for stopped in state.interrupted:
-            from ..runtime.progress import describe
+            from ..data.progress import describe
 
             out.line(f"stopped:  {describe(stopped)}; {PROG} upgrade continues it")
+        for queued in state.background:
+            from .backfills import describe
+
+            out.line(f"backfill: {describe(queued)}; {PROG} backfill run works on it")
         for rev in state.needs_repair:
             out.line(f"repair:   {rev} failed part way; fix the schema, then {PROG} repair {rev} --applied or --reverted")
         for rev in state.pending:
@@ -128,6 +140,7 @@ def status(args: argparse.Namespace, out: Output) -> ExitCode:
             "needs_repair": list(state.needs_repair),
             "interrupted": [{**stopped._asdict(), "seconds": round(stopped.seconds, 3)}
                             for stopped in state.interrupted],
+            "background": _background(state.background),
         },
         text,
     )

@@ -51,6 +51,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         f"  {PROG} fleet status --sqlite-glob 'data/*.db' --json\n"
         f"  {PROG} fleet upgrade --targets tenants.txt --shard $JOB_COMPLETION_INDEX/8 --canary 5",
     ),
+    "backfill": (
+        "run the background backfills revisions queued, throttled; their status; pause, resume, cancel one",
+        f"  {PROG} backfill run --once --batch-seconds 0.5 --replica postgresql://replica/app "
+        "--max-replica-lag 5\n"
+        f"  {PROG} backfill status --json\n"
+        f"  {PROG} backfill pause 3f2a9c1b7d4e:note",
+    ),
     "roundtrip": ("prove each revision keeps its rows: generated rows, upgrade, downgrade, upgrade again",
                   f"  {PROG} roundtrip\n  {PROG} --url postgresql://localhost/scratch roundtrip --report"),
     "checkpoint": (

@@ -21,7 +21,7 @@ from collections import namedtuple
 
 from ..database.settings import URL_PATTERN
 from ..errors import MigrateError
-from ..identity import BACKFILLING, CHECKSUM_OUTCOMES, LEDGER_TABLE, NO_FASTPATH_VAR, VERSION_TABLE
+from ..identity import BACKFILLING, BACKGROUND, CHECKSUM_OUTCOMES, LEDGER_TABLE, NO_FASTPATH_VAR, VERSION_TABLE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ if TYPE_CHECKING:
         current: tuple[str, ...]
         #: (revision, checksum, outcome) oldest first; None: no ledger table yet, or not read.
         ledger: list[tuple[str, str | None, str]] | None
-        #: A data migration is under way or stopped part way (a ``backfilling`` ledger row);
+        #: A data migration is under way or stopped part way (a ``backfilling`` ledger row),
+        #: or a background one is not finished (``background``);
         #: read for status only (a no-op upgrade needs every revision applied, which rules one out).
         backfilling: bool = False
 else:
@@ -207,7 +208,7 @@ def _read(
             ]
     elif LEDGER_TABLE in tables:  # status: the ledger itself is not needed, only whether a backfill is under way
         backfilling = bool(list(connection.execute(
-            f"SELECT 1 FROM {ledger_table} WHERE outcome = '{BACKFILLING}' LIMIT 1"
+            f"SELECT 1 FROM {ledger_table} WHERE outcome IN ('{BACKFILLING}', '{BACKGROUND}') LIMIT 1"
         )))
     return DatabaseState(masked, current, ledger, backfilling)
 

@@ -1,3 +1,3 @@
 """Running revisions against a database: the run loop, env.py's body, integrity, failures,
-data migrations and their progress, repair, backup, offline SQL. Uses database, history, vocabulary.
+repair, backup, offline SQL. Uses database, history, vocabulary.
 """

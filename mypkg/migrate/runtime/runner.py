@@ -21,7 +21,8 @@ from ..history import branches, graph, phases, scripts
 from ..history.manifest import load as load_manifest
 from ..identity import COMMAND
 from ..results import AppliedRevision, BackfillProgress, MigrationResult
-from . import backfill, checkpoint, environment, integrity, repair
+from ..data import batches as backfill
+from . import checkpoint, environment, integrity, repair
 from .failures import explain_failure
 from .tracker import Tracker, tell_applied
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..database import connections, ledger, locks, tenants
 from ..history import graph
-from ..results import BackfillProgress, Status
+from ..results import BackfillProgress, BackgroundBackfill, Status
 
 if TYPE_CHECKING:
     from ..database.target import Database
@@ -21,6 +21,7 @@ def read_status(db: Database) -> Status:
     now: tuple[str, ...] = ()
     waiting: tuple[str, ...] = ()
     stopped: tuple[BackfillProgress, ...] = ()
+    queued: tuple[BackgroundBackfill, ...] = ()
     if not tenants.missing(db):
         with connections.connect(db, will_write=False) as connection:
             now = connections.read_current(connection)
@@ -31,9 +32,11 @@ def read_status(db: Database) -> Status:
                 alive = locks.mysql_migrator_alive(connection)  # its revision is running, not stranded
                 waiting = tuple(pending_repairs(connection, migrator_alive=alive))
             if ledger.exists(connection):
-                from .backfill import interrupted
+                from ..data import queue
+                from ..data.batches import interrupted
 
                 stopped = tuple(interrupted(connection))
+                queued = tuple(found.shown() for found in queue.every(connection, unfinished_only=True))
     applied_ids = graph.ancestors(now)
     # Of revisions still to apply: a stamp past one leaves its row behind.
     stopped = tuple(row for row in stopped if row.revision not in applied_ids)
@@ -46,4 +49,5 @@ def read_status(db: Database) -> Status:
         pending=[rev for rev in everything if rev.revision not in applied_ids],
         needs_repair=waiting,
         interrupted=stopped,
+        background=queued,
     )

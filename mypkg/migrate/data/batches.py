@@ -47,8 +47,9 @@ def run(
     on_progress: Callable[[BackfillProgress], None] | None,
     revision: str,
     context: MigrationContext,
+    background: bool = False,
 ) -> int:
-    """See :func:`mypkg.batch.backfill`; returns the rows this run updated."""
+    """See :func:`mypkg.batch.backfill`; returns the rows this run updated (0 when queued)."""
     import sqlalchemy as sa
 
     if batch_size < 1:
@@ -61,6 +62,8 @@ def run(
         # the revision's COMMIT as at run time (and as lint reads it: not data with DDL).
         with context.autocommit_block():
             context.impl.execute(_update(_table(table, None), values, condition))
+        return 0
+    if background and _queued(context, table, values, condition, batch_size, revision):
         return 0
     report = _reporter(context, on_progress)
     with context.autocommit_block():  # commits the revision's work so far: the DDL before
@@ -83,7 +86,7 @@ def run(
                 sa.select(key).where(*_after(key, last)).order_by(key).offset(batch_size - 1).limit(1)
             ).scalar()
             bounds = [*_after(key, last), *([key <= upper] if upper is not None else [])]
-            with _batch(connection):
+            with batch(connection):
                 changed = connection.execute(_update(target, values, condition, bounds)).rowcount
                 done, last = done + max(changed, 0), upper if upper is not None else last
                 # Kept after the last batch too: the revision's statements after backfill()
@@ -95,6 +98,34 @@ def run(
             report(progress, upper is None)
             if upper is None:
                 return done - progress.resumed_at
+
+
+def _queued(context: MigrationContext, table: str | sa.Table, values: Mapping[str, Any],
+            condition: sa.ColumnElement[bool] | None, batch_size: int, revision: str) -> bool:
+    """A background backfill: queued for the workers, in the revision's transaction, when
+    more than one batch is to do; False (run it now, as a foreground one) otherwise: a new
+    database, a checkpoint's replay, a small table never wait for a worker."""
+    import sqlalchemy as sa
+
+    from . import queue
+
+    connection = context.connection
+    assert connection is not None
+    target = _table(table, connection)
+    key = _primary_key(target)
+    remaining = connection.execute(sa.select(sa.func.count()).select_from(target).where(*_as_list(condition))
+                                   ).scalar_one()
+    if remaining <= batch_size:
+        return False
+    # The worker runs the very statement, in this database's own SQL.
+    update = queue.plain_sql(connection, _update(target, values, None))
+    where = None if condition is None else queue.plain_sql(connection, condition)
+    if not ledger.has(connection):  # a database migrated by plain ``alembic`` so far
+        ledger.table().create(connection)
+    queue.enqueue(connection, revision, target.name, key.name, update, where, batch_size, 0, remaining)
+    events.emit(events.BACKFILL, revision=revision, table=target.name, done=0, total=remaining, seconds=0.0,
+                finished=False)
+    return True
 
 
 def resuming(revision: str, context: MigrationContext) -> bool:
@@ -172,7 +203,7 @@ def _update(
     return sa.update(table).values(dict(values)).where(*(bounds or []), *_as_list(condition))
 
 
-class _batch:
+class batch:
     """One batch's transaction, begun by hand: the connection is in autocommit mode.
     On SQLite, ``BEGIN IMMEDIATE`` takes the write lock first, so a busy application
     makes the batch wait (busy timeout) rather than fail at its first write."""
@@ -207,7 +238,7 @@ def _progress_row(connection: Connection, revision: str, table: str) -> tuple[in
 def _start(connection: Connection, progress: BackfillProgress, *, replaces: int | None) -> int:
     if not _has_ledger(connection):  # a database migrated by plain ``alembic`` so far
         ledger.table().create(connection)
-    with _batch(connection):
+    with batch(connection):
         if replaces is not None:
             ledger.delete(connection, replaces)
         ledger.write(connection, revision=progress.revision, direction="upgrade", checksum=None,
