@@ -187,3 +187,22 @@ def test_workers_killed_at_random_moments_lose_and_double_nothing(url: str, tmp_
     assert scalar(url, "SELECT sum(hits) FROM note") == rows
     told = json.loads(mig(root, url, "backfill", "status", "--json").stdout)["backfills"]
     assert [(q["state"], q["done"]) for q in told] == [("finished", rows)]
+
+
+def test_the_batch_size_follows_the_time_a_batch_should_take(tmp_path: Path) -> None:
+    """batch_seconds far above what a batch of 10 rows takes: each batch doubles (at most), so
+    5,000 rows take a dozen batches, not 500; each batch's event tells its size."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    root = project(tmp_path / "project", 5000, batch=10)
+    assert mig(root, url, "upgrade", B).returncode == 0
+    code = ("import json, sys\nimport mypkg.batch\nfrom mypkg.migrate import events\nsizes = []\n"
+            "with events.listeners(lambda event, fields: sizes.append(fields.get('batch'))):\n"
+            "    rows = mypkg.batch.run_background(sys.argv[1], batch_seconds=5)\n"
+            "print(json.dumps([rows, sizes]))")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    done = subprocess.run([sys.executable, "-c", code, url], cwd=root, capture_output=True, text=True, timeout=120,
+                          env={**clean, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    rows, sizes = json.loads(done.stdout)
+    assert rows == 5000 and sizes[:5] == [10, 20, 40, 80, 160] and len(sizes) <= 12, sizes
+    assert scalar(url, "SELECT count(*) FROM note WHERE slug IS NULL") == 0

@@ -381,3 +381,24 @@ def test_console_exporters_print_and_an_unknown_one_turns_telemetry_off_not_the_
     assert unknown.returncode == 0 and "upgraded from base" in unknown.stdout
     assert unknown.stderr == ("mypkg-migrate: OpenTelemetry is off: OTEL_METRICS_EXPORTER=zipkin: "
                               "this command knows otlp, console and none\n")
+
+
+def test_each_batch_of_a_background_worker_is_a_span_under_its_command(
+        tmp_path: Path, receiver: tuple[str, list[tuple[str, object]]]) -> None:
+    from tests.data.test_background import B, mig, project
+
+    endpoint, received = receiver
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    root = project(tmp_path / "project", 2500)
+    assert mig(root, url, "upgrade", B).returncode == 0
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "PYTHONPATH": str(root)}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MYPKG_"))}
+    done = subprocess.run([sys.executable, "-m", "mypkg", "--url", url, "backfill", "run", "--once"], cwd=root,
+                          capture_output=True, text=True, timeout=120, env={**clean, **env})
+    assert done.returncode == 0, done.stderr
+    _, spans = spans_of(received)
+    (command,) = [span for span in spans if span.name == "mypkg-migrate backfill"]
+    batches = [span for span in spans if span.name == "backfill batch note"]
+    assert [attributes(span)["mypkg.backfill.rows"] for span in batches] == [1000, 2000, 2500]
+    assert {span.parent_span_id for span in batches} == {command.span_id}
+    assert all(attributes(span)["mypkg.revision"] == B for span in batches)

@@ -194,6 +194,12 @@ class Telemetry:
         self._end_revision(fields["time"], f"rolled back for retry {fields['attempt']}: {fields['reason']}")
 
     def _on_backfill_progress(self, fields: dict[str, Any]) -> None:
+        if "batch" in fields:  # a background worker's batch: a span of its own, under the command's
+            self._end(self._child(f"backfill batch {fields['table']}", fields["time"] - fields["batch_seconds"], {
+                **self.attributes, REVISION: fields["revision"], "db.collection.name": fields["table"],
+                f"{PACKAGE}.backfill.batch": fields["batch"], f"{PACKAGE}.backfill.rows": fields["done"],
+                f"{PACKAGE}.backfill.total": fields["total"]}), fields["time"])
+            return
         span = self.backfills.get(fields["table"])
         if span is None:
             from opentelemetry import trace
