@@ -2,7 +2,7 @@
 test server, on its own socket): with its replay paused mid-backfill the worker stops between
 batches once the lag passes the bound, says so, and goes on when replay resumes, while an
 application writes beside it without an error; a replica that cannot be read stops the work
-(never unthrottled) within ``--max-wait``."""
+(never unthrottled) within ``--max-wait``. A real MariaDB replica the same way."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.data.test_background import B, mig, project, scalar, start
+from tests.servers.mariadb import MariaDBReplicated
 from tests.servers.postgresql import PostgresReplica, PostgresServer, database_name
 
 
@@ -112,3 +113,54 @@ def test_a_replica_that_cannot_be_read_stops_the_work_within_the_bound(
     assert primary.returncode == 1 and "not a replica (pg_is_in_recovery() is false)" in primary.stderr
     no_bound = mig(root, url, "backfill", "run", "--once", "--replica", url)
     assert no_bound.returncode == 2 and "--max-replica-lag" in no_bound.stderr
+
+
+@pytest.fixture(scope="module")
+def mariadb_pair() -> Iterator[MariaDBReplicated]:
+    running = MariaDBReplicated().start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_on_mariadb_a_replica_whose_sql_thread_stopped_holds_the_work_until_it_runs_again(
+        mariadb_pair: MariaDBReplicated, tmp_path: Path) -> None:
+    """A real MariaDB replica (binary log replication over 127.0.0.1): with its SQL thread
+    stopped its lag is unknown (``Seconds_Behind_Master`` NULL), so the worker waits and says
+    so; started again, it catches up and the worker finishes."""
+    url, rows = mariadb_pair.primary.create_database(), 20000
+    name = url.split("?")[0].rsplit("/", 1)[-1]
+    replica_url = mariadb_pair.replica.url(name)
+    root = project(tmp_path / "project", rows, batch=300)
+    assert mig(root, url, "upgrade", B).returncode == 0
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if scalar(replica_url, "SELECT count(*) FROM note") == rows:
+                break
+        except Exception:  # noqa: BLE001 - not replicated yet
+            pass
+        assert time.monotonic() < deadline, "never replicated"
+        time.sleep(0.2)
+    log = tmp_path / "worker.log"
+    worker = start(root, url, "--once", "--replica", replica_url, "--max-replica-lag", "1", "--pause", "0.05",
+                   "--poll", "0.2", log=log)
+    try:
+        deadline = time.monotonic() + 60
+        while scalar(url, "SELECT count(*) FROM note WHERE slug IS NOT NULL") == 0:
+            assert time.monotonic() < deadline and worker.poll() is None, log.read_text()
+            time.sleep(0.1)
+        mariadb_pair.sql_thread(False)
+        time.sleep(1.0)
+        held = scalar(url, "SELECT count(*) FROM note WHERE slug IS NOT NULL")
+        time.sleep(2.0)
+        assert scalar(url, "SELECT count(*) FROM note WHERE slug IS NOT NULL") == held < rows
+        assert "cannot be read (its lag is unknown (replay not started, or its SQL thread stopped))" in log.read_text()
+        mariadb_pair.sql_thread(True)
+        assert worker.wait(timeout=120) == 0, log.read_text()
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+    assert "the replicas caught up: the backfill goes on" in log.read_text()
+    assert scalar(url, "SELECT count(*) FROM note WHERE slug IS NULL") == 0

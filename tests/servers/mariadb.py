@@ -37,6 +37,9 @@ class MariaDBServer:
     def _as_user(self, command: list[str]) -> list[str]:
         return ["runuser", "-u", self.user, "--", *command] if self.user else command
 
+    #: Extra server options (a replica's, a primary's binary log and TCP port).
+    options: tuple[str, ...] = ("--skip-networking",)
+
     def start(self) -> MariaDBServer:
         install = [find("mariadb-install-db"), f"--datadir={self.data}", "--auth-root-authentication-method=normal",
                    "--skip-test-db", "--skip-name-resolve"]
@@ -45,7 +48,7 @@ class MariaDBServer:
         subprocess.run(self._as_user(install), check=True, capture_output=True, text=True, timeout=300)
         self.process = subprocess.Popen(
             self._as_user([find("mariadbd"), "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}",
-                           "--skip-networking", f"--pid-file={self.root / 'mariadb.pid'}",
+                           *self.options, f"--pid-file={self.root / 'mariadb.pid'}",
                            f"--log-error={self.root / 'error.log'}", "--innodb-flush-log-at-trx-commit=0",
                            "--innodb-buffer-pool-size=64M", "--max-connections=200"]),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -103,3 +106,47 @@ class MariaDBServer:
         name = url.split("?")[0].rsplit("/", 1)[-1]
         with self.connect() as connection, connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class MariaDBReplicated:
+    """A primary writing its binary log, listening on 127.0.0.1 as well (replication speaks
+    TCP), and a replica of it on a socket of its own, replicating from the first event."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.primary = MariaDBServer()
+        self.primary.options = ("--log-bin=primary-bin", "--server-id=1", "--bind-address=127.0.0.1",
+                                f"--port={self.port}", "--binlog-format=ROW")
+        self.replica = MariaDBServer()
+        self.replica.options = ("--skip-networking", "--server-id=2", "--relay-log=replica-relay")
+
+    def start(self) -> MariaDBReplicated:
+        self.primary.start()
+        with self.primary.connect() as connection, connection.cursor() as cursor:
+            cursor.execute("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'")
+            cursor.execute("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'")
+        self.replica.start()
+        with self.replica.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={self.port}, MASTER_USER='repl', "
+                           "MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos")
+            cursor.execute("START SLAVE")
+        return self
+
+    def stop(self) -> None:
+        try:
+            self.replica.stop()
+        finally:
+            self.primary.stop()
+
+    def sql_thread(self, running: bool) -> None:
+        """Stop or start the replica's SQL thread: events keep arriving, none is applied."""
+        with self.replica.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(f"{'START' if running else 'STOP'} SLAVE SQL_THREAD")
