@@ -209,3 +209,25 @@ def test_the_batch_size_follows_the_time_a_batch_should_take(tmp_path: Path) -> 
     rows, sizes = json.loads(done.stdout)
     assert rows == 5000 and sizes[:5] == [10, 20, 40, 80, 160] and len(sizes) <= 12, sizes
     assert scalar(url, "SELECT count(*) FROM note WHERE slug IS NULL") == 0
+
+
+def test_a_fleet_of_tenant_schemas_runs_every_tenants_backfills(postgresql_url: str, tmp_path: Path) -> None:
+    """``fleet backfill run --schemas``: each tenant's queued backfills, to the end, in worker
+    processes; run again, nothing left: unchanged."""
+    root = project(tmp_path / "project", 3000)
+    tenants = ["tenant_a", "tenant_b", "tenant_c"]
+    for tenant in tenants:
+        assert mig(root, postgresql_url, "--schema", tenant, "upgrade", B).returncode == 0
+    ran = mig(root, postgresql_url, "fleet", "backfill", "run", "--schemas", "tenant_*", "--batch-seconds", "0.5",
+              "--json")
+    assert ran.returncode == 0, ran.stderr
+    report = valid(json.loads(ran.stdout), "fleet")
+    assert [row["outcome"] for row in report["targets"]] == ["migrated"] * 3
+    for tenant in tenants:
+        assert scalar(postgresql_url, f"SELECT count(*) FROM {tenant}.note WHERE slug IS NULL") == 0
+    again = mig(root, postgresql_url, "fleet", "backfill", "run", "--schemas", "tenant_*")
+    assert again.returncode == 0 and "fleet backfill run: 3 target(s): 3 unchanged" in again.stdout, again.stdout
+    wrong = mig(root, postgresql_url, "fleet", "backfill", "--schemas", "tenant_*")
+    assert wrong.returncode == 2 and "fleet backfill run" in wrong.stderr
+    mixed = mig(root, postgresql_url, "fleet", "upgrade", "--schemas", "tenant_*", "--pause", "1")
+    assert mixed.returncode == 2 and "are for fleet backfill run" in mixed.stderr

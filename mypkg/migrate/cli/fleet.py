@@ -1,4 +1,4 @@
-"""``mypkg-migrate fleet upgrade|downgrade|status [REV]``: options, progress and the report.
+"""``mypkg-migrate fleet upgrade|downgrade|status [REV]``, ``fleet backfill run``: options, progress and the report.
 The work is :mod:`..fleet`'s; this is parsing and printing."""
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 def add_options(parser: argparse.ArgumentParser) -> None:
     from . import types
 
-    parser.add_argument("action", choices=("upgrade", "downgrade", "status"), help="what to do on every target")
+    parser.add_argument("action", choices=("upgrade", "downgrade", "status", "backfill"),
+                        help="what to do on every target (backfill run: its queued background backfills)")
     parser.add_argument("revision", nargs="?", default=None, metavar="REV",
-                        help="upgrade: default head; downgrade: required (e.g. -1)")
+                        help="upgrade: default head; downgrade: required (e.g. -1); backfill: run")
     parser.add_argument("--targets", action="append", default=[], metavar="FILE",
                         help="one database URL per line (# comments, blank lines ignored); repeatable")
     parser.add_argument("--sqlite-glob", action="append", default=[], metavar="PATTERN",
@@ -46,6 +47,16 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="a rolling deploy's phase, per target (docs/deploying.md): upgrade --phase pre applies "
                         "pre-deploy revisions only; status --phase pre counts a target past them as ready")
     parser.add_argument("--yes", action="store_true", help="confirm a downgrade to base on every target")
+    parser.add_argument("--pause", type=types.seconds, default=None, metavar="SECONDS",
+                        help="backfill run, per target: as backfill run's")
+    parser.add_argument("--batch-seconds", type=types.seconds, default=None, metavar="SECONDS",
+                        help="backfill run, per target: as backfill run's")
+    parser.add_argument("--replica", action="append", default=[], metavar="URL", type=types.not_blank,
+                        help="backfill run: a replica every target's batches wait for (repeatable)")
+    parser.add_argument("--max-replica-lag", type=types.seconds, default=None, metavar="SECONDS",
+                        help="backfill run: as backfill run's")
+    parser.add_argument("--max-wait", type=types.seconds, default=None, metavar="SECONDS",
+                        help="backfill run: as backfill run's")
     parser.add_argument("--allow-empty", action="store_true",
                         help="no target found is a success (by default an error: a glob with a typo matches nothing)")
 
@@ -67,6 +78,16 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
         raise UsageError("fleet status takes no revision: it reports each target against head")
     if args.phase and (args.action == "downgrade" or args.revision is not None):
         raise UsageError("--phase chooses the revisions of fleet upgrade and status: give no revision, no downgrade")
+    if args.action == "backfill":
+        if args.revision != "run":
+            raise UsageError("fleet backfill takes one action: fleet backfill run")
+        if args.phase:
+            raise UsageError("--phase is for fleet upgrade and status")
+        if args.replica and args.max_replica_lag is None:
+            raise UsageError("--replica is read to keep its lag under --max-replica-lag: give it")
+        args.revision = None
+    elif args.pause is not None or args.batch_seconds is not None or args.replica or args.max_wait is not None:
+        raise UsageError("--pause, --batch-seconds, --replica and --max-wait are for fleet backfill run")
     if args.revision is not None:
         from ..history import graph
 
@@ -84,7 +105,9 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
                          "give --allow-empty if an empty fleet is expected")
     chosen = targets.in_shard(targets.unique(found), shard)
     options = {"lock_timeout": args.lock_timeout, "statement_lock_timeout": args.statement_lock_timeout,
-               "busy_timeout": settings.busy_timeout(), "confirm_base": args.yes, "phase": args.phase}
+               "busy_timeout": settings.busy_timeout(), "confirm_base": args.yes, "phase": args.phase,
+               "pause": args.pause, "batch_seconds": args.batch_seconds, "replicas": tuple(args.replica) or None,
+               "max_replica_lag": args.max_replica_lag, "max_wait": args.max_wait}
     progress = _Progress(len(chosen), quiet=args.quiet or args.json or out.json_log)
     result = run.run(args.action, chosen, args.revision or "head", jobs=args.jobs, max_failures=args.max_failures,
                      canary=args.canary, options=options, on_row=progress.row)
@@ -129,7 +152,8 @@ def _text(result: Any, summary: dict[str, Any], out: Output) -> None:
             out.line(f"{row.outcome:<11} {row.target}{detail}")
     counts = ", ".join(f"{summary[_key(outcome)]} {outcome}" for outcome in OUTCOMES if summary[_key(outcome)])
     shard = f" (shard {summary['shard']})" if summary["shard"] else ""
-    out.line(f"fleet {result.action} {result.revision if result.action != 'status' else ''}".rstrip()
+    what = {"status": "", "backfill": "run"}.get(result.action, result.revision)
+    out.line(f"fleet {result.action} {what}".rstrip()
              + f"{shard}: {summary['targets']} target(s): {counts or 'none'} in {result.seconds:.1f}s")
     if result.stopped:
         out.line(f"stopped starting targets: {result.stopped}; rerun the same command to go on")

@@ -27,7 +27,7 @@ OUTCOMES = ("migrated", "unchanged", "at head", "ready", "behind", "failed", "no
 #: Outcomes that mean a target is where the fleet was asked to take it (``ready``: status
 #: --phase pre, every pre-deploy revision applied).
 REACHED = frozenset({"migrated", "unchanged", "at head", "ready"})
-ACTIONS = ("upgrade", "downgrade", "status")
+ACTIONS = ("upgrade", "downgrade", "status", "backfill")
 
 
 class Row(NamedTuple):
@@ -75,7 +75,9 @@ def run(
     :param canary: migrate this many targets first; if any fails, start no other.
     :param options: per-target options for :func:`.commands.upgrade`/``downgrade``
         (lock_timeout, statement_lock_timeout, busy_timeout, confirm_base, phase: ``pre`` or
-        ``post``, for ``upgrade`` and ``status``, docs/deploying.md).
+        ``post``, for ``upgrade`` and ``status``, docs/deploying.md); for ``backfill`` (each
+        target's queued background backfills run to the end, :func:`mypkg.batch.run_background`):
+        pause, batch_seconds, replicas, max_replica_lag, max_wait.
     :raises UsageError: an unknown action, jobs below 1, a negative bound.
     """
     import concurrent.futures as futures
@@ -96,7 +98,7 @@ def run(
     failures = 0
     stopped: str | None = None
     queue = list(targets)
-    if action != "downgrade":  # many schemas of one PostgreSQL database: one query for them all
+    if action in ("upgrade", "status"):  # many schemas of one PostgreSQL database: one query for them all
         from .bulk import answer
 
         rows.update(answer(action, revision, queue, Row, (options or {}).get("phase")))
@@ -201,6 +203,12 @@ def _migrate_one(action: str, found: Target, revision: str, options: dict[str, A
             state = _fast_nothing_to_do(found.url)
             if state is not None:  # at head already: one read, no Alembic
                 return Row(found.identity, state.current, state.current, "unchanged", time.perf_counter() - clock)
+        if action == "backfill":
+            from ...batch import run_background
+
+            done = run_background(found.url, once=True, **_only(options, "pause", "batch_seconds", "replicas",
+                                                                 "max_replica_lag", "max_wait"))
+            return Row(found.identity, (), (), "migrated" if done else "unchanged", time.perf_counter() - clock)
         if action == "upgrade":
             result = commands.upgrade(found.url, revision, **_only(options, "lock_timeout",
                                       "statement_lock_timeout", "busy_timeout", "phase"))
