@@ -27,6 +27,7 @@ _API = (
     "heads",
     "stamp",
     "check",
+    "drift",
     "offline_sql",
     "verify",
     "applied_history",
@@ -41,6 +42,7 @@ _API = (
     "Status",
     "RevisionInfo",
     "ChecksumProblem",
+    "Drift",
     "LedgerRow",
 )
 __all__ = [*_API, "MigrateError", "UsageError", "__version__"]

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from .checks.checkpoint import checkpoint, prove as prove_checkpoints  # noqa: I001
+from .checks.baseline import drift  # noqa: I001
+from .checks.checkpoint import checkpoint, prove as prove_checkpoints
 from .checks.roundtrip import roundtrip
 from .database import connections, ledger, locks, tenants
 from .database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
@@ -29,6 +30,7 @@ from .results import (
     AppliedRevision,
     BackfillProgress,
     ChecksumProblem,
+    Drift,
     LedgerRow,
     MigrationResult,
     RevisionInfo,
@@ -41,8 +43,8 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "AppliedRevision", "BackfillProgress", "ChecksumProblem", "LedgerRow", "MigrationResult", "RevisionInfo",
-    "Status", "applied_history", "check", "checkpoint", "current", "downgrade", "heads", "history",
+    "AppliedRevision", "BackfillProgress", "ChecksumProblem", "Drift", "LedgerRow", "MigrationResult", "RevisionInfo",
+    "Status", "applied_history", "check", "checkpoint", "current", "downgrade", "drift", "heads", "history",
     "offline_sql", "prove_checkpoints", "repair", "roundtrip", "stamp", "status", "upgrade", "verify", "wait_for_head",
 ]
 

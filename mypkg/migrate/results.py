@@ -173,6 +173,18 @@ class Status(NamedTuple):
         return self.at_head
 
 
+class Drift(NamedTuple):
+    """A database against the schema its applied revision builds (:func:`mypkg.drift`)."""
+
+    database: str
+    current: tuple[str, ...]  #: the revision(s) it is at; empty: base
+    differences: list[str]  #: one line each; empty: no drift
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.differences)
+
+
 class LedgerRow(NamedTuple):
     """One row of the ledger (:mod:`mypkg.ledger`), oldest first in ``applied_history``."""
 

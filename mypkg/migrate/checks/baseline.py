@@ -27,18 +27,20 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from ..database.target import Database
+    from ..results import Drift
 
 
-def _upgrade_into(connection: Connection, revision: str) -> None:
+def _upgrade_into(connection: Connection, revision: str | tuple[str, ...]) -> None:
     from alembic import command
 
-    if revision != "base":
-        command.upgrade(scripts.make_config(connection=connection), revision)
+    for each in (revision,) if isinstance(revision, str) else revision:  # each head of several
+        if each != "base":
+            command.upgrade(scripts.make_config(connection=connection), each)
     if connection.in_transaction():
         connection.commit()
 
 
-def _build_and_reflect(url: Any, revision: str) -> sa.MetaData:
+def _build_and_reflect(url: Any, revision: str | tuple[str, ...]) -> sa.MetaData:
     """Run the shipped migrations up to ``revision`` into the empty database at ``url``."""
     import sqlalchemy as sa
 
@@ -54,13 +56,13 @@ def _build_and_reflect(url: Any, revision: str) -> sa.MetaData:
 
 
 @contextlib.contextmanager
-def _sqlite_scratch(revision: str) -> Iterator[sa.MetaData]:
+def _sqlite_scratch(revision: str | tuple[str, ...]) -> Iterator[sa.MetaData]:
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}baseline-") as tmp:
         yield _build_and_reflect(f"sqlite:///{Path(tmp) / 'scratch.db'}", revision)
 
 
 @contextlib.contextmanager
-def _postgresql_scratch(connection: Connection, revision: str) -> Iterator[sa.MetaData]:
+def _postgresql_scratch(connection: Connection, revision: str | tuple[str, ...]) -> Iterator[sa.MetaData]:
     import sqlalchemy as sa
 
     schema = f"{SCRATCH_PREFIX}baseline_{uuid.uuid4().hex[:12]}"
@@ -91,7 +93,7 @@ def _postgresql_scratch(connection: Connection, revision: str) -> Iterator[sa.Me
 
 
 @contextlib.contextmanager
-def _mysql_scratch(connection: Connection, revision: str) -> Iterator[sa.MetaData]:
+def _mysql_scratch(connection: Connection, revision: str | tuple[str, ...]) -> Iterator[sa.MetaData]:
     """MySQL and MariaDB: a scratch database on the same server (dropped afterwards)."""
     name = f"{SCRATCH_PREFIX}baseline_{uuid.uuid4().hex[:12]}"
     connection.exec_driver_sql(f"CREATE DATABASE `{name}`")
@@ -103,8 +105,9 @@ def _mysql_scratch(connection: Connection, revision: str) -> Iterator[sa.MetaDat
         connection.commit()
 
 
-def differences(connection: Connection, revision: str) -> list[str]:
-    """How the database's schema differs from the schema ``revision`` builds; [] if equal.
+def differences(connection: Connection, revision: str | tuple[str, ...], *, against: str = "models") -> list[str]:
+    """How the database's schema differs from the schema ``revision`` (or each of several
+    heads) builds; [] if equal. ``against``: the comparison's words (:func:`.compare.render`).
 
     The scratch schema is built by the same dialect: a temporary SQLite file, a temporary
     PostgreSQL schema, or a temporary MySQL/MariaDB database on the same server.
@@ -120,7 +123,33 @@ def differences(connection: Connection, revision: str) -> list[str]:
         for name in RUNNER_TABLES:
             if name in expected.tables:
                 expected.remove(expected.tables[name])
-        return compare_with(connection, expected)
+        return compare_with(connection, expected, against=against)
+
+
+def drift(target: Any = None) -> Drift:
+    """Whether the database is what its applied revision says: its live schema against the
+    schema that revision builds (at any revision, head or not), built by replaying the
+    shipped revisions into a scratch place of the same kind (:func:`differences`); every
+    difference one line (``extra index note.ix_by_hand``, ``missing table audit``,
+    ``modify_type note.body: database VARCHAR(length=20), revision TEXT()``). Writes nothing
+    to the database but the scratch place (a temporary schema or database, dropped).
+
+    :raises MigrateError: unreachable, or at a revision this package does not ship.
+    """
+    from ..database import ledger
+    from ..database.target import resolve
+    from ..history import graph
+    from ..results import Drift
+
+    db = resolve(target)
+    connections.check_sqlite_file(db, will_write=False)
+    if db.file_missing():
+        return Drift(db.masked, (), [])
+    with connections.connect(db, will_write=False) as connection:
+        current = connections.read_current(connection)
+        graph.require_known(current, db.masked, lambda unknown: ledger.plugins_of(connection, unknown))
+        found = differences(connection, current or "base", against="revision")
+    return Drift(db.masked, current, found)
 
 
 def stamp_checked(connection: Connection, db: Database, revision: str, *, force: bool = False,

@@ -23,8 +23,19 @@ OPTIONS: dict[str, Any] = {
 }
 
 
-def differences(connection: Connection, expected: sa.MetaData) -> list[str]:
-    """How the connected database differs from ``expected``; [] when it matches."""
+#: ``drift``'s words for autogenerate's operations, which say what to do to the database to
+#: match the expected schema: what it lacks is missing, what it has more is extra.
+DRIFT_WORDS = {
+    "add_table": "missing table", "remove_table": "extra table", "add_column": "missing column",
+    "remove_column": "extra column", "add_index": "missing index", "remove_index": "extra index",
+    "add_constraint": "missing constraint", "remove_constraint": "extra constraint",
+    "add_fk": "missing foreign key", "remove_fk": "extra foreign key",
+}
+
+
+def differences(connection: Connection, expected: sa.MetaData, *, against: str = "models") -> list[str]:
+    """How the connected database differs from ``expected`` (``against`` names it: ``models``,
+    or ``revision`` in drift's words); [] when it matches."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
@@ -32,17 +43,21 @@ def differences(connection: Connection, expected: sa.MetaData) -> list[str]:
     found = compare_metadata(context, expected)
     if connection.in_transaction():
         connection.rollback()
-    return [render(diff) for diff in found]
+    return [render(diff, against) for diff in found]
 
 
-def render(diff: Any) -> str:
+def render(diff: Any, against: str = "models") -> str:
     """One line for one autogenerate difference."""
     if isinstance(diff, list):  # column modifications come grouped
-        return "; ".join(render(item) for item in diff)
+        return "; ".join(render(item, against) for item in diff)
     kind, *args = diff
     if kind.startswith("modify_"):
         _schema, table, column, _info, old, new = args
-        return f"{kind} {table}.{column}: database {old!r}, models {new!r}"
+        return f"{kind} {table}.{column}: database {old!r}, {against} {new!r}"
+    if against != "models":
+        kind = DRIFT_WORDS.get(kind, kind)
+        if len(args) == 3 and isinstance(args[1], str) and hasattr(args[2], "name"):  # (schema, table, column)
+            return f"{kind} {args[1]}.{args[2].name}"
     names = []
     for arg in args:
         name = getattr(arg, "name", None)

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 def add_options(parser: argparse.ArgumentParser) -> None:
     from . import types
 
-    parser.add_argument("action", choices=("upgrade", "downgrade", "status", "backfill"),
-                        help="what to do on every target (backfill run: its queued background backfills)")
+    parser.add_argument("action", choices=("upgrade", "downgrade", "status", "backfill", "drift"),
+                        help="what to do on every target (backfill run: its queued background backfills; drift: "
+                        "its schema against the one its revision builds)")
     parser.add_argument("revision", nargs="?", default=None, metavar="REV",
                         help="upgrade: default head; downgrade: required (e.g. -1); backfill: run")
     parser.add_argument("--targets", action="append", default=[], metavar="FILE",
@@ -74,8 +75,8 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
         raise UsageError("fleet downgrade needs a revision (e.g. -1)")
     if args.action == "downgrade" and args.revision == "base" and not args.yes:
         raise UsageError("downgrading every target to base drops every table: confirm with --yes")
-    if args.action == "status" and args.revision is not None:
-        raise UsageError("fleet status takes no revision: it reports each target against head")
+    if args.action in ("status", "drift") and args.revision is not None:
+        raise UsageError(f"fleet {args.action} takes no revision: it reports each target as it stands")
     if args.phase and (args.action == "downgrade" or args.revision is not None):
         raise UsageError("--phase chooses the revisions of fleet upgrade and status: give no revision, no downgrade")
     if args.action == "backfill":
@@ -146,18 +147,18 @@ def _text(result: Any, summary: dict[str, Any], out: Output) -> None:
     from ..fleet.run import OUTCOMES
 
     for row in result.rows:
-        if row.outcome in ("failed", "behind", "not started"):
+        if row.outcome in ("failed", "behind", "drifted", "not started"):
             detail = f": {row.error}" if row.error else (f" (at {', '.join(row.after) or 'base'})" if row.after or
                                                            row.outcome == "behind" else "")
             out.line(f"{row.outcome:<11} {row.target}{detail}")
     counts = ", ".join(f"{summary[_key(outcome)]} {outcome}" for outcome in OUTCOMES if summary[_key(outcome)])
     shard = f" (shard {summary['shard']})" if summary["shard"] else ""
-    what = {"status": "", "backfill": "run"}.get(result.action, result.revision)
+    what = {"status": "", "drift": "", "backfill": "run"}.get(result.action, result.revision)
     out.line(f"fleet {result.action} {what}".rstrip()
              + f"{shard}: {summary['targets']} target(s): {counts or 'none'} in {result.seconds:.1f}s")
     if result.stopped:
         out.line(f"stopped starting targets: {result.stopped}; rerun the same command to go on")
-    elif not result.ok and result.action != "status":
+    elif not result.ok and result.action not in ("status", "drift"):
         out.line("rerun the same command once the failures are fixed: targets already there cost one read")
 
 

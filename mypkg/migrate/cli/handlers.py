@@ -243,6 +243,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "stamp": _stamp,
     "status": reads.status,
     "check": reads.check,
+    "drift": reads.drift,
     "verify": reads.verify,
     "repair": _repair,
     "checkpoint": _checkpoint,

@@ -273,3 +273,20 @@ def lint(args: argparse.Namespace, out: Output) -> ExitCode:
     out.data({"findings": [found._asdict() for found in findings],
               "not_checkable": [{k: v for k, v in note._asdict().items() if k != "reads_database"} for note in unchecked], "squawk": squawked}, text)
     return ExitCode.FAILURE if findings else ExitCode.OK
+
+
+def drift(args: argparse.Namespace, out: Output) -> ExitCode:
+    from .. import commands
+
+    found = commands.drift(args.url)
+
+    def text() -> None:
+        at = short(found.current) if found.current else "base"
+        for line in found.differences:
+            out.result(f"drift: {line}")
+        verdict = f"{len(found.differences)} difference(s)" if found.drifted else "no drift"
+        out.line(f"{found.database} at {at}: {verdict} from the schema {at} builds")
+
+    out.data({"database": found.database, "current": list(found.current), "drifted": found.drifted,
+              "differences": found.differences}, text)
+    return ExitCode.FAILURE if found.drifted else ExitCode.OK

@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         f"  {PROG} fleet status --sqlite-glob 'data/*.db' --json\n"
         f"  {PROG} fleet upgrade --targets tenants.txt --shard $JOB_COMPLETION_INDEX/8 --canary 5",
     ),
+    "drift": (
+        "compare the database's schema with the schema its applied revision builds; exit 1 on drift",
+        f"  {PROG} drift\n  {PROG} drift --json\n  {PROG} fleet drift --schemas 'tenant_*'",
+    ),
     "backfill": (
         "run the background backfills revisions queued, throttled; their status; pause, resume, cancel one",
         f"  {PROG} backfill run --once --batch-seconds 0.5 --replica postgresql://replica/app "

@@ -23,11 +23,11 @@ from ..errors import MigrateError, UsageError
 from .targets import Target
 
 #: Every outcome a target can have, in the order reports list them.
-OUTCOMES = ("migrated", "unchanged", "at head", "ready", "behind", "failed", "not started")
+OUTCOMES = ("migrated", "unchanged", "at head", "ready", "behind", "drifted", "failed", "not started")
 #: Outcomes that mean a target is where the fleet was asked to take it (``ready``: status
 #: --phase pre, every pre-deploy revision applied).
 REACHED = frozenset({"migrated", "unchanged", "at head", "ready"})
-ACTIONS = ("upgrade", "downgrade", "status", "backfill")
+ACTIONS = ("upgrade", "downgrade", "status", "backfill", "drift")
 
 
 class Row(NamedTuple):
@@ -36,7 +36,7 @@ class Row(NamedTuple):
     target: str  #: its identity: the URL with secrets masked
     before: tuple[str, ...]
     after: tuple[str, ...]
-    outcome: str  #: migrated, unchanged, at head, ready, behind, failed, not started
+    outcome: str  #: migrated, unchanged, at head, ready, behind, drifted, failed, not started
     seconds: float
     error: str | None = None
 
@@ -203,6 +203,11 @@ def _migrate_one(action: str, found: Target, revision: str, options: dict[str, A
             state = _fast_nothing_to_do(found.url)
             if state is not None:  # at head already: one read, no Alembic
                 return Row(found.identity, state.current, state.current, "unchanged", time.perf_counter() - clock)
+        if action == "drift":  # its schema against the one its revision builds: unchanged or drifted
+            found_drift = commands.drift(found.url)
+            return Row(found.identity, found_drift.current, found_drift.current,
+                       "drifted" if found_drift.drifted else "unchanged", time.perf_counter() - clock,
+                       "; ".join(found_drift.differences) or None)
         if action == "backfill":
             from ...batch import run_background
 
