@@ -89,6 +89,7 @@ def test_the_worker_waits_while_the_replica_lags_and_goes_on_when_it_catches_up(
         worker.kill()
         worker.wait(timeout=30)
     assert "the replicas caught up: the backfill goes on" in log.read_text()
+    assert log.read_text().count("waiting between batches") == 1  # said once, not at every poll
     assert scalar(url, "SELECT count(*) FROM note WHERE slug IS NULL") == 0
     assert errors == []
 
@@ -104,6 +105,7 @@ def test_a_replica_that_cannot_be_read_stops_the_work_within_the_bound(
                   "--max-wait", "1", "--poll", "0.2")
     assert stopped.returncode == 1 and time.monotonic() - began < 30, stopped.stderr
     assert f"{nowhere} cannot be read (" in stopped.stderr
+    assert stopped.stderr.count("waiting between batches") == 1  # five polls, one line
     assert stopped.stderr.strip().splitlines()[-1].startswith(
         "mypkg-migrate: error: stopped after waiting 1s for the replicas"), stopped.stderr
     assert scalar(url, "SELECT count(*) FROM note WHERE slug IS NOT NULL") == 0  # not one batch unthrottled
