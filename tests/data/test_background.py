@@ -100,7 +100,7 @@ def test_a_queued_backfill_lets_upgrade_go_on_and_a_later_revision_waits_for_it(
     assert [(q["name"], q["state"], q["done"], q["total"]) for q in as_json["background"]] == \
         [(f"{B}:note", "queued", 0, 5000)]
     listed = valid(json.loads(mig(root, url, "backfill", "status", "--json").stdout), "backfill")
-    assert [q["name"] for q in listed["backfills"]] == [f"{B}:note"]
+    assert [(q["name"], q["seconds"], q["rate"], q["eta"]) for q in listed["backfills"]] == [(f"{B}:note", 0, 0, None)]
     ran = mig(root, url, "backfill", "run", "--once", "--json")
     assert ran.returncode == 0, ran.stderr
     assert valid(json.loads(ran.stdout), "backfill")["rows"] == 5000
@@ -109,6 +109,8 @@ def test_a_queued_backfill_lets_upgrade_go_on_and_a_later_revision_waits_for_it(
     assert done.returncode == 0 and f"applied  {C}" in done.stdout, done.stderr
     finished = valid(json.loads(mig(root, url, "backfill", "status", "--json").stdout), "backfill")["backfills"]
     assert [(q["state"], q["done"]) for q in finished] == [("finished", 5000)]
+    spent = finished[0]["seconds"]  # the workers' time, from nothing: the rate is the rows over it
+    assert 0 < spent < 60 and finished[0]["rate"] == pytest.approx(5000 / spent, rel=0.1)  # seconds shown to the ms
     assert "backfill:" not in mig(root, url, "status").stdout
 
 

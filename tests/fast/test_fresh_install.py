@@ -334,3 +334,22 @@ def test_every_kind_of_value_and_every_counter_comes_in_as_the_full_path_brings_
     assert next_ids == [4, 4]  # c (3) was deleted: 4, not 3
     if dialect == "postgresql":
         assert "GENERATED ALWAYS AS IDENTITY" in dumps[0] and "\\\\x00ff6279746573" in dumps[0]
+
+
+def test_the_schema_argument_is_the_urls_schema_parameter(postgresql_url: str) -> None:
+    import sqlalchemy as sa
+
+    import mypkg
+
+    done = mypkg.upgrade(postgresql_url, schema="tenant_arg")
+    assert done.database.endswith("schema=tenant_arg") and done.after == (SHIPPED_HEAD,)
+    assert mypkg.status(f"{postgresql_url}&schema=tenant_arg").at_head
+    with pytest.raises(mypkg.UsageError, match="--schema 'other' and the URL's schema='tenant_arg' differ"):
+        mypkg.upgrade(f"{postgresql_url}&schema=tenant_arg", schema="other")
+    engine = sa.create_engine(postgresql_url)
+    try:
+        with pytest.raises(mypkg.UsageError, match="schema= needs a URL"):
+            mypkg.upgrade(engine, schema="tenant_arg")
+    finally:
+        engine.dispose()
+    assert mypkg.upgrade(sa.engine.make_url(postgresql_url), schema="tenant_url").after == (SHIPPED_HEAD,)
