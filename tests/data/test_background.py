@@ -101,9 +101,13 @@ def test_a_queued_backfill_lets_upgrade_go_on_and_a_later_revision_waits_for_it(
         [(f"{B}:note", "queued", 0, 5000)]
     listed = valid(json.loads(mig(root, url, "backfill", "status", "--json").stdout), "backfill")
     assert [(q["name"], q["seconds"], q["rate"], q["eta"]) for q in listed["backfills"]] == [(f"{B}:note", 0, 0, None)]
-    ran = mig(root, url, "backfill", "run", "--once", "--json")
+    ran = mig(root, url, "backfill", "run", "--once")
     assert ran.returncode == 0, ran.stderr
-    assert valid(json.loads(ran.stdout), "backfill")["rows"] == 5000
+    assert ran.stdout.startswith("5000 row(s) updated; 0 background backfill(s) left")
+    # In a log: the first batch's line, then the last figures once it finished, not a line a batch.
+    told = [line for line in ran.stderr.splitlines() if line.startswith(f"mypkg-migrate: backfill note ({B})")]
+    assert len(told) == 2 and "1,000 of 5,000 rows (20%)" in told[0] and "5,000 of 5,000 rows (100%)" in told[1], told
+    assert valid(json.loads(mig(root, url, "backfill", "run", "--once", "--json").stdout), "backfill")["rows"] == 0
     assert scalar(url, "SELECT count(*) FROM note WHERE slug IS NULL OR slug <> lower(body)") == 0
     done = mig(root, url, "upgrade")
     assert done.returncode == 0 and f"applied  {C}" in done.stdout, done.stderr

@@ -103,7 +103,7 @@ def test_a_replica_that_cannot_be_read_stops_the_work_within_the_bound(
     began = time.monotonic()
     stopped = mig(root, url, "backfill", "run", "--once", "--replica", nowhere, "--max-replica-lag", "5",
                   "--max-wait", "1", "--poll", "0.2")
-    assert stopped.returncode == 1 and time.monotonic() - began < 30, stopped.stderr
+    assert stopped.returncode == 1 and 1.0 <= time.monotonic() - began < 30, stopped.stderr  # the bound, waited
     assert f"{nowhere} cannot be read (" in stopped.stderr
     assert stopped.stderr.count("waiting between batches") == 1  # five polls, one line
     assert stopped.stderr.strip().splitlines()[-1].startswith(
@@ -113,6 +113,17 @@ def test_a_replica_that_cannot_be_read_stops_the_work_within_the_bound(
     primary = mig(root, url, "backfill", "run", "--once", "--replica", url, "--max-replica-lag", "5",
                   "--max-wait", "0.5")
     assert primary.returncode == 1 and "not a replica (pg_is_in_recovery() is false)" in primary.stderr
+    # Read again at every poll, each failed read's connection closed: they never pile up.
+    log = tmp_path / "primary.log"
+    waiting = start(root, url, "--once", "--replica", url, "--max-replica-lag", "5", "--max-wait", "3",
+                    "--poll", "0.05", log=log)
+    sessions = []
+    while waiting.poll() is None:
+        sessions.append(scalar(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND pid <> pg_backend_pid()"))
+        time.sleep(0.1)
+    assert waiting.returncode == 1 and "not a replica" in log.read_text()
+    assert 1 <= max(sessions) <= 3, sessions
     no_bound = mig(root, url, "backfill", "run", "--once", "--replica", url)
     assert no_bound.returncode == 2 and "--max-replica-lag" in no_bound.stderr
 
