@@ -353,3 +353,25 @@ def test_the_schema_argument_is_the_urls_schema_parameter(postgresql_url: str) -
     finally:
         engine.dispose()
     assert mypkg.upgrade(sa.engine.make_url(postgresql_url), schema="tenant_url").after == (SHIPPED_HEAD,)
+
+
+def test_a_sequence_restarted_but_never_used_keeps_its_next_value(tmp_path: Path, pg_server: PostgresServer) -> None:
+    """A sequence never called sits at its START but one restarted elsewhere does not: only the
+    first needs no setval (the fast install leaves those out)."""
+    from tests.history import histories
+
+    body = ('op.create_table("ticket", sa.Column("id", sa.Integer, primary_key=True), sa.Column("note", sa.Text))\n'
+            'op.create_table("label", sa.Column("id", sa.Integer, primary_key=True))\n'
+            'if op.get_context().dialect.name == "postgresql":\n'
+            '    op.execute("ALTER SEQUENCE ticket_id_seq RESTART WITH 100")')
+    root = histories.project_with(tmp_path / "project", [histories.script("a.py", "sq000000000a", None, "tickets",
+                                                                          body)])
+    assert run(root, "checkpoint", "sq000000000a", "--replay-on", pg_server.url()).returncode == 0
+    url = pg_server.create_database()
+    done = run(root, "--url", url, "upgrade", imports=True)
+    assert done.returncode == 0 and "checkpoint of 1 revisions" in done.stdout, done.stderr
+    assert done.imported.isdisjoint(HEAVY)  # type: ignore[attr-defined]
+    with psycopg.connect(host=str(pg_server.socket_dir), user=pg_server.user,
+                         dbname=url.split("@/")[1].split("?")[0]) as connection:
+        assert connection.execute("INSERT INTO ticket (note) VALUES ('x') RETURNING id").fetchone() == (100,)
+        assert connection.execute("INSERT INTO label DEFAULT VALUES RETURNING id").fetchone() == (1,)
