@@ -67,6 +67,21 @@ def test_a_failed_statement_is_unavailable_not_an_answer(pg_server: PostgresServ
         connection.execute("SELECT * FROM no_such_table")
 
 
+def test_writes_answer_nothing_or_the_servers_refusal_and_reads_only_rows(pg_server: PostgresServer) -> None:
+    """What the fast install sends: a statement without rows answers [] as a write, a refused
+    one is Failed with its SQLSTATE; a read that returns no rows is Unavailable (never an
+    empty answer), and a write that returns rows gives them."""
+    with libpq.Connection(params_for(pg_server)) as connection:
+        assert connection.execute("SET application_name = 'fast'", writes=True) == []
+        assert connection.execute("SELECT 1", writes=True) == [("1",)]
+        with pytest.raises(libpq.Unavailable):
+            connection.execute("SET application_name = 'fast'")
+        with pytest.raises(libpq.Failed) as refused:
+            connection.execute("CREATE TABLE pg_class_again (id int); CREATE TABLE pg_class_again (id int)",
+                               writes=True)
+        assert refused.value.sqlstate == "42P07" and "already exists" in str(refused.value)
+
+
 def test_a_refused_connection_says_what_libpq_says(pg_server: PostgresServer) -> None:
     with pytest.raises(libpq.ConnectError, match="does not exist"):
         libpq.Connection(params_for(pg_server, dbname="no_such_database"))
