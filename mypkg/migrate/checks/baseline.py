@@ -112,6 +112,10 @@ def differences(connection: Connection, revision: str | tuple[str, ...], *, agai
     The scratch schema is built by the same dialect: a temporary SQLite file, a temporary
     PostgreSQL schema, or a temporary MySQL/MariaDB database on the same server.
     """
+    server = "" if connection.dialect.name == "sqlite" else connection.engine.url.render_as_string(hide_password=False)
+    key = (connection.dialect.name, server, revision)  # SQLite's scratch is a file of its own
+    if key in _BUILT:  # a fleet's worker compares schema after schema with the same revision's
+        return compare_with(connection, _BUILT[key], against=against)
     dialect = connection.dialect.name
     if dialect == "postgresql":
         scratch = _postgresql_scratch(connection, revision)
@@ -123,7 +127,13 @@ def differences(connection: Connection, revision: str | tuple[str, ...], *, agai
         for name in RUNNER_TABLES:
             if name in expected.tables:
                 expected.remove(expected.tables[name])
+        _BUILT[key] = expected
         return compare_with(connection, expected, against=against)
+
+
+#: (dialect, server URL, revision) -> the schema it builds, reflected: built once per process
+#: (the shipped scripts do not change under a running process).
+_BUILT: dict[tuple[str, str, str | tuple[str, ...]], sa.MetaData] = {}
 
 
 def drift(target: Any = None) -> Drift:
