@@ -375,3 +375,25 @@ def test_a_sequence_restarted_but_never_used_keeps_its_next_value(tmp_path: Path
                          dbname=url.split("@/")[1].split("?")[0]) as connection:
         assert connection.execute("INSERT INTO ticket (note) VALUES ('x') RETURNING id").fetchone() == (100,)
         assert connection.execute("INSERT INTO label DEFAULT VALUES RETURNING id").fetchone() == (1,)
+
+
+def test_a_database_in_use_is_never_write_locked_by_the_fast_install(project: Path, tmp_path: Path) -> None:
+    """A database at a revision, an application holding its write lock: the fast install sees
+    tables through a read and steps aside at once, so the one wait is the full path's, within
+    its bound, in its words."""
+    import time
+
+    path = tmp_path / "busy.db"
+    url = f"sqlite:///{path}"
+    assert run(project, "--url", url, "upgrade", SHIPPED[-2]).returncode == 0
+    application = sqlite3.connect(path, isolation_level=None)
+    application.execute("BEGIN IMMEDIATE")
+    try:
+        began = time.monotonic()
+        waited = run(project, "--url", url, "--busy-timeout", "1", "upgrade")
+        elapsed = time.monotonic() - began
+    finally:
+        application.execute("ROLLBACK")
+        application.close()
+    assert waited.returncode == 1 and "locked" in waited.stderr and "checkpoint" not in waited.stderr, waited.stderr
+    assert elapsed < 1 + 1.5, elapsed  # one bound, not two

@@ -191,8 +191,9 @@ def _sqlite(database: str, masked: str, found: Checkpoint, busy_timeout: float |
         if not os.path.isfile(database) or not os.access(database, os.W_OK):
             return None
         with open(database, "rb") as handle:
-            if handle.read(16) not in (b"", b"SQLite format 3\x00"):
-                return None
+            header = handle.read(16)
+        if header not in (b"", b"SQLite format 3\x00") or header and _holds_anything(database, busy_timeout):
+            return None  # a database in use: never its write lock here (the full path's wait is the one)
     try:
         import fcntl
     except ImportError:  # Windows: filelock's msvcrt lock, on the full path
@@ -211,6 +212,27 @@ def _sqlite(database: str, masked: str, found: Checkpoint, busy_timeout: float |
         return _sqlite_install(database, masked, found, busy_timeout)
     finally:
         os.close(descriptor)  # and with it the lock
+
+
+def _holds_anything(database: str, busy_timeout: float | None) -> bool:
+    """Read only: the database has a table, index or view (or cannot be read: then the full
+    path decides), so it is no new one; told without taking its write lock."""
+    import sqlite3
+
+    from ..database.settings import busy_timeout as default_busy_timeout
+
+    try:
+        # A plain path (answers.parse): only the space needs escaping in a file: URI.
+        connection = sqlite3.connect(f"file:{database.replace(' ', '%20')}?mode=ro", uri=True,
+                                     timeout=default_busy_timeout() if busy_timeout is None else busy_timeout)
+    except sqlite3.Error:
+        return True
+    try:
+        return connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return True
+    finally:
+        connection.close()
 
 
 def _sqlite_install(database: str, masked: str, found: Checkpoint, busy_timeout: float | None) -> float | None:
