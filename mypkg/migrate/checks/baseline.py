@@ -112,14 +112,15 @@ def differences(connection: Connection, revision: str | tuple[str, ...], *, agai
     The scratch schema is built by the same dialect: a temporary SQLite file, a temporary
     PostgreSQL schema, or a temporary MySQL/MariaDB database on the same server.
     """
-    server = "" if connection.dialect.name == "sqlite" else connection.engine.url.render_as_string(hide_password=False)
-    key = (connection.dialect.name, server, revision)  # SQLite's scratch is a file of its own
+    dialect = connection.dialect
+    # What the scratch schema depends on: the dialect and its server (MariaDB or MySQL, which
+    # version), never the target (every tenant of a fleet compares with the same one).
+    key = (dialect.name, getattr(dialect, "is_mariadb", False), dialect.server_version_info, revision)
     if key in _BUILT:  # a fleet's worker compares schema after schema with the same revision's
         return compare_with(connection, _BUILT[key], against=against)
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
+    if dialect.name == "postgresql":
         scratch = _postgresql_scratch(connection, revision)
-    elif dialect in ("mysql", "mariadb"):
+    elif dialect.name in ("mysql", "mariadb"):
         scratch = _mysql_scratch(connection, revision)
     else:
         scratch = _sqlite_scratch(revision)
@@ -131,9 +132,9 @@ def differences(connection: Connection, revision: str | tuple[str, ...], *, agai
         return compare_with(connection, expected, against=against)
 
 
-#: (dialect, server URL, revision) -> the schema it builds, reflected: built once per process
-#: (the shipped scripts do not change under a running process).
-_BUILT: dict[tuple[str, str, str | tuple[str, ...]], sa.MetaData] = {}
+#: (dialect, MariaDB, server version, revision) -> the schema it builds, reflected: built once
+#: per process (the shipped scripts do not change under a running process).
+_BUILT: dict[tuple[Any, ...], sa.MetaData] = {}
 
 
 def drift(target: Any = None) -> Drift:
