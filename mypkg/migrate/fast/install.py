@@ -221,18 +221,15 @@ def _holds_anything(database: str, busy_timeout: float | None) -> bool:
 
     from ..database.settings import busy_timeout as default_busy_timeout
 
-    try:
-        # A plain path (answers.parse): only the space needs escaping in a file: URI.
+    try:  # a plain path (answers.parse): only the space needs escaping in a file: URI
         connection = sqlite3.connect(f"file:{database.replace(' ', '%20')}?mode=ro", uri=True,
                                      timeout=default_busy_timeout() if busy_timeout is None else busy_timeout)
+        try:
+            return connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
+        finally:
+            connection.close()
     except sqlite3.Error:
         return True
-    try:
-        return connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
-    except sqlite3.Error:
-        return True
-    finally:
-        connection.close()
 
 
 def _sqlite_install(database: str, masked: str, found: Checkpoint, busy_timeout: float | None) -> float | None:
