@@ -59,19 +59,18 @@ def run_on(db: Database, throttle: Throttle, *, once: bool,
     with connections.connect(db, will_write=True) as connection:
         connection = connection.execution_options(isolation_level="AUTOCOMMIT")
 
-        def applied(revision: str) -> bool:  # read again each time: a deploy may move it
-            current = connections.read_current(connection)
-            return revision in load().ancestors(current)
+        def applied() -> set[str]:  # read again each round: a deploy may move it
+            return set(load().ancestors(connections.read_current(connection)))
 
         return run(connection, throttle, once=once, applied=applied, on_progress=on_progress, on_wait=on_wait)
 
 
-def run(connection: Connection, throttle: Throttle, *, once: bool, applied: Callable[[str], bool],
+def run(connection: Connection, throttle: Throttle, *, once: bool, applied: Callable[[], set[str]],
         on_progress: Callable[[BackfillProgress], None] | None = None,
         on_wait: Callable[[str], None] | None = None) -> Outcome:
     """Work until nothing is queued (``once``), else for ever (a stop ends it: SIGTERM rolls
-    the batch under way back). ``applied(rev)``: the revision that queued a backfill is
-    applied (one reverted since is left alone)."""
+    the batch under way back). ``applied()``: the revisions the database is at and below, read
+    once a round (a backfill whose revision was reverted since is left alone)."""
     from .replicas import Replicas
 
     sizes: dict[int, int] = {}
@@ -79,14 +78,16 @@ def run(connection: Connection, throttle: Throttle, *, once: bool, applied: Call
     replicas = Replicas(throttle.replicas, throttle.max_lag, throttle.max_wait, throttle.poll, on_wait)
     try:
         while True:
-            runnable = [q for q in queue.every(connection, unfinished_only=True)
-                        if q.state == queue.QUEUED and applied(q.revision)]
+            queued_now = [q for q in queue.every(connection, unfinished_only=True) if q.state == queue.QUEUED]
+            reached = applied() if queued_now else set()
+            runnable = [q for q in queued_now if q.revision in reached]
             connection.commit()
             if not runnable:
                 if once:
                     return Outcome(rows, tuple(finished), tuple(failed))
                 time.sleep(throttle.poll)
                 continue
+            progressed = False
             for queued in runnable:
                 replicas.wait_until_caught_up()
                 try:
@@ -98,11 +99,14 @@ def run(connection: Connection, throttle: Throttle, *, once: bool, applied: Call
                     continue
                 if done is None:
                     continue  # another worker's batch holds it, or it changed state
+                progressed = True
                 rows += done[0]
                 if done[1]:
                     finished.append(queued.name)
                 if throttle.pause:
                     time.sleep(throttle.pause)
+            if not progressed:  # every one held by other workers' batches: not a busy loop
+                time.sleep(throttle.poll)
     finally:
         replicas.close()
 

@@ -71,9 +71,7 @@ def _sqlite_state(database: str, masked: str, with_ledger: bool) -> DatabaseStat
     except OSError:
         return None
     try:
-        # A plain path (see _PLAIN): only the space needs escaping in a file: URI.
-        connection = sqlite3.connect(f"file:{database.replace(' ', '%20')}?mode=ro", uri=True,
-                                     timeout=busy_timeout())
+        connection = read_only(database, busy_timeout())
     except sqlite3.Error:
         return None
     try:
@@ -91,6 +89,16 @@ def _sqlite_state(database: str, masked: str, with_ledger: bool) -> DatabaseStat
         return None
     finally:
         connection.close()
+
+
+def read_only(database: str, timeout: float) -> Any:
+    """A read-only ``sqlite3`` connection to the file at ``database``, waiting up to ``timeout``
+    for a writer's lock. A plain path (see _PLAIN): only the space needs escaping in a file: URI.
+
+    :raises sqlite3.Error: it cannot be opened."""
+    import sqlite3
+
+    return sqlite3.connect(f"file:{database.replace(' ', '%20')}?mode=ro", uri=True, timeout=timeout)
 
 
 def _postgresql_state(

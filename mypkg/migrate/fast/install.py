@@ -221,9 +221,10 @@ def _holds_anything(database: str, busy_timeout: float | None) -> bool:
 
     from ..database.settings import busy_timeout as default_busy_timeout
 
-    try:  # a plain path (answers.parse): only the space needs escaping in a file: URI
-        connection = sqlite3.connect(f"file:{database.replace(' ', '%20')}?mode=ro", uri=True,
-                                     timeout=default_busy_timeout() if busy_timeout is None else busy_timeout)
+    from .answers import read_only
+
+    try:
+        connection = read_only(database, default_busy_timeout() if busy_timeout is None else busy_timeout)
         try:
             return connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
         finally:
