@@ -28,6 +28,7 @@ _API = (
     "stamp",
     "check",
     "drift",
+    "plan",
     "offline_sql",
     "verify",
     "applied_history",
@@ -43,6 +44,7 @@ _API = (
     "RevisionInfo",
     "ChecksumProblem",
     "Drift",
+    "Plan",
     "LedgerRow",
 )
 __all__ = [*_API, "MigrateError", "UsageError", "__version__"]

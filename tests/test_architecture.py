@@ -228,10 +228,10 @@ def test_renamed_copy_builds_installs_and_migrates_without_a_trace_of_the_old_na
 # --- the layers: imports only go down ------------------------------------------------------
 
 MIGRATE = "mypkg.migrate"
-# cli -> fleet -> commands -> checks | observe -> runtime | fast -> data -> database -> history -> vocabulary
+# cli -> fleet -> commands -> review -> checks | observe -> runtime | fast -> data -> database -> history -> vocabulary
 #: Bottom first. The shared vocabulary is everything at the top of ``mypkg.migrate`` but the API.
 LAYER_RANKS = {"vocabulary": 0, "history": 1, "database": 2, "data": 2.5, "runtime": 3, "fast": 3, "checks": 4,
-               "observe": 4,
+               "observe": 4, "review": 4.5,
                "commands": 5, "fleet": 6, "cli": 7}
 #: Beside each other: neither imports the other.
 SIBLINGS = {frozenset({"runtime", "fast"}), frozenset({"checks", "observe"})}

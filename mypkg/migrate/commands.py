@@ -10,13 +10,13 @@ revision that completed. The work lives in the layers below (docs/layout.md).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from .checks.baseline import drift  # noqa: I001
 from .checks.checkpoint import checkpoint, prove as prove_checkpoints
 from .checks.roundtrip import roundtrip
+from .review.planner import plan
 from .database import connections, ledger, locks, tenants
 from .database.settings import DEFAULT_BUSY_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from .database.target import Target, resolve, with_schema
@@ -33,19 +33,22 @@ from .results import (
     Drift,
     LedgerRow,
     MigrationResult,
+    Plan,
     RevisionInfo,
     Status,
 )
 from .runtime import integrity, offline, runner
+from .runtime.state import wait_for_head
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 
 __all__ = [
-    "AppliedRevision", "BackfillProgress", "ChecksumProblem", "Drift", "LedgerRow", "MigrationResult", "RevisionInfo",
+    "AppliedRevision", "BackfillProgress", "ChecksumProblem", "Drift", "LedgerRow", "MigrationResult", "Plan",
+    "RevisionInfo",
     "Status", "applied_history", "check", "checkpoint", "current", "downgrade", "drift", "heads", "history",
-    "offline_sql", "prove_checkpoints", "repair", "roundtrip", "stamp", "status", "upgrade", "verify", "wait_for_head",
+    "offline_sql", "plan", "prove_checkpoints", "repair", "roundtrip", "stamp", "status", "upgrade", "verify", "wait_for_head",
 ]
 
 Waiting = Callable[[str], None]
@@ -70,6 +73,7 @@ def upgrade(
     without: Sequence[str] = (),
     phase: Literal["pre", "post"] | None = None,
     schema: str | None = None,
+    plan: str | None = None,
 ) -> MigrationResult:
     """Upgrade the database to ``revision`` (default: the newest this package ships;
     every head when it ships several unmerged branches, or plugins are installed).
@@ -103,6 +107,8 @@ def upgrade(
     :param schema: a tenant's schema (PostgreSQL) or database (MySQL, MariaDB) on the
         server ``target`` names (the URL's ``schema=`` parameter). A new one at a
         checkpointed head is installed through the driver alone (docs/performance.md).
+    :param plan: a file :func:`plan` saved (``plan --out``): run exactly the revisions it
+        reviewed, or nothing when the database, its revision or a script differs (docs/reviewing.md).
 
     :raises UsageError: unknown revision, bad URL.
     :raises MigrateError: the database cannot be reached or written, is at a
@@ -111,10 +117,16 @@ def upgrade(
     if (only or without) and revision != "head":
         raise UsageError(f"--only and --without choose heads: give no revision ({revision!r} given)")
     branches.require_phase(phase, revision, only or without)
+    reviewed = None
+    if plan is not None:
+        from .review import planfile
+
+        revision, reviewed = planfile.prepare(planfile.load(plan), resolve(with_schema(target, schema)), plan, revision,
+                                              baseline or only or without or phase)
     if revision == "head" and len(load_manifest().heads) > 1:  # the manifest: no need for Alembic's graph
         revision = "heads"  # several unmerged branches: all of them, as Django and Flyway do
     target = with_schema(target, schema)
-    if use_checkpoints and not (backup or baseline or only or without):
+    if use_checkpoints and not (backup or baseline or only or without or plan):
         from .fast.install import fresh_install
         from .runtime.environment import require_models_convention
 
@@ -131,7 +143,7 @@ def upgrade(
             statement_lock_timeout=statement_lock_timeout, on_wait=on_wait,
             ignore_checksums=ignore_checksums, backup=backup and not done, busy_timeout=busy_timeout,
             adopt=None if baseline is None else adopter(baseline), on_progress=on_progress,
-            use_checkpoints=use_checkpoints, phase=phase,
+            use_checkpoints=use_checkpoints, phase=phase, reviewed=reviewed,
         ))
     return done[0]._replace(after=done[-1].after, applied=[step for run in done for step in run.applied])
 
@@ -194,38 +206,6 @@ def status(target: Target = None) -> Status:
     from .runtime.state import read_status
 
     return read_status(resolve(target))
-
-
-def wait_for_head(
-    target: Target = None,
-    timeout: float = 60.0,
-    *,
-    poll: float = 0.5,
-    on_wait: Callable[[Status], None] | None = None,
-    phase: Literal["pre", "post"] | None = None,
-) -> Status:
-    """Poll until the database is at head, for replicas that wait for a migrator; with
-    ``phase="pre"``, until no pre-deploy revision is pending (the new release's gate).
-
-    :raises MigrateError: still behind after ``timeout`` seconds.
-    """
-    db = resolve(target)
-    deadline = time.monotonic() + timeout
-    told = False
-    while True:
-        state = status(db)
-        if state.ready_for(phase):
-            return state
-        if time.monotonic() >= deadline:
-            behind = len(state.pending_in("pre")) if phase == "pre" else len(state.pending)
-            raise MigrateError(
-                f"{state.database} is still {behind} {'pre-deploy ' if phase == 'pre' else ''}revision(s) behind "
-                f"head after {timeout:g}s: is a migrator running ({COMMAND} upgrade{' --phase pre' if phase == 'pre' else ''})?"
-            )
-        if on_wait is not None and not told:
-            on_wait(state)
-            told = True
-        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
 @told
@@ -388,5 +368,5 @@ def offline_sql(
 # An asyncio application's postgresql+asyncpg:// URL: each command that connects runs its sync
 # code in SQLAlchemy's greenlet bridge (database/bridge.py), the CLI's and a program's calls alike.
 for _name in ("upgrade", "downgrade", "current", "status", "wait_for_head", "stamp", "repair",
-              "realign_checksums", "check", "verify", "applied_history", "roundtrip"):
+              "realign_checksums", "check", "verify", "applied_history", "roundtrip", "plan"):
     globals()[_name] = for_async_drivers(globals()[_name])

@@ -110,6 +110,18 @@ def listeners(*added: Listener) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def only(*heard: Listener) -> Iterator[None]:
+    """Inside the block, ``heard`` and no other listener: work that is not the command's own
+    (``plan``'s runs on a scratch copy) stays out of its log, console and traces."""
+    saved = _listeners[:]
+    _listeners[:] = list(heard)
+    try:
+        yield
+    finally:
+        _listeners[:] = saved
+
+
+@contextlib.contextmanager
 def command(name: str, target: Callable[[], str | None] | str | None = None) -> Iterator[dict[str, Any]]:
     """``command.start``, then ``command.end`` with its seconds, exit code and error, unless
     a command is already open (the CLI's around the API's). ``target``: the masked URL, or a

@@ -185,6 +185,63 @@ class Drift(NamedTuple):
         return bool(self.differences)
 
 
+class TableSize(NamedTuple):
+    """A table's size from the target's catalog, as ``plan`` reads it."""
+
+    rows: int | None  #: None: unknown (a large PostgreSQL table never analyzed)
+    bytes: int | None  #: with its indexes; None where the catalog does not say
+    estimated: bool = False  #: the catalog's estimate (PostgreSQL's reltuples, InnoDB's)
+
+
+class PlannedStatement(NamedTuple):
+    """One statement a pending revision runs, as it ran on a scratch copy of the same kind."""
+
+    sql: str
+    #: table -> the lock this statement takes on it (new, or stronger than the revision held)
+    locks: dict[str, str]
+    rewrites: tuple[str, ...]  #: tables it rewrote (new storage: relfilenode, rootpage, InnoDB id)
+    outside_transaction: bool = False  #: an autocommit block's (CONCURRENTLY): its lock ends with it
+
+
+class PlannedRevision(NamedTuple):
+    """What one pending revision will do (:func:`mypkg.plan`)."""
+
+    revision: str
+    message: str
+    checksum: str | None  #: sha256 of the script reviewed: ``upgrade --plan`` runs only that one
+    statements: list[PlannedStatement]
+    locks: dict[str, str]  #: table -> the strongest lock held to the revision's commit
+    rewrites: tuple[str, ...]
+    created: tuple[str, ...]  #: tables the revision creates (nobody waits on those)
+    tables: dict[str, TableSize]  #: the existing tables it touches, sized from the target
+    lint: list[dict[str, str]]  #: lint's findings on it: rule, statement, fix
+    verdict: str  #: ok, brief, blocking, or fails (see :data:`VERDICTS`)
+    why: str  #: the verdict's reason, one line
+    phase: str = "pre"
+
+
+#: ``plan``'s verdicts, mildest first: nothing waits; readers or writers wait a moment (a
+#: catalog change under a strong lock, which still queues behind long transactions); they
+#: wait for work proportional to a table's size; it fails on a copy of the schema.
+VERDICTS = ("ok", "brief", "blocking", "fails")
+
+
+class Plan(NamedTuple):
+    """What an upgrade will do to a database before it runs (:func:`mypkg.plan`)."""
+
+    database: str  #: the URL, password masked
+    dialect: str  #: postgresql, mysql (MariaDB too) or sqlite
+    current: tuple[str, ...]  #: the revision(s) the database is at when planned
+    destination: str  #: the revision asked for (an id, head or heads)
+    revisions: list[PlannedRevision]
+    notes: list[str]
+
+    @property
+    def verdict(self) -> str:
+        """The worst of the revisions' verdicts (ok when nothing is pending)."""
+        return max((rev.verdict for rev in self.revisions), key=VERDICTS.index, default="ok")
+
+
 class LedgerRow(NamedTuple):
     """One row of the ledger (:mod:`mypkg.ledger`), oldest first in ``applied_history``."""
 

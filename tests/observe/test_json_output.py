@@ -48,7 +48,7 @@ def test_every_schema_is_a_valid_json_schema_and_every_command_has_one() -> None
     for schema in SCHEMAS.values():
         jsonschema.Draft202012Validator.check_schema(schema)
     commands = {"upgrade", "downgrade", "current", "status", "history", "heads", "stamp", "check", "verify",
-                "repair", "checkpoint", "lint", "fleet", "roundtrip", "backfill", "drift"}
+                "repair", "checkpoint", "lint", "fleet", "roundtrip", "backfill", "drift", "plan"}
     assert {f"{name}.schema.json" for name in commands} | {"error.schema.json", "event.schema.json",
                                                            "common.schema.json"} == set(SCHEMAS)
 

@@ -34,13 +34,15 @@ if TYPE_CHECKING:
 
 def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
     target = _target_revision(args)
-    if args.command == "upgrade" and target == "head" and not (args.sql or args.backup or args.baseline):
+    reviewed = args.command == "upgrade" and args.plan is not None  # checked on the full path, under the lock
+    if args.command == "upgrade" and target == "head" and not (args.sql or args.backup or args.baseline or reviewed):
         at_head = reads.fast_status(args, upgrade=True)
         if at_head is not None:  # the deploy-time common case, without SQLAlchemy
             out.data(_migration_dict(at_head.masked_url, at_head.current, at_head.current, [], None),
                      lambda: out.line(f"{at_head.masked_url}: nothing to do, at {short(at_head.current)}"))
             return ExitCode.OK
-    installed = reads.fast_install(args, target, applied_line(out)) if args.command == "upgrade" else None
+    installed = reads.fast_install(args, target, applied_line(out)) if args.command == "upgrade" and not reviewed \
+        else None
     if installed is not None:  # an empty database at a checkpointed head, without SQLAlchemy
         return _migrated(args, out, installed)
     from .. import commands
@@ -50,6 +52,8 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         raise UsageError("--sql prints the SQL itself, --json a result: give one")
     if args.sql and args.backup:
         raise UsageError("--backup copies the database before a migration runs; --sql runs none: drop one")
+    if args.sql and reviewed:
+        raise UsageError("--plan runs a reviewed plan, --sql prints SQL: give one (plan prints its statements)")
     if args.sql and args.command == "upgrade" and args.phase:
         raise UsageError("--phase chooses from what the database holds; for SQL give the range: --sql FROM:TO")
     if args.sql and args.command == "upgrade" and (args.only or args.without):
@@ -81,7 +85,7 @@ def _run_migration(args: argparse.Namespace, out: Output) -> ExitCode:
         result = commands.upgrade(args.url, target, ignore_checksums=args.ignore_checksums, baseline=args.baseline,
                                   on_progress=None if out.quiet or out.json_log else StderrProgress(sys.stderr),
                                   use_checkpoints=not args.no_checkpoint, only=args.only, without=args.without,
-                                  phase=args.phase, **options)
+                                  phase=args.phase, plan=args.plan, **options)
     else:
         result = commands.downgrade(args.url, target, confirm_base=args.yes, **options)
     return _migrated(args, out, result)
@@ -213,13 +217,19 @@ def _checkpoint(args: argparse.Namespace, out: Output) -> ExitCode:
 
 
 #: Commands whose output is their result: failing to write it fails them.
-RESULTS = frozenset({"current", "status", "history", "heads", "verify", "check", "lint", "roundtrip"})
+RESULTS = frozenset({"current", "status", "history", "heads", "verify", "check", "lint", "roundtrip", "plan"})
 
 
 def _roundtrip(args: argparse.Namespace, out: Output) -> ExitCode:
     from .roundtrip import roundtrip
 
     return roundtrip(args, out)
+
+
+def _plan(args: argparse.Namespace, out: Output) -> ExitCode:
+    from .plan import plan
+
+    return plan(args, out)
 
 
 def _fleet(args: argparse.Namespace, out: Output) -> ExitCode:
@@ -251,6 +261,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Output], ExitCode]] = {
     "fleet": _fleet,
     "roundtrip": _roundtrip,
     "backfill": _backfill,
+    "plan": _plan,
 }
 
 

@@ -23,7 +23,7 @@ LOG_FORMATS = ("text", "json")
 MIGRATIONS = frozenset({"upgrade", "downgrade"})
 #: Commands about one database (the others: none, or a fleet of them).
 ON_A_DATABASE = frozenset({"upgrade", "downgrade", "current", "status", "stamp", "check", "verify", "repair",
-                           "backfill", "drift"})
+                           "backfill", "drift", "plan"})
 
 
 def log_format(args: argparse.Namespace) -> str:

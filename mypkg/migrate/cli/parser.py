@@ -260,6 +260,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
            help=f"only this installed plugin's revisions (and what they build on); {PACKAGE}: only its own")
     option(("upgrade",), "--without", metavar="NAME", action="append", default=[], type=types.not_blank,
            help="every installed plugin but this one (repeatable)")
+    option(("upgrade",), "--plan", metavar="FILE", type=types.not_blank,
+           help="run exactly the revisions of a reviewed plan (plan --out FILE); refused, nothing run, "
+           "when the database's revision or a script differs from what was reviewed")
     option(("upgrade",), "--no-checkpoint", action="store_true",
            help="an empty database replays every revision instead of installing a checkpoint")
     option(("checkpoint",), "revision", metavar="REV", nargs="?", help="the revision whose schema the checkpoint holds")
@@ -283,7 +286,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
            "so lint notices when one changes later")
     option(("lint",), "--dialect", default="postgresql", choices=("postgresql", "mysql", "sqlite"),
            help="render the SQL for this database (default: postgresql; squawk lints PostgreSQL only)")
-    for name, module in (("fleet", "fleet"), ("roundtrip", "roundtrip"), ("backfill", "backfills")):
+    for name, module in (("fleet", "fleet"), ("roundtrip", "roundtrip"), ("backfill", "backfills"), ("plan", "plan")):
         if name in sub:  # their own modules: their options and their printing
             __import__(f"{__package__}.{module}", fromlist=["add_options"]).add_options(sub[name])
     if "repair" in sub:

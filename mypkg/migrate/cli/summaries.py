@@ -55,6 +55,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "compare the database's schema with the schema its applied revision builds; exit 1 on drift",
         f"  {PROG} drift\n  {PROG} drift --json\n  {PROG} fleet drift --schemas 'tenant_*'",
     ),
+    "plan": (
+        "what an upgrade will do, before it runs: statements, locks, rewrites, table sizes, lint, a verdict",
+        f"  {PROG} plan\n  {PROG} plan --markdown > plan.md   # a pull request's comment\n"
+        f"  {PROG} plan --out plan.json && {PROG} upgrade --plan plan.json",
+    ),
     "backfill": (
         "run the background backfills revisions queued, throttled; their status; pause, resume, cancel one",
         f"  {PROG} backfill run --once --batch-seconds 0.5 --replica postgresql://replica/app "

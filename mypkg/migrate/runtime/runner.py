@@ -57,9 +57,12 @@ def run(
     on_progress: Callable[[BackfillProgress], None] | None = None,
     use_checkpoints: bool = True,
     phase: str | None = None,
+    reviewed: Callable[[tuple[str, ...], list[Script]], None] | None = None,
 ) -> MigrationResult:
     """Move ``db`` to ``revision``; see :func:`.commands.upgrade` for the promises.
-    ``phase`` ``"pre"``: to the newest pending pre-deploy revisions instead (:mod:`.phases`)."""
+    ``phase`` ``"pre"``: to the newest pending pre-deploy revisions instead (:mod:`.phases`).
+    ``reviewed(before, pending)``: under the lock, before anything is written; raises to
+    refuse (``upgrade --plan``: the database moved since the plan was made)."""
     from sqlalchemy import event
 
     from ..database.backup import backup_sqlite
@@ -83,6 +86,8 @@ def run(
         if db.is_mysql:
             checkpoint.recover_interrupted(connection, before)
             repair.refuse_while_partial(connection, db)
+        if reviewed is not None:
+            reviewed(tuple(before), graph.planned(before, revision, direction, strict=True))
         if direction == "upgrade" and not before:
             before = _adopt_or_refuse(connection, db, adopt)
         if direction == "upgrade" and not ignore_checksums:

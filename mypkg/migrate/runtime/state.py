@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Literal
 
 from ..database import connections, ledger, locks, tenants
 from ..history import graph
+from ..database.target import resolve
+from ..errors import MigrateError
+from ..identity import COMMAND
 from ..results import BackfillProgress, BackgroundBackfill, Status
 
 if TYPE_CHECKING:
-    from ..database.target import Database
+    from collections.abc import Callable
+
+    from ..database.target import Database, Target
 
 
 def read_status(db: Database) -> Status:
@@ -51,3 +57,35 @@ def read_status(db: Database) -> Status:
         interrupted=stopped,
         background=queued,
     )
+
+
+def wait_for_head(
+    target: Target = None,
+    timeout: float = 60.0,
+    *,
+    poll: float = 0.5,
+    on_wait: Callable[[Status], None] | None = None,
+    phase: Literal["pre", "post"] | None = None,
+) -> Status:
+    """Poll until the database is at head, for replicas that wait for a migrator; with
+    ``phase="pre"``, until no pre-deploy revision is pending (the new release's gate).
+
+    :raises MigrateError: still behind after ``timeout`` seconds.
+    """
+    db = resolve(target)
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        state = read_status(db)
+        if state.ready_for(phase):
+            return state
+        if time.monotonic() >= deadline:
+            behind = len(state.pending_in("pre")) if phase == "pre" else len(state.pending)
+            raise MigrateError(
+                f"{state.database} is still {behind} {'pre-deploy ' if phase == 'pre' else ''}revision(s) behind "
+                f"head after {timeout:g}s: is a migrator running ({COMMAND} upgrade{' --phase pre' if phase == 'pre' else ''})?"
+            )
+        if on_wait is not None and not told:
+            on_wait(state)
+            told = True
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))

@@ -1,0 +1,228 @@
+"""``plan``: what an upgrade will do, seen on a scratch copy of the real servers: PostgreSQL's
+lock levels as its sessions hold them, rewrites, the target's table sizes, lint, a verdict;
+``plan --out`` and ``upgrade --plan``, refused after a script edit and after another
+migrator moved the database; SQLite's batch rebuilds and MariaDB's copying ALTERs."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.checks.test_roundtrip import CHANGE, GADGET, change, project
+from tests.conftest import Cli
+from tests.observe.test_json_output import valid
+from tests.runtime.test_api import HEAD
+
+TO_BIGINT = change('    op.alter_column("gadget", "weight", type_=sa.BigInteger, existing_type=sa.Integer)',
+                   '    op.alter_column("gadget", "weight", type_=sa.Integer, existing_type=sa.BigInteger)')
+INDEX = change('    op.create_index("ix_gadget_weight", "gadget", ["weight"])',
+               '    op.drop_index("ix_gadget_weight", "gadget")')
+INDEX_CONCURRENTLY = change(
+    '    with op.get_context().autocommit_block():\n'
+    '        op.create_index("ix_gadget_weight", "gadget", ["weight"], postgresql_concurrently=True)',
+    '    with op.get_context().autocommit_block():\n'
+    '        op.drop_index("ix_gadget_weight", "gadget", postgresql_concurrently=True)')
+ROWS = 2000
+
+
+def engine_for(url: str) -> sa.Engine:
+    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
+def gadgets_with_rows(cli: Cli, url: str, *, analyze: bool = True) -> None:
+    """The gadget table at its revision, with rows, as production has it."""
+    done = cli("--url", url, "upgrade", GADGET)
+    assert done.returncode == 0, done.stderr
+    engine = engine_for(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO gadget (id, label, weight) VALUES (:id, :label, :weight)"),
+                           [{"id": n, "label": f"g{n}", "weight": n} for n in range(1, ROWS + 1)])
+    if analyze and url.startswith("postgresql"):
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("ANALYZE gadget")
+    engine.dispose()
+
+
+def planned(done: object) -> dict:
+    assert done.returncode == 0, done.stderr  # type: ignore[attr-defined]
+    return valid(json.loads(done.stdout), "plan")  # type: ignore[attr-defined]
+
+
+def schemas(url: str) -> set[str]:
+    engine = engine_for(url)
+    with engine.connect() as connection:
+        found = set(connection.scalars(sa.text("SELECT nspname FROM pg_namespace")))
+    engine.dispose()
+    return found
+
+
+def test_int_to_bigint_on_a_table_with_rows_rewrites_it_under_access_exclusive(
+        source_copy: Path, postgresql_url: str) -> None:
+    cli = project(source_copy, TO_BIGINT)
+    gadgets_with_rows(cli, postgresql_url)
+    before = schemas(postgresql_url)
+    plan = planned(cli("--url", postgresql_url, "plan", "--json"))
+    (rev,) = plan["revisions"]
+    assert (plan["current"], rev["revision"], plan["verdict"]) == ([GADGET], CHANGE, "blocking")
+    assert rev["locks"] == {"gadget": "AccessExclusiveLock"} and rev["rewrites"] == ["gadget"]
+    (statement,) = rev["statements"]
+    assert statement["sql"] == "ALTER TABLE gadget ALTER COLUMN weight TYPE BIGINT"
+    assert statement["locks"] == {"gadget": "AccessExclusiveLock"} and statement["rewrites"] == ["gadget"]
+    size = rev["tables"]["gadget"]
+    assert size["rows"] == ROWS and size["estimated"] and size["bytes"] > 8192 * 4
+    assert rev["why"].startswith(f"rewrites gadget (~{ROWS:,} rows, ") and "AccessExclusiveLock" in rev["why"]
+    # The database was only read: still at its revision, the column still an integer, no scratch left.
+    engine = engine_for(postgresql_url)
+    with engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT data_type FROM information_schema.columns "
+                                         "WHERE table_name = 'gadget' AND column_name = 'weight'")) == "integer"
+        assert connection.scalar(sa.text("SELECT version_num FROM alembic_version")) == GADGET
+    engine.dispose()
+    assert schemas(postgresql_url) == before
+
+
+def test_a_table_never_analyzed_is_counted_and_the_text_says_the_verdict(source_copy: Path, postgresql_url: str) -> None:
+    cli = project(source_copy, TO_BIGINT)
+    gadgets_with_rows(cli, postgresql_url, analyze=False)
+    plan = planned(cli("--url", postgresql_url, "plan", "--json"))
+    assert plan["revisions"][0]["tables"]["gadget"]["rows"] == ROWS
+    assert plan["revisions"][0]["tables"]["gadget"]["estimated"] is False
+    text = cli("--url", postgresql_url, "plan")
+    assert text.returncode == 0, text.stderr
+    assert f"  verdict: blocking: rewrites gadget ({ROWS:,} rows, " in text.stdout
+    assert "      gadget AccessExclusiveLock; rewrites gadget\n" in text.stdout
+    assert text.stdout.splitlines()[-1].endswith(f"at {GADGET}, to head: 1 revision(s) pending; verdict: blocking")
+
+
+def test_an_index_blocks_writes_and_one_built_concurrently_does_not(source_copy: Path, postgresql_url: str) -> None:
+    cli = project(source_copy, INDEX)
+    gadgets_with_rows(cli, postgresql_url)
+    (rev,) = planned(cli("--url", postgresql_url, "plan", "--json"))["revisions"]
+    assert rev["locks"] == {"gadget": "ShareLock"} and rev["rewrites"] == []
+    assert rev["verdict"] == "blocking" and rev["why"].startswith("builds an index on gadget")
+    concurrently = project(source_copy, INDEX_CONCURRENTLY)
+    (rev,) = planned(concurrently("--url", postgresql_url, "plan", "--json"))["revisions"]
+    (statement,) = rev["statements"]
+    assert statement["sql"] == "CREATE INDEX CONCURRENTLY ix_gadget_weight ON gadget (weight)"
+    assert statement["outside_transaction"] is True
+    assert statement["locks"] == {"gadget": "ShareUpdateExclusiveLock"}
+    assert (rev["verdict"], rev["rewrites"]) == ("ok", [])
+
+
+def test_a_widening_takes_the_strong_lock_briefly_and_rewrites_nothing(cli: Cli, postgresql_url: str) -> None:
+    """The shipped history's varchar widening: AccessExclusiveLock, no rewrite (roundtrip --report's reading)."""
+    assert cli("--url", postgresql_url, "upgrade", "1c639967c1b5").returncode == 0
+    plan = planned(cli("--url", postgresql_url, "plan", "cdc55a093c1f", "--json"))
+    (rev,) = plan["revisions"]
+    assert rev["locks"] == {"my_table": "AccessExclusiveLock"} and rev["rewrites"] == []
+    assert rev["verdict"] == "brief" and "--statement-lock-timeout" in rev["why"]
+
+
+def test_a_tenant_schema_is_planned_in_its_own_schema(cli: Cli, postgresql_url: str) -> None:
+    tenant = 'tenant "q"; x'
+    assert cli("--url", postgresql_url, "--schema", tenant, "upgrade", "1c639967c1b5").returncode == 0
+    plan = planned(cli("--url", postgresql_url, "--schema", tenant, "plan", "--json"))
+    assert plan["current"] == ["1c639967c1b5"] and [r["revision"] for r in plan["revisions"]][-1] == HEAD
+    assert plan["revisions"][0]["locks"] == {"my_table": "AccessExclusiveLock"}
+    assert plan["revisions"][0]["tables"]["my_table"]["rows"] == 0
+    assert not any(name.startswith("mypkg_plan") for name in schemas(postgresql_url))
+
+
+def test_the_plan_file_applies_exactly_what_was_reviewed(source_copy: Path, postgresql_url: str, tmp_path: Path) -> None:
+    cli = project(source_copy, TO_BIGINT)
+    gadgets_with_rows(cli, postgresql_url)
+    path = tmp_path / "reviewed" / "plan.json"
+    path.parent.mkdir()
+    done = cli("--url", postgresql_url, "plan", "--out", str(path), "--markdown")
+    assert done.returncode == 0, done.stderr
+    assert "| `9a0000000002` change gadget | **blocking** | gadget: AccessExclusiveLock | gadget |" in done.stdout
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # a copy readable by no more users than the data
+    assert json.loads(path.read_text())["revisions"][0]["revision"] == CHANGE
+    applied = cli("--url", postgresql_url, "upgrade", "--plan", str(path), "--json")
+    assert applied.returncode == 0, applied.stderr
+    assert [step["revision"] for step in json.loads(applied.stdout)["applied"]] == [CHANGE]
+
+
+def test_a_plan_is_refused_after_a_script_edit_and_after_another_migrator_moved_the_database(
+        source_copy: Path, postgresql_url: str, tmp_path: Path) -> None:
+    cli = project(source_copy, TO_BIGINT)
+    gadgets_with_rows(cli, postgresql_url)
+    path = tmp_path / "plan.json"
+    assert cli("--url", postgresql_url, "plan", "--out", str(path)).returncode == 0
+    script = next((source_copy / "alembic" / "versions").glob(f"*{CHANGE}*.py"))
+    reviewed = script.read_text()
+    script.write_text(reviewed.replace("sa.BigInteger, existing_type", "sa.Numeric, existing_type", 1))
+    edited = cli("--url", postgresql_url, "upgrade", "--plan", str(path))
+    assert edited.returncode == 1 and edited.stderr.count("\n") == 1, edited.stderr
+    assert f"the script of {CHANGE} changed since the plan" in edited.stderr and "nothing run" in edited.stderr
+    script.write_text(reviewed)
+    # Another migrator moves the database on after the review: the plan no longer holds.
+    assert cli("--url", postgresql_url, "upgrade").returncode == 0
+    assert cli("--url", postgresql_url, "downgrade", "-1").returncode == 0  # back at GADGET...
+    assert cli("--url", postgresql_url, "downgrade", "-1").returncode == 0  # ...and one further
+    moved = cli("--url", postgresql_url, "upgrade", "--plan", str(path))
+    assert moved.returncode == 1 and moved.stderr.count("\n") == 1, moved.stderr
+    assert f"was made at {GADGET}" in moved.stderr and f"is at {HEAD}" in moved.stderr
+    engine = engine_for(postgresql_url)
+    with engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT version_num FROM alembic_version")) == HEAD  # nothing run
+    engine.dispose()
+
+
+def test_a_plan_is_refused_when_the_revision_went_on_by_a_migration_between(
+        source_copy: Path, sqlite_url: str, tmp_path: Path) -> None:
+    """Checked under the migration lock: a plan made at GADGET, the database since moved to CHANGE."""
+    cli = project(source_copy, INDEX)
+    assert cli("--url", sqlite_url, "upgrade", GADGET).returncode == 0
+    path = tmp_path / "plan.json"
+    assert cli("--url", sqlite_url, "plan", "--out", str(path), "-q").returncode == 0
+    assert cli("--url", sqlite_url, "upgrade").returncode == 0
+    moved = cli("--url", sqlite_url, "upgrade", "--plan", str(path))
+    assert moved.returncode == 1 and f"is at {CHANGE} (another migrator moved it)" in moved.stderr, moved.stderr
+
+
+def test_sqlite_batch_rebuild_of_a_table_with_rows_blocks_writers(cli: Cli, sqlite_url: str) -> None:
+    assert cli("--url", sqlite_url, "upgrade", "cdc55a093c1f").returncode == 0
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO my_table (id, name, display_name) VALUES (:id, :n, :n)"),
+                           [{"id": n, "n": f"n{n}"} for n in range(1, 501)])
+    engine.dispose()
+    plan = planned(cli("--url", sqlite_url, "plan", "--json"))
+    rebuild, index = plan["revisions"]
+    assert rebuild["rewrites"] == ["my_table"] and rebuild["verdict"] == "blocking"
+    assert rebuild["locks"] == {"my_table": "database write lock"}  # batch mode's temporary copy left out
+    assert rebuild["tables"]["my_table"]["rows"] == 500
+    assert index["verdict"] == "ok" or index["tables"]["note"]["rows"] == 0
+
+
+def test_mariadb_a_copying_alter_is_a_rebuild(source_copy: Path, mysql_url: str) -> None:
+    cli = project(source_copy, TO_BIGINT)
+    gadgets_with_rows(cli, mysql_url)
+    plan = planned(cli("--url", mysql_url, "plan", "--json"))
+    (rev,) = plan["revisions"]
+    assert plan["dialect"] == "mysql" and rev["rewrites"] == ["gadget"] and rev["verdict"] == "blocking"
+    assert rev["locks"] == {"gadget": "metadata lock"} and rev["tables"]["gadget"]["bytes"] > 0
+
+
+def test_nothing_pending_an_empty_database_and_bad_input(cli: Cli, sqlite_url: str, tmp_path: Path) -> None:
+    empty = planned(cli("--url", sqlite_url, "plan", "--json"))
+    assert empty["current"] == [] and empty["verdict"] == "ok" and "the database is empty" in empty["notes"][0]
+    assert {rev["verdict"] for rev in empty["revisions"]} == {"ok"}
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()  # read, never created
+    assert cli("--url", sqlite_url, "upgrade").returncode == 0
+    done = cli("--url", sqlite_url, "plan")
+    assert done.returncode == 0 and done.stdout.endswith("nothing pending; verdict: ok\n"), done.stdout
+    unknown = cli("--url", sqlite_url, "plan", "zzz")
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1
+    (tmp_path / "not-a-plan.json").write_text("{}")
+    for bad in (str(tmp_path / "missing.json"), str(tmp_path / "not-a-plan.json")):
+        refused = cli("--url", sqlite_url, "upgrade", "--plan", bad)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    both = cli("--url", sqlite_url, "upgrade", HEAD, "--plan", str(tmp_path / "not-a-plan.json"))
+    assert both.returncode == 2
