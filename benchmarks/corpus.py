@@ -33,6 +33,9 @@ the wheels) holding that application at its pinned release, as its users install
 this package's dependencies; where those cannot be installed together, its row says why.
 - ``plugin``: the history shipped as a plugin package beside the core's wheel in a fresh
   venv: ``upgrade``, ``status``, ``fleet status``, ``downgrade NAME@base``.
+- ``plan and drift``: on its server (PostgreSQL first), a database at the middle revision:
+  ``plan --out`` to head (its verdicts, seconds), ``upgrade --plan`` applying exactly it,
+  then ``drift`` at head (expected: none).
 """
 
 from __future__ import annotations
@@ -201,6 +204,42 @@ def deploy_phases(kind: str, history: corpus.History, root: Path, server, alembi
             for url in urls:
                 server.drop_database(url)
     return f"refused from each of {', '.join(refused)}: a pre-deploy revision needs a pending post-deploy one"
+
+
+def plan_and_drift(kind: str, history: corpus.History, root: Path, server, migrate, work: Path) -> str:  # noqa: ANN001
+    """From the middle revision: ``plan --out`` to head, ``upgrade --plan`` applying it, then
+    ``drift`` at head (the schema against the one head builds: none expected)."""
+    import collections
+
+    listed = migrate(history, root, "sqlite://", "history", "--json")
+    if listed.returncode:
+        return f"not listed: {last_line(listed)}"
+    revisions = json.loads(listed.stdout)["revisions"]
+    middle = revisions[len(revisions) // 2]["revision"]
+    url = new_database(server, history)
+    saved = work / "plan.json"
+    try:
+        moved = migrate(history, root, url, "upgrade", middle)
+        if moved.returncode:
+            return f"upgrade to {middle} FAILS: {last_line(moved)}"
+        planned, seconds = timed(migrate, history, root, url, "plan", "--out", str(saved), "--json")
+        if planned.returncode:
+            return f"plan FAILS ({kind}): {last_line(planned)}"
+        found = json.loads(planned.stdout)
+        verdicts = collections.Counter(rev["verdict"] for rev in found["revisions"])
+        applied = migrate(history, root, url, "upgrade", "--plan", str(saved))
+        if applied.returncode:
+            return f"plan: {dict(verdicts)}; upgrade --plan FAILS: {last_line(applied)}"
+        drifted = migrate(history, root, url, "drift", "--json")
+        try:
+            differences = len(json.loads(drifted.stdout)["differences"])
+        except ValueError:
+            return f"drift FAILS: {last_line(drifted)}"
+        return (f"{kind}: from {middle}, {len(found['revisions'])} pending planned in {seconds:.1f} s ("
+                + ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
+                + f"), applied by upgrade --plan; drift at head: {differences} difference(s)")
+    finally:
+        server.drop_database(url)
 
 
 def _server_named(dump: str) -> str:
@@ -392,7 +431,7 @@ def measure(history: corpus.History, work: Path, *, install: bool = True, server
     row = {"history": f"{history.name} {history.version}", "revisions": "", "upgrade": "", "postgresql": "",
            "mariadb": "", "down and up": "", "roundtrip": "", "lint": "", "checkpoint": "",
            "fresh install: checkpoint vs replay": "", "wheel builds": "", "tenants": "", "plugin": "", "no-op": "",
-           "deploy phases": "",
+           "deploy phases": "", "plan and drift": "",
            "adoption": history.adoption, "findings judged": history.judged or "not yet"}
     try:
         count = len(corpus.scripts(history))
@@ -422,6 +461,8 @@ def measure(history: corpus.History, work: Path, *, install: bool = True, server
                 row["tenants"] = tenants(history, root, migrate, server, work)
             if row[column].startswith("works") and not row["deploy phases"]:
                 row["deploy phases"] = deploy_phases(kind, history, root, server, alembic, migrate)
+            if row[column].startswith("works") and not row["plan and drift"]:
+                row["plan and drift"] = plan_and_drift(kind, history, root, server, migrate, work)
     # Offline, for the dialect its project runs (a SQLite history's 64-character index names
     # are no finding for PostgreSQL's 63): it needs no database, so every history gets it.
     dialect = history.dialects[0]
