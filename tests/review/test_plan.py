@@ -114,13 +114,43 @@ def test_an_index_blocks_writes_and_one_built_concurrently_does_not(source_copy:
     assert (rev["verdict"], rev["rewrites"]) == ("ok", [])
 
 
-def test_a_widening_takes_the_strong_lock_briefly_and_rewrites_nothing(cli: Cli, postgresql_url: str) -> None:
-    """The shipped history's varchar widening: AccessExclusiveLock, no rewrite (roundtrip --report's reading)."""
+def test_the_shipped_history_a_brief_widening_a_blocking_unique_constraint_an_online_index(
+        cli: Cli, postgresql_url: str) -> None:
+    """The varchar widening takes AccessExclusiveLock and rewrites nothing (roundtrip --report's
+    reading); the unique constraint builds its index over the rows under that lock; the index
+    built CONCURRENTLY makes nothing wait."""
     assert cli("--url", postgresql_url, "upgrade", "1c639967c1b5").returncode == 0
-    plan = planned(cli("--url", postgresql_url, "plan", "cdc55a093c1f", "--json"))
-    (rev,) = plan["revisions"]
-    assert rev["locks"] == {"my_table": "AccessExclusiveLock"} and rev["rewrites"] == []
-    assert rev["verdict"] == "brief" and "--statement-lock-timeout" in rev["why"]
+    engine = engine_for(postgresql_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO my_table (id, name, display_name) SELECT g, 'n' || g, 'd' || g "
+                                   "FROM generate_series(1, 3000) g"))
+    engine.dispose()
+    widen, unique, index = planned(cli("--url", postgresql_url, "plan", "--json"))["revisions"]
+    assert widen["locks"] == {"my_table": "AccessExclusiveLock"} and widen["rewrites"] == []
+    assert widen["verdict"] == "brief" and "--statement-lock-timeout" in widen["why"]
+    assert unique["verdict"] == "blocking" and unique["why"].startswith("builds an index on my_table (3,000 rows")
+    assert "its reads and writes wait" in unique["why"]
+    assert index["verdict"] == "ok" and index["locks"] == {"note": "ShareUpdateExclusiveLock"}
+
+
+@pytest.mark.parametrize(("sql", "mode", "verdict"), [
+    ("ALTER TABLE t ADD CONSTRAINT fk_t_u FOREIGN KEY(u) REFERENCES u (id)", "ShareRowExclusiveLock", "blocking"),
+    ("ALTER TABLE t ADD CONSTRAINT fk_t_u FOREIGN KEY(u) REFERENCES u (id) NOT VALID", "ShareRowExclusiveLock", "brief"),
+    ("ALTER TABLE t ALTER COLUMN c SET NOT NULL", "AccessExclusiveLock", "blocking"),
+    ("ALTER TABLE t ADD CONSTRAINT uq_t_c UNIQUE USING INDEX ix_t_c", "AccessExclusiveLock", "brief"),
+    ("UPDATE t SET c = 1", "RowExclusiveLock", "ok"),
+    ("ALTER TABLE t VALIDATE CONSTRAINT fk_t_u", "ShareUpdateExclusiveLock", "ok"),
+])
+def test_each_statement_kind_weighs_as_the_lock_and_the_work_it_does(sql: str, mode: str, verdict: str) -> None:
+    from mypkg.migrate.results import PlannedStatement, TableSize
+    from mypkg.migrate.review.verdict import judge
+
+    found, why = judge("postgresql", [PlannedStatement(sql, {"t": mode}, ())], {"t": mode}, (), {"t"},
+                       {"t": TableSize(10, 8192)})
+    assert found == verdict, why
+    empty, _why = judge("postgresql", [PlannedStatement(sql, {"t": mode}, ())], {"t": mode}, (), {"t"},
+                        {"t": TableSize(0, 8192)})
+    assert empty == ("brief" if verdict == "blocking" else verdict)  # an empty table: nothing to wait for
 
 
 def test_a_tenant_schema_is_planned_in_its_own_schema(cli: Cli, postgresql_url: str) -> None:

@@ -99,6 +99,6 @@ def markdown(plan: dict[str, Any], size_text: Any) -> str:
         if rev["statements"]:
             lines += ["```sql", *(f"{s['sql']};" for s in rev["statements"]), "```", ""]
         lines += [f"- lint `{f['rule']}`: `{_cell(f['statement'])}`: {f['fix']}" for f in rev["lint"]]
-        lines += ["", "</details>", ""]
+        lines += ["", "</details>", ""] if rev["lint"] else ["</details>", ""]
     lines += [f"> {note}" for note in plan["notes"]]
     return "\n".join(lines).rstrip("\n")

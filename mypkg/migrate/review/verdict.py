@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .capture import LOCK_MODES, METADATA_LOCK, SQLITE_LOCK
+from .capture import LOCK_MODES, METADATA_LOCK, SQLITE_LOCK, table_named
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 BLOCKS_WRITES = frozenset(LOCK_MODES[LOCK_MODES.index("ShareLock"):])
 _DATA = re.compile(r"^\s*(UPDATE|DELETE|INSERT\s+INTO\s+\S+\s*(\([^)]*\)\s*)?SELECT)\b", re.IGNORECASE)
 _INDEX_BUILD = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\b(?!\s+CONCURRENTLY)", re.IGNORECASE)
+#: An ALTER TABLE that builds an index over the rows (a unique constraint, a primary key)...
+_BUILDS_INDEX = re.compile(r"\bADD\s+(CONSTRAINT\s+\S+\s+)?(UNIQUE|PRIMARY\s+KEY)\b(?![^;]*\bUSING\s+INDEX\b)",
+                           re.IGNORECASE)
+#: ...or reads every row to check it: a foreign key or check added valid, a column made NOT NULL.
+_SCANS = re.compile(r"\bADD\s+(CONSTRAINT\s+\S+\s+)?(FOREIGN\s+KEY|CHECK)\b(?![^;]*\bNOT\s+VALID\b)"
+                    r"|\bSET\s+NOT\s+NULL\b", re.IGNORECASE)
 
 
 def size_text(size: TableSize | None) -> str:
@@ -59,13 +65,19 @@ def judge(dialect: str, statements: Sequence[PlannedStatement], locks: dict[str,
     def sized(table: str) -> str:
         return f"{table} ({size_text(tables.get(table))})"
 
+    def wait(table: str) -> str:
+        if dialect == "sqlite":
+            return "other writers wait"
+        return "its reads and writes wait" if locks[table] == "AccessExclusiveLock" else "writes to it wait"
+
     created = sorted({t for t in locks if t not in existing})
     existing = {table for table in locks if table in existing}
     rebuilt = [t for t in rewrites if t in existing and has_rows(t)]
     if rebuilt:
         if dialect == "postgresql":
             return "blocking", (f"rewrites {', '.join(map(sized, rebuilt))} holding {locks.get(rebuilt[0], 'its lock')}: "
-                                "its reads and writes wait until the revision commits")
+                                f"{wait(rebuilt[0]) if rebuilt[0] in locks else 'its reads and writes wait'} until the "
+                                "revision commits")
         if dialect == "sqlite":
             return "blocking", (f"rebuilds {', '.join(map(sized, rebuilt))} (batch mode's copy) holding the "
                                 f"{SQLITE_LOCK}: other writers wait until the revision commits")
@@ -73,19 +85,21 @@ def judge(dialect: str, statements: Sequence[PlannedStatement], locks: dict[str,
                             "until it ends (ALGORITHM=INPLACE, LOCK=NONE lets them through where allowed)")
     strong = sorted(t for t in existing if locks[t] in BLOCKS_WRITES or locks[t] in (METADATA_LOCK, SQLITE_LOCK))
     for statement in statements:
-        for table in statement.locks:
-            if table not in existing or not has_rows(table):
-                continue
-            if _INDEX_BUILD.match(statement.sql) and table in strong and dialect != "mysql":  # MySQL's are online
-                return "blocking", (f"builds an index on {sized(table)} holding {locks[table]}: writes wait until "
-                                    "the revision commits" + (" (CREATE INDEX CONCURRENTLY lets them through)"
-                                                              if dialect == "postgresql" else ""))
-            if _DATA.match(statement.sql) and (table in strong and dialect != "mysql"):
-                what = locks[table]
-                return "blocking", (f"changes the rows of {sized(table)} holding {what}: "
-                                    f"{'writers' if dialect == 'sqlite' else 'its readers and writers'} wait "
-                                    "until the revision commits (a background backfill would not: "
-                                    "docs/background-backfills.md)")
+        table = table_named(statement.sql)
+        if table not in existing or not has_rows(table) or table not in strong or dialect == "mysql":
+            continue  # MySQL's index builds and constraint checks run online, its row changes lock rows
+        if _INDEX_BUILD.match(statement.sql) or _BUILDS_INDEX.search(statement.sql):
+            return "blocking", (f"builds an index on {sized(table)} holding {locks[table]}: {wait(table)} until "
+                                "the revision commits" + (" (CREATE INDEX CONCURRENTLY, then ADD CONSTRAINT ... "
+                                                          "USING INDEX, lets them through)"
+                                                          if dialect == "postgresql" else ""))
+        if _SCANS.search(statement.sql):
+            return "blocking", (f"checks every row of {sized(table)} holding {locks[table]}: {wait(table)} "
+                                "until the revision commits (add it NOT VALID, then VALIDATE CONSTRAINT)")
+        if _DATA.match(statement.sql):
+            return "blocking", (f"changes the rows of {sized(table)} holding {locks[table]}: {wait(table)} "
+                                "until the revision commits (a background backfill would not: "
+                                "docs/background-backfills.md)")
     if strong:
         modes = sorted({locks[t] for t in strong}, key=lambda m: LOCK_MODES.index(m) if m in LOCK_MODES else 0)
         if dialect == "sqlite":
