@@ -76,6 +76,8 @@ def test_int_to_bigint_on_a_table_with_rows_rewrites_it_under_access_exclusive(
     size = rev["tables"]["gadget"]
     assert size["rows"] == ROWS and size["estimated"] and size["bytes"] > 8192 * 4
     assert rev["why"].startswith(f"rewrites gadget (~{ROWS:,} rows, ") and "AccessExclusiveLock" in rev["why"]
+    # lint's findings on it, squawk's among them (the suite installs it): retyping a column.
+    assert "changing-column-type" in {finding["rule"] for finding in rev["lint"]}, rev["lint"]
     # The database was only read: still at its revision, the column still an integer, no scratch left.
     engine = engine_for(postgresql_url)
     with engine.connect() as connection:
@@ -245,6 +247,9 @@ def test_nothing_pending_an_empty_database_and_bad_input(cli: Cli, sqlite_url: s
     assert empty["current"] == [] and empty["verdict"] == "ok" and "the database is empty" in empty["notes"][0]
     assert {rev["verdict"] for rev in empty["revisions"]} == {"ok"}
     assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()  # read, never created
+    logged = cli("--url", sqlite_url, "--log-format", "json", "plan")
+    events = [json.loads(line)["event"] for line in logged.stderr.splitlines()]
+    assert events == ["command.start", "command.end"], logged.stderr  # the scratch copy's runs are not the command's
     assert cli("--url", sqlite_url, "upgrade").returncode == 0
     done = cli("--url", sqlite_url, "plan")
     assert done.returncode == 0 and done.stdout.endswith("nothing pending; verdict: ok\n"), done.stdout
