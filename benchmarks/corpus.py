@@ -33,7 +33,7 @@ the wheels) holding that application at its pinned release, as its users install
 this package's dependencies; where those cannot be installed together, its row says why.
 - ``plugin``: the history shipped as a plugin package beside the core's wheel in a fresh
   venv: ``upgrade``, ``status``, ``fleet status``, ``downgrade NAME@base``.
-- ``plan and drift``: on its server (PostgreSQL first), a database at the middle revision:
+- ``plan and drift``: on its server (PostgreSQL first; SQLite for a SQLite history), a database at the middle revision:
   ``plan --out`` to head (its verdicts, seconds), ``upgrade --plan`` applying exactly it,
   then ``drift`` at head (expected: none).
 """
@@ -216,7 +216,7 @@ def plan_and_drift(kind: str, history: corpus.History, root: Path, server, migra
         return f"not listed: {last_line(listed)}"
     revisions = json.loads(listed.stdout)["revisions"]
     middle = revisions[len(revisions) // 2]["revision"]
-    url = new_database(server, history)
+    url = new_database(server, history) if server is not None else f"sqlite:///{work / 'plan.db'}"
     saved = work / "plan.json"
     try:
         moved = migrate(history, root, url, "upgrade", middle)
@@ -239,7 +239,8 @@ def plan_and_drift(kind: str, history: corpus.History, root: Path, server, migra
                 + ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
                 + f"), applied by upgrade --plan; drift at head: {differences} difference(s)")
     finally:
-        server.drop_database(url)
+        if server is not None:
+            server.drop_database(url)
 
 
 def _server_named(dump: str) -> str:
@@ -494,6 +495,8 @@ def measure(history: corpus.History, work: Path, *, install: bool = True, server
     row["upgrade"] = f"{'works' if equal else 'DIFFERS'} ({seconds_b:.2f} s; alembic {seconds_a:.2f} s)"
     if not row["tenants"]:
         row["tenants"] = tenants(history, root, migrate, None, work)
+    if not row["plan and drift"]:
+        row["plan and drift"] = plan_and_drift("sqlite", history, root, None, migrate, work)
     row["plugin"] = as_plugin(history, python, work, core_wheel, f"sqlite:///{work / 'plugin.db'}")
     down_a = alembic(history, root, f"sqlite:///{a}", "downgrade", "base")
     down_b = migrate(history, root, f"sqlite:///{b}", "downgrade", "base", "--yes")
