@@ -135,6 +135,19 @@ def test_the_shipped_history_a_brief_widening_a_blocking_unique_constraint_an_on
     assert index["verdict"] == "ok" and index["locks"] == {"note": "ShareUpdateExclusiveLock"}
 
 
+def test_a_not_null_column_without_a_default_fails_on_rows_the_empty_copy_does_not_have(
+        source_copy: Path, postgresql_url: str) -> None:
+    """The scratch copy has no rows, so the ALTER goes through there; the plan says it will
+    not where there are rows, and the real upgrade agrees."""
+    cli = project(source_copy, change('    op.add_column("gadget", sa.Column("grams", sa.Integer, nullable=False))',
+                                      '    op.drop_column("gadget", "grams")'))
+    gadgets_with_rows(cli, postgresql_url)
+    (rev,) = planned(cli("--url", postgresql_url, "plan", "--json"))["revisions"]
+    assert rev["verdict"] == "fails" and rev["why"].startswith("adds a NOT NULL column without a default to gadget")
+    upgraded = cli("--url", postgresql_url, "upgrade")
+    assert upgraded.returncode == 1 and "grams" in upgraded.stderr and "null" in upgraded.stderr.lower()
+
+
 @pytest.mark.parametrize(("sql", "mode", "verdict"), [
     ("ALTER TABLE t ADD CONSTRAINT fk_t_u FOREIGN KEY(u) REFERENCES u (id)", "ShareRowExclusiveLock", "blocking"),
     ("ALTER TABLE t ADD CONSTRAINT fk_t_u FOREIGN KEY(u) REFERENCES u (id) NOT VALID", "ShareRowExclusiveLock", "brief"),
@@ -142,6 +155,10 @@ def test_the_shipped_history_a_brief_widening_a_blocking_unique_constraint_an_on
     ("ALTER TABLE t ADD CONSTRAINT uq_t_c UNIQUE USING INDEX ix_t_c", "AccessExclusiveLock", "brief"),
     ("UPDATE t SET c = 1", "RowExclusiveLock", "ok"),
     ("ALTER TABLE t VALIDATE CONSTRAINT fk_t_u", "ShareUpdateExclusiveLock", "ok"),
+    ("ALTER TABLE t ADD COLUMN price NUMERIC(10, 2) NOT NULL", "AccessExclusiveLock", "fails"),
+    ("ALTER TABLE t ADD COLUMN price NUMERIC(10, 2) DEFAULT '0' NOT NULL", "AccessExclusiveLock", "brief"),
+    ("ALTER TABLE t ADD COLUMN n INTEGER NOT NULL GENERATED ALWAYS AS IDENTITY", "AccessExclusiveLock", "brief"),
+    ("ALTER TABLE t ADD CONSTRAINT ck_t_c CHECK (c IS NOT NULL) NOT VALID", "AccessExclusiveLock", "brief"),
 ])
 def test_each_statement_kind_weighs_as_the_lock_and_the_work_it_does(sql: str, mode: str, verdict: str) -> None:
     from mypkg.migrate.results import PlannedStatement, TableSize
@@ -152,7 +169,7 @@ def test_each_statement_kind_weighs_as_the_lock_and_the_work_it_does(sql: str, m
     assert found == verdict, why
     empty, _why = judge("postgresql", [PlannedStatement(sql, {"t": mode}, ())], {"t": mode}, (), {"t"},
                         {"t": TableSize(0, 8192)})
-    assert empty == ("brief" if verdict == "blocking" else verdict)  # an empty table: nothing to wait for
+    assert empty == ("brief" if verdict in ("blocking", "fails") else verdict)  # an empty table: nothing to wait for
 
 
 def test_a_tenant_schema_is_planned_in_its_own_schema(cli: Cli, postgresql_url: str) -> None:

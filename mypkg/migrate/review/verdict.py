@@ -31,6 +31,36 @@ _SCANS = re.compile(r"\bADD\s+(CONSTRAINT\s+\S+\s+)?(FOREIGN\s+KEY|CHECK)\b(?![^
                     r"|\bSET\s+NOT\s+NULL\b", re.IGNORECASE)
 
 
+#: An ALTER TABLE action adding a column (not a constraint)...
+_ADDS_COLUMN = re.compile(r"^\s*ADD\s+(COLUMN\s+)?(?!(CONSTRAINT|CHECK|PRIMARY|UNIQUE|FOREIGN|EXCLUDE)\b)",
+                          re.IGNORECASE)
+#: ...that the database fills for the rows there: no value needed from them.
+_FILLED = re.compile(r"\b(DEFAULT|GENERATED|IDENTITY|SERIAL|BIGSERIAL|SMALLSERIAL|AUTO_INCREMENT)\b", re.IGNORECASE)
+
+
+def adds_not_null_without_default(sql: str) -> bool:
+    """``ALTER TABLE t ADD COLUMN c TYPE NOT NULL`` with no default: fine on an empty table
+    (the scratch copy), refused on one with rows."""
+    if not re.match(r"\s*ALTER\s+TABLE\b", sql, re.IGNORECASE):
+        return False
+    actions, depth, start = [], 0, 0
+    for at, char in enumerate(sql):  # the actions, split at the commas outside parentheses
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            actions.append(sql[start:at])
+            start = at + 1
+    actions.append(sql[start:])
+    actions[0] = re.sub(r"^\s*ALTER\s+TABLE\s+(IF\s+EXISTS\s+)?(ONLY\s+)?\S+", "", actions[0], flags=re.IGNORECASE)
+    return any(_ADDS_COLUMN.match(action) and re.search(r"\bNOT\s+NULL\b", action, re.IGNORECASE)
+               and not _FILLED.search(action) for action in actions)
+
+
+def _counted_rows(size: TableSize | None) -> bool:
+    """Rows known to be there (an estimate above zero counts; unknown does not: it would fail
+    a plan on a guess)."""
+    return size is not None and size.rows is not None and size.rows > 0
+
+
 def size_text(size: TableSize | None) -> str:
     """``1,000,000 rows, 42.0 MB``; ``~`` before an estimate; ``size unknown``."""
     if size is None or (size.rows is None and size.bytes is None):
@@ -72,6 +102,11 @@ def judge(dialect: str, statements: Sequence[PlannedStatement], locks: dict[str,
 
     created = sorted({t for t in locks if t not in existing})
     existing = {table for table in locks if table in existing}
+    for statement in statements:  # what the empty copy let through but the rows will not (MySQL fills in 0, '')
+        table = table_named(statement.sql)
+        if dialect == "postgresql" and table in existing and adds_not_null_without_default(statement.sql) and _counted_rows(tables.get(table)):
+            return "fails", (f"adds a NOT NULL column without a default to {sized(table)}: the rows there have no "
+                             "value for it (give it a server default, or add it nullable, backfill, then SET NOT NULL)")
     rebuilt = [t for t in rewrites if t in existing and has_rows(t)]
     if rebuilt:
         if dialect == "postgresql":
