@@ -39,7 +39,8 @@ def _targets(urls: Iterable[str], shard: tuple[int, int] | None) -> list[Target]
 def upgrade(urls: Iterable[str], revision: str = "head", *, jobs: int = 2, shard: tuple[int, int] | None = None,
             max_failures: int | None = None, canary: int = 0, **options: Any) -> FleetResult:
     """Upgrade every target (``options``: lock_timeout, statement_lock_timeout, busy_timeout;
-    ``phase="pre"`` or ``"post"``: a rolling deploy's phase, docs/deploying.md).
+    ``phase="pre"`` or ``"post"``: a rolling deploy's phase, docs/deploying.md; ``plan``: a
+    reviewed plan's file, docs/reviewing.md).
 
     :param shard: ``(I, N)``: only the targets of shard I of N (a stable hash of each).
     :raises UsageError: a URL that is not one, bad bounds. A target's failure is its row.

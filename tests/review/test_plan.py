@@ -225,14 +225,19 @@ def test_a_plan_is_refused_after_a_script_edit_and_after_another_migrator_moved_
 
 def test_a_plan_is_refused_when_the_revision_went_on_by_a_migration_between(
         source_copy: Path, sqlite_url: str, tmp_path: Path) -> None:
-    """Checked under the migration lock: a plan made at GADGET, the database since moved to CHANGE."""
+    """Checked under the migration lock: a plan made at HEAD for GADGET and CHANGE, the database
+    since moved to GADGET by another migrator: CHANGE alone is no longer what was reviewed.
+    Once there, the plan has nothing to run: a deploy run again is no failure."""
     cli = project(source_copy, INDEX)
-    assert cli("--url", sqlite_url, "upgrade", GADGET).returncode == 0
+    assert cli("--url", sqlite_url, "upgrade", HEAD).returncode == 0
     path = tmp_path / "plan.json"
     assert cli("--url", sqlite_url, "plan", "--out", str(path), "-q").returncode == 0
-    assert cli("--url", sqlite_url, "upgrade").returncode == 0
+    assert cli("--url", sqlite_url, "upgrade", GADGET).returncode == 0
     moved = cli("--url", sqlite_url, "upgrade", "--plan", str(path))
-    assert moved.returncode == 1 and f"is at {CHANGE} (another migrator moved it)" in moved.stderr, moved.stderr
+    assert moved.returncode == 1 and f"is at {GADGET} (another migrator moved it)" in moved.stderr, moved.stderr
+    assert cli("--url", sqlite_url, "upgrade").returncode == 0
+    again = cli("--url", sqlite_url, "upgrade", "--plan", str(path))
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
 
 
 def test_sqlite_batch_rebuild_of_a_table_with_rows_blocks_writers(cli: Cli, sqlite_url: str) -> None:
@@ -278,3 +283,27 @@ def test_nothing_pending_an_empty_database_and_bad_input(cli: Cli, sqlite_url: s
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
     both = cli("--url", sqlite_url, "upgrade", HEAD, "--plan", str(tmp_path / "not-a-plan.json"))
     assert both.returncode == 2
+
+
+def test_a_fleet_applies_a_plan_made_on_one_tenant_and_refuses_the_tenant_elsewhere(
+        cli: Cli, postgresql_url: str, tmp_path: Path) -> None:
+    """Planned on one tenant at the middle revision; three tenants there take it, one behind
+    is refused (its row), one at head has nothing to run; run again, nothing runs twice."""
+    middle, behind = "1c639967c1b5", "6e3de03981af"
+    for number, at in enumerate([middle, middle, middle, behind, HEAD]):
+        assert cli("--url", postgresql_url, "--schema", f"tenant_{number}", "upgrade", at).returncode == 0
+    path = tmp_path / "plan.json"
+    assert cli("--url", postgresql_url, "--schema", "tenant_0", "plan", "--out", str(path), "-q").returncode == 0
+    done = cli("--url", postgresql_url, "fleet", "upgrade", "--schemas", "tenant_*", "--plan", str(path), "--json")
+    assert done.returncode == 1, done.stderr
+    rows = {row["target"].rpartition("schema=")[2]: row for row in json.loads(done.stdout)["targets"]}
+    assert {name: row["outcome"] for name, row in rows.items()} == {
+        "tenant_0": "migrated", "tenant_1": "migrated", "tenant_2": "migrated", "tenant_3": "failed",
+        "tenant_4": "unchanged"}
+    assert f"was made at {middle}" in rows["tenant_3"]["error"] and f"is at {behind}" in rows["tenant_3"]["error"]
+    assert rows["tenant_3"]["after"] == [] and {rows[f"tenant_{n}"]["after"][0] for n in range(3)} == {HEAD}
+    again = cli("--url", postgresql_url, "fleet", "upgrade", "--schemas", "tenant_[0-2]", "--plan", str(path), "--json")
+    assert again.returncode == 0 and {row["outcome"] for row in json.loads(again.stdout)["targets"]} == {"unchanged"}
+    assert cli("--url", postgresql_url, "--schema", "tenant_3", "current").stdout.split()[0] == behind
+    wrong = cli("--url", postgresql_url, "fleet", "status", "--schemas", "tenant_*", "--plan", str(path))
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1

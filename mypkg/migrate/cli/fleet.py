@@ -47,6 +47,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phase", choices=("pre", "post"), default=None,
                         help="a rolling deploy's phase, per target (docs/deploying.md): upgrade --phase pre applies "
                         "pre-deploy revisions only; status --phase pre counts a target past them as ready")
+    parser.add_argument("--plan", metavar="FILE", type=types.not_blank, default=None,
+                        help="fleet upgrade: run a reviewed plan's revisions on each target (plan --out FILE); "
+                        "a target at another revision than the plan's is refused, a failure of its own")
     parser.add_argument("--yes", action="store_true", help="confirm a downgrade to base on every target")
     parser.add_argument("--pause", type=types.seconds, default=None, metavar="SECONDS",
                         help="backfill run, per target: as backfill run's")
@@ -79,6 +82,15 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
         raise UsageError(f"fleet {args.action} takes no revision: it reports each target as it stands")
     if args.phase and (args.action == "downgrade" or args.revision is not None):
         raise UsageError("--phase chooses the revisions of fleet upgrade and status: give no revision, no downgrade")
+    if args.plan is not None:
+        from pathlib import Path
+
+        from ..review.planfile import load
+
+        if args.action != "upgrade" or args.revision is not None or args.phase:
+            raise UsageError("--plan is for fleet upgrade, with no revision and no --phase: the plan chooses them")
+        load(args.plan)  # a file that is no plan: said once, before any target
+        args.plan = str(Path(args.plan).resolve())  # the workers read it too
     if args.action == "backfill":
         if args.revision != "run":
             raise UsageError("fleet backfill takes one action: fleet backfill run")
@@ -108,7 +120,7 @@ def fleet(args: argparse.Namespace, out: Output) -> ExitCode:
     options = {"lock_timeout": args.lock_timeout, "statement_lock_timeout": args.statement_lock_timeout,
                "busy_timeout": settings.busy_timeout(), "confirm_base": args.yes, "phase": args.phase,
                "pause": args.pause, "batch_seconds": args.batch_seconds, "replicas": tuple(args.replica) or None,
-               "max_replica_lag": args.max_replica_lag, "max_wait": args.max_wait}
+               "max_replica_lag": args.max_replica_lag, "max_wait": args.max_wait, "plan": args.plan}
     progress = _Progress(len(chosen), quiet=args.quiet or args.json or out.json_log)
     result = run.run(args.action, chosen, args.revision or "head", jobs=args.jobs, max_failures=args.max_failures,
                      canary=args.canary, options=options, on_row=progress.row)

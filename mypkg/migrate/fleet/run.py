@@ -75,7 +75,8 @@ def run(
     :param canary: migrate this many targets first; if any fails, start no other.
     :param options: per-target options for :func:`.commands.upgrade`/``downgrade``
         (lock_timeout, statement_lock_timeout, busy_timeout, confirm_base, phase: ``pre`` or
-        ``post``, for ``upgrade`` and ``status``, docs/deploying.md); for ``backfill`` (each
+        ``post``, for ``upgrade`` and ``status``, docs/deploying.md; plan: a reviewed plan's
+        file, for ``upgrade``, docs/reviewing.md); for ``backfill`` (each
         target's queued background backfills run to the end, :func:`mypkg.batch.run_background`):
         pause, batch_seconds, replicas, max_replica_lag, max_wait.
     :raises UsageError: an unknown action, jobs below 1, a negative bound.
@@ -216,7 +217,7 @@ def _migrate_one(action: str, found: Target, revision: str, options: dict[str, A
             return Row(found.identity, (), (), "migrated" if done else "unchanged", time.perf_counter() - clock)
         if action == "upgrade":
             result = commands.upgrade(found.url, revision, **_only(options, "lock_timeout",
-                                      "statement_lock_timeout", "busy_timeout", "phase"))
+                                      "statement_lock_timeout", "busy_timeout", "phase", "plan"))
         else:
             result = commands.downgrade(found.url, revision, **_only(options, "lock_timeout",
                                         "statement_lock_timeout", "busy_timeout", "confirm_base"))

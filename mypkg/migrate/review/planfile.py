@@ -5,7 +5,9 @@ A plan is made on a staging copy and applied to production: the database is matc
 what it is, not by its address. Refused, before anything runs: a database of another kind,
 a script whose checksum differs from the one reviewed, revisions other than the reviewed
 ones pending; and, checked under the migration lock (another migrator may have moved it
-meanwhile), a database at another revision than the one planned from.
+meanwhile), a database at another revision than the one planned from. A database already
+where the plan leads has nothing to run: that is no refusal (a deploy run twice, a fleet
+run again after a failure).
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ def prepare(payload: dict[str, Any], db: Database, path: str, revision: str = "h
     planned_from = tuple(sorted(payload.get("current") or ()))
 
     def as_reviewed(before: Sequence[str], pending: Sequence[Any]) -> None:
+        if not pending:  # there already (a deploy run again): nothing runs, nothing unreviewed
+            return
         if tuple(sorted(before)) != planned_from:
             raise MigrateError(f"the plan {path} was made at {_at(planned_from)}; {db.masked} is at {_at(before)} "
                                "(another migrator moved it); nothing run: make and review a new plan")
