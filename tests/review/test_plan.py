@@ -307,3 +307,31 @@ def test_a_fleet_applies_a_plan_made_on_one_tenant_and_refuses_the_tenant_elsewh
     assert cli("--url", postgresql_url, "--schema", "tenant_3", "current").stdout.split()[0] == behind
     wrong = cli("--url", postgresql_url, "fleet", "status", "--schemas", "tenant_*", "--plan", str(path))
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1
+
+
+EXTENSION_INDEX = change(
+    '    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")\n'
+    '    op.create_index("ix_gadget_label_trgm", "gadget", ["label"], postgresql_using="gin",\n'
+    '                    postgresql_ops={"label": "gin_trgm_ops"})',
+    '    op.drop_index("ix_gadget_label_trgm", "gadget")')
+
+
+def test_an_extension_the_database_has_in_public_is_there_for_the_scratch_copy(
+        source_copy: Path, postgresql_url: str) -> None:
+    """prefect's history on the corpus: pg_trgm in public, an index using its operator class.
+    The scratch copy is a database of its own holding the target's extensions (a schema
+    beside public could not see it without seeing the real tables too)."""
+    cli = project(source_copy, EXTENSION_INDEX)
+    gadgets_with_rows(cli, postgresql_url)
+    engine = engine_for(postgresql_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE EXTENSION pg_trgm")
+        databases = set(connection.scalars(sa.text("SELECT datname FROM pg_database")))
+    (rev,) = planned(cli("--url", postgresql_url, "plan", "--json"))["revisions"]
+    assert rev["verdict"] == "blocking" and rev["locks"] == {"gadget": "ShareLock"}, rev
+    with engine.begin() as connection:
+        assert set(connection.scalars(sa.text("SELECT datname FROM pg_database"))) == databases  # dropped
+    engine.dispose()
+    assert cli("--url", postgresql_url, "upgrade").returncode == 0
+    drift = cli("--url", postgresql_url, "drift")  # its scratch copy needs the extension too
+    assert drift.returncode == 0 and drift.stdout.endswith(f"no drift from the schema {CHANGE} builds\n"), drift.stderr

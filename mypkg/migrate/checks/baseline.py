@@ -63,6 +63,22 @@ def _sqlite_scratch(revision: str | tuple[str, ...]) -> Iterator[sa.MetaData]:
 
 @contextlib.contextmanager
 def _postgresql_scratch(connection: Connection, revision: str | tuple[str, ...]) -> Iterator[sa.MetaData]:
+    """A database of its own with the target's extensions (:func:`.tenants.scratch_database`),
+    else a schema in the target's database."""
+    from ..database.target import resolve
+    from ..database.tenants import scratch_database
+
+    name = f"{SCRATCH_PREFIX}baseline_{uuid.uuid4().hex[:12]}"
+    with scratch_database(resolve(connection.engine.url), name) as url:
+        if url is not None:
+            yield _build_and_reflect(url, revision)
+            return
+    with _postgresql_scratch_schema(connection, revision) as reflected:
+        yield reflected
+
+
+@contextlib.contextmanager
+def _postgresql_scratch_schema(connection: Connection, revision: str | tuple[str, ...]) -> Iterator[sa.MetaData]:
     import sqlalchemy as sa
 
     schema = f"{SCRATCH_PREFIX}baseline_{uuid.uuid4().hex[:12]}"

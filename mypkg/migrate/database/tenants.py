@@ -1,5 +1,6 @@
 """A tenant's schema (PostgreSQL) or database (MySQL, MariaDB): made when an upgrade needs
-it, never by a reading command, and named only as a quoted identifier.
+it, never by a reading command, and named only as a quoted identifier; a scratch database
+for the checks that build a revision's schema beside the target's.
 
 The search path that keeps every statement inside the tenant is set where engines are made
 (:func:`.connections.create_engine`); this module is the rest of a tenant's life.
@@ -7,12 +8,15 @@ The search path that keeps every statement inside the tenant is set where engine
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from .connections import create_engine, database_errors
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from collections.abc import Iterator
+
+    from sqlalchemy.engine import URL, Connection
 
     from .target import Database
 
@@ -66,4 +70,47 @@ def _on_the_server(db: Database, *, create: bool) -> bool:
             connection.commit()
             return exists
     finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def scratch_database(db: Database, name: str) -> Iterator[URL | None]:
+    """PostgreSQL: a database of its own on ``db``'s server for scratch work (``plan``,
+    ``drift``), holding the extensions ``db``'s database has, dropped afterwards; None where
+    it cannot be made (no CREATEDB, an extension the role cannot create, a pooler that does
+    not route to it): the caller falls back to a scratch schema.
+
+    Better than a schema beside the real tables: nothing unqualified can reach them, and an
+    extension the target has in ``public`` (prefect's ``pg_trgm``) is there too."""
+    from sqlalchemy.exc import DBAPIError
+
+    url = db.url.set(database=name)
+    engine = create_engine(db.url, schema=db.schema)
+    made = False
+    try:
+        with engine.connect() as connection:
+            extensions = [row[0] for row in connection.exec_driver_sql(
+                "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY extname")]
+            connection.rollback()
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.exec_driver_sql(f"CREATE DATABASE {quote_identifier(connection, name)}")
+            made = True
+        scratch = create_engine(url)
+        try:
+            with scratch.connect() as connection:
+                for extension in extensions:
+                    connection.exec_driver_sql(f"CREATE EXTENSION IF NOT EXISTS {quote_identifier(connection, extension)}")
+                connection.commit()
+        finally:
+            scratch.dispose()
+    except DBAPIError:
+        url = None  # type: ignore[assignment]
+    try:
+        yield url
+    finally:
+        if made:
+            with engine.connect() as connection:
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+                force = " WITH (FORCE)" if connection.dialect.server_version_info >= (13,) else ""
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote_identifier(connection, name)}{force}")
         engine.dispose()

@@ -139,9 +139,15 @@ def _lint_findings(dialect: str, revision: str, pending: set[str]) -> tuple[dict
 
 @contextlib.contextmanager
 def _scratch(db: Database) -> Iterator[Database]:
-    """An empty place of the same kind as ``db``, dropped afterwards."""
+    """An empty place of the same kind as ``db``, dropped afterwards: PostgreSQL's a database
+    of its own when the role may create one, else a schema beside the target's."""
     if db.is_postgresql or db.is_mysql:
         name = f"{SCRATCH_PREFIX}plan_{uuid.uuid4().hex[:12]}"
+        if db.is_postgresql:
+            with tenants.scratch_database(db, name) as made:
+                if made is not None:
+                    yield Database(made, db.masked, db.backend, None)
+                    return
         url = db.url.set(database=name) if db.is_mysql else db.url
         scratch = Database(url, db.masked, db.backend, None, None, name)
         try:
