@@ -252,6 +252,10 @@ def test_sqlite_batch_rebuild_of_a_table_with_rows_blocks_writers(cli: Cli, sqli
     assert rebuild["rewrites"] == ["my_table"] and rebuild["verdict"] == "blocking"
     assert rebuild["locks"] == {"my_table": "database write lock"}  # batch mode's temporary copy left out
     assert rebuild["tables"]["my_table"]["rows"] == 500
+    assert rebuild["tables"]["my_table"]["bytes"] >= 4096  # dbstat: the table's pages and its indexes'
+    text = cli("--url", sqlite_url, "plan")
+    assert "  CREATE TABLE _alembic_tmp_my_table ( id INTEGER NOT NULL, " in text.stdout
+    assert max(len(line) for line in text.stdout.splitlines() if line.startswith("  CREATE")) == 2 + 160
     assert index["verdict"] == "ok" or index["tables"]["note"]["rows"] == 0
 
 
@@ -262,12 +266,18 @@ def test_mariadb_a_copying_alter_is_a_rebuild(source_copy: Path, mysql_url: str)
     (rev,) = plan["revisions"]
     assert plan["dialect"] == "mysql" and rev["rewrites"] == ["gadget"] and rev["verdict"] == "blocking"
     assert rev["locks"] == {"gadget": "metadata lock"} and rev["tables"]["gadget"]["bytes"] > 0
+    assert any(note.startswith("MySQL and MariaDB: each DDL statement's lock") for note in plan["notes"])
+    markdown = cli("--url", mysql_url, "plan", "--markdown")
+    assert markdown.returncode == 0 and f"at `{GADGET}`, to `head`." in markdown.stdout
 
 
 def test_nothing_pending_an_empty_database_and_bad_input(cli: Cli, sqlite_url: str, tmp_path: Path) -> None:
     empty = planned(cli("--url", sqlite_url, "plan", "--json"))
     assert empty["current"] == [] and empty["verdict"] == "ok" and "the database is empty" in empty["notes"][0]
     assert {rev["verdict"] for rev in empty["revisions"]} == {"ok"}
+    assert not any(note.startswith("MySQL") for note in empty["notes"])
+    markdown = cli("--url", sqlite_url, "plan", "--markdown")
+    assert markdown.returncode == 0 and "(sqlite) at an empty database, to `head`." in markdown.stdout
     assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()  # read, never created
     logged = cli("--url", sqlite_url, "--log-format", "json", "plan")
     events = [json.loads(line)["event"] for line in logged.stderr.splitlines()]
@@ -335,3 +345,84 @@ def test_an_extension_the_database_has_in_public_is_there_for_the_scratch_copy(
     assert cli("--url", postgresql_url, "upgrade").returncode == 0
     drift = cli("--url", postgresql_url, "drift")  # its scratch copy needs the extension too
     assert drift.returncode == 0 and drift.stdout.endswith(f"no drift from the schema {CHANGE} builds\n"), drift.stderr
+
+
+def test_a_revision_shipped_after_the_review_is_not_run_with_it(source_copy: Path, sqlite_url: str,
+                                                                  tmp_path: Path) -> None:
+    """The database where the plan was made, but the package now ships one revision more."""
+    cli = project(source_copy, INDEX)
+    assert cli("--url", sqlite_url, "upgrade", GADGET).returncode == 0
+    path = tmp_path / "plan.json"
+    assert cli("--url", sqlite_url, "plan", "--out", str(path), "-q").returncode == 0
+    later = (source_copy / "alembic" / "versions" / f"9999_{CHANGE}_change_gadget.py").read_text()
+    later = later.replace(f'revision = "{CHANGE}"', 'revision = "9a0000000003"').replace(
+        f'down_revision = "{GADGET}"', f'down_revision = "{CHANGE}"').replace("ix_gadget_weight", "ix_gadget_weight_2")
+    (source_copy / "alembic" / "versions" / "9999_9a0000000003_later.py").write_text(later)
+    refused = cli("--url", sqlite_url, "upgrade", "--plan", str(path))
+    assert refused.returncode == 1, refused.stderr
+    assert f"would run {CHANGE}, 9a0000000003; the plan {path} reviewed {CHANGE}; nothing run" in refused.stderr
+
+
+def test_without_squawk_the_plan_says_only_the_own_lint_rules_ran(source_copy: Path, postgresql_url: str,
+                                                                  tmp_path: Path) -> None:
+    """A venv without the optional squawk: the plan still comes, with a note saying so."""
+    import subprocess
+    import sys
+
+    cli = project(source_copy, TO_BIGINT)
+    gadgets_with_rows(cli, postgresql_url)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    site = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYPKG_")}
+    env.update(PYTHONPATH=os.pathsep.join([str(source_copy), site]), PATH="/usr/bin:/bin")
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "mypkg", "--url", postgresql_url, "plan", "--json"],
+                          cwd=source_copy, env=env, capture_output=True, text=True, timeout=180)
+    plan = planned(done)
+    assert any("squawk is not installed" in note for note in plan["notes"]), plan["notes"]
+    assert "changing-column-type" not in {f["rule"] for f in plan["revisions"][0]["lint"]}
+    assert plan["revisions"][0]["verdict"] == "blocking"  # the plan's own reading does not need it
+
+
+def test_a_never_analyzed_table_up_to_64_megabytes_is_counted(source_copy: Path, postgresql_url: str) -> None:
+    """Autovacuum off for the table: its reltuples stays -1 (never analyzed); at a few MB it
+    is counted exactly."""
+    cli = project(source_copy, TO_BIGINT)
+    assert cli("--url", postgresql_url, "upgrade", GADGET).returncode == 0
+    engine = engine_for(postgresql_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE gadget SET (autovacuum_enabled = false)")
+        connection.exec_driver_sql("INSERT INTO gadget (id, label, weight) "
+                                   "SELECT g, repeat('x', 60) || g, g FROM generate_series(1, 30000) g")
+    engine.dispose()
+    (rev,) = planned(cli("--url", postgresql_url, "plan", "--json"))["revisions"]
+    size = rev["tables"]["gadget"]
+    assert size["bytes"] > 2 * 1024 * 1024 and size == {"rows": 30000, "bytes": size["bytes"], "estimated": False}
+
+
+SQLITE_REBUILD_TO_A_LOWER_PAGE = (
+    '    op.create_table("junk", sa.Column("id", sa.Integer, primary_key=True))\n'
+    '    op.create_table("gadget2", sa.Column("id", sa.Integer, primary_key=True), sa.Column("weight", sa.Integer))\n'
+    '    op.drop_table("junk")',
+    '    op.drop_table("gadget2")')
+
+
+def test_a_sqlite_rebuild_whose_copy_lands_on_a_lower_page_is_still_a_rewrite(source_copy: Path, sqlite_url: str) -> None:
+    """The dropped table's page is free below gadget2's: batch mode's copy takes it. A
+    rewrite is storage that changed, not storage that grew."""
+    versions = source_copy / "alembic" / "versions"
+    (versions / f"9999_{GADGET}_create_gadget.py").write_text(change(*SQLITE_REBUILD_TO_A_LOWER_PAGE).replace(
+        CHANGE, GADGET).replace(f'down_revision = "{GADGET}"', f'down_revision = "{HEAD}"').replace(
+        f"Revises: {GADGET}", f"Revises: {HEAD}"))
+    (versions / f"9999_{CHANGE}_change_gadget.py").write_text(change(
+        '    with op.batch_alter_table("gadget2") as batch:\n        batch.alter_column("weight", type_=sa.BigInteger)',
+        "    pass").replace('"gadget"', '"gadget2"'))
+    cli = Cli(source_copy, {"PYTHONPATH": str(source_copy)})
+    assert cli("--url", sqlite_url, "upgrade", GADGET).returncode == 0
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO gadget2 (id, weight) VALUES (1, 2), (2, 3)")
+    engine.dispose()
+    (rev,) = planned(cli("--url", sqlite_url, "plan", "--json"))["revisions"]
+    assert rev["rewrites"] == ["gadget2"] and rev["verdict"] == "blocking", rev
