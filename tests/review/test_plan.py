@@ -426,3 +426,14 @@ def test_a_sqlite_rebuild_whose_copy_lands_on_a_lower_page_is_still_a_rewrite(so
     engine.dispose()
     (rev,) = planned(cli("--url", sqlite_url, "plan", "--json"))["revisions"]
     assert rev["rewrites"] == ["gadget2"] and rev["verdict"] == "blocking", rev
+
+
+def test_an_asyncpg_url_is_planned_as_the_sync_one(source_copy: Path, postgresql_url: str) -> None:
+    """prefect's URL on the corpus (postgresql+asyncpg://): the catalog reads' parameters
+    typed by asyncpg the way the server infers them."""
+    cli = project(source_copy, TO_BIGINT)
+    gadgets_with_rows(cli, postgresql_url)
+    asyncpg = postgresql_url.replace("postgresql+psycopg://", "postgresql+asyncpg://", 1)
+    (rev,) = planned(cli("--url", asyncpg, "plan", "--json"))["revisions"]
+    assert rev["tables"]["gadget"]["rows"] == ROWS and rev["tables"]["gadget"]["bytes"] > 0
+    assert rev["verdict"] == "blocking" and rev["rewrites"] == ["gadget"]

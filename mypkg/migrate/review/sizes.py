@@ -55,7 +55,9 @@ def _postgresql(connection: Connection, names: list[str], lock_timeout: float) -
         "AND c.relname = ANY(:names)"), {"names": names}).all()
     quote = connection.dialect.identifier_preparer.quote
     for name, estimate, oid in rows:
-        size = _bounded(connection, "SELECT pg_total_relation_size(:oid)", {"oid": oid})
+        # The oid compared with a column, never cast by the driver: asyncpg types $1 regclass there.
+        size = _bounded(connection, "SELECT pg_total_relation_size(c.oid) FROM pg_class c WHERE c.oid = :oid",
+                        {"oid": oid})
         if estimate is not None and estimate >= 0:
             found[name] = TableSize(int(estimate), size, estimated=True)
             continue
