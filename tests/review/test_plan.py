@@ -99,6 +99,8 @@ def test_a_table_never_analyzed_is_counted_and_the_text_says_the_verdict(source_
     assert f"  verdict: blocking: rewrites gadget ({ROWS:,} rows, " in text.stdout
     assert "      gadget AccessExclusiveLock; rewrites gadget\n" in text.stdout
     assert text.stdout.splitlines()[-1].endswith(f"at {GADGET}, to head: 1 revision(s) pending; verdict: blocking")
+    for gate, code in (("fails", 0), ("blocking", 1), ("brief", 1)):  # a CI gate: this verdict or worse
+        assert cli("--url", postgresql_url, "plan", "--fail-on", gate, "-q").returncode == code, gate
 
 
 def test_an_index_blocks_writes_and_one_built_concurrently_does_not(source_copy: Path, postgresql_url: str) -> None:

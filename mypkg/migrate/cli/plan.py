@@ -24,6 +24,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", action="store_true", help="the plan as Markdown, for a pull request's comment")
     parser.add_argument("--out", metavar="FILE", type=types.not_blank,
                         help="also save the plan (JSON, readable by you alone) for: upgrade --plan FILE")
+    parser.add_argument("--fail-on", choices=("brief", "blocking", "fails"), default=None, metavar="VERDICT",
+                        help="exit 1 when a revision's verdict is this or worse (brief, blocking, fails): a CI gate; "
+                        "by default the plan is for reading and exits 0")
     parser.add_argument("--lock-timeout", type=types.seconds, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
                         help="wait this long for a lock (the scratch copy's, a table's size), then fail or leave "
                         f"that size unknown; default {DEFAULT_LOCK_TIMEOUT:g}")
@@ -43,9 +46,13 @@ def plan(args: argparse.Namespace, out: Output) -> ExitCode:
             print(f"{PROG}: plan saved to {saved}; apply exactly it with: {PROG} upgrade --plan {saved}",
                   file=sys.stderr, flush=True)
     payload = planfile.as_dict(found)
+    from ..results import VERDICTS
+
+    gated = args.fail_on is not None and VERDICTS.index(found.verdict) >= VERDICTS.index(args.fail_on)
+    code = ExitCode.FAILURE if gated else ExitCode.OK
     if args.markdown:
         out.result(markdown(payload, size_text))
-        return ExitCode.OK
+        return code
 
     def text() -> None:
         for rev in found.revisions:
@@ -66,7 +73,7 @@ def plan(args: argparse.Namespace, out: Output) -> ExitCode:
                    f"verdict: {found.verdict}")
 
     out.data(payload, text)
-    return ExitCode.OK
+    return code
 
 
 def _shortened(sql: str, longest: int = 160) -> str:
