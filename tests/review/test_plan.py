@@ -439,3 +439,16 @@ def test_an_asyncpg_url_is_planned_as_the_sync_one(source_copy: Path, postgresql
     (rev,) = planned(cli("--url", asyncpg, "plan", "--json"))["revisions"]
     assert rev["tables"]["gadget"]["rows"] == ROWS and rev["tables"]["gadget"]["bytes"] > 0
     assert rev["verdict"] == "blocking" and rev["rewrites"] == ["gadget"]
+
+
+def test_a_revision_that_fails_on_the_copy_is_planned_as_failing_and_nothing_after_it(
+        source_copy: Path, sqlite_url: str) -> None:
+    cli = project(source_copy, change('    op.execute("INSERT INTO no_such_table VALUES (1)")', "    pass"))
+    assert cli("--url", sqlite_url, "upgrade", HEAD).returncode == 0
+    plan = planned(cli("--url", sqlite_url, "plan", "--json"))
+    created, failing = plan["revisions"]
+    assert (created["revision"], created["verdict"], created["created"]) == (GADGET, "ok", ["gadget"])
+    assert (failing["revision"], failing["verdict"], plan["verdict"]) == (CHANGE, "fails", "fails")
+    assert failing["why"].startswith("fails on a copy of the schema: ") and "no_such_table" in failing["why"]
+    assert f"the revisions after {CHANGE} are not planned: it fails before them" in plan["notes"]
+    assert cli("--url", sqlite_url, "current").stdout.split()[0] == HEAD  # the database untouched

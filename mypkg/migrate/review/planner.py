@@ -59,7 +59,11 @@ def plan(target: Target = None, revision: str = "head", *, lock_timeout: float =
     failure: tuple[Any, str] | None = None
     with _scratch(db) as scratch:
         for head in current:
-            _run(scratch, head, use_checkpoints=True, lock_timeout=lock_timeout)
+            try:
+                _run(scratch, head, use_checkpoints=True, lock_timeout=lock_timeout)
+            except MigrateError as exc:
+                raise MigrateError(f"no plan: the scratch copy cannot be built up to {head}, where the database is: "
+                                   f"{exc}") from exc
         for script in pending:
             watch = Watch(dialect)
             try:
@@ -109,7 +113,8 @@ def _revision(script: Any, statements: list[Any], locks: dict[str, str], rewrite
     from ..history.phases import of_every
     from ..runtime.integrity import file_checksum
 
-    return PlannedRevision(script.revision, (script.doc or "").strip().splitlines()[0] if script.doc else "",
+    said = (script.doc or "").strip().splitlines()  # a blank message (neutron's) is no first line
+    return PlannedRevision(script.revision, said[0] if said else "",
                            file_checksum(script.path), statements, locks, rewrites, created, tables, lint, verdict,
                            why, of_every(load_manifest()).get(script.revision, "pre"))
 
