@@ -368,5 +368,5 @@ def offline_sql(
 # An asyncio application's postgresql+asyncpg:// URL: each command that connects runs its sync
 # code in SQLAlchemy's greenlet bridge (database/bridge.py), the CLI's and a program's calls alike.
 for _name in ("upgrade", "downgrade", "current", "status", "wait_for_head", "stamp", "repair",
-              "realign_checksums", "check", "verify", "applied_history", "roundtrip", "plan"):
+              "realign_checksums", "check", "drift", "verify", "applied_history", "roundtrip", "plan"):
     globals()[_name] = for_async_drivers(globals()[_name])

@@ -439,6 +439,8 @@ def test_an_asyncpg_url_is_planned_as_the_sync_one(source_copy: Path, postgresql
     (rev,) = planned(cli("--url", asyncpg, "plan", "--json"))["revisions"]
     assert rev["tables"]["gadget"]["rows"] == ROWS and rev["tables"]["gadget"]["bytes"] > 0
     assert rev["verdict"] == "blocking" and rev["rewrites"] == ["gadget"]
+    drift = cli("--url", asyncpg, "drift")  # drift on it too (it was never bridged)
+    assert drift.returncode == 0 and drift.stdout.endswith(f"no drift from the schema {GADGET} builds\n"), drift.stderr
 
 
 def test_a_revision_that_fails_on_the_copy_is_planned_as_failing_and_nothing_after_it(
