@@ -454,3 +454,34 @@ def test_a_revision_that_fails_on_the_copy_is_planned_as_failing_and_nothing_aft
     assert failing["why"].startswith("fails on a copy of the schema: ") and "no_such_table" in failing["why"]
     assert f"the revisions after {CHANGE} are not planned: it fails before them" in plan["notes"]
     assert cli("--url", sqlite_url, "current").stdout.split()[0] == HEAD  # the database untouched
+
+
+def test_a_role_without_createdb_plans_and_drifts_in_a_scratch_schema(source_copy: Path, postgresql_url: str) -> None:
+    """The database's owner, no CREATEDB: the scratch copy is a schema in its database
+    (dropped afterwards), for plan and drift alike."""
+    import uuid
+
+    role = f"planner_{uuid.uuid4().hex[:8]}"
+    name = sa.engine.make_url(postgresql_url).database
+    engine = engine_for(postgresql_url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN NOCREATEDB')
+        connection.exec_driver_sql(f'ALTER DATABASE "{name}" OWNER TO "{role}"')
+        connection.exec_driver_sql(f'ALTER SCHEMA public OWNER TO "{role}"')
+    engine.dispose()
+    as_role = postgresql_url.replace("postgres@", f"{role}@", 1)
+    cli = project(source_copy, TO_BIGINT)
+    gadgets_with_rows(cli, as_role)
+    (rev,) = planned(cli("--url", as_role, "plan", "--json"))["revisions"]
+    assert rev["locks"] == {"gadget": "AccessExclusiveLock"} and rev["rewrites"] == ["gadget"]
+    assert cli("--url", as_role, "drift").returncode == 0
+    assert not any(found.startswith("mypkg_") for found in schemas(postgresql_url))  # every scratch schema dropped
+    engine = engine_for(postgresql_url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        assert not connection.scalar(sa.text("SELECT count(*) FROM pg_database WHERE datname LIKE 'mypkg%'"))
+        connection.exec_driver_sql(f'ALTER DATABASE "{name}" OWNER TO postgres')
+        connection.exec_driver_sql("ALTER SCHEMA public OWNER TO postgres")
+        connection.exec_driver_sql(f'REASSIGN OWNED BY "{role}" TO postgres')
+        connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
+        connection.exec_driver_sql(f'DROP ROLE "{role}"')
+    engine.dispose()
