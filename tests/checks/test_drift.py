@@ -108,3 +108,24 @@ def test_a_fleet_of_fifty_tenants_names_the_three_that_drifted(cli: Cli, postgre
     assert "extra index note.ix_by_hand" in drifted["tenant_07"] and "missing table note" in drifted["tenant_21"]
     assert "modify_type my_table.name" in drifted["tenant_42"]
     assert report["summary"]["drifted"] == 3 and report["summary"]["unchanged"] == 47
+
+
+def test_an_expression_index_sorted_desc_is_no_drift_until_it_changes(source_copy: Path, postgresql_url: str) -> None:
+    """prefect's ``coalesce(start_time, expected_start_time) DESC`` on the corpus: SQLAlchemy's
+    reflection drops the DESC that Alembic's keeps, so autogenerate's compare reported it
+    missing and extra at once; the server's own definitions are compared instead."""
+    from tests.checks.test_roundtrip import CHANGE, change, project
+
+    cli = project(source_copy, change(
+        '    op.create_index("ix_gadget_weight_desc", "gadget", [sa.text("coalesce(weight, 0) DESC")])',
+        '    op.drop_index("ix_gadget_weight_desc", "gadget")'))
+    assert cli("--url", postgresql_url, "upgrade").returncode == 0
+    clean = cli("--url", postgresql_url, "drift")
+    assert clean.returncode == 0 and clean.stdout.endswith(f"no drift from the schema {CHANGE} builds\n"), clean.stdout
+    by_hand(postgresql_url, "DROP INDEX ix_gadget_weight_desc",
+            "CREATE INDEX ix_gadget_weight_desc ON gadget (coalesce(weight, 0))")  # the same name, ascending
+    drifted = cli("--url", postgresql_url, "drift")
+    assert drifted.returncode == 1, drifted.stdout
+    assert ("drift: changed index gadget.ix_gadget_weight_desc: database CREATE INDEX ix_gadget_weight_desc ON gadget "
+            "USING btree (COALESCE(weight, 0)), revision CREATE INDEX ix_gadget_weight_desc ON gadget USING btree "
+            "(COALESCE(weight, 0) DESC)\n") in drifted.stdout

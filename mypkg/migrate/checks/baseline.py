@@ -20,6 +20,7 @@ from ..database.ledger import RUNNER_TABLES
 from ..errors import MigrateError, UsageError
 from ..history import scripts
 from ..identity import SCRATCH_PREFIX
+from .compare import INDEX_DEFINITIONS, index_definitions
 from .compare import differences as compare_with
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ def _build_and_reflect(url: Any, revision: str | tuple[str, ...]) -> sa.MetaData
             _upgrade_into(scratch, revision)
             reflected = sa.MetaData()
             reflected.reflect(scratch)
+            if scratch.dialect.name == "postgresql":
+                reflected.info[INDEX_DEFINITIONS] = index_definitions(scratch)
         return reflected
     finally:
         engine.dispose()
@@ -93,7 +96,7 @@ def _postgresql_scratch_schema(connection: Connection, revision: str | tuple[str
                 in_schema = sa.MetaData()
                 in_schema.reflect(scratch, schema=schema)
                 # Compared as if in the default schema, where the real tables are.
-                reflected = sa.MetaData()
+                reflected = sa.MetaData(info={INDEX_DEFINITIONS: index_definitions(scratch)})
                 for table in in_schema.sorted_tables:
                     table.to_metadata(
                         reflected, schema=None, referred_schema_fn=lambda *_args: sa.schema.BLANK_SCHEMA
