@@ -485,3 +485,24 @@ def test_a_role_without_createdb_plans_and_drifts_in_a_scratch_schema(source_cop
         connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
         connection.exec_driver_sql(f'DROP ROLE "{role}"')
     engine.dispose()
+
+
+def test_a_table_locked_by_another_session_is_sized_unknown_within_the_lock_timeout(
+        source_copy: Path, postgresql_url: str) -> None:
+    """An application's ALTER holds gadget: the plan's size read waits --lock-timeout, no
+    longer, tells the size unknown, and weighs it as rows."""
+    import time
+
+    cli = project(source_copy, TO_BIGINT)
+    gadgets_with_rows(cli, postgresql_url)
+    engine = engine_for(postgresql_url)
+    with engine.connect() as holder:
+        holder.exec_driver_sql("LOCK TABLE gadget IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        done = cli("--url", postgresql_url, "plan", "--json", "--lock-timeout", "1")
+        took = time.monotonic() - started
+        holder.rollback()
+    engine.dispose()
+    (rev,) = planned(done)["revisions"]
+    assert rev["tables"]["gadget"]["bytes"] is None and rev["verdict"] == "blocking"
+    assert took < 20, took  # bounded: one second per read, not the holder's whole transaction
