@@ -506,3 +506,26 @@ def test_a_table_locked_by_another_session_is_sized_unknown_within_the_lock_time
     (rev,) = planned(done)["revisions"]
     assert rev["tables"]["gadget"]["bytes"] is None and rev["verdict"] == "blocking"
     assert took < 20, took  # bounded: one second per read, not the holder's whole transaction
+
+
+def test_through_a_transaction_pooler_the_plan_reads_the_locks_of_its_own_session(
+        source_copy: Path, postgresql_url: str, pg_server: object) -> None:
+    """pgbouncer in transaction mode: each statement's lock is read in the same transaction,
+    so on the same server session; the scratch database is reached through the pooler too."""
+    from tests.servers.pgbouncer import PgBouncer
+    from tests.servers.postgresql import database_name
+
+    cli = project(source_copy, TO_BIGINT)
+    gadgets_with_rows(cli, postgresql_url)
+    bouncer = PgBouncer(pg_server, "transaction").start()  # type: ignore[arg-type]
+    try:
+        pooled = bouncer.url(database_name(postgresql_url))
+        (rev,) = planned(cli("--url", pooled, "plan", "--json"))["revisions"]
+        assert rev["locks"] == {"gadget": "AccessExclusiveLock"} and rev["rewrites"] == ["gadget"]
+        assert rev["tables"]["gadget"]["rows"] == ROWS and rev["verdict"] == "blocking"
+        path = Path(str(source_copy)) / "plan.json"
+        assert cli("--url", pooled, "plan", "--out", str(path), "-q").returncode == 0
+        applied = cli("--url", pooled, "upgrade", "--plan", str(path))
+        assert applied.returncode == 0, applied.stderr
+    finally:
+        bouncer.stop()
