@@ -42,13 +42,25 @@ def _upgrade_into(connection: Connection, revision: str | tuple[str, ...]) -> No
 
 
 def _build_and_reflect(url: Any, revision: str | tuple[str, ...]) -> sa.MetaData:
-    """Run the shipped migrations up to ``revision`` into the empty database at ``url``."""
+    """Build ``revision``'s schema in the empty database at ``url`` as an upgrade builds a
+    new database: through the newest checkpoint it passes, then the revisions after it (a
+    history whose oldest scripts were retired, or no longer import, has no replay from
+    base). The run is not the command's: no listener hears it."""
     import sqlalchemy as sa
 
+    from .. import events
+    from ..database.settings import DEFAULT_LOCK_TIMEOUT
+    from ..database.target import resolve
+    from ..runtime import runner
+
+    with events.only():
+        for each in (revision,) if isinstance(revision, str) else revision:  # each head of several
+            if each != "base":
+                runner.run("upgrade", resolve(url), each, on_applied=None, lock_timeout=DEFAULT_LOCK_TIMEOUT,
+                           statement_lock_timeout=None, on_wait=None, use_checkpoints=True)
     engine = connections.create_engine(url, for_migrations=True)
     try:
         with engine.connect() as scratch:
-            _upgrade_into(scratch, revision)
             reflected = sa.MetaData()
             reflected.reflect(scratch)
             if scratch.dialect.name == "postgresql":

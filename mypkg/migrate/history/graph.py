@@ -50,7 +50,12 @@ def require_known(current: Sequence[str], where: str,
             f"the version table of {where} holds an empty revision id (written by hand?): say "
             f"which revision its schema is: {COMMAND} stamp REV (the schema is checked first)"
         )
-    unknown = [rev for rev in current if script(rev) is None]
+    from .manifest import load
+
+    # Read from the manifest, importing no script: a history whose oldest scripts no longer
+    # import (kept behind a checkpoint) still knows where its database is.
+    shipped = load().by_id
+    unknown = [rev for rev in current if rev not in shipped and script(rev) is None]  # a prefix: Alembic's way
     from .checkpoints import retired
 
     gone = retired() if unknown else {}  # read only when needed: a checkpoint file can be large
@@ -98,6 +103,10 @@ def require_revision(revision: str) -> None:
         return
     from alembic.util import CommandError
 
+    from .manifest import load
+
+    if revision in load().by_id:  # a whole id the manifest names: known without importing a script
+        return
     try:
         found = scripts.script_directory().get_revisions(revision)
     except CommandError as exc:
