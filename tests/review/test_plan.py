@@ -118,6 +118,20 @@ def test_an_index_blocks_writes_and_one_built_concurrently_does_not(source_copy:
     assert (rev["verdict"], rev["rewrites"]) == ("ok", [])
 
 
+def test_an_index_dropped_concurrently_is_named_with_its_table(source_copy: Path, postgresql_url: str) -> None:
+    """DROP INDEX CONCURRENTLY names the index alone: its table is looked up before it runs."""
+    cli = project(source_copy, change(
+        '    with op.get_context().autocommit_block():\n'
+        '        op.drop_index("ix_note_my_table_id", "note", postgresql_concurrently=True)',
+        '    op.create_index("ix_note_my_table_id", "note", ["my_table_id"])'))
+    assert cli("--url", postgresql_url, "upgrade", GADGET).returncode == 0
+    (rev,) = planned(cli("--url", postgresql_url, "plan", "--json"))["revisions"]
+    (statement,) = rev["statements"]
+    assert statement["sql"] == "DROP INDEX CONCURRENTLY ix_note_my_table_id"
+    assert statement["locks"] == {"note": "ShareUpdateExclusiveLock"} and statement["outside_transaction"]
+    assert rev["verdict"] == "ok"
+
+
 def test_the_shipped_history_a_brief_widening_a_blocking_unique_constraint_an_online_index(
         cli: Cli, postgresql_url: str) -> None:
     """The varchar widening takes AccessExclusiveLock and rewrites nothing (roundtrip --report's
@@ -428,6 +442,8 @@ def test_a_sqlite_rebuild_whose_copy_lands_on_a_lower_page_is_still_a_rewrite(so
     engine.dispose()
     (rev,) = planned(cli("--url", sqlite_url, "plan", "--json"))["revisions"]
     assert rev["rewrites"] == ["gadget2"] and rev["verdict"] == "blocking", rev
+    renamed = rev["statements"][-1]  # the copy renamed into place: where the statement sees it
+    assert renamed["sql"] == "ALTER TABLE _alembic_tmp_gadget2 RENAME TO gadget2" and renamed["rewrites"] == ["gadget2"]
 
 
 def test_an_asyncpg_url_is_planned_as_the_sync_one(source_copy: Path, postgresql_url: str) -> None:
@@ -475,6 +491,9 @@ def test_a_role_without_createdb_plans_and_drifts_in_a_scratch_schema(source_cop
     (rev,) = planned(cli("--url", as_role, "plan", "--json"))["revisions"]
     assert rev["locks"] == {"gadget": "AccessExclusiveLock"} and rev["rewrites"] == ["gadget"]
     assert cli("--url", as_role, "drift").returncode == 0
+    # A new tenant's schema: the scratch schema the runner makes is not the first revision's work.
+    fresh = planned(cli("--url", as_role, "--schema", "tenant_new", "plan", "--json"))
+    assert fresh["revisions"][0]["statements"][0]["sql"].startswith("CREATE TABLE my_table"), fresh["revisions"][0]
     assert not any(found.startswith("mypkg_") for found in schemas(postgresql_url))  # every scratch schema dropped
     engine = engine_for(postgresql_url)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
