@@ -546,5 +546,10 @@ def test_through_a_transaction_pooler_the_plan_reads_the_locks_of_its_own_sessio
         assert cli("--url", pooled, "plan", "--out", str(path), "-q").returncode == 0
         applied = cli("--url", pooled, "upgrade", "--plan", str(path))
         assert applied.returncode == 0, applied.stderr
+        # The pooler kept server sessions open on each scratch database: dropped all the same.
+        engine = engine_for(postgresql_url)
+        with engine.connect() as connection:
+            assert connection.scalar(sa.text("SELECT count(*) FROM pg_database WHERE datname LIKE 'mypkg%'")) == 0
+        engine.dispose()
     finally:
         bouncer.stop()
