@@ -298,6 +298,9 @@ def test_nothing_pending_an_empty_database_and_bad_input(cli: Cli, sqlite_url: s
     logged = cli("--url", sqlite_url, "--log-format", "json", "plan")
     events = [json.loads(line)["event"] for line in logged.stderr.splitlines()]
     assert events == ["command.start", "command.end"], logged.stderr  # the scratch copy's runs are not the command's
+    assert cli("--url", sqlite_url, "upgrade", "cdc55a093c1f").returncode == 0
+    read_only = planned(cli("--url", sqlite_url + "?mode=ro", "plan", "--json"))  # plan only reads it
+    assert [rev["revision"] for rev in read_only["revisions"]][-1] == HEAD
     assert cli("--url", sqlite_url, "upgrade").returncode == 0
     done = cli("--url", sqlite_url, "plan")
     assert done.returncode == 0 and done.stdout.endswith("nothing pending; verdict: ok\n"), done.stdout
