@@ -121,8 +121,8 @@ def upgrade(
     if plan is not None:
         from .review import planfile
 
-        revision, reviewed = planfile.prepare(planfile.load(plan), resolve(with_schema(target, schema)), plan, revision,
-                                              baseline or only or without or phase)
+        revision, phase, reviewed = planfile.prepare(planfile.load(plan), resolve(with_schema(target, schema)), plan,
+                                                     revision, baseline or only or without or phase)
     if revision == "head" and len(load_manifest().heads) > 1:  # the manifest: no need for Alembic's graph
         revision = "heads"  # several unmerged branches: all of them, as Django and Flyway do
     target = with_schema(target, schema)

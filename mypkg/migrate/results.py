@@ -235,6 +235,9 @@ class Plan(NamedTuple):
     destination: str  #: the revision asked for (an id, head or heads)
     revisions: list[PlannedRevision]
     notes: list[str]
+    #: ``pre``: the pending pre-deploy revisions only (a rolling deploy's first step); ``post``:
+    #: the rest; None: every pending revision (docs/deploying.md)
+    phase: str | None = None
 
     @property
     def verdict(self) -> str:

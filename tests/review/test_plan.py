@@ -573,3 +573,30 @@ def test_sizes_read_as_people_write_them(rows: int | None, size: int | None, est
     from mypkg.migrate.review.verdict import size_text
 
     assert size_text(TableSize(rows, size, estimated)) == shown
+
+
+def test_a_rolling_deploy_is_planned_and_applied_phase_by_phase(source_copy: Path, sqlite_url: str,
+                                                                 tmp_path: Path) -> None:
+    """plan --phase pre: what runs while the old release still serves; its file applies that
+    phase alone; then plan --phase post for the rest."""
+    from tests.runtime.test_phases import add
+
+    add(source_copy, "b0000000e001", HEAD)
+    add(source_copy, "b0000000c001", "b0000000e001", phase="post")
+    cli = Cli(source_copy, {"PYTHONPATH": str(source_copy)})
+    assert cli("--url", sqlite_url, "upgrade", HEAD).returncode == 0
+    pre, post = tmp_path / "pre.json", tmp_path / "post.json"
+    first = planned(cli("--url", sqlite_url, "plan", "--phase", "pre", "--out", str(pre), "--json"))
+    assert (first["phase"], [rev["revision"] for rev in first["revisions"]]) == ("pre", ["b0000000e001"])
+    everything = planned(cli("--url", sqlite_url, "plan", "--json"))
+    assert [rev["revision"] for rev in everything["revisions"]] == ["b0000000e001", "b0000000c001"]
+    applied = cli("--url", sqlite_url, "upgrade", "--plan", str(pre))
+    assert applied.returncode == 0, applied.stderr
+    assert cli("--url", sqlite_url, "current").stdout.split()[0] == "b0000000e001"  # the pre phase alone
+    second = planned(cli("--url", sqlite_url, "plan", "--phase", "post", "--out", str(post), "--json"))
+    assert [rev["revision"] for rev in second["revisions"]] == ["b0000000c001"] and second["revisions"][0]["phase"] == "post"
+    assert cli("--url", sqlite_url, "upgrade", "--plan", str(post)).returncode == 0
+    assert cli("--url", sqlite_url, "current").stdout.split()[0] == "b0000000c001"
+    text = cli("--url", sqlite_url, "plan", "--phase", "pre")
+    assert text.stdout.endswith("to head (--phase pre): nothing pending; verdict: ok\n"), text.stdout
+    assert cli("--url", sqlite_url, "plan", HEAD, "--phase", "pre").returncode == 2

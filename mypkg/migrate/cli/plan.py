@@ -22,6 +22,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("revision", nargs="?", default="head", metavar="REV",
                         help="the revision to plan the upgrade to (default: head, every head if several)")
     parser.add_argument("--markdown", action="store_true", help="the plan as Markdown, for a pull request's comment")
+    parser.add_argument("--phase", choices=("pre", "post"), default=None,
+                        help="a rolling deploy's phase (docs/deploying.md): pre, what upgrade --phase pre would run; "
+                        "post, the rest; upgrade --plan then runs that phase")
     parser.add_argument("--out", metavar="FILE", type=types.not_blank,
                         help="also save the plan (JSON, readable by you alone) for: upgrade --plan FILE")
     parser.add_argument("--fail-on", choices=("brief", "blocking", "fails"), default=None, metavar="VERDICT",
@@ -39,7 +42,7 @@ def plan(args: argparse.Namespace, out: Output) -> ExitCode:
 
     if args.markdown and args.json:
         raise UsageError("--markdown and --json each print the plan: give one")
-    found = commands.plan(args.url, args.revision, lock_timeout=args.lock_timeout)
+    found = commands.plan(args.url, args.revision, lock_timeout=args.lock_timeout, phase=args.phase)
     if args.out:
         saved = planfile.save(found, args.out)
         if not args.quiet:
@@ -69,7 +72,8 @@ def plan(args: argparse.Namespace, out: Output) -> ExitCode:
         for note in found.notes:
             out.line(f"note: {note}")
         count = f"{len(found.revisions)} revision(s) pending" if found.revisions else "nothing pending"
-        out.result(f"{found.database} at {short(found.current)}, to {found.destination}: {count}; "
+        phase = f" (--phase {found.phase})" if found.phase else ""
+        out.result(f"{found.database} at {short(found.current)}, to {found.destination}{phase}: {count}; "
                    f"verdict: {found.verdict}")
 
     out.data(payload, text)

@@ -34,7 +34,7 @@ def as_dict(plan: Plan) -> dict[str, Any]:
     """The plan as ``plan --json`` prints it and ``plan --out`` saves it."""
     return {
         "database": plan.database, "dialect": plan.dialect, "current": list(plan.current),
-        "revision": plan.destination, "verdict": plan.verdict, "notes": list(plan.notes),
+        "revision": plan.destination, "phase": plan.phase, "verdict": plan.verdict, "notes": list(plan.notes),
         "revisions": [{
             **{key: value for key, value in rev._asdict().items() if key not in ("statements", "tables", "rewrites",
                                                                                     "created")},
@@ -85,9 +85,9 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def prepare(payload: dict[str, Any], db: Database, path: str, revision: str = "head",
-            choosing: object = None) -> tuple[str, Callable[..., None]]:
-    """The revision the plan upgrades to, and the check the runner makes under the
-    migration lock (the database's revision and its pending revisions as reviewed).
+            choosing: object = None) -> tuple[str, str | None, Callable[..., None]]:
+    """The revision the plan upgrades to, its deploy phase, and the check the runner makes
+    under the migration lock (the database's revision and its pending revisions as reviewed).
     ``revision``, ``choosing`` (a baseline, a phase, plugins): what the caller asked for
     besides the plan, which chooses the revisions itself.
 
@@ -126,7 +126,8 @@ def prepare(payload: dict[str, Any], db: Database, path: str, revision: str = "h
             raise MigrateError(f"{db.masked} would run {', '.join(now) or 'nothing'}; the plan {path} reviewed "
                                f"{', '.join(reviewed) or 'nothing'}; nothing run: make and review a new plan")
 
-    return str(payload.get("revision") or "head"), as_reviewed
+    phase = payload.get("phase")
+    return str(payload.get("revision") or "head"), phase if phase in ("pre", "post") else None, as_reviewed
 
 
 def _at(revisions: Sequence[str]) -> str:

@@ -35,26 +35,33 @@ if TYPE_CHECKING:
 
 
 def plan(target: Target = None, revision: str = "head", *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-         lint: bool = True) -> Plan:
+         lint: bool = True, phase: str | None = None) -> Plan:
     """What upgrading ``target`` to ``revision`` will do: for each pending revision its
     statements, the lock each takes on which table, the tables it rewrites, their sizes,
     lint's findings and a verdict (:data:`~.results.VERDICTS`). ``lock_timeout`` bounds every
-    wait (the scratch copy's migration lock, a table size's read).
+    wait (the scratch copy's migration lock, a table size's read). ``phase``: ``pre``, what
+    ``upgrade --phase pre`` would run (the pending pre-deploy revisions); ``post``, the rest.
 
     :raises UsageError: unknown revision, a revision behind the database's.
     :raises MigrateError: unreachable, at a revision this package does not ship, or the
         scratch copy cannot be made (no right to create a schema or database there).
     """
+    from ..history import branches, phases
+
+    branches.require_phase(phase, revision, None)
     db = resolve(target)
     connections.check_sqlite_file(db, will_write=False)
     current = _current(db)
     if revision == "head" and len(load_manifest().heads) > 1:
         revision = "heads"  # as upgrade reads it
-    pending = graph.planned(current, revision, "upgrade", strict=True)
+    # As the runner reads it: an empty database takes every revision whatever the phase.
+    destination = phases.pre_deploy_destination(load_manifest(), current) if phase == phases.PRE and current \
+        else revision
+    pending = graph.planned(current, destination, "upgrade", strict=True)
     dialect = "mysql" if db.is_mysql else db.backend
     notes = [] if current else ["the database is empty: no table has rows, nothing waits on this upgrade"]
     if not pending:
-        return Plan(db.masked, dialect, current, revision, [], notes)
+        return Plan(db.masked, dialect, current, revision, [], notes, phase)
     watched: list[tuple[Any, Watch]] = []
     failure: tuple[Any, str] | None = None
     with _scratch(db) as scratch:
@@ -87,7 +94,7 @@ def plan(target: Target = None, revision: str = "head", *, lock_timeout: float =
         revisions.append(_revision(script, [], {}, (), (), {}, findings.get(script.revision, []), "fails",
                                    f"fails on a copy of the schema: {error}"))
         notes.append(f"the revisions after {script.revision} are not planned: it fails before them")
-    return Plan(db.masked, dialect, current, revision, revisions, notes)
+    return Plan(db.masked, dialect, current, revision, revisions, notes, phase)
 
 
 def _current(db: Database) -> tuple[str, ...]:

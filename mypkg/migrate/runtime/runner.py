@@ -86,14 +86,14 @@ def run(
         if db.is_mysql:
             checkpoint.recover_interrupted(connection, before)
             repair.refuse_while_partial(connection, db)
-        if reviewed is not None:
-            reviewed(tuple(before), graph.planned(before, revision, direction, strict=True))
         if direction == "upgrade" and not before:
             before = _adopt_or_refuse(connection, db, adopt)
         if direction == "upgrade" and not ignore_checksums:
             integrity.refuse_on_problems(connection, before, db)
         if phase == phases.PRE and before:  # an empty database runs no release yet: it takes all
             revision = phases.pre_deploy_destination(load_manifest(), before)  # type: ignore[assignment]
+        if reviewed is not None:  # nothing written yet: the baseline a plan refuses is its only writer above
+            reviewed(tuple(before), graph.planned(before, revision, direction, strict=True))
         fresh = checkpoint.route(connection, revision) if direction == "upgrade" and not before and use_checkpoints \
             else None
         if fresh is not None:  # Alembic needs only the revisions after the checkpoint
