@@ -248,6 +248,9 @@ def test_a_plan_is_refused_when_the_revision_went_on_by_a_migration_between(
     assert cli("--url", sqlite_url, "upgrade", HEAD).returncode == 0
     path = tmp_path / "plan.json"
     assert cli("--url", sqlite_url, "plan", "--out", str(path), "-q").returncode == 0
+    for choosing in (["--baseline", HEAD], ["--phase", "pre"], ["--only", "mypkg"], ["--without", "audit"]):
+        both = cli("--url", sqlite_url, "upgrade", "--plan", str(path), *choosing)  # the plan chooses the revisions
+        assert both.returncode == 2 and "--plan runs the revisions the plan reviewed" in both.stderr, (choosing, both.stderr)
     assert cli("--url", sqlite_url, "upgrade", GADGET).returncode == 0
     moved = cli("--url", sqlite_url, "upgrade", "--plan", str(path))
     assert moved.returncode == 1 and f"is at {GADGET} (another migrator moved it)" in moved.stderr, moved.stderr
