@@ -603,3 +603,12 @@ def test_a_rolling_deploy_is_planned_and_applied_phase_by_phase(source_copy: Pat
     text = cli("--url", sqlite_url, "plan", "--phase", "pre")
     assert text.stdout.endswith("to head (--phase pre): nothing pending; verdict: ok\n"), text.stdout
     assert cli("--url", sqlite_url, "plan", HEAD, "--phase", "pre").returncode == 2
+
+
+def test_a_plan_to_a_revision_short_of_head_applies_up_to_it(cli: Cli, sqlite_url: str, tmp_path: Path) -> None:
+    assert cli("--url", sqlite_url, "upgrade", "1c639967c1b5").returncode == 0
+    path = tmp_path / "plan.json"
+    assert cli("--url", sqlite_url, "plan", "cdc55a093c1f", "--out", str(path), "-q").returncode == 0
+    applied = cli("--url", sqlite_url, "upgrade", "--plan", str(path))
+    assert applied.returncode == 0, applied.stderr
+    assert cli("--url", sqlite_url, "current").stdout.split()[0] == "cdc55a093c1f"  # not head
