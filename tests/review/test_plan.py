@@ -306,6 +306,8 @@ def test_nothing_pending_an_empty_database_and_bad_input(cli: Cli, sqlite_url: s
     assert events == ["command.start", "command.end"], logged.stderr  # the scratch copy's runs are not the command's
     assert cli("--url", sqlite_url, "upgrade", "cdc55a093c1f").returncode == 0
     read_only = planned(cli("--url", sqlite_url + "?mode=ro", "plan", "--json"))  # plan only reads it
+    logged = cli("--url", sqlite_url, "--log-format", "json", "plan")  # its copy built up to there: not logged
+    assert [json.loads(line)["event"] for line in logged.stderr.splitlines()] == ["command.start", "command.end"]
     assert [rev["revision"] for rev in read_only["revisions"]][-1] == HEAD
     assert cli("--url", sqlite_url, "upgrade").returncode == 0
     done = cli("--url", sqlite_url, "plan")

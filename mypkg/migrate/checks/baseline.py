@@ -1,9 +1,10 @@
 """Safe baseline: before ``stamp`` records a revision, check the schema really is that revision's.
 
-A scratch copy of the schema at that revision is built by running the shipped
-migrations into an empty place of the same dialect (a temporary SQLite file; a
-temporary PostgreSQL schema in the same database, dropped afterwards), reflected, and
-compared with the real database by Alembic's autogenerate compare.
+A scratch copy of the schema at that revision is built as an upgrade builds a new
+database (through the newest checkpoint on the way) in an empty place of the same dialect
+(a temporary SQLite file; a temporary PostgreSQL database holding the target's extensions,
+else a schema in the target's; a MySQL database on the same server, dropped afterwards),
+reflected, and compared with the real database by Alembic's autogenerate compare.
 """
 
 from __future__ import annotations
@@ -140,8 +141,7 @@ def differences(connection: Connection, revision: str | tuple[str, ...], *, agai
     """How the database's schema differs from the schema ``revision`` (or each of several
     heads) builds; [] if equal. ``against``: the comparison's words (:func:`.compare.render`).
 
-    The scratch schema is built by the same dialect: a temporary SQLite file, a temporary
-    PostgreSQL schema, or a temporary MySQL/MariaDB database on the same server.
+    The scratch schema is built by the same dialect (the module's docstring says where).
     """
     dialect = connection.dialect
     # What the scratch schema depends on: the dialect and its server (MariaDB or MySQL, which
@@ -170,9 +170,8 @@ _BUILT: dict[tuple[Any, ...], sa.MetaData] = {}
 
 def drift(target: Any = None) -> Drift:
     """Whether the database is what its applied revision says: its live schema against the
-    schema that revision builds (at any revision, head or not), built by replaying the
-    shipped revisions into a scratch place of the same kind (:func:`differences`); every
-    difference one line (``extra index note.ix_by_hand``, ``missing table audit``,
+    schema that revision builds (at any revision, head or not), built in a scratch place of
+    the same kind (:func:`differences`); every difference one line (``extra index note.ix_by_hand``, ``missing table audit``,
     ``modify_type note.body: database VARCHAR(length=20), revision TEXT()``). Writes nothing
     to the database but the scratch place (a temporary schema or database, dropped).
 

@@ -39,17 +39,18 @@ def _replay(db: Database, revision: str, *, use_checkpoints: bool) -> dict[str, 
 
 
 @contextlib.contextmanager
-def scratch(url: str | None) -> Iterator[Database]:
+def scratch(url: str | None, purpose: str = "checkpoint") -> Iterator[Database]:
     """An empty place of ``url``'s dialect, removed afterwards: a temporary SQLite file
-    (``url`` None), else a new schema (PostgreSQL) or database (MySQL) on its server."""
+    (``url`` None), else a new schema (PostgreSQL) or database (MySQL) on its server, named
+    for its ``purpose``."""
     import tempfile
     import uuid
 
     if url is None:
-        with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}checkpoint-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{purpose}-") as tmp:
             yield resolve(f"sqlite:///{Path(tmp) / 'scratch.db'}")
         return
-    name = f"{SCRATCH_PREFIX}checkpoint_{uuid.uuid4().hex[:12]}"
+    name = f"{SCRATCH_PREFIX}{purpose}_{uuid.uuid4().hex[:12]}"
     db = resolve(settings.with_schema(url, name))
     try:
         tenants.create_database(db)  # MySQL: connectable at once (PostgreSQL's schema comes with the upgrade)

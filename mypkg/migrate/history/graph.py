@@ -101,12 +101,12 @@ def require_revision(revision: str) -> None:
             raise UsageError(f"unknown branch {label!r} in {revision!r}: no revision carries that branch label "
                              f"(installed plugins: {', '.join(p.name for p in load().plugins) or 'none'})")
         return
-    from alembic.util import CommandError
-
     from .manifest import load
 
     if revision in load().by_id:  # a whole id the manifest names: known without importing a script
         return
+    from alembic.util import CommandError
+
     try:
         found = scripts.script_directory().get_revisions(revision)
     except CommandError as exc:

@@ -11,11 +11,10 @@ database itself is only read.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import events
 from ..database import connections, ledger, tenants
 from ..database.settings import DEFAULT_LOCK_TIMEOUT
 from ..database.target import Database, resolve
@@ -67,7 +66,8 @@ def plan(target: Target = None, revision: str = "head", *, lock_timeout: float =
     with _scratch(db) as scratch:
         for head in current:
             try:
-                _run(scratch, head, use_checkpoints=True, lock_timeout=lock_timeout)
+                with events.only():  # building the copy is not the command's migration
+                    _run(scratch, head, use_checkpoints=True, lock_timeout=lock_timeout)
             except MigrateError as exc:
                 raise MigrateError(f"no plan: the scratch copy cannot be built up to {head}, where the database is: "
                                    f"{exc}") from exc
@@ -152,30 +152,15 @@ def _lint_findings(dialect: str, revision: str, pending: set[str]) -> tuple[dict
 @contextlib.contextmanager
 def _scratch(db: Database) -> Iterator[Database]:
     """An empty place of the same kind as ``db``, dropped afterwards: PostgreSQL's a database
-    of its own when the role may create one, else a schema beside the target's."""
-    if db.is_postgresql or db.is_mysql:
-        name = f"{SCRATCH_PREFIX}plan_{uuid.uuid4().hex[:12]}"
-        if db.is_postgresql:
-            with tenants.scratch_database(db, name) as made:
-                if made is not None:
-                    yield Database(made, db.masked, db.backend, None)
-                    return
-        url = db.url.set(database=name) if db.is_mysql else db.url
-        scratch = Database(url, db.masked, db.backend, None, None, name)
-        try:
-            yield scratch
-        finally:
-            _drop(db, name)
-        return
-    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}plan-") as folder:
-        yield resolve(f"sqlite:///{Path(folder) / 'plan.db'}")
+    of its own when the role may create one, else the place a checkpoint's replay takes (a
+    schema beside the target's, a database on MySQL's server, a temporary SQLite file)."""
+    from ..checks.checkpoint import scratch
 
-
-def _drop(db: Database, name: str) -> None:
-    # MySQL: on the server, not in a database (the target's own may be a tenant not made yet).
-    server = db._replace(schema=None) if db.is_postgresql else db._replace(url=db.url._replace(database=None))
-    with connections.connect(server, will_write=True) as connection:
-        quoted = connection.dialect.identifier_preparer.quote(name)
-        connection.exec_driver_sql(f"DROP {'SCHEMA' if db.is_postgresql else 'DATABASE'} IF EXISTS {quoted}"
-                                   f"{' CASCADE' if db.is_postgresql else ''}")
-        connection.commit()
+    if db.is_postgresql:
+        with tenants.scratch_database(db, f"{SCRATCH_PREFIX}plan_{uuid.uuid4().hex[:12]}") as made:
+            if made is not None:
+                yield Database(made, db.masked, db.backend, None)
+                return
+    server = db.url.render_as_string(hide_password=False) if db.is_postgresql or db.is_mysql else None
+    with scratch(server, purpose="plan") as place:
+        yield place

@@ -6,8 +6,8 @@ import time
 from typing import TYPE_CHECKING, Literal
 
 from ..database import connections, ledger, locks, tenants
-from ..history import graph
 from ..database.target import resolve
+from ..history import graph
 from ..errors import MigrateError
 from ..identity import COMMAND
 from ..results import BackfillProgress, BackgroundBackfill, Status
